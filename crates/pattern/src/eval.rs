@@ -1,0 +1,154 @@
+//! Deciding whether one branch of a pattern matches a flattened event, array-consistently.
+//!
+//! Owns: the meaning of each operator on an event value, and the search for one value per
+//! condition such that all chosen values agree on every array they share.
+//! Must not: allocate on the common path, or take time exponential in the event on any input.
+//! Invariants: conditions are visited in path order, and `exists: false` only looks at values
+//! consistent with those chosen so far, as the reference does. The search prunes a value that
+//! adds no array constraint (if it failed, every other choice fails too, unless an `exists: false`
+//! follows) and, past a step budget,
+//! memoises failed (condition, constraint set) states, which bounds its work by the number of
+//! distinct array positions rather than by the number of value combinations.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::event::{Flat, Kind, Val};
+use crate::pattern::Pred;
+use crate::value::{fold, parse_ip};
+
+/// A condition with its path interned.
+#[derive(Debug, Clone)]
+pub(crate) struct PCond {
+    pub path: u32,
+    pub preds: Arc<[Pred]>,
+    pub absent: bool,
+}
+
+/// Does one event value satisfy one operator?
+pub(crate) fn pred_matches(p: &Pred, v: &Val, flat: &Flat, text: &str) -> bool {
+    let s = flat.str_of(v, text);
+    match p {
+        Pred::Str(x) => s == Some(&**x),
+        Pred::Num(n) => v.kind == Kind::Num && n.matches(flat.lit_of(v, text), v.num),
+        Pred::Bool(b) => v.kind == if *b { Kind::True } else { Kind::False },
+        Pred::Null => v.kind == Kind::Null,
+        Pred::Ip(r) => s.and_then(parse_ip).is_some_and(|ip| r.contains(ip)),
+        Pred::Prefix(x) => s.is_some_and(|s| s.starts_with(&**x)),
+        Pred::Suffix(x) => s.is_some_and(|s| s.ends_with(&**x)),
+        Pred::PrefixIc(x) => s.is_some_and(|s| fold(s).starts_with(&**x)),
+        Pred::SuffixIc(x) => s.is_some_and(|s| fold(s).ends_with(&**x)),
+        Pred::EqIc(x) => s.is_some_and(|s| *fold(s) == **x),
+        Pred::Wildcard(w) => s.is_some_and(|s| w.matches(s)),
+        Pred::Range(r) => v.num.is_some_and(|n| r.contains(n)),
+        Pred::Exists => true,
+        Pred::NotStr(xs) => !s.is_some_and(|s| xs.iter().any(|x| **x == *s)),
+        Pred::NotNum(xs) => !v.num.is_some_and(|n| xs.contains(&n)),
+        Pred::NotIc(xs) => !s.is_some_and(|s| {
+            let f = fold(s);
+            xs.iter().any(|x| **x == *f)
+        }),
+        Pred::NotPrefix(xs) => !s.is_some_and(|s| xs.iter().any(|x| s.starts_with(&**x))),
+        Pred::NotSuffix(xs) => !s.is_some_and(|s| xs.iter().any(|x| s.ends_with(&**x))),
+        Pred::NotWildcard(ws) => !s.is_some_and(|s| ws.iter().any(|w| w.matches(s))),
+    }
+}
+
+/// Steps after which failed states start being remembered.
+const MEMO_AFTER_STEPS: u32 = 4096;
+
+struct Search<'a> {
+    conds: &'a [PCond],
+    flat: &'a Flat,
+    text: &'a str,
+    /// The (array, index) constraints of the values chosen so far; each array at most once.
+    merged: Vec<(u32, u32)>,
+    steps: u32,
+    /// Index of the last `exists: false` condition: more constraints make absence easier, so
+    /// the pruning below is only sound after it.
+    last_absent: Option<usize>,
+    failed: HashSet<(usize, Vec<(u32, u32)>)>,
+}
+
+#[inline]
+fn consistent(mem: &[(u32, u32)], merged: &[(u32, u32)]) -> bool {
+    mem.iter().all(|&(a, i)| {
+        merged
+            .iter()
+            .find(|&&(b, _)| b == a)
+            .is_none_or(|&(_, j)| i == j)
+    })
+}
+
+impl Search<'_> {
+    fn go(&mut self, at: usize) -> bool {
+        let Some(c) = self.conds.get(at) else {
+            return true;
+        };
+        self.steps = self.steps.saturating_add(1);
+        let memo = self.steps > MEMO_AFTER_STEPS;
+        if memo {
+            let mut key = self.merged.clone();
+            key.sort_unstable();
+            if self.failed.contains(&(at, key)) {
+                return false;
+            }
+        }
+        let ok = self.try_cond(c, at);
+        if !ok && memo {
+            let mut key = self.merged.clone();
+            key.sort_unstable();
+            self.failed.insert((at, key));
+        }
+        ok
+    }
+
+    fn try_cond(&mut self, c: &PCond, at: usize) -> bool {
+        let flat = self.flat;
+        let mut any_consistent = false;
+        for &vi in flat.at(c.path) {
+            let Some(v) = flat.vals.get(vi as usize) else {
+                continue;
+            };
+            let mem = flat.membership(v);
+            if !consistent(mem, &self.merged) {
+                continue;
+            }
+            any_consistent = true;
+            if !c.preds.iter().any(|p| pred_matches(p, v, flat, self.text)) {
+                continue;
+            }
+            let before = self.merged.len();
+            for &(a, i) in mem {
+                if !self.merged[..before].iter().any(|&(b, _)| b == a) {
+                    self.merged.push((a, i));
+                }
+            }
+            let added = self.merged.len() > before;
+            let ok = self.go(at + 1);
+            self.merged.truncate(before);
+            if ok {
+                return true;
+            }
+            if !added && self.last_absent.is_none_or(|l| l <= at) {
+                // Every other value would constrain the rest at least as much as this one did.
+                return false;
+            }
+        }
+        c.absent && !any_consistent && self.go(at + 1)
+    }
+}
+
+/// Does the branch made of `conds` (sorted by path) match the event?
+pub(crate) fn branch_matches(conds: &[PCond], flat: &Flat, text: &str) -> bool {
+    let mut s = Search {
+        conds,
+        flat,
+        text,
+        merged: Vec::new(),
+        steps: 0,
+        last_absent: conds.iter().rposition(|c| c.absent),
+        failed: HashSet::new(),
+    };
+    s.go(0)
+}

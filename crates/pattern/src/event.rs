@@ -1,0 +1,457 @@
+//! Flattening an event into the (path, value, array position) tuples that patterns can test.
+//!
+//! Owns: the trie of field paths a set of patterns names, and the walk over an event's JSON text
+//! that records only values on those paths and skips everything else without building it.
+//! Must not: evaluate patterns, or allocate per value (strings without escapes are kept as byte
+//! ranges into the event text).
+//! Invariants: a path is the event's keys joined with `.`, and the trie is keyed by the
+//! `.`-separated segments of that joined name, so `{"a.b": 1}` and `{"a": {"b": 1}}` both reach
+//! path `a.b`, as in the reference. Each array met on a named path gets a fresh id, and each
+//! value records, outermost first, the (array id, element index) pairs it sits in; two values
+//! are array-consistent when they agree on the index of every array they share.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::EventError;
+use crate::json::{JsonResult, Lexer};
+use crate::value::comparable;
+
+/// Deepest JSON nesting accepted in an event.
+pub const MAX_EVENT_DEPTH: usize = 128;
+
+/// A small, fast, non-cryptographic hasher. The keys hashed are field names and operand values
+/// taken from patterns, which the operator controls; event text only ever looks keys up.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w) ^ (rest.len() as u64) << 59)
+                .wrapping_mul(K);
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Children are scanned linearly up to this many; beyond, they are hashed.
+const LINEAR_CHILDREN: usize = 8;
+
+#[derive(Default, Debug, Clone)]
+struct TrieNode {
+    children: Vec<(Box<str>, u32)>,
+    map: Option<FxMap<Box<str>, u32>>,
+    path: Option<u32>,
+}
+
+/// The paths a set of patterns names, as a trie of key segments.
+#[derive(Debug, Clone)]
+pub(crate) struct PathTrie {
+    nodes: Vec<TrieNode>,
+}
+
+impl PathTrie {
+    pub fn new() -> Self {
+        PathTrie {
+            nodes: vec![TrieNode::default()],
+        }
+    }
+
+    /// Registers `path` under `id`.
+    pub fn insert(&mut self, path: &str, id: u32) {
+        let mut node = 0usize;
+        for seg in path.split('.') {
+            let found = self.nodes[node]
+                .children
+                .iter()
+                .find(|(k, _)| **k == *seg)
+                .map(|&(_, n)| n as usize);
+            node = match found {
+                Some(n) => n,
+                None => {
+                    let n = self.nodes.len();
+                    self.nodes.push(TrieNode::default());
+                    self.nodes[node].children.push((seg.into(), n as u32));
+                    n
+                }
+            };
+        }
+        self.nodes[node].path = Some(id);
+    }
+
+    /// Switches wide nodes to hashed lookup; call once all paths are in.
+    pub fn seal(&mut self) {
+        for n in &mut self.nodes {
+            if n.children.len() > LINEAR_CHILDREN {
+                n.map = Some(n.children.iter().cloned().collect());
+            }
+        }
+    }
+
+    #[inline]
+    fn child(&self, node: u32, seg: &str) -> Option<u32> {
+        let n = self.nodes.get(node as usize)?;
+        match &n.map {
+            Some(m) => m.get(seg).copied(),
+            None => n
+                .children
+                .iter()
+                .find(|(k, _)| k.as_bytes() == seg.as_bytes())
+                .map(|&(_, c)| c),
+        }
+    }
+
+    /// The node reached from `node` by an event key, which may itself contain dots.
+    #[inline]
+    fn step(&self, node: u32, key: &str) -> Option<u32> {
+        if !key.contains('.') {
+            return self.child(node, key);
+        }
+        key.split('.').try_fold(node, |n, seg| self.child(n, seg))
+    }
+
+    #[inline]
+    fn path(&self, node: u32) -> Option<u32> {
+        self.nodes.get(node as usize).and_then(|n| n.path)
+    }
+
+    #[inline]
+    fn has_children(&self, node: u32) -> bool {
+        self.nodes
+            .get(node as usize)
+            .is_some_and(|n| !n.children.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A string without escapes: `start..end` is in the event text.
+    Str,
+    /// A string with escapes: `start..end` is in the decoded buffer.
+    Decoded,
+    /// A number: `start..end` is its literal in the event text.
+    Num,
+    True,
+    False,
+    Null,
+}
+
+/// One scalar of the event on a named path.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Val {
+    pub path: u32,
+    pub kind: Kind,
+    start: u32,
+    end: u32,
+    /// The value of a comparable number.
+    pub num: Option<f64>,
+    mem_start: u32,
+    mem_len: u32,
+}
+
+/// A flattened event, reused from one event to the next to keep its allocations.
+#[derive(Default)]
+pub(crate) struct Flat {
+    pub vals: Vec<Val>,
+    mem: Vec<(u32, u32)>,
+    decoded: String,
+    stack: Vec<(u32, u32)>,
+    next_array: u32,
+    order: Vec<u32>,
+    /// Per path id: (generation, start, end) into `order`.
+    slots: Vec<(u32, u32, u32)>,
+    generation: u32,
+}
+
+impl Flat {
+    /// Flattens `text`, keeping the values on the paths of `trie` (ids below `n_paths`).
+    pub fn load(&mut self, text: &str, trie: &PathTrie, n_paths: usize) -> Result<(), EventError> {
+        self.vals.clear();
+        self.mem.clear();
+        self.decoded.clear();
+        self.stack.clear();
+        self.next_array = 0;
+        let mut lx = Lexer::new(text);
+        if lx.peek() != Some(b'{') {
+            return Err(EventError {
+                offset: lx.pos,
+                reason: "an event must be a JSON object",
+            });
+        }
+        let walked = self
+            .walk(&mut lx, trie, 0, MAX_EVENT_DEPTH)
+            .and_then(|()| lx.end());
+        walked.map_err(|e| EventError {
+            offset: e.offset,
+            reason: e.what,
+        })?;
+        self.group(n_paths);
+        Ok(())
+    }
+
+    fn walk(
+        &mut self,
+        lx: &mut Lexer<'_>,
+        trie: &PathTrie,
+        node: u32,
+        depth: usize,
+    ) -> JsonResult<()> {
+        match lx.peek() {
+            Some(b'{') => {
+                if depth == 0 {
+                    return lx.err("nesting too deep");
+                }
+                lx.pos += 1;
+                if lx.eat(b'}') {
+                    return Ok(());
+                }
+                let descend = trie.has_children(node);
+                loop {
+                    lx.ws();
+                    if descend {
+                        let key = lx.string()?;
+                        lx.expect(b':', "expected ':' after an object key")?;
+                        match trie.step(node, &key) {
+                            Some(child) => self.walk(lx, trie, child, depth - 1)?,
+                            None => lx.skip_value(depth - 1)?,
+                        }
+                    } else {
+                        lx.skip_string()?;
+                        lx.expect(b':', "expected ':' after an object key")?;
+                        lx.skip_value(depth - 1)?;
+                    }
+                    if lx.eat(b',') {
+                        continue;
+                    }
+                    return lx.expect(b'}', "expected ',' or '}' in an object");
+                }
+            }
+            Some(b'[') => {
+                if depth == 0 {
+                    return lx.err("nesting too deep");
+                }
+                lx.pos += 1;
+                let id = self.next_array;
+                self.next_array = self.next_array.wrapping_add(1);
+                if lx.eat(b']') {
+                    return Ok(());
+                }
+                let mut index = 0u32;
+                loop {
+                    self.stack.push((id, index));
+                    let r = self.walk(lx, trie, node, depth - 1);
+                    self.stack.pop();
+                    r?;
+                    index = index.wrapping_add(1);
+                    if lx.eat(b',') {
+                        continue;
+                    }
+                    return lx.expect(b']', "expected ',' or ']' in an array");
+                }
+            }
+            Some(b) => {
+                let Some(path) = trie.path(node) else {
+                    return lx.skip_value(0);
+                };
+                let (kind, start, end, num) = match b {
+                    b'"' => {
+                        let s = lx.string()?;
+                        if let std::borrow::Cow::Owned(s) = s {
+                            let start = self.decoded.len();
+                            self.decoded.push_str(&s);
+                            (Kind::Decoded, start, self.decoded.len(), None)
+                        } else {
+                            // Borrowed means no escapes: the text lies just inside the quotes.
+                            (Kind::Str, lx.pos - 1 - s.len(), lx.pos - 1, None)
+                        }
+                    }
+                    b't' | b'f' | b'n' => {
+                        let kind = match b {
+                            b't' => Kind::True,
+                            b'f' => Kind::False,
+                            _ => Kind::Null,
+                        };
+                        lx.skip_value(0)?;
+                        (kind, 0, 0, None)
+                    }
+                    _ => {
+                        let start = lx.pos;
+                        let lit = lx.number()?;
+                        (Kind::Num, start, lx.pos, comparable(lit))
+                    }
+                };
+                let mem_start = self.mem.len() as u32;
+                self.mem.extend_from_slice(&self.stack);
+                self.vals.push(Val {
+                    path,
+                    kind,
+                    start: start as u32,
+                    end: end as u32,
+                    num,
+                    mem_start,
+                    mem_len: self.stack.len() as u32,
+                });
+                Ok(())
+            }
+            None => lx.err("unexpected end of input"),
+        }
+    }
+
+    fn group(&mut self, n_paths: usize) {
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.slots.iter_mut().for_each(|s| s.0 = 0);
+            self.generation = 1;
+        }
+        if self.slots.len() < n_paths {
+            self.slots.resize(n_paths, (0, 0, 0));
+        }
+        self.order.clear();
+        self.order.extend(0..self.vals.len() as u32);
+        let vals = &self.vals;
+        self.order
+            .sort_by_key(|&i| vals.get(i as usize).map_or(u32::MAX, |v| v.path));
+        let mut i = 0;
+        while i < self.order.len() {
+            let path = self.path_of(i);
+            let mut j = i + 1;
+            while j < self.order.len() && self.path_of(j) == path {
+                j += 1;
+            }
+            if let Some(slot) = self.slots.get_mut(path as usize) {
+                *slot = (self.generation, i as u32, j as u32);
+            }
+            i = j;
+        }
+    }
+
+    fn path_of(&self, i: usize) -> u32 {
+        self.order
+            .get(i)
+            .and_then(|&v| self.vals.get(v as usize))
+            .map_or(u32::MAX, |v| v.path)
+    }
+
+    /// Indices (into `vals`) of the values at `path`.
+    #[inline]
+    pub fn at(&self, path: u32) -> &[u32] {
+        match self.slots.get(path as usize) {
+            Some(&(g, s, e)) if g == self.generation => {
+                self.order.get(s as usize..e as usize).unwrap_or(&[])
+            }
+            _ => &[],
+        }
+    }
+
+    /// The text of a string value.
+    #[inline]
+    pub fn str_of<'t>(&'t self, v: &Val, text: &'t str) -> Option<&'t str> {
+        let range = v.start as usize..v.end as usize;
+        match v.kind {
+            Kind::Str => text.get(range),
+            Kind::Decoded => self.decoded.get(range),
+            _ => None,
+        }
+    }
+
+    /// The literal of a number value.
+    #[inline]
+    pub fn lit_of<'t>(&self, v: &Val, text: &'t str) -> &'t str {
+        text.get(v.start as usize..v.end as usize).unwrap_or("")
+    }
+
+    /// The arrays a value sits in, outermost first.
+    #[inline]
+    pub fn membership(&self, v: &Val) -> &[(u32, u32)] {
+        let s = v.mem_start as usize;
+        self.mem.get(s..s + v.mem_len as usize).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flat(text: &str, paths: &[&str]) -> (Flat, PathTrie) {
+        let mut trie = PathTrie::new();
+        for (i, p) in paths.iter().enumerate() {
+            trie.insert(p, i as u32);
+        }
+        trie.seal();
+        let mut f = Flat::default();
+        assert_eq!(f.load(text, &trie, paths.len()), Ok(()));
+        (f, trie)
+    }
+
+    #[test]
+    fn keeps_only_named_paths_and_joins_dotted_keys() {
+        let text = r#"{"a":{"b":1,"skip":{"x":[1,2,{"y":"z"}]}},"a.c":"v\n","d":"no"}"#;
+        let (f, _) = flat(text, &["a.b", "a.c"]);
+        assert_eq!(f.vals.len(), 2);
+        let b = f.at(0);
+        assert_eq!(b.len(), 1);
+        let v = f.vals[b[0] as usize];
+        assert_eq!(f.lit_of(&v, text), "1");
+        let c = f.vals[f.at(1)[0] as usize];
+        assert_eq!(f.str_of(&c, text), Some("v\n"));
+    }
+
+    #[test]
+    fn records_array_membership() {
+        let text = r#"{"a":[{"b":1,"c":2},{"b":3}]}"#;
+        let (f, _) = flat(text, &["a.b", "a.c"]);
+        let bs: Vec<_> = f
+            .at(0)
+            .iter()
+            .map(|&i| f.membership(&f.vals[i as usize]).to_vec())
+            .collect();
+        assert_eq!(bs, vec![vec![(0, 0)], vec![(0, 1)]]);
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_object() {
+        let trie = PathTrie::new();
+        let mut f = Flat::default();
+        for bad in ["[]", "1", "", "{", "{\"a\":}", "{} {}", "{\"a\":1,}"] {
+            assert!(f.load(bad, &trie, 0).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,490 @@
+//! Strict RFC 8259 JSON reading, our own, so that number literals keep their exact text.
+//!
+//! Owns: the byte-level lexer shared by the pattern parser (which builds a small tree) and the
+//! event walker (which skips what no pattern names without building anything).
+//! Must not: allocate for strings without escapes, recurse deeper than the caller's limit, or
+//! panic on any input.
+//! Invariants: the input is a `&str`, so it is valid UTF-8; the lexer only ever stops on ASCII
+//! bytes, so every slice it takes lies on character boundaries.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// A parsed JSON value. Numbers stay as their literal text: equality of numbers is decided later,
+/// by the code that knows whether it wants the literal or the value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Json<'a> {
+    Null,
+    Bool(bool),
+    Num(&'a str),
+    Str(Cow<'a, str>),
+    Arr(Vec<Json<'a>>),
+    /// Members in document order; duplicates are kept so that the caller can refuse them.
+    Obj(Vec<(Cow<'a, str>, Json<'a>)>),
+}
+
+/// Where and why a text is not JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SyntaxError {
+    pub offset: usize,
+    pub what: &'static str,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid JSON at byte {}: {}", self.offset, self.what)
+    }
+}
+
+pub(crate) type JsonResult<T> = Result<T, SyntaxError>;
+
+pub(crate) struct Lexer<'a> {
+    src: &'a str,
+    bytes: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Lexer<'a> {
+    pub fn new(src: &'a str) -> Self {
+        Lexer {
+            src,
+            bytes: src.as_bytes(),
+            pos: 0,
+        }
+    }
+
+    pub fn err<T>(&self, what: &'static str) -> JsonResult<T> {
+        Err(SyntaxError {
+            offset: self.pos,
+            what,
+        })
+    }
+
+    #[inline]
+    pub fn ws(&mut self) {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Next significant byte, after whitespace, without consuming it.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    pub fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn expect(&mut self, c: u8, what: &'static str) -> JsonResult<()> {
+        if self.eat(c) { Ok(()) } else { self.err(what) }
+    }
+
+    /// After the top-level value only whitespace may follow.
+    pub fn end(&mut self) -> JsonResult<()> {
+        self.ws();
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            self.err("unexpected text after the JSON value")
+        }
+    }
+
+    /// Reads a string; the cursor must be on its opening quote.
+    pub fn string(&mut self) -> JsonResult<Cow<'a, str>> {
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return self.err("expected a string");
+        }
+        self.pos += 1;
+        let start = self.pos;
+        // Fast path: most strings have no escapes and are returned as a borrowed slice.
+        loop {
+            match self.bytes.get(self.pos) {
+                None => return self.err("unterminated string"),
+                Some(b'"') => {
+                    let s = &self.src[start..self.pos];
+                    self.pos += 1;
+                    return Ok(Cow::Borrowed(s));
+                }
+                Some(b'\\') => break,
+                Some(&b) if b < 0x20 => return self.err("control character in string"),
+                Some(_) => self.pos += 1,
+            }
+        }
+        let mut out = String::with_capacity(self.pos - start + 16);
+        out.push_str(&self.src[start..self.pos]);
+        loop {
+            let run = self.pos;
+            while let Some(&b) = self.bytes.get(self.pos) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.pos += 1;
+            }
+            out.push_str(&self.src[run..self.pos]);
+            match self.bytes.get(self.pos) {
+                None => return self.err("unterminated string"),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(Cow::Owned(out));
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let c = self.escape()?;
+                    out.push(c);
+                }
+                Some(_) => return self.err("control character in string"),
+            }
+        }
+    }
+
+    /// Skips a string without building it; the cursor must be on its opening quote.
+    pub fn skip_string(&mut self) -> JsonResult<()> {
+        if self.bytes.get(self.pos) != Some(&b'"') {
+            return self.err("expected a string");
+        }
+        self.pos += 1;
+        loop {
+            // Eight bytes at a time while none of them is a quote, a backslash or a control
+            // character: long free-text fields are the bulk of what the matcher skips.
+            while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(chunk);
+                let w = u64::from_le_bytes(word);
+                if has_special(w) {
+                    break;
+                }
+                self.pos += 8;
+            }
+            match self.bytes.get(self.pos) {
+                None => return self.err("unterminated string"),
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    self.escape()?;
+                }
+                Some(&b) if b < 0x20 => return self.err("control character in string"),
+                Some(_) => self.pos += 1,
+            }
+        }
+    }
+
+    /// Decodes one escape; the cursor is just after the backslash.
+    fn escape(&mut self) -> JsonResult<char> {
+        let Some(&b) = self.bytes.get(self.pos) else {
+            return self.err("unterminated string");
+        };
+        self.pos += 1;
+        Ok(match b {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let hi = self.hex4()?;
+                if (0xD800..0xDC00).contains(&hi) {
+                    if self.bytes.get(self.pos) != Some(&b'\\')
+                        || self.bytes.get(self.pos + 1) != Some(&b'u')
+                    {
+                        return self.err("unpaired surrogate in \\u escape");
+                    }
+                    self.pos += 2;
+                    let lo = self.hex4()?;
+                    if !(0xDC00..0xE000).contains(&lo) {
+                        return self.err("unpaired surrogate in \\u escape");
+                    }
+                    let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+                    match char::from_u32(c) {
+                        Some(c) => c,
+                        None => return self.err("invalid \\u escape"),
+                    }
+                } else {
+                    match char::from_u32(hi) {
+                        Some(c) => c,
+                        None => return self.err("unpaired surrogate in \\u escape"),
+                    }
+                }
+            }
+            _ => {
+                self.pos -= 1;
+                return self.err("invalid escape in string");
+            }
+        })
+    }
+
+    fn hex4(&mut self) -> JsonResult<u32> {
+        let mut v = 0u32;
+        for _ in 0..4 {
+            let Some(&b) = self.bytes.get(self.pos) else {
+                return self.err("truncated \\u escape");
+            };
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return self.err("invalid hex digit in \\u escape"),
+            };
+            v = v * 16 + u32::from(d);
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+
+    /// Reads a number literal and returns its exact text.
+    pub fn number(&mut self) -> JsonResult<&'a str> {
+        let start = self.pos;
+        if self.bytes.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        match self.bytes.get(self.pos) {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return self.err("invalid number"),
+        }
+        if self.bytes.get(self.pos) == Some(&b'.') {
+            self.pos += 1;
+            if !matches!(self.bytes.get(self.pos), Some(b'0'..=b'9')) {
+                return self.err("invalid number: digit expected after '.'");
+            }
+            self.digits();
+        }
+        if matches!(self.bytes.get(self.pos), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.bytes.get(self.pos), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if !matches!(self.bytes.get(self.pos), Some(b'0'..=b'9')) {
+                return self.err("invalid number: digit expected in exponent");
+            }
+            self.digits();
+        }
+        Ok(&self.src[start..self.pos])
+    }
+
+    fn digits(&mut self) {
+        while matches!(self.bytes.get(self.pos), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &'static [u8], what: &'static str) -> JsonResult<()> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            self.err(what)
+        }
+    }
+
+    /// Reads a scalar at the cursor (after whitespace); `None` if the next value is a container.
+    pub fn scalar(&mut self) -> JsonResult<Option<Json<'a>>> {
+        match self.peek() {
+            Some(b'"') => Ok(Some(Json::Str(self.string()?))),
+            Some(b't') => self
+                .literal(b"true", "invalid literal")
+                .map(|()| Some(Json::Bool(true))),
+            Some(b'f') => self
+                .literal(b"false", "invalid literal")
+                .map(|()| Some(Json::Bool(false))),
+            Some(b'n') => self
+                .literal(b"null", "invalid literal")
+                .map(|()| Some(Json::Null)),
+            Some(b'-' | b'0'..=b'9') => Ok(Some(Json::Num(self.number()?))),
+            Some(b'{' | b'[') => Ok(None),
+            Some(_) => self.err("expected a JSON value"),
+            None => self.err("unexpected end of input"),
+        }
+    }
+
+    /// Skips one value of any kind, checking its syntax. `depth` is the nesting still allowed.
+    pub fn skip_value(&mut self, depth: usize) -> JsonResult<()> {
+        match self.peek() {
+            Some(b'"') => self.skip_string(),
+            Some(b'{') => {
+                if depth == 0 {
+                    return self.err("nesting too deep");
+                }
+                self.pos += 1;
+                if self.eat(b'}') {
+                    return Ok(());
+                }
+                loop {
+                    self.ws();
+                    self.skip_string()?;
+                    self.expect(b':', "expected ':' after an object key")?;
+                    self.skip_value(depth - 1)?;
+                    if self.eat(b',') {
+                        continue;
+                    }
+                    return self.expect(b'}', "expected ',' or '}' in an object");
+                }
+            }
+            Some(b'[') => {
+                if depth == 0 {
+                    return self.err("nesting too deep");
+                }
+                self.pos += 1;
+                if self.eat(b']') {
+                    return Ok(());
+                }
+                loop {
+                    self.skip_value(depth - 1)?;
+                    if self.eat(b',') {
+                        continue;
+                    }
+                    return self.expect(b']', "expected ',' or ']' in an array");
+                }
+            }
+            _ => self.scalar().map(drop),
+        }
+    }
+
+    /// Builds a tree of one value. `depth` is the nesting still allowed.
+    pub fn value(&mut self, depth: usize) -> JsonResult<Json<'a>> {
+        if let Some(v) = self.scalar()? {
+            return Ok(v);
+        }
+        if depth == 0 {
+            return self.err("nesting too deep");
+        }
+        if self.eat(b'[') {
+            let mut items = Vec::new();
+            if self.eat(b']') {
+                return Ok(Json::Arr(items));
+            }
+            loop {
+                items.push(self.value(depth - 1)?);
+                if self.eat(b',') {
+                    continue;
+                }
+                self.expect(b']', "expected ',' or ']' in an array")?;
+                return Ok(Json::Arr(items));
+            }
+        }
+        self.expect(b'{', "expected a JSON value")?;
+        let mut members = Vec::new();
+        if self.eat(b'}') {
+            return Ok(Json::Obj(members));
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.expect(b':', "expected ':' after an object key")?;
+            let v = self.value(depth - 1)?;
+            members.push((key, v));
+            if self.eat(b',') {
+                continue;
+            }
+            self.expect(b'}', "expected ',' or '}' in an object")?;
+            return Ok(Json::Obj(members));
+        }
+    }
+}
+
+/// True if any byte of `w` is `"`, `\` or below 0x20 (the classic SWAR zero-byte test).
+#[inline]
+fn has_special(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let quote = zero_in(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero_in(w ^ (ONES * u64::from(b'\\')));
+    // A byte below 0x20 is one whose value minus 0x20 borrows; bytes >= 0x80 are excluded.
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    (quote | backslash | control) != 0
+}
+
+/// Parses a whole text into a tree.
+pub(crate) fn parse(src: &str, max_depth: usize) -> JsonResult<Json<'_>> {
+    let mut lx = Lexer::new(src);
+    let v = lx.value(max_depth)?;
+    lx.end()?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_their_text() {
+        assert_eq!(parse("3.0e2", 4), Ok(Json::Num("3.0e2")));
+        assert_eq!(parse(" -0.0 ", 4), Ok(Json::Num("-0.0")));
+    }
+
+    #[test]
+    fn rejects_what_rfc_8259_rejects() {
+        for bad in [
+            "01",
+            "1.",
+            ".5",
+            "+1",
+            "1e",
+            "[1,]",
+            "{\"a\":1,}",
+            "{'a':1}",
+            "\"\\x\"",
+            "\"a\tb\"",
+            "[1 2]",
+            "nul",
+            "{} x",
+            "",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "NaN",
+            "-",
+        ] {
+            assert!(parse(bad, 8).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn decodes_escapes_and_surrogate_pairs() {
+        assert_eq!(
+            parse(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#, 1),
+            Ok(Json::Str(Cow::Owned("a\"\\/\u{8}\u{c}\n\r\té😀".into())))
+        );
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        assert!(parse("[[[1]]]", 3).is_ok());
+        assert!(parse("[[[1]]]", 2).is_err());
+        let mut lx = Lexer::new("[[[1]]]");
+        assert!(lx.skip_value(2).is_err());
+    }
+
+    #[test]
+    fn skip_string_finds_specials_in_long_strings() {
+        for s in [
+            "\"0123456789abcdef\"",
+            "\"0123456789\\\"abcdef\"",
+            "\"0123456789abcdé\\u0041\"",
+        ] {
+            let mut lx = Lexer::new(s);
+            assert_eq!(lx.skip_string(), Ok(()), "{s}");
+            assert_eq!(lx.pos, s.len());
+        }
+        let mut lx = Lexer::new("\"0123456789\u{1}abcdef\"");
+        assert!(lx.skip_string().is_err());
+    }
+}
