@@ -1,0 +1,142 @@
+//! One HTTP attempt of one delivery, and nothing else: build the request, send it, classify the
+//! answer. Deciding what the answer means for the delivery is [`crate::policy`]'s job.
+
+use std::time::{Duration, SystemTime};
+
+use switchyard_store::{PendingDelivery, SubscriptionRecord};
+
+use crate::{DeliveryError, ErrorKind};
+
+/// Bytes of a failed answer's body kept for the dead letter and logs: enough to see the
+/// receiver's error message, too little to copy a large payload around.
+const EXCERPT_BYTES: usize = 256;
+/// Bytes of an answer's body read at most; reading drains the connection for reuse, and the cap
+/// keeps a receiver that streams forever from holding the attempt open.
+const MAX_DRAIN_BYTES: usize = 64 * 1024;
+
+/// Sends the delivery's next attempt. Ok is the 2xx status.
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    subscription: &SubscriptionRecord,
+    delivery: &PendingDelivery,
+) -> Result<u16, DeliveryError> {
+    let destination = &subscription.spec.destination;
+    let method = reqwest::Method::from_bytes(destination.method.as_str().as_bytes())
+        .map_err(|e| invalid(format!("method: {e}")))?;
+    let mut request = client
+        .request(method, destination.url.as_str())
+        .timeout(Duration::from_millis(destination.timeout_ms))
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in &destination.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    let request = request
+        .header("switchyard-event-id", delivery.event.id.as_str())
+        .header("switchyard-bus", subscription.bus.as_str())
+        .header("switchyard-subscription", subscription.name.as_str())
+        .header("switchyard-attempt", (delivery.attempts + 1).to_string())
+        .body(delivery.event.envelope.clone());
+    let mut response = request.send().await.map_err(transport_error)?;
+    let status = response.status().as_u16();
+    let retry_after_ms = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after_ms);
+    let mut excerpt = Vec::new();
+    let mut read = 0usize;
+    while read < MAX_DRAIN_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                read += chunk.len();
+                let room = EXCERPT_BYTES.saturating_sub(excerpt.len());
+                excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Ok(None) => break,
+            // The status is known; a body cut short does not change it.
+            Err(e) if e.is_timeout() => {
+                return Err(DeliveryError {
+                    kind: ErrorKind::Timeout,
+                    message: "timed out reading the response".into(),
+                });
+            }
+            Err(_) => break,
+        }
+    }
+    if (200..300).contains(&status) {
+        return Ok(status);
+    }
+    let body = String::from_utf8_lossy(&excerpt);
+    let body = body.trim();
+    let message = if body.is_empty() {
+        format!("HTTP {status}")
+    } else {
+        format!("HTTP {status}: {body}")
+    };
+    Err(DeliveryError {
+        kind: ErrorKind::Status {
+            status,
+            retry_after_ms,
+        },
+        message,
+    })
+}
+
+fn invalid(message: String) -> DeliveryError {
+    DeliveryError {
+        kind: ErrorKind::InvalidDestination,
+        message,
+    }
+}
+
+fn transport_error(error: reqwest::Error) -> DeliveryError {
+    let kind = if error.is_timeout() {
+        ErrorKind::Timeout
+    } else if error.is_builder() {
+        ErrorKind::InvalidDestination
+    } else {
+        ErrorKind::Connection
+    };
+    // reqwest's Display names the URL; the source chain says what actually failed.
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    DeliveryError { kind, message }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+pub(crate) fn parse_retry_after_ms(value: &str) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds.saturating_mul(1000));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .map_or(0, |d| d.as_millis() as u64),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_takes_seconds_and_dates() {
+        assert_eq!(parse_retry_after_ms("3"), Some(3_000));
+        assert_eq!(parse_retry_after_ms(" 0 "), Some(0));
+        assert_eq!(
+            parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(0)
+        );
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let ms = parse_retry_after_ms(&later).unwrap();
+        assert!((100_000..=120_000).contains(&ms), "{ms}");
+        assert_eq!(parse_retry_after_ms("soon"), None);
+        assert_eq!(parse_retry_after_ms("-1"), None);
+    }
+}

@@ -1,0 +1,118 @@
+//! The dispatcher's errors: its own failures, and what went wrong with one attempt.
+
+/// The dispatcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Why one attempt did not deliver. Whether it is worth retrying depends on the kind and, for
+/// 3xx/4xx statuses, on the subscription's `retry.retryable_statuses`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DeliveryError {
+    pub kind: ErrorKind,
+    /// Short and safe to store and show: status and a response excerpt, or the transport error.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The destination answered with a non-2xx status.
+    Status {
+        status: u16,
+        retry_after_ms: Option<u64>,
+    },
+    /// No complete answer within the destination's `timeout_ms`.
+    Timeout,
+    /// Could not connect, or the connection broke.
+    Connection,
+    /// The request cannot even be built from the destination; retrying cannot help.
+    InvalidDestination,
+}
+
+impl DeliveryError {
+    /// Whether another attempt may succeed: 5xx, timeouts and connection errors always; 3xx and
+    /// 4xx only when the subscription lists the status.
+    pub fn is_retryable(&self, retryable_statuses: &[u16]) -> bool {
+        match self.kind {
+            ErrorKind::Status { status, .. } => {
+                status >= 500 || retryable_statuses.contains(&status)
+            }
+            ErrorKind::Timeout | ErrorKind::Connection => true,
+            ErrorKind::InvalidDestination => false,
+        }
+    }
+
+    /// The outcome class used in stats and metrics: `3xx`, `4xx`, `429`, `5xx`, `timeout`,
+    /// `connection` or `invalid`.
+    pub fn class(&self) -> &'static str {
+        match self.kind {
+            ErrorKind::Status { status: 429, .. } => "429",
+            ErrorKind::Status { status, .. } if status >= 500 => "5xx",
+            ErrorKind::Status { status, .. } if status >= 400 => "4xx",
+            ErrorKind::Status { .. } => "3xx",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::InvalidDestination => "invalid",
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self.kind {
+            ErrorKind::Status { status, .. } => Some(status),
+            _ => None,
+        }
+    }
+
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self.kind {
+            ErrorKind::Status { retry_after_ms, .. } => retry_after_ms,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: u16) -> DeliveryError {
+        DeliveryError {
+            kind: ErrorKind::Status {
+                status,
+                retry_after_ms: None,
+            },
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn retryable_follows_design_md() {
+        assert!(status(503).is_retryable(&[429]));
+        assert!(status(429).is_retryable(&[429]));
+        assert!(!status(429).is_retryable(&[]));
+        assert!(!status(400).is_retryable(&[429]));
+        assert!(!status(301).is_retryable(&[429]));
+        assert!(status(409).is_retryable(&[409]));
+        let timeout = DeliveryError {
+            kind: ErrorKind::Timeout,
+            message: String::new(),
+        };
+        assert!(timeout.is_retryable(&[]));
+        let invalid = DeliveryError {
+            kind: ErrorKind::InvalidDestination,
+            message: String::new(),
+        };
+        assert!(!invalid.is_retryable(&[400]));
+    }
+
+    #[test]
+    fn classes_match_the_metric_labels() {
+        assert_eq!(status(429).class(), "429");
+        assert_eq!(status(404).class(), "4xx");
+        assert_eq!(status(502).class(), "5xx");
+        assert_eq!(status(302).class(), "3xx");
+    }
+}

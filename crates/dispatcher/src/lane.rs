@@ -1,0 +1,352 @@
+//! A subscription's lane: the task that owns its queue, concurrency limit and retry timers.
+//!
+//! Owns: an in-memory window of the subscription's pending deliveries (ready, waiting for their
+//! retry time, or in flight), at most `lane_capacity` of them. Must not: block on another lane,
+//! or drop a delivery from memory before its outcome is committed.
+//!
+//! Memory and the store stay consistent without locks by one rule: deliveries are committed
+//! before they are handed to the lane. In *backlog* mode (at start, after a redrive, or when the
+//! window overflowed) the lane ignores handed-off deliveries, because they are in the store, and
+//! reads due deliveries from the store instead; a read that returns less than asked for has seen
+//! everything, and the lane returns to taking hand-offs. Ids already in memory are skipped, so a
+//! delivery seen both ways is attempted once.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use switchyard_model::now_ms;
+use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, SubscriptionRecord};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::{DispatcherConfig, attempt, policy};
+
+pub(crate) enum Message {
+    /// Deliveries just committed by the publish path.
+    Deliveries(Vec<PendingDelivery>),
+    /// The subscription was changed; the next attempts use the new definition.
+    Update(Arc<SubscriptionRecord>),
+    /// The store has deliveries this lane has not seen.
+    Reload,
+}
+
+/// Live figures of one lane, read by the API without asking the lane.
+#[derive(Debug, Default)]
+pub struct LaneGauges {
+    pub in_flight: AtomicU64,
+    /// Deliveries held in memory: ready, waiting for a retry, or in flight.
+    pub held: AtomicU64,
+    /// True while the store holds pending deliveries this lane has not loaded.
+    pub backlog: AtomicBool,
+}
+
+/// What an attempt task hands back to its lane.
+struct Finished {
+    delivery: PendingDelivery,
+    /// `None` once the delivery is finished (delivered or dead); otherwise its next due time.
+    retry_at_ms: Option<u64>,
+}
+
+pub(crate) struct Lane {
+    subscription: Arc<SubscriptionRecord>,
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    config: DispatcherConfig,
+    gauges: Arc<LaneGauges>,
+    /// Every delivery id in memory, whichever queue it is in; hand-offs and store reads that
+    /// name one of these are duplicates.
+    held: HashSet<u64>,
+    ready: VecDeque<PendingDelivery>,
+    /// Retry times, soonest first, of the deliveries in `parked`.
+    waiting: BinaryHeap<Reverse<(u64, u64)>>,
+    parked: HashMap<u64, PendingDelivery>,
+    in_flight: JoinSet<Finished>,
+    /// Which delivery each attempt task carries, to release it should the task panic.
+    running: HashMap<tokio::task::Id, u64>,
+    backlog: bool,
+    /// Earliest time of the next store read, so a failing store is not read in a tight loop.
+    next_refill_ms: u64,
+}
+
+impl Lane {
+    pub(crate) fn new(
+        subscription: Arc<SubscriptionRecord>,
+        store: Arc<dyn Store>,
+        client: reqwest::Client,
+        config: DispatcherConfig,
+        gauges: Arc<LaneGauges>,
+    ) -> Lane {
+        Lane {
+            subscription,
+            store,
+            client,
+            config,
+            gauges,
+            held: HashSet::new(),
+            ready: VecDeque::new(),
+            waiting: BinaryHeap::new(),
+            parked: HashMap::new(),
+            in_flight: JoinSet::new(),
+            running: HashMap::new(),
+            // The store may hold deliveries from before this lane existed (restart, crash).
+            backlog: true,
+            next_refill_ms: 0,
+        }
+    }
+
+    pub(crate) async fn run(
+        mut self,
+        mut inbox: mpsc::UnboundedReceiver<Message>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        while !*shutdown.borrow() {
+            let now = now_ms();
+            if self.backlog
+                && now >= self.next_refill_ms
+                && self.held.len() <= self.config.lane_capacity / 2
+            {
+                self.refill().await;
+            }
+            self.promote_due(now_ms());
+            self.start_attempts();
+            self.publish_gauges();
+            let next_due = self.waiting.peek().map(|Reverse((due, _))| *due);
+            let wake_for_backlog = self.backlog;
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                message = inbox.recv() => match message {
+                    Some(message) => self.handle(message),
+                    None => break,
+                },
+                Some(done) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
+                    self.finish(done);
+                }
+                _ = sleep_until_ms(next_due.unwrap_or(0)), if next_due.is_some() => {}
+                _ = tokio::time::sleep(self.config.backlog_poll), if wake_for_backlog => {}
+            }
+        }
+        // Shutdown: start nothing new; let attempts in flight finish and commit their outcomes.
+        while let Some(done) = self.in_flight.join_next_with_id().await {
+            self.finish(done);
+        }
+        self.publish_gauges();
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Deliveries(batch) => {
+                if self.backlog {
+                    return;
+                }
+                let now = now_ms();
+                for delivery in batch {
+                    if self.held.len() >= self.config.lane_capacity {
+                        self.backlog = true;
+                        return;
+                    }
+                    self.admit(delivery, now);
+                }
+            }
+            Message::Update(subscription) => self.subscription = subscription,
+            Message::Reload => {
+                self.backlog = true;
+                self.next_refill_ms = 0;
+            }
+        }
+    }
+
+    async fn refill(&mut self) {
+        let limit = self.config.lane_capacity;
+        match self.store.load_pending(self.subscription.id, limit).await {
+            Ok(found) => {
+                let saw_everything = found.len() < limit;
+                let now = now_ms();
+                let mut overflowed = false;
+                for delivery in found {
+                    if self.held.len() >= limit {
+                        overflowed = true;
+                        break;
+                    }
+                    self.admit(delivery, now);
+                }
+                self.backlog = !saw_everything || overflowed;
+                self.next_refill_ms = 0;
+            }
+            Err(error) => {
+                tracing::warn!(subscription = %self.subscription.name, bus = %self.subscription.bus, %error, "cannot read pending deliveries; will try again");
+                self.next_refill_ms = now_ms() + self.config.backlog_poll.as_millis() as u64;
+            }
+        }
+    }
+
+    fn admit(&mut self, delivery: PendingDelivery, now: u64) {
+        if !self.held.insert(delivery.id) {
+            return;
+        }
+        if delivery.due_ms <= now {
+            self.ready.push_back(delivery);
+        } else {
+            self.park(delivery);
+        }
+    }
+
+    fn park(&mut self, delivery: PendingDelivery) {
+        self.waiting.push(Reverse((delivery.due_ms, delivery.id)));
+        self.parked.insert(delivery.id, delivery);
+    }
+
+    fn promote_due(&mut self, now: u64) {
+        while let Some(Reverse((due, id))) = self.waiting.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.waiting.pop();
+            if let Some(delivery) = self.parked.remove(&id) {
+                self.ready.push_back(delivery);
+            }
+        }
+    }
+
+    fn start_attempts(&mut self) {
+        let limit = self.subscription.spec.max_concurrency as usize;
+        while self.in_flight.len() < limit {
+            let Some(delivery) = self.ready.pop_front() else {
+                break;
+            };
+            let id = delivery.id;
+            let task = self.in_flight.spawn(attempt_and_record(
+                Arc::clone(&self.store),
+                self.client.clone(),
+                Arc::clone(&self.subscription),
+                delivery,
+            ));
+            self.running.insert(task.id(), id);
+        }
+    }
+
+    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
+        match done {
+            Ok((task, finished)) => {
+                self.running.remove(&task);
+                match finished.retry_at_ms {
+                    None => {
+                        self.held.remove(&finished.delivery.id);
+                    }
+                    Some(due_ms) => self.park(PendingDelivery {
+                        due_ms,
+                        ..finished.delivery
+                    }),
+                }
+            }
+            Err(error) => {
+                // The delivery's state is unknown here but safe in the store: forget it and
+                // read it back.
+                if let Some(id) = self.running.remove(&error.id()) {
+                    self.held.remove(&id);
+                }
+                if error.is_panic() {
+                    tracing::error!(subscription = %self.subscription.name, "a delivery attempt panicked; reloading from the store");
+                }
+                self.backlog = true;
+            }
+        }
+    }
+
+    fn publish_gauges(&self) {
+        self.gauges
+            .in_flight
+            .store(self.in_flight.len() as u64, Ordering::Relaxed);
+        self.gauges
+            .held
+            .store(self.held.len() as u64, Ordering::Relaxed);
+        self.gauges.backlog.store(self.backlog, Ordering::Relaxed);
+    }
+}
+
+async fn sleep_until_ms(due_ms: u64) {
+    tokio::time::sleep(Duration::from_millis(due_ms.saturating_sub(now_ms()))).await;
+}
+
+/// Makes one attempt, decides its outcome and commits it; only then is the lane told.
+async fn attempt_and_record(
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    subscription: Arc<SubscriptionRecord>,
+    delivery: PendingDelivery,
+) -> Finished {
+    let result = attempt::send(&client, &subscription, &delivery).await;
+    let attempts = delivery.attempts + 1;
+    let now = now_ms();
+    let policy = &subscription.spec.retry;
+    let kind = policy::decide(
+        &result,
+        policy,
+        attempts,
+        delivery.pending_since_ms,
+        now,
+        &mut |lo, hi| fastrand::u64(lo..=hi),
+    );
+    let (status, error) = match &result {
+        Ok(status) => (Some(*status), None),
+        Err(e) => (e.status(), Some(e.message.clone())),
+    };
+    log_outcome(&subscription, &delivery, attempts, &result, kind);
+    let outcome = Outcome {
+        subscription: subscription.id,
+        delivery: delivery.id,
+        attempts,
+        status,
+        error,
+        kind,
+    };
+    match store.record_outcomes(vec![outcome]).await {
+        Ok(()) => {
+            let retry_at_ms = match kind {
+                OutcomeKind::Retry { due_ms } => Some(due_ms),
+                OutcomeKind::Delivered | OutcomeKind::Dead { .. } => None,
+            };
+            Finished {
+                delivery: PendingDelivery {
+                    attempts,
+                    ..delivery
+                },
+                retry_at_ms,
+            }
+        }
+        Err(error) => {
+            // Not recorded: the store still has the delivery as before this attempt, so try it
+            // again (at least once, never lost) after the minimum backoff.
+            tracing::warn!(event_id = %delivery.event.id, subscription = %subscription.name, %error, "cannot record an attempt's outcome");
+            Finished {
+                delivery,
+                retry_at_ms: Some(now + policy.min_backoff_ms),
+            }
+        }
+    }
+}
+
+fn log_outcome(
+    subscription: &SubscriptionRecord,
+    delivery: &PendingDelivery,
+    attempt: u32,
+    result: &Result<u16, crate::DeliveryError>,
+    kind: OutcomeKind,
+) {
+    let (bus, name, event_id) = (&subscription.bus, &subscription.name, &delivery.event.id);
+    match (result, kind) {
+        (Ok(status), _) => {
+            tracing::debug!(%bus, subscription = %name, %event_id, attempt, status, "delivered")
+        }
+        (Err(error), OutcomeKind::Dead { reason }) => tracing::warn!(
+            %bus, subscription = %name, %event_id, attempt, class = error.class(), reason = reason.as_str(), error = %error,
+            "dead-lettered"
+        ),
+        (Err(error), _) => tracing::info!(
+            %bus, subscription = %name, %event_id, attempt, class = error.class(), error = %error,
+            "attempt failed; will retry"
+        ),
+    }
+}

@@ -1,0 +1,193 @@
+//! The dispatcher: pushes every pending delivery to its subscription's destination.
+//!
+//! Each subscription has its own [`lane`]: a task with its own queue, concurrency limit and
+//! timers, so that a slow or dead endpoint only ever slows its own subscription. New deliveries
+//! arrive in memory from the publish path ([`Dispatcher::hand_off`]) with no polling delay;
+//! everything else (deliveries pending at start, redriven dead letters, a backlog too large to
+//! hold in memory) is read from the store by the lane itself.
+//!
+//! Owns: the HTTP client, the lanes and their in-memory queues, the retry decision ([`policy`]).
+//! Must not: acknowledge anything to publishers, or forget a delivery without the store knowing:
+//! every attempt's outcome is committed before the lane lets go of the delivery.
+//!
+//! Invariant: the store is the truth. A lane's memory is a cache of the subscription's pending
+//! deliveries; losing it (crash, shutdown) loses no delivery, only repeats some attempts.
+
+mod attempt;
+mod error;
+mod lane;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use error::{DeliveryError, DispatchError, ErrorKind};
+pub use lane::LaneGauges;
+
+/// Tuning of the dispatcher; the defaults suit one node.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    /// Deliveries a lane keeps in memory; past this, it leaves the rest in the store and reads
+    /// them back as it drains, so a long outage of one endpoint cannot exhaust memory.
+    pub lane_capacity: usize,
+    /// How often a lane with deliveries left in the store looks for due ones.
+    pub backlog_poll: Duration,
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            lane_capacity: 10_000,
+            backlog_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Handle to the running dispatcher; clone it freely.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    config: DispatcherConfig,
+    lanes: Mutex<HashMap<u64, LaneHandle>>,
+    /// Flipped once at shutdown; lanes stop starting attempts and drain those in flight.
+    shutdown: watch::Sender<bool>,
+}
+
+struct LaneHandle {
+    inbox: mpsc::UnboundedSender<lane::Message>,
+    gauges: Arc<LaneGauges>,
+    task: JoinHandle<()>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: DispatcherConfig,
+    ) -> Result<Dispatcher, DispatchError> {
+        // Ignored when already installed (several dispatchers in one test process).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            // A 3xx is an outcome the subscriber must see, not something to follow.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| DispatchError::Client(e.to_string()))?;
+        let (shutdown, _) = watch::channel(false);
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                config,
+                lanes: Mutex::new(HashMap::new()),
+                shutdown,
+            }),
+        })
+    }
+
+    fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<u64, LaneHandle>> {
+        // A panic while holding this lock leaves the map itself intact; keep going.
+        self.inner
+            .lanes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts the lane of a subscription, or gives a running lane its new definition.
+    pub fn upsert(&self, subscription: Arc<SubscriptionRecord>) {
+        if *self.inner.shutdown.borrow() {
+            return;
+        }
+        let mut lanes = self.lanes();
+        if let Some(lane) = lanes.get(&subscription.id) {
+            if lane
+                .inbox
+                .send(lane::Message::Update(Arc::clone(&subscription)))
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let (inbox, messages) = mpsc::unbounded_channel();
+        let gauges = Arc::new(LaneGauges::default());
+        let task = tokio::spawn(
+            lane::Lane::new(
+                subscription.clone(),
+                Arc::clone(&self.inner.store),
+                self.inner.client.clone(),
+                self.inner.config.clone(),
+                Arc::clone(&gauges),
+            )
+            .run(messages, self.inner.shutdown.subscribe()),
+        );
+        lanes.insert(
+            subscription.id,
+            LaneHandle {
+                inbox,
+                gauges,
+                task,
+            },
+        );
+    }
+
+    /// Stops the lane of a deleted subscription; attempts in flight finish, and their outcomes
+    /// find no delivery to update.
+    pub fn remove(&self, subscription: u64) {
+        if let Some(lane) = self.lanes().remove(&subscription) {
+            lane.task.abort();
+        }
+    }
+
+    /// Gives freshly committed deliveries to their lanes. Never blocks: a lane that is full
+    /// leaves them in the store and reads them later.
+    pub fn hand_off(&self, deliveries: Vec<PendingDelivery>) {
+        let lanes = self.lanes();
+        let mut by_lane: HashMap<u64, Vec<PendingDelivery>> = HashMap::new();
+        for delivery in deliveries {
+            by_lane
+                .entry(delivery.subscription)
+                .or_default()
+                .push(delivery);
+        }
+        for (subscription, batch) in by_lane {
+            if let Some(lane) = lanes.get(&subscription) {
+                let _ = lane.inbox.send(lane::Message::Deliveries(batch));
+            }
+        }
+    }
+
+    /// Tells a lane that the store has deliveries it has not seen (e.g. redriven dead letters).
+    pub fn reload(&self, subscription: u64) {
+        if let Some(lane) = self.lanes().get(&subscription) {
+            let _ = lane.inbox.send(lane::Message::Reload);
+        }
+    }
+
+    /// Live figures of a lane, for stats; `None` when the subscription has no lane.
+    pub fn gauges(&self, subscription: u64) -> Option<Arc<LaneGauges>> {
+        self.lanes()
+            .get(&subscription)
+            .map(|lane| Arc::clone(&lane.gauges))
+    }
+
+    /// Stops starting attempts and waits until every attempt in flight has finished and its
+    /// outcome is committed. Deliveries not attempted stay pending in the store.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> = self.lanes().drain().map(|(_, lane)| lane.task).collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! Events: parsing a publish request and building the envelope that is stored, matched and sent.
+//!
+//! The envelope is built once, at publish, as JSON text; the store keeps that text and the
+//! dispatcher sends it byte for byte. `detail` is carried as the publisher's raw JSON text, so
+//! numbers such as `3.0e2` or 20-digit integers arrive at subscribers exactly as published.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::{ModelError, format_rfc3339_ms};
+
+/// EventBridge's limits for the same fields, so that events move freely between the two.
+const MAX_SOURCE_LEN: usize = 256;
+const MAX_DETAIL_TYPE_LEN: usize = 128;
+const MAX_ID_LEN: usize = 256;
+const MAX_RESOURCES: usize = 100;
+/// As PutEvents: one request carries at most this many entries.
+pub const MAX_ENTRIES: usize = 500;
+
+/// A validated event, ready to be matched and stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The publisher's `id`, or a new UUIDv7 (time-ordered, so ids sort roughly by publish time).
+    pub id: String,
+    /// `{"version":"0","id",...,"detail"}` as JSON text: what patterns see and subscribers get.
+    pub envelope: String,
+    /// When switchyard accepted the event; retry age and pending age count from here.
+    pub ingested_ms: u64,
+}
+
+/// A publish body: either `{"entries": [...]}` or one bare event object.
+#[derive(Debug)]
+pub struct PublishRequest {
+    /// One result per entry, in request order: the event, or why that entry was refused.
+    pub entries: Vec<Result<Event, ModelError>>,
+    /// True for a bare event object, whose refusal is the whole request's refusal.
+    pub single: bool,
+}
+
+/// Parses a publish body. An error here refuses the whole request (malformed JSON, wrong shape,
+/// too many entries, an event over `max_event_bytes`); a bad entry inside a batch only fails that
+/// entry, as EventBridge's PutEvents does.
+pub fn parse_publish_request(
+    body: &str,
+    max_event_bytes: usize,
+    ingested_ms: u64,
+) -> Result<PublishRequest, ModelError> {
+    let fields = object_fields(body, "the request body")?;
+    let Some(entries) = fields.get("entries") else {
+        let event = build_event(&fields, ingested_ms)?;
+        check_size(&event, 0, max_event_bytes)?;
+        return Ok(PublishRequest {
+            entries: vec![Ok(event)],
+            single: true,
+        });
+    };
+    if fields.len() > 1 {
+        let extra: Vec<&str> = fields
+            .keys()
+            .filter(|k| *k != "entries")
+            .map(|k| k.as_str())
+            .collect();
+        return Err(ModelError::invalid(format!(
+            "a batch body has only the field \"entries\"; unexpected: {extra:?}"
+        )));
+    }
+    let raw_entries: Vec<&RawValue> = serde_json::from_str(entries.get())
+        .map_err(|_| ModelError::invalid("\"entries\" must be an array of event objects"))?;
+    if raw_entries.is_empty() || raw_entries.len() > MAX_ENTRIES {
+        return Err(ModelError::invalid(format!(
+            "\"entries\" has {} events; send 1 to {MAX_ENTRIES}",
+            raw_entries.len()
+        )));
+    }
+    let mut parsed = Vec::with_capacity(raw_entries.len());
+    for (index, raw) in raw_entries.iter().enumerate() {
+        let entry = object_fields(raw.get(), &format!("entries[{index}]"))
+            .and_then(|fields| build_event(&fields, ingested_ms));
+        if let Ok(event) = &entry {
+            check_size(event, index, max_event_bytes)?;
+        }
+        parsed.push(entry);
+    }
+    Ok(PublishRequest {
+        entries: parsed,
+        single: false,
+    })
+}
+
+fn check_size(event: &Event, index: usize, max_event_bytes: usize) -> Result<(), ModelError> {
+    if event.envelope.len() > max_event_bytes {
+        return Err(ModelError::TooLarge(format!(
+            "event {index} is {} bytes, over the limit of {max_event_bytes} bytes",
+            event.envelope.len()
+        )));
+    }
+    Ok(())
+}
+
+fn object_fields<'a>(
+    text: &'a str,
+    what: &str,
+) -> Result<BTreeMap<String, &'a RawValue>, ModelError> {
+    serde_json::from_str(text).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ModelError::invalid(format!("{what} is not valid JSON: {e}"))
+        } else {
+            ModelError::invalid(format!("{what} must be a JSON object"))
+        }
+    })
+}
+
+fn field<'de, T: serde::Deserialize<'de>>(
+    fields: &BTreeMap<String, &'de RawValue>,
+    name: &str,
+    expected: &str,
+) -> Result<Option<T>, ModelError> {
+    match fields.get(name) {
+        None => Ok(None),
+        Some(raw) => serde_json::from_str(raw.get())
+            .map(Some)
+            .map_err(|_| ModelError::invalid(format!("field \"{name}\" must be {expected}"))),
+    }
+}
+
+fn build_event(
+    fields: &BTreeMap<String, &RawValue>,
+    ingested_ms: u64,
+) -> Result<Event, ModelError> {
+    const KNOWN: [&str; 6] = ["source", "detail-type", "detail", "resources", "time", "id"];
+    if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ModelError::invalid(format!(
+            "unknown field \"{unknown}\"; an event has {KNOWN:?}"
+        )));
+    }
+    let source: String = required_text(fields, "source", MAX_SOURCE_LEN)?;
+    let detail_type: String = required_text(fields, "detail-type", MAX_DETAIL_TYPE_LEN)?;
+    let detail = match fields.get("detail") {
+        None => "{}",
+        Some(raw) if raw.get().starts_with('{') => raw.get(),
+        Some(_) => {
+            return Err(ModelError::invalid(
+                "field \"detail\" must be a JSON object",
+            ));
+        }
+    };
+    let resources: Vec<String> =
+        field(fields, "resources", "an array of strings")?.unwrap_or_default();
+    if resources.len() > MAX_RESOURCES {
+        return Err(ModelError::invalid(format!(
+            "field \"resources\" has {} entries; at most {MAX_RESOURCES}",
+            resources.len()
+        )));
+    }
+    let time = match field::<String>(fields, "time", "an RFC 3339 time string")? {
+        None => format_rfc3339_ms(ingested_ms),
+        Some(text) => canonical_time(&text)?,
+    };
+    let id = match field::<String>(fields, "id", "a string")? {
+        None => uuid::Uuid::now_v7().to_string(),
+        Some(id) if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) => {
+            return Err(ModelError::invalid(format!(
+                "field \"id\" must be 1 to {MAX_ID_LEN} characters without control characters"
+            )));
+        }
+        Some(id) => id,
+    };
+    let envelope = Envelope {
+        version: "0",
+        id: &id,
+        detail_type: &detail_type,
+        source: &source,
+        time: &time,
+        resources: &resources,
+        detail: raw(detail)?,
+    };
+    let envelope = serde_json::to_string(&envelope)
+        .map_err(|e| ModelError::invalid(format!("event cannot be encoded: {e}")))?;
+    Ok(Event {
+        id,
+        envelope,
+        ingested_ms,
+    })
+}
+
+/// Field order as EventBridge's envelope, which some receivers log or diff verbatim.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    version: &'static str,
+    id: &'a str,
+    #[serde(rename = "detail-type")]
+    detail_type: &'a str,
+    source: &'a str,
+    time: &'a str,
+    resources: &'a [String],
+    detail: &'a RawValue,
+}
+
+fn raw(text: &str) -> Result<&RawValue, ModelError> {
+    serde_json::from_str(text).map_err(|e| ModelError::invalid(format!("field \"detail\": {e}")))
+}
+
+fn required_text(
+    fields: &BTreeMap<String, &RawValue>,
+    name: &str,
+    max_len: usize,
+) -> Result<String, ModelError> {
+    let value: Option<String> = field(fields, name, "a string")?;
+    match value {
+        None => Err(ModelError::invalid(format!("field \"{name}\" is required"))),
+        Some(v) if v.is_empty() || v.len() > max_len => Err(ModelError::invalid(format!(
+            "field \"{name}\" must be 1 to {max_len} characters"
+        ))),
+        Some(v) => Ok(v),
+    }
+}
+
+/// Accepts any RFC 3339 time and stores it in UTC, so patterns and receivers see one format.
+fn canonical_time(text: &str) -> Result<String, ModelError> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        ModelError::invalid(format!(
+            "field \"time\" must be an RFC 3339 time such as 2026-11-24T10:00:00Z, not {text:?}"
+        ))
+    })?;
+    let utc = parsed.to_offset(time::UtcOffset::UTC);
+    utc.format(&Rfc3339)
+        .map_err(|_| ModelError::invalid(format!("field \"time\" {text:?} is out of range")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: usize = 1 << 20;
+
+    fn single(body: &str) -> Result<Event, ModelError> {
+        let request = parse_publish_request(body, MIB, 1_000)?;
+        assert!(request.single);
+        request.entries.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn builds_the_envelope_with_detail_kept_verbatim() {
+        let event = single(r#"{"source":"shop","detail-type":"Order Placed","detail":{"n":3.0e2,"big":123456789012345678901234}}"#).unwrap();
+        assert!(event.envelope.starts_with(r#"{"version":"0","id":""#));
+        assert!(
+            event
+                .envelope
+                .contains(r#""detail":{"n":3.0e2,"big":123456789012345678901234}"#)
+        );
+        assert!(
+            event
+                .envelope
+                .contains(r#""time":"1970-01-01T00:00:01.000Z""#)
+        );
+    }
+
+    #[test]
+    fn keeps_publisher_id_and_normalises_time_to_utc() {
+        let event = single(
+            r#"{"source":"s","detail-type":"t","id":"abc","time":"2026-01-01T12:00:00+02:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(event.id, "abc");
+        assert!(event.envelope.contains(r#""time":"2026-01-01T10:00:00Z""#));
+    }
+
+    #[test]
+    fn refuses_bad_fields_with_their_names() {
+        let cases = [
+            (r#"{"detail-type":"t"}"#, "\"source\" is required"),
+            (
+                r#"{"source":5,"detail-type":"t"}"#,
+                "\"source\" must be a string",
+            ),
+            (
+                r#"{"source":"s","detail-type":"t","detail":[1]}"#,
+                "\"detail\" must be a JSON object",
+            ),
+            (
+                r#"{"source":"s","detail-type":"t","resources":"x"}"#,
+                "\"resources\" must be an array",
+            ),
+            (
+                r#"{"source":"s","detail-type":"t","time":"yesterday"}"#,
+                "RFC 3339",
+            ),
+            (
+                r#"{"source":"s","detail-type":"t","detail_type":"x"}"#,
+                "unknown field \"detail_type\"",
+            ),
+            (
+                r#"{"source":"","detail-type":"t"}"#,
+                "\"source\" must be 1 to 256",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = single(body).unwrap_err().to_string();
+            assert!(err.contains(expected), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn batch_entries_fail_one_by_one() {
+        let body = r#"{"entries":[{"source":"s","detail-type":"t"},{"source":"s"},7]}"#;
+        let request = parse_publish_request(body, MIB, 0).unwrap();
+        assert!(!request.single);
+        assert!(request.entries[0].is_ok());
+        assert!(
+            request.entries[1]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("detail-type")
+        );
+        assert!(
+            request.entries[2]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("entries[2]")
+        );
+    }
+
+    #[test]
+    fn refuses_whole_request_for_bad_json_shape_and_size() {
+        assert!(
+            parse_publish_request("{", MIB, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("not valid JSON")
+        );
+        assert!(
+            parse_publish_request("[1]", MIB, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("JSON object")
+        );
+        assert!(parse_publish_request(r#"{"entries":[]}"#, MIB, 0).is_err());
+        let big = format!(
+            r#"{{"source":"s","detail-type":"t","detail":{{"x":"{}"}}}}"#,
+            "a".repeat(2000)
+        );
+        let err = parse_publish_request(&big, 1000, 0).unwrap_err();
+        assert_eq!(err.code(), "too_large");
+    }
+}

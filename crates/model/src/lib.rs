@@ -1,0 +1,25 @@
+//! The vocabulary of switchyard as data: events, buses and subscriptions, with the rules that make
+//! them valid.
+//!
+//! Everything that enters switchyard (a REST body, the declarative config file, a stored record)
+//! is turned into these types through the constructors and `validate` functions here, so the API,
+//! the config file and the store agree on every field and every default. This crate does no I/O
+//! and knows nothing of HTTP servers, stores or async runtimes.
+//!
+//! Invariant: a value of [`SubscriptionSpec`] or [`Event`] that left this crate through a
+//! successful validation is well formed; later layers do not re-check it.
+
+mod error;
+mod event;
+mod name;
+mod subscription;
+mod time;
+
+pub use error::ModelError;
+pub use event::{Event, PublishRequest, parse_publish_request};
+pub use name::validate_name;
+pub use subscription::{
+    BusSpec, Destination, HttpMethod, RetryPolicy, SubscriptionSpec, parse_bus_spec,
+    parse_subscription_spec,
+};
+pub use time::{format_rfc3339_ms, now_ms};

@@ -1,0 +1,363 @@
+//! Buses and subscriptions as the user writes them, in the REST API and in the config file alike.
+//!
+//! Defaults live here, on the types, so that an omitted field means the same thing everywhere.
+//! Parsing goes through [`parse_subscription_spec`], which names the offending field of any bad
+//! input, and then through validation, which checks what types alone cannot.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use switchyard_pattern::Pattern;
+
+use crate::ModelError;
+
+/// A bus has no required settings yet; the type exists so that later ones (archives, limits)
+/// arrive without changing the API's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A pattern, one destination and a delivery policy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    /// EventBridge event pattern as JSON text, kept verbatim so number literals keep their exact
+    /// value; absent means every event of the bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Box<RawValue>>,
+    pub destination: Destination,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Attempts in flight at once for this subscription: the receiver's protection.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    pub url: String,
+    #[serde(default)]
+    pub method: HttpMethod,
+    /// Sent with every attempt; `switchyard-*`, `host` and framing headers are ours to set.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    #[default]
+    Post,
+    Put,
+    Patch,
+    Get,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Get => "GET",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// When a failed attempt is tried again. Defaults are EventBridge's: 185 attempts within 24 h.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_max_age_s")]
+    pub max_age_s: u64,
+    #[serde(default = "default_min_backoff_ms")]
+    pub min_backoff_ms: u64,
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// 3xx/4xx statuses that are retried like a 5xx; every other 3xx/4xx is a dead letter at
+    /// once, because it means a configuration error that a person must see.
+    #[serde(default = "default_retryable_statuses")]
+    pub retryable_statuses: Vec<u16>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: default_max_attempts(),
+            max_age_s: default_max_age_s(),
+            min_backoff_ms: default_min_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            retryable_statuses: default_retryable_statuses(),
+        }
+    }
+}
+
+fn default_max_concurrency() -> u32 {
+    16
+}
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+fn default_max_attempts() -> u32 {
+    185
+}
+fn default_max_age_s() -> u64 {
+    86_400
+}
+fn default_min_backoff_ms() -> u64 {
+    1_000
+}
+fn default_max_backoff_ms() -> u64 {
+    600_000
+}
+fn default_retryable_statuses() -> Vec<u16> {
+    vec![429]
+}
+
+const MAX_TIMEOUT_MS: u64 = 300_000;
+const MAX_CONCURRENCY: u32 = 1_000;
+const MAX_ATTEMPTS: u32 = 10_000;
+const MAX_AGE_S: u64 = 7 * 86_400;
+const MAX_BACKOFF_MS: u64 = 86_400_000;
+
+/// Parses a JSON body into `T`, naming the field of a type error (`destination.timeout_ms: ...`).
+fn parse_json<'de, T: Deserialize<'de>>(text: &'de str, what: &str) -> Result<T, ModelError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ModelError::invalid(format!("{what} is not valid JSON: {inner}"))
+        } else if path == "." {
+            ModelError::invalid(format!("{what}: {}", strip_position(&inner)))
+        } else {
+            ModelError::invalid(format!("field \"{path}\": {}", strip_position(&inner)))
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ModelError::invalid(format!("{what} is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// serde's "at line 1 column 9" is noise once the field is named.
+fn strip_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+pub fn parse_bus_spec(text: &str) -> Result<BusSpec, ModelError> {
+    if text.trim().is_empty() {
+        return Ok(BusSpec::default());
+    }
+    parse_json(text, "the bus")
+}
+
+/// Parses and validates a subscription body.
+pub fn parse_subscription_spec(text: &str) -> Result<SubscriptionSpec, ModelError> {
+    let spec: SubscriptionSpec = parse_json(text, "the subscription")?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+impl SubscriptionSpec {
+    /// Checks what the types cannot: ranges, URL, headers and the pattern itself.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.compile_pattern()?;
+        self.destination.validate()?;
+        self.retry.validate()?;
+        if !(1..=MAX_CONCURRENCY).contains(&self.max_concurrency) {
+            return Err(ModelError::invalid(format!(
+                "field \"max_concurrency\" must be 1 to {MAX_CONCURRENCY}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The compiled pattern, or `None` for a subscription to every event.
+    pub fn compile_pattern(&self) -> Result<Option<Pattern>, ModelError> {
+        match &self.pattern {
+            None => Ok(None),
+            Some(text) => Pattern::parse(text.get())
+                .map(Some)
+                .map_err(|e| ModelError::InvalidPattern(e.to_string())),
+        }
+    }
+}
+
+impl Destination {
+    fn validate(&self) -> Result<(), ModelError> {
+        let url = url::Url::parse(&self.url).map_err(|e| {
+            ModelError::invalid(format!("field \"destination.url\" is not a valid URL: {e}"))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ModelError::invalid(
+                "field \"destination.url\" must be an absolute http:// or https:// URL with a host",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(ModelError::invalid(
+                "field \"destination.url\" must not carry credentials: they would be readable by anyone who can read the subscription",
+            ));
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return Err(ModelError::invalid(format!(
+                "field \"destination.timeout_ms\" must be 1 to {MAX_TIMEOUT_MS}"
+            )));
+        }
+        for (name, value) in &self.headers {
+            validate_header(name, value)?;
+        }
+        Ok(())
+    }
+}
+
+fn validate_header(name: &str, value: &str) -> Result<(), ModelError> {
+    let is_token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !is_token {
+        return Err(ModelError::invalid(format!(
+            "field \"destination.headers\": {name:?} is not a valid header name"
+        )));
+    }
+    let lower = name.to_ascii_lowercase();
+    const RESERVED: [&str; 5] = [
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+    ];
+    if lower.starts_with("switchyard-") || RESERVED.contains(&lower.as_str()) {
+        return Err(ModelError::invalid(format!(
+            "field \"destination.headers\": {name:?} is set by switchyard and cannot be configured"
+        )));
+    }
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(ModelError::invalid(format!(
+            "field \"destination.headers\": the value of {name:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl RetryPolicy {
+    fn validate(&self) -> Result<(), ModelError> {
+        let bad = |field: &str, rule: String| {
+            Err(ModelError::invalid(format!(
+                "field \"retry.{field}\" must be {rule}"
+            )))
+        };
+        if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
+            return bad("max_attempts", format!("1 to {MAX_ATTEMPTS}"));
+        }
+        if !(1..=MAX_AGE_S).contains(&self.max_age_s) {
+            return bad("max_age_s", format!("1 to {MAX_AGE_S}"));
+        }
+        if !(1..=MAX_BACKOFF_MS).contains(&self.min_backoff_ms) {
+            return bad("min_backoff_ms", format!("1 to {MAX_BACKOFF_MS}"));
+        }
+        if !(self.min_backoff_ms..=MAX_BACKOFF_MS).contains(&self.max_backoff_ms) {
+            return bad(
+                "max_backoff_ms",
+                format!("min_backoff_ms to {MAX_BACKOFF_MS}"),
+            );
+        }
+        if let Some(status) = self
+            .retryable_statuses
+            .iter()
+            .find(|s| !(300..=499).contains(*s))
+        {
+            return bad(
+                "retryable_statuses",
+                format!("a list of 3xx/4xx statuses (5xx are always retried), not {status}"),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_defaults() {
+        let spec =
+            parse_subscription_spec(r#"{"destination":{"url":"http://127.0.0.1:9/x"}}"#).unwrap();
+        assert!(spec.pattern.is_none());
+        assert_eq!(spec.destination.method, HttpMethod::Post);
+        assert_eq!(spec.destination.timeout_ms, 5_000);
+        assert_eq!(spec.retry, RetryPolicy::default());
+        assert_eq!(spec.retry.max_attempts, 185);
+        assert_eq!(spec.max_concurrency, 16);
+    }
+
+    #[test]
+    fn names_the_field_of_a_type_error() {
+        let err =
+            parse_subscription_spec(r#"{"destination":{"url":"http://h/","timeout_ms":"fast"}}"#)
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("field \"destination.timeout_ms\": invalid type"),
+            "{err}"
+        );
+        let err = parse_subscription_spec(r#"{"destination":{"url":"http://h/"},"retri":{}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `retri`"), "{err}");
+    }
+
+    #[test]
+    fn refuses_bad_destinations() {
+        for (url, expected) in [
+            ("not a url", "not a valid URL"),
+            ("ftp://h/x", "http:// or https://"),
+            ("http://user:pw@h/x", "credentials"),
+        ] {
+            let body = format!(r#"{{"destination":{{"url":"{url}"}}}}"#);
+            let err = parse_subscription_spec(&body).unwrap_err().to_string();
+            assert!(err.contains(expected), "{url}: {err}");
+        }
+        let err = parse_subscription_spec(
+            r#"{"destination":{"url":"http://h/","headers":{"switchyard-attempt":"1"}}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("set by switchyard"));
+    }
+
+    #[test]
+    fn refuses_inconsistent_retry_policy() {
+        let err = parse_subscription_spec(
+            r#"{"destination":{"url":"http://h/"},"retry":{"min_backoff_ms":5000,"max_backoff_ms":10}}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("retry.max_backoff_ms"), "{err}");
+    }
+
+    #[test]
+    fn refuses_invalid_pattern_with_its_reason() {
+        let err = parse_subscription_spec(
+            r#"{"pattern":{"source":"x"},"destination":{"url":"http://h/"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), "invalid_pattern");
+    }
+}

@@ -1,0 +1,37 @@
+//! Wall-clock helpers: switchyard stores times as Unix milliseconds and shows them as RFC 3339.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch. A clock before 1970 reads as 0 rather than panicking.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// `2026-11-24T10:00:00.123Z` for a Unix-milliseconds time.
+pub fn format_rfc3339_ms(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    let Ok(t) = ::time::OffsetDateTime::from_unix_timestamp_nanos(nanos) else {
+        return String::from("1970-01-01T00:00:00Z");
+    };
+    let (year, month, day) = (t.year(), u8::from(t.month()), t.day());
+    let (hour, minute, second) = (t.hour(), t.minute(), t.second());
+    let millis = t.millisecond();
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_milliseconds_in_utc() {
+        assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            format_rfc3339_ms(1_764_000_000_123),
+            "2025-11-24T16:00:00.123Z"
+        );
+    }
+}

@@ -1,0 +1,66 @@
+//! `/v1/buses` and `/v1/buses/{bus}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use switchyard_model::parse_bus_spec;
+
+use super::views::{BusView, Page};
+use super::{ApiError, Body, Params, names};
+use crate::App;
+
+pub async fn list(State(app): State<Arc<App>>) -> Response {
+    let buses = app.catalog.buses();
+    let items: Vec<_> = buses
+        .iter()
+        .map(|b| BusView::new(&b.record, b.subscriptions().count()))
+        .collect();
+    Json(Page { items, next: None }).into_response()
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Path(bus): Path<String>,
+) -> Result<Response, ApiError> {
+    names(&[("bus", &bus)])?;
+    let index = app
+        .catalog
+        .bus(&bus)
+        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    Ok(Json(BusView::new(&index.record, index.subscriptions().count())).into_response())
+}
+
+pub async fn put(
+    State(app): State<Arc<App>>,
+    Path(bus): Path<String>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    names(&[("bus", &bus)])?;
+    let spec = parse_bus_spec(&body)?;
+    let (record, created) = app.put_bus(&bus, spec).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let count = app
+        .catalog
+        .bus(&bus)
+        .map_or(0, |b| b.subscriptions().count());
+    Ok((status, Json(BusView::new(&record, count))).into_response())
+}
+
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Path(bus): Path<String>,
+    query: Query<HashMap<String, String>>,
+) -> Result<StatusCode, ApiError> {
+    names(&[("bus", &bus)])?;
+    let force = Params::from(query).flag("force")?;
+    app.delete_bus(&bus, force).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,201 @@
+//! HTTP routes, one module per resource, plus what every route shares: the error shape, the body
+//! extractor that enforces size limits, and bearer-token authentication of `/v1`.
+
+mod buses;
+mod dead_letters;
+mod error;
+mod events;
+mod health;
+mod subscriptions;
+mod views;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+
+pub use error::ApiError;
+
+use crate::App;
+
+pub fn router(app: Arc<App>) -> Router {
+    let v1 = Router::new()
+        .route("/v1/buses", get(buses::list))
+        .route(
+            "/v1/buses/{bus}",
+            put(buses::put).get(buses::get).delete(buses::delete),
+        )
+        .route("/v1/buses/{bus}/events", post(events::publish))
+        .route("/v1/buses/{bus}/subscriptions", get(subscriptions::list))
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}",
+            put(subscriptions::put)
+                .get(subscriptions::get)
+                .delete(subscriptions::delete),
+        )
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}/stats",
+            get(subscriptions::stats),
+        )
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}/dead-letters",
+            get(dead_letters::list).delete(dead_letters::purge),
+        )
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}/dead-letters/redrive",
+            post(dead_letters::redrive),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            require_token,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(app.config.max_request_bytes))
+        .with_state(app)
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such API route; see /v1/buses")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    if app.config.api_tokens.is_empty() {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let accepted = presented.is_some_and(|token| {
+        app.config
+            .api_tokens
+            .iter()
+            .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
+    });
+    if accepted {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a valid API token as 'Authorization: Bearer <token>'",
+        )
+        .into_response()
+    }
+}
+
+/// Compares without an early exit, so response time does not reveal how much of a token matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A UTF-8 request body within the configured size limit; refusals use the API's error shape.
+pub struct Body(pub String);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Body, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        "the request body is over the size limit",
+                    )
+                } else {
+                    ApiError::invalid(format!(
+                        "cannot read the request body: {}",
+                        rejection.body_text()
+                    ))
+                }
+            })?;
+        String::from_utf8(bytes.into())
+            .map(Body)
+            .map_err(|_| ApiError::invalid("the request body is not UTF-8"))
+    }
+}
+
+/// Query parameters, parsed by the handler so that a bad value gets the API's error shape.
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn from(query: Query<HashMap<String, String>>) -> Params {
+        Params(query.0)
+    }
+
+    pub fn number(&self, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+        match self.0.get(name) {
+            None => Ok(default),
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if n <= max => Ok(n),
+                _ => Err(ApiError::invalid(format!(
+                    "query parameter {name:?} must be a whole number up to {max}"
+                ))),
+            },
+        }
+    }
+
+    pub fn optional_number(&self, name: &str) -> Result<Option<u64>, ApiError> {
+        self.0
+            .get(name)
+            .map(|_| self.number(name, 0, u64::MAX))
+            .transpose()
+    }
+
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.0.get(name).map(String::as_str) {
+            None | Some("false") => Ok(false),
+            Some("true") | Some("") => Ok(true),
+            Some(_) => Err(ApiError::invalid(format!(
+                "query parameter {name:?} must be true or false"
+            ))),
+        }
+    }
+}
+
+/// Checks the names in a path before anything is looked up.
+fn names(pairs: &[(&str, &str)]) -> Result<(), ApiError> {
+    for (kind, name) in pairs {
+        switchyard_model::validate_name(kind, name)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

@@ -1,0 +1,107 @@
+//! `/v1/buses/{bus}/subscriptions[/{name}[/stats]]`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use switchyard_model::{now_ms, parse_subscription_spec};
+use switchyard_store::SubscriptionRecord;
+
+use super::views::{Page, SubscriptionView};
+use super::{ApiError, Body, names};
+use crate::App;
+
+/// The subscription as the catalog knows it, or a 404 that says which of bus and name is wrong.
+pub(super) fn find(app: &App, bus: &str, name: &str) -> Result<Arc<SubscriptionRecord>, ApiError> {
+    names(&[("bus", bus), ("subscription", name)])?;
+    let index = app
+        .catalog
+        .bus(bus)
+        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    index.subscription(name).cloned().ok_or_else(|| {
+        ApiError::not_found(format!(
+            "subscription {name:?} does not exist on bus {bus:?}"
+        ))
+    })
+}
+
+pub async fn list(
+    State(app): State<Arc<App>>,
+    Path(bus): Path<String>,
+) -> Result<Response, ApiError> {
+    names(&[("bus", &bus)])?;
+    let index = app
+        .catalog
+        .bus(&bus)
+        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    let items: Vec<_> = index
+        .subscriptions()
+        .map(|s| SubscriptionView::new(s))
+        .collect();
+    Ok(Json(Page { items, next: None }).into_response())
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Path((bus, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let subscription = find(&app, &bus, &name)?;
+    Ok(Json(SubscriptionView::new(&subscription)).into_response())
+}
+
+pub async fn put(
+    State(app): State<Arc<App>>,
+    Path((bus, name)): Path<(String, String)>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    names(&[("bus", &bus), ("subscription", &name)])?;
+    let spec = parse_subscription_spec(&body)?;
+    let (record, created) = app.put_subscription(&bus, &name, spec).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(SubscriptionView::new(&record))).into_response())
+}
+
+pub async fn delete(
+    State(app): State<Arc<App>>,
+    Path((bus, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    names(&[("bus", &bus), ("subscription", &name)])?;
+    app.delete_subscription(&bus, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn stats(
+    State(app): State<Arc<App>>,
+    Path((bus, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let subscription = find(&app, &bus, &name)?;
+    let stats = app.store.stats(subscription.id).await?;
+    let age_s = stats
+        .oldest_pending_since_ms
+        .map_or(0.0, |since| now_ms().saturating_sub(since) as f64 / 1000.0);
+    let in_flight = app
+        .dispatcher
+        .gauges(subscription.id)
+        .map_or(0, |g| g.in_flight.load(Ordering::Relaxed));
+    Ok(Json(json!({
+        "bus": bus,
+        "subscription": name,
+        "accepted": stats.accepted,
+        "delivered": stats.delivered,
+        "failed_attempts": stats.failed_attempts,
+        "pending": stats.pending,
+        "in_flight": in_flight,
+        "dead": stats.dead,
+        "purged": stats.purged,
+        "oldest_pending_age_s": age_s,
+    }))
+    .into_response())
+}

@@ -1,0 +1,96 @@
+//! How records look in API answers: names and RFC 3339 times, never internal ids.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use switchyard_model::{Destination, RetryPolicy, format_rfc3339_ms};
+use switchyard_store::{BusRecord, DeadLetter, SubscriptionRecord};
+
+/// A list answer. A struct rather than `json!`, so that raw JSON inside items (patterns, events)
+/// is written out verbatim instead of being re-encoded through `serde_json::Value`.
+#[derive(Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Option<String>>,
+}
+
+#[derive(Serialize)]
+pub struct BusView<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    subscriptions: usize,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> BusView<'a> {
+    pub fn new(record: &'a BusRecord, subscriptions: usize) -> BusView<'a> {
+        BusView {
+            name: &record.name,
+            description: record.spec.description.as_deref(),
+            subscriptions,
+            created_at: format_rfc3339_ms(record.created_ms),
+            updated_at: format_rfc3339_ms(record.updated_ms),
+        }
+    }
+}
+
+/// The subscription's fields exactly as PUT takes them, plus its name, bus and times.
+#[derive(Serialize)]
+pub struct SubscriptionView<'a> {
+    name: &'a str,
+    bus: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pattern: Option<&'a RawValue>,
+    destination: &'a Destination,
+    retry: &'a RetryPolicy,
+    max_concurrency: u32,
+    created_at: String,
+    updated_at: String,
+}
+
+impl<'a> SubscriptionView<'a> {
+    pub fn new(record: &'a SubscriptionRecord) -> SubscriptionView<'a> {
+        SubscriptionView {
+            name: &record.name,
+            bus: &record.bus,
+            pattern: record.spec.pattern.as_deref(),
+            destination: &record.spec.destination,
+            retry: &record.spec.retry,
+            max_concurrency: record.spec.max_concurrency,
+            created_at: format_rfc3339_ms(record.created_ms),
+            updated_at: format_rfc3339_ms(record.updated_ms),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DeadLetterView<'a> {
+    /// A string, so that clients in any language keep all 64 bits.
+    id: String,
+    event_id: &'a str,
+    event: Option<&'a RawValue>,
+    attempts: u32,
+    last_status: Option<u16>,
+    last_error: Option<&'a str>,
+    reason: &'static str,
+    ingested_at: String,
+    dead_at: String,
+}
+
+impl<'a> DeadLetterView<'a> {
+    pub fn new(letter: &'a DeadLetter, event: Option<&'a RawValue>) -> DeadLetterView<'a> {
+        DeadLetterView {
+            id: letter.id.to_string(),
+            event_id: &letter.event_id,
+            event,
+            attempts: letter.attempts,
+            last_status: letter.last_status,
+            last_error: letter.last_error.as_deref(),
+            reason: letter.reason.as_str(),
+            ingested_at: format_rfc3339_ms(letter.ingested_ms),
+            dead_at: format_rfc3339_ms(letter.dead_ms),
+        }
+    }
+}

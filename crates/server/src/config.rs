@@ -1,0 +1,163 @@
+//! The declarative config file (TOML): server settings, buses and subscriptions.
+//!
+//! A subscription in the file has exactly the fields of the REST API's PUT body. To keep one
+//! definition of those fields, the file is read as TOML, converted to JSON, and parsed by the
+//! same functions the API uses; errors name the file's key (`buses.orders.subscriptions.billing`).
+//!
+//! Applying a file creates or updates what it declares and leaves everything else alone.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use switchyard_model::{
+    BusSpec, ModelError, SubscriptionSpec, parse_bus_spec, parse_subscription_spec, validate_name,
+};
+
+use crate::{App, ServerError};
+
+/// `[server]`: what `serve` flags can also say. Flags win over the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub listen: Option<String>,
+    pub data_dir: Option<String>,
+    pub store: Option<String>,
+    pub api_tokens_file: Option<String>,
+    pub max_event_bytes: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    pub server: ServerSettings,
+    /// Bus name -> (bus settings, subscriptions by name), in name order.
+    pub buses: BTreeMap<String, (BusSpec, BTreeMap<String, SubscriptionSpec>)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
+    buses: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ConfigFile {
+    pub fn parse(text: &str) -> Result<ConfigFile, ServerError> {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| ServerError::Config(e.to_string()))?;
+        let json = serde_json::to_value(&table).map_err(|e| ServerError::Config(e.to_string()))?;
+        let raw: RawFile =
+            serde_json::from_value(json).map_err(|e| ServerError::Config(e.to_string()))?;
+        let mut buses = BTreeMap::new();
+        for (bus, mut fields) in raw.buses {
+            let context = format!("buses.{bus}");
+            let entry = |error: ModelError| ServerError::ConfigEntry {
+                context: context.clone(),
+                error,
+            };
+            validate_name("bus", &bus).map_err(entry)?;
+            let declared = match fields.remove("subscriptions") {
+                None => serde_json::Map::new(),
+                Some(serde_json::Value::Object(map)) => map,
+                Some(_) => {
+                    return Err(entry(ModelError::Invalid(
+                        "\"subscriptions\" must be a table".into(),
+                    )));
+                }
+            };
+            let spec =
+                parse_bus_spec(&serde_json::Value::Object(fields).to_string()).map_err(entry)?;
+            let mut subscriptions = BTreeMap::new();
+            for (name, body) in declared {
+                let context = format!("buses.{bus}.subscriptions.{name}");
+                let entry = |error: ModelError| ServerError::ConfigEntry {
+                    context: context.clone(),
+                    error,
+                };
+                validate_name("subscription", &name).map_err(entry)?;
+                subscriptions.insert(
+                    name,
+                    parse_subscription_spec(&body.to_string()).map_err(entry)?,
+                );
+            }
+            buses.insert(bus, (spec, subscriptions));
+        }
+        Ok(ConfigFile {
+            server: raw.server,
+            buses,
+        })
+    }
+
+    /// Creates or updates every bus and subscription the file declares.
+    pub async fn apply(&self, app: &App) -> Result<(), ServerError> {
+        for (bus, (spec, subscriptions)) in &self.buses {
+            app.put_bus(bus, spec.clone()).await?;
+            for (name, spec) in subscriptions {
+                app.put_subscription(bus, name, spec.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_buses_and_subscriptions_with_api_defaults() {
+        let file = ConfigFile::parse(
+            r#"
+            [server]
+            listen = "127.0.0.1:8700"
+
+            [buses.orders]
+            description = "shop orders"
+
+            [buses.orders.subscriptions.billing]
+            pattern = { source = ["shop.orders"], "detail-type" = ["Order Placed"] }
+            destination = { url = "http://127.0.0.1:9000/hook", headers = { x-team = "billing" } }
+            retry = { max_attempts = 10 }
+            "#,
+        )
+        .unwrap();
+        let (bus, subscriptions) = &file.buses["orders"];
+        assert_eq!(bus.description.as_deref(), Some("shop orders"));
+        let billing = &subscriptions["billing"];
+        assert_eq!(billing.retry.max_attempts, 10);
+        assert_eq!(billing.retry.min_backoff_ms, 1_000);
+        assert_eq!(billing.max_concurrency, 16);
+        assert!(
+            billing
+                .pattern
+                .as_ref()
+                .unwrap()
+                .get()
+                .contains("Order Placed")
+        );
+        assert_eq!(file.server.listen.as_deref(), Some("127.0.0.1:8700"));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = ConfigFile::parse(
+            r#"
+            [buses.orders.subscriptions.billing]
+            destination = { url = "ftp://nope" }
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("buses.orders.subscriptions.billing"), "{err}");
+        assert!(err.contains("http://"), "{err}");
+        let err = ConfigFile::parse("[buses.orders]\ncolour = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("buses.orders") && err.contains("colour"),
+            "{err}"
+        );
+        assert!(ConfigFile::parse("[serv]\n").is_err());
+    }
+}

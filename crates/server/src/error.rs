@@ -1,0 +1,18 @@
+//! The server crate's typed error, for start-up and the config file.
+
+use switchyard_dispatcher::DispatchError;
+use switchyard_model::ModelError;
+use switchyard_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Dispatch(#[from] DispatchError),
+    /// The config file is not valid; the message names the file's key.
+    #[error("config file: {0}")]
+    Config(String),
+    #[error("config file: {context}: {error}")]
+    ConfigEntry { context: String, error: ModelError },
+}

@@ -1,0 +1,107 @@
+//! The server: the REST API under `/v1`, health endpoints, and the publish path.
+//!
+//! Owns the [`catalog`] (buses with their compiled matchers, kept in memory for the hot path),
+//! the HTTP routes, API authentication and the declarative [`config`] file. It borrows the store
+//! and the dispatcher: a publish is validated and matched here, made durable by the store, and
+//! only then answered and handed to the dispatcher.
+//!
+//! Must not: answer a publisher before the store has committed, or hold a lock across an
+//! `.await` on the publish path.
+//!
+//! As in mini-redis, [`run`] takes a bound listener and a shutdown future, so tests and the
+//! binary control both.
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+mod error;
+mod ops;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_dispatcher::{Dispatcher, DispatcherConfig};
+use switchyard_store::Store;
+use tokio::net::TcpListener;
+
+pub use catalog::Catalog;
+pub use config::{ConfigFile, ServerSettings};
+pub use error::ServerError;
+
+/// How often the store's upkeep (collecting delivered events) runs.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Limits and credentials of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest event envelope accepted, in bytes.
+    pub max_event_bytes: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_request_bytes: usize,
+    /// Bearer tokens accepted on `/v1`; empty means the API is open (loopback only).
+    pub api_tokens: Vec<String>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_event_bytes: 1 << 20,
+            max_request_bytes: 16 << 20,
+            api_tokens: Vec::new(),
+        }
+    }
+}
+
+/// Everything a request handler needs, shared by all of them.
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub dispatcher: Dispatcher,
+    pub catalog: Catalog,
+    pub config: ApiConfig,
+}
+
+impl App {
+    /// Loads buses and subscriptions from the store and starts a lane for every subscription.
+    pub async fn start(store: Arc<dyn Store>, config: ApiConfig) -> Result<Arc<App>, ServerError> {
+        let dispatcher = Dispatcher::new(Arc::clone(&store), DispatcherConfig::default())?;
+        let catalog = Catalog::load(store.as_ref()).await?;
+        for subscription in catalog.all_subscriptions() {
+            dispatcher.upsert(subscription);
+        }
+        let app = Arc::new(App {
+            store,
+            dispatcher,
+            catalog,
+            config,
+        });
+        let upkeep = Arc::downgrade(&app);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(app) = upkeep.upgrade() else { break };
+                if let Err(error) = app.store.maintain().await {
+                    tracing::warn!(%error, "store upkeep failed; will try again");
+                }
+            }
+        });
+        Ok(app)
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then stops taking requests, lets
+/// requests in progress finish, and lets attempts in flight finish and commit their outcomes.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = api::router(Arc::clone(&app));
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    app.dispatcher.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! Table definitions and the byte layouts of the embedded store's hot records.
+//!
+//! Events and deliveries are written and read at the full publish and delivery rate, so they use
+//! small fixed little-endian layouts rather than JSON; rarely written records (buses,
+//! subscriptions, dead letters) are JSON for readability with `redb` tools.
+//!
+//! Invariant: every layout begins with a version byte so that a later release can read old files.
+
+use std::sync::Arc;
+
+use redb::TableDefinition;
+use switchyard_model::Event;
+
+use crate::StoreError;
+
+/// Counters that survive restarts: next ids and the schema version.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const BUSES: TableDefinition<&str, &str> = TableDefinition::new("buses");
+/// (bus, subscription name) -> SubscriptionRecord JSON.
+pub(super) const SUBSCRIPTIONS: TableDefinition<(&str, &str), &str> =
+    TableDefinition::new("subscriptions");
+/// Event sequence -> event. Sequences grow with time; low sequences are collected first.
+pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// (subscription id, delivery id) -> delivery. The first row of a subscription is its oldest.
+pub(super) const DELIVERIES: TableDefinition<(u64, u64), &[u8]> =
+    TableDefinition::new("deliveries");
+/// (subscription id, due ms, delivery id): the order in which pending deliveries are attempted.
+pub(super) const DUE: TableDefinition<(u64, u64, u64), ()> = TableDefinition::new("due");
+/// (subscription id, delivery id) -> DeadLetter JSON.
+pub(super) const DEAD: TableDefinition<(u64, u64), &str> = TableDefinition::new("dead_letters");
+/// Subscription id -> accounting counters; its presence marks a live subscription id.
+pub(super) const COUNTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("counters");
+
+pub(super) const NEXT_EVENT_SEQ: &str = "next_event_seq";
+pub(super) const NEXT_DELIVERY_ID: &str = "next_delivery_id";
+pub(super) const NEXT_SUBSCRIPTION_ID: &str = "next_subscription_id";
+pub(super) const SCHEMA_VERSION: &str = "schema_version";
+pub(super) const CURRENT_SCHEMA: u64 = 1;
+
+const LAYOUT_V1: u8 = 1;
+
+fn corrupt(table: &'static str, detail: &str) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: detail.to_string(),
+    }
+}
+
+/// Reads little-endian integers from a record, failing on truncation instead of panicking.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    table: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], table: &'static str) -> Result<Self, StoreError> {
+        match bytes.split_first() {
+            Some((&LAYOUT_V1, rest)) => Ok(Reader { bytes: rest, table }),
+            _ => Err(corrupt(table, "unknown layout version")),
+        }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.bytes.len() < n {
+            return Err(corrupt(self.table, "record is truncated"));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(b))
+    }
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(b))
+    }
+    fn u16(&mut self) -> Result<u16, StoreError> {
+        let mut b = [0u8; 2];
+        b.copy_from_slice(self.take(2)?);
+        Ok(u16::from_le_bytes(b))
+    }
+    fn text(&mut self, n: usize) -> Result<String, StoreError> {
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt(self.table, "text is not UTF-8"))
+    }
+    fn rest_text(&mut self) -> Result<String, StoreError> {
+        self.text(self.bytes.len())
+    }
+}
+
+pub(super) fn encode_event(event: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 8 + 4 + event.id.len() + event.envelope.len());
+    out.push(LAYOUT_V1);
+    out.extend_from_slice(&event.ingested_ms.to_le_bytes());
+    out.extend_from_slice(&(event.id.len() as u32).to_le_bytes());
+    out.extend_from_slice(event.id.as_bytes());
+    out.extend_from_slice(event.envelope.as_bytes());
+    out
+}
+
+pub(super) fn decode_event(bytes: &[u8]) -> Result<Arc<Event>, StoreError> {
+    let mut r = Reader::new(bytes, "events")?;
+    let ingested_ms = r.u64()?;
+    let id_len = r.u32()? as usize;
+    let id = r.text(id_len)?;
+    let envelope = r.rest_text()?;
+    Ok(Arc::new(Event {
+        id,
+        envelope,
+        ingested_ms,
+    }))
+}
+
+/// A pending delivery as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct DeliveryRow {
+    pub event_seq: u64,
+    pub attempts: u32,
+    pub due_ms: u64,
+    pub ingested_ms: u64,
+    pub pending_since_ms: u64,
+    /// 0 when no attempt got an HTTP status.
+    pub last_status: u16,
+    pub last_error: String,
+}
+
+impl DeliveryRow {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(39 + self.last_error.len());
+        out.push(LAYOUT_V1);
+        out.extend_from_slice(&self.event_seq.to_le_bytes());
+        out.extend_from_slice(&self.attempts.to_le_bytes());
+        out.extend_from_slice(&self.due_ms.to_le_bytes());
+        out.extend_from_slice(&self.ingested_ms.to_le_bytes());
+        out.extend_from_slice(&self.pending_since_ms.to_le_bytes());
+        out.extend_from_slice(&self.last_status.to_le_bytes());
+        out.extend_from_slice(self.last_error.as_bytes());
+        out
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes, "deliveries")?;
+        Ok(DeliveryRow {
+            event_seq: r.u64()?,
+            attempts: r.u32()?,
+            due_ms: r.u64()?,
+            ingested_ms: r.u64()?,
+            pending_since_ms: r.u64()?,
+            last_status: r.u16()?,
+            last_error: r.rest_text()?,
+        })
+    }
+}
+
+/// Accounting counters of one subscription, as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Counters {
+    pub accepted: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    pub pending: u64,
+    pub purged: u64,
+    pub failed_attempts: u64,
+}
+
+impl Counters {
+    pub(super) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(49);
+        out.push(LAYOUT_V1);
+        for v in [
+            self.accepted,
+            self.delivered,
+            self.dead,
+            self.pending,
+            self.purged,
+            self.failed_attempts,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    pub(super) fn decode(bytes: &[u8]) -> Result<Self, StoreError> {
+        let mut r = Reader::new(bytes, "counters")?;
+        Ok(Counters {
+            accepted: r.u64()?,
+            delivered: r.u64()?,
+            dead: r.u64()?,
+            pending: r.u64()?,
+            purged: r.u64()?,
+            failed_attempts: r.u64()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip() {
+        let row = DeliveryRow {
+            event_seq: 7,
+            attempts: 3,
+            due_ms: 11,
+            ingested_ms: 13,
+            pending_since_ms: 17,
+            last_status: 503,
+            last_error: "service unavailable".into(),
+        };
+        assert_eq!(DeliveryRow::decode(&row.encode()).unwrap(), row);
+        let event = Event {
+            id: "e-1".into(),
+            envelope: "{\"a\":1}".into(),
+            ingested_ms: 99,
+        };
+        assert_eq!(*decode_event(&encode_event(&event)).unwrap(), event);
+        let c = Counters {
+            accepted: 1,
+            delivered: 2,
+            dead: 3,
+            pending: 4,
+            purged: 5,
+            failed_attempts: 6,
+        };
+        assert_eq!(Counters::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn truncated_records_are_errors_not_panics() {
+        let row = DeliveryRow {
+            event_seq: 1,
+            attempts: 0,
+            due_ms: 0,
+            ingested_ms: 0,
+            pending_since_ms: 0,
+            last_status: 0,
+            last_error: String::new(),
+        };
+        let bytes = row.encode();
+        for len in 0..bytes.len() {
+            assert!(DeliveryRow::decode(&bytes[..len]).is_err());
+        }
+        assert!(decode_event(&[LAYOUT_V1, 1, 2]).is_err());
+        assert!(Counters::decode(&[9]).is_err());
+    }
+}

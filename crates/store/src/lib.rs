@@ -1,0 +1,100 @@
+//! switchyard's durable state, behind one batch-first [`Store`] interface.
+//!
+//! The store owns buses, subscriptions, events, deliveries, dead letters and the per-subscription
+//! counters that make delivery accounting checkable. It does not match events, make HTTP calls or
+//! decide retry policy: callers hand it decisions ([`Outcome`]s) to make durable.
+//!
+//! Invariants every implementation keeps, each within one transaction:
+//! - a publish is durable with all its deliveries, or not at all;
+//! - for every subscription, `accepted = delivered + dead + pending + purged` at every commit;
+//! - an event is kept as long as any pending delivery refers to it (dead letters keep a copy);
+//! - delivery ids grow with time, so the first pending delivery of a subscription is its oldest.
+//!
+//! Every operation takes and returns batches: the embedded store turns concurrent callers into
+//! one group commit, and a network store needs as few round trips.
+
+mod embedded;
+mod error;
+mod records;
+
+pub use embedded::EmbeddedStore;
+pub use error::StoreError;
+pub use records::{
+    BusRecord, DeadLetter, DeadReason, NewEvent, Outcome, OutcomeKind, PendingDelivery,
+    SubscriptionRecord, SubscriptionStats,
+};
+
+use async_trait::async_trait;
+use switchyard_model::{BusSpec, SubscriptionSpec};
+
+/// The durable state of one switchyard deployment.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or replaces a bus; the flag says whether it was created.
+    async fn put_bus(&self, name: &str, spec: BusSpec) -> Result<(BusRecord, bool), StoreError>;
+    async fn get_bus(&self, name: &str) -> Result<BusRecord, StoreError>;
+    async fn list_buses(&self) -> Result<Vec<BusRecord>, StoreError>;
+    /// Deletes a bus. With `force`, its subscriptions go too (pending deliveries and dead letters
+    /// included); without it, a bus that still has subscriptions is a [`StoreError::Conflict`].
+    /// Returns the deleted subscriptions.
+    async fn delete_bus(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+
+    /// Creates or replaces a subscription of an existing bus. Replacing keeps its id, pending
+    /// deliveries, dead letters and counters.
+    async fn put_subscription(
+        &self,
+        bus: &str,
+        name: &str,
+        spec: SubscriptionSpec,
+    ) -> Result<(SubscriptionRecord, bool), StoreError>;
+    async fn get_subscription(
+        &self,
+        bus: &str,
+        name: &str,
+    ) -> Result<SubscriptionRecord, StoreError>;
+    /// The subscriptions of one bus, or of every bus with `None`.
+    async fn list_subscriptions(
+        &self,
+        bus: Option<&str>,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError>;
+    /// Deletes a subscription with its pending deliveries, dead letters and counters.
+    async fn delete_subscription(
+        &self,
+        bus: &str,
+        name: &str,
+    ) -> Result<SubscriptionRecord, StoreError>;
+
+    /// Makes events and their deliveries durable, returning per event the deliveries created.
+    /// A subscription deleted since matching simply gets no delivery.
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Vec<PendingDelivery>>, StoreError>;
+    /// Makes attempt outcomes durable. Outcomes of deliveries that no longer exist (their
+    /// subscription was deleted meanwhile) are ignored.
+    async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError>;
+    /// Up to `limit` pending deliveries of a subscription, soonest due first.
+    async fn load_pending(
+        &self,
+        subscription: u64,
+        limit: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+
+    async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError>;
+    /// Dead letters in id order, after the `after` cursor.
+    async fn list_dead_letters(
+        &self,
+        subscription: u64,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Turns dead letters (all, or those listed) back into pending deliveries due now, each with
+    /// a fresh retry window. Returns how many were redriven.
+    async fn redrive(&self, subscription: u64, ids: Option<Vec<u64>>) -> Result<u64, StoreError>;
+    /// Removes every dead letter of a subscription. Returns how many.
+    async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError>;
+
+    /// Background upkeep (removing events nothing refers to any more); call it periodically.
+    async fn maintain(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,117 @@
+//! The records the store takes and returns. Times are Unix milliseconds.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use switchyard_model::{BusSpec, Event, SubscriptionSpec};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BusRecord {
+    pub name: String,
+    pub spec: BusSpec,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SubscriptionRecord {
+    /// Internal and never reused: a subscription deleted and created again under the same name
+    /// is a new subscription, and late outcomes of the old one cannot touch the new one.
+    pub id: u64,
+    pub bus: String,
+    pub name: String,
+    pub spec: SubscriptionSpec,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+/// An event to append, with the subscriptions it matched.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: Arc<Event>,
+    pub subscriptions: Vec<u64>,
+}
+
+/// A delivery that is not finished: what the dispatcher needs to make the next attempt.
+#[derive(Debug, Clone)]
+pub struct PendingDelivery {
+    pub id: u64,
+    pub subscription: u64,
+    pub event: Arc<Event>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub due_ms: u64,
+    /// Start of the retry window (`max_age_s` counts from here): ingestion, or the redrive.
+    pub pending_since_ms: u64,
+}
+
+/// What became of one attempt, as the dispatcher decided it.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub subscription: u64,
+    pub delivery: u64,
+    /// Attempts made, this one included.
+    pub attempts: u32,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub kind: OutcomeKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeKind {
+    Delivered,
+    Retry { due_ms: u64 },
+    Dead { reason: DeadReason },
+}
+
+/// Why a delivery will not be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadReason {
+    /// A 3xx or 4xx that the subscription does not list as retryable.
+    NonRetryableStatus,
+    MaxAttempts,
+    MaxAge,
+    /// The destination cannot be called at all (e.g. its URL no longer resolves to a request).
+    InvalidDestination,
+}
+
+impl DeadReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadReason::NonRetryableStatus => "non_retryable_status",
+            DeadReason::MaxAttempts => "max_attempts",
+            DeadReason::MaxAge => "max_age",
+            DeadReason::InvalidDestination => "invalid_destination",
+        }
+    }
+}
+
+/// Delivery accounting of one subscription: `accepted = delivered + dead + pending + purged`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubscriptionStats {
+    pub accepted: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    pub pending: u64,
+    pub purged: u64,
+    /// Attempts that did not deliver (retried or dead-lettered).
+    pub failed_attempts: u64,
+    /// When the oldest pending delivery became pending; `None` when nothing is pending.
+    pub oldest_pending_since_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: u64,
+    pub subscription: u64,
+    pub event_id: String,
+    /// The event envelope as JSON text: dead letters outlive the event table's copy.
+    pub envelope: String,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub reason: DeadReason,
+    pub ingested_ms: u64,
+    pub dead_ms: u64,
+}

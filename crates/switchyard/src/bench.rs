@@ -1,0 +1,277 @@
+//! `switchyard bench`: end-to-end throughput and latency of a running server.
+//!
+//! Starts a sink on 127.0.0.1 that answers 200 at once, subscribes it to a fresh bus, publishes
+//! batches (as fast as possible or at a fixed rate) and measures, per event, the time from just
+//! before its publish request to its arrival at the sink. Removes its bus afterwards.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use axum::routing::post;
+use serde_json::json;
+use tokio::sync::Notify;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Base URL of the server under test.
+    #[arg(long, default_value = "http://127.0.0.1:8700")]
+    url: String,
+    /// Events to publish.
+    #[arg(long, default_value_t = 50_000)]
+    events: u64,
+    /// Events per publish request.
+    #[arg(long, default_value_t = 100)]
+    batch: u64,
+    /// Target publish rate in events/s; 0 publishes as fast as the server accepts.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Publish requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    publishers: u64,
+    /// The subscription's max_concurrency.
+    #[arg(long, default_value_t = 32)]
+    concurrency: u32,
+    /// Bytes of filler in each event's detail.
+    #[arg(long, default_value_t = 200)]
+    payload: usize,
+    /// File holding an API token, for a server that requires one.
+    #[arg(long)]
+    api_token_file: Option<std::path::PathBuf>,
+}
+
+fn unix_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// What the sink saw.
+struct Sink {
+    latencies_us: Mutex<Vec<u64>>,
+    seen: Mutex<Vec<bool>>,
+    unique: AtomicU64,
+    duplicates: AtomicU64,
+    last_arrival_us: AtomicU64,
+    done: Notify,
+    expected: u64,
+}
+
+impl Sink {
+    fn record(&self, body: &[u8]) {
+        let now = unix_micros();
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return;
+        };
+        let (Some(seq), Some(sent)) = (
+            event["detail"]["seq"].as_u64(),
+            event["detail"]["sent_us"].as_u64(),
+        ) else {
+            return;
+        };
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            match seen.get_mut(seq as usize) {
+                Some(flag) if !*flag => *flag = true,
+                Some(_) => {
+                    self.duplicates.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                None => return,
+            }
+        }
+        self.latencies_us
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(now.saturating_sub(sent));
+        self.last_arrival_us.fetch_max(now, Ordering::Relaxed);
+        if self.unique.fetch_add(1, Ordering::Relaxed) + 1 == self.expected {
+            self.done.notify_one();
+        }
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.events == 0 || args.batch == 0 || args.batch > 500 || args.publishers == 0 {
+        bail!("--events and --publishers must be positive and --batch 1 to 500");
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().build()?;
+    let token = match &args.api_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let authorized = |request: reqwest::RequestBuilder| match &token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+
+    let sink = Arc::new(Sink {
+        latencies_us: Mutex::new(Vec::with_capacity(args.events as usize)),
+        seen: Mutex::new(vec![false; args.events as usize]),
+        unique: AtomicU64::new(0),
+        duplicates: AtomicU64::new(0),
+        last_arrival_us: AtomicU64::new(0),
+        done: Notify::new(),
+        expected: args.events,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sink_addr: SocketAddr = listener.local_addr()?;
+    let recorder = Arc::clone(&sink);
+    let app = axum::Router::new().route(
+        "/sink",
+        post(move |body: axum::body::Bytes| {
+            let recorder = Arc::clone(&recorder);
+            async move { recorder.record(&body) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let base = args.url.trim_end_matches('/');
+    let bus = format!("bench-{}", std::process::id());
+    let bus_url = format!("{base}/v1/buses/{bus}");
+    authorized(client.put(&bus_url))
+        .send()
+        .await
+        .context("cannot reach the server")?
+        .error_for_status()?;
+    let subscription = json!({
+        "destination": {"url": format!("http://{sink_addr}/sink")},
+        "max_concurrency": args.concurrency,
+    });
+    authorized(
+        client
+            .put(format!("{bus_url}/subscriptions/sink"))
+            .json(&subscription),
+    )
+    .send()
+    .await?
+    .error_for_status()?;
+
+    let filler = "x".repeat(args.payload);
+    let next_batch = Arc::new(AtomicU64::new(0));
+    let batches = args.events.div_ceil(args.batch);
+    let started = Instant::now();
+    let start_us = unix_micros();
+    let mut publishers = Vec::new();
+    for _ in 0..args.publishers {
+        let (client, next_batch, filler, token) = (
+            client.clone(),
+            Arc::clone(&next_batch),
+            filler.clone(),
+            token.clone(),
+        );
+        let (events_url, args_events, batch, rate) = (
+            format!("{bus_url}/events"),
+            args.events,
+            args.batch,
+            args.rate,
+        );
+        publishers.push(tokio::spawn(async move {
+            loop {
+                let index = next_batch.fetch_add(1, Ordering::Relaxed);
+                if index >= batches {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let first = index * batch;
+                if rate > 0 {
+                    let due = Duration::from_secs_f64(first as f64 / rate as f64);
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(started + due)).await;
+                }
+                let sent_us = unix_micros();
+                let entries: Vec<_> = (first..(first + batch).min(args_events))
+                    .map(|seq| json!({"source": "bench", "detail-type": "tick", "detail": {"seq": seq, "sent_us": sent_us, "filler": filler}}))
+                    .collect();
+                let mut request = client.post(&events_url).json(&json!({ "entries": entries }));
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                let answer: serde_json::Value = request.send().await?.error_for_status()?.json().await?;
+                if answer["failed_entry_count"].as_u64() != Some(0) {
+                    bail!("the server refused events: {answer}");
+                }
+            }
+        }));
+    }
+    for publisher in publishers {
+        publisher.await??;
+    }
+    let publish_secs = started.elapsed().as_secs_f64();
+    let wait = Duration::from_secs(60 + args.events / 1_000);
+    let all_arrived = tokio::time::timeout(wait, async {
+        while sink.unique.load(Ordering::Relaxed) < args.events {
+            tokio::select! {
+                _ = sink.done.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    })
+    .await
+    .is_ok();
+    let delivered = sink.unique.load(Ordering::Relaxed);
+    let delivered_secs = sink
+        .last_arrival_us
+        .load(Ordering::Relaxed)
+        .saturating_sub(start_us) as f64
+        / 1e6;
+    let _ = authorized(client.delete(format!("{bus_url}?force=true")))
+        .send()
+        .await;
+
+    let mut latencies =
+        std::mem::take(&mut *sink.latencies_us.lock().unwrap_or_else(|p| p.into_inner()));
+    latencies.sort_unstable();
+    let percentile = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return f64::NAN;
+        }
+        let rank = ((p / 100.0) * (latencies.len() - 1) as f64).round() as usize;
+        latencies[rank] as f64 / 1000.0
+    };
+    println!(
+        "switchyard bench: {} events in batches of {}, {} publishers, rate {}",
+        args.events,
+        args.batch,
+        args.publishers,
+        if args.rate == 0 {
+            "unlimited".to_string()
+        } else {
+            format!("{}/s", args.rate)
+        }
+    );
+    println!(
+        "  published   {:>10.0} events/s  ({:.2} s)",
+        args.events as f64 / publish_secs,
+        publish_secs
+    );
+    println!(
+        "  delivered   {:>10.0} events/s  ({delivered} of {} in {delivered_secs:.2} s, {} duplicates)",
+        delivered as f64 / delivered_secs.max(1e-9),
+        args.events,
+        sink.duplicates.load(Ordering::Relaxed)
+    );
+    println!(
+        "  publish->delivery latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        percentile(50.0),
+        percentile(90.0),
+        percentile(99.0),
+        percentile(100.0)
+    );
+    if !all_arrived {
+        bail!(
+            "only {delivered} of {} events arrived within {} s",
+            args.events,
+            wait.as_secs()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! `switchyard serve`: settings from flags and the config file, the store, the listener, signals.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use switchyard_server::{ApiConfig, App, ConfigFile};
+use switchyard_store::{EmbeddedStore, Store};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8700]. Anything but loopback needs API tokens.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Where the embedded store keeps its file [default: ./switchyard-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Declarative config file (TOML): server settings, buses and subscriptions, applied at start.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Store to use: `embedded` (the default, a file in the data directory).
+    #[arg(long)]
+    store: Option<String>,
+    /// File of API tokens, one per line; when given, every /v1 call needs `Authorization: Bearer`.
+    #[arg(long)]
+    api_tokens_file: Option<PathBuf>,
+    /// Largest event accepted, in bytes [default: 1048576].
+    #[arg(long)]
+    max_event_bytes: Option<usize>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            ConfigFile::parse(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => ConfigFile::default(),
+    };
+    let settings = &file.server;
+    let listen = args
+        .listen
+        .or_else(|| settings.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8700".into());
+    let addr: SocketAddr = listen.parse().with_context(|| {
+        format!("--listen {listen:?} must be an IP address and port, such as 127.0.0.1:8700")
+    })?;
+    let data_dir = args
+        .data_dir
+        .or_else(|| settings.data_dir.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("switchyard-data"));
+    let tokens_file = args
+        .api_tokens_file
+        .or_else(|| settings.api_tokens_file.as_ref().map(PathBuf::from));
+    let api_tokens = match &tokens_file {
+        Some(path) => read_tokens(path)?,
+        None => Vec::new(),
+    };
+    if !addr.ip().is_loopback() && api_tokens.is_empty() {
+        bail!(
+            "refusing to listen on {addr} without API tokens: anyone who can reach it could change subscriptions. \
+             Give --api-tokens-file FILE (one token per line), or listen on 127.0.0.1"
+        );
+    }
+    let defaults = ApiConfig::default();
+    let config = ApiConfig {
+        max_event_bytes: args
+            .max_event_bytes
+            .or(settings.max_event_bytes)
+            .unwrap_or(defaults.max_event_bytes),
+        api_tokens,
+        ..defaults
+    };
+    let store = open_store(
+        args.store.as_deref().or(settings.store.as_deref()),
+        &data_dir,
+    )?;
+    let app = App::start(store, config).await?;
+    file.apply(&app).await?;
+
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        "switchyard listening on http://{local}, data in {}",
+        data_dir.display()
+    );
+    switchyard_server::run(listener, app, shutdown_signal()).await?;
+    tracing::info!("switchyard stopped");
+    Ok(())
+}
+
+fn open_store(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+    match url {
+        None | Some("embedded") => {
+            std::fs::create_dir_all(data_dir)
+                .with_context(|| format!("cannot create {}", data_dir.display()))?;
+            let store = EmbeddedStore::open(&data_dir.join("switchyard.redb"))?;
+            Ok(Arc::new(store))
+        }
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            bail!(
+                "the PostgreSQL store is not available yet; run without --store to use the embedded store"
+            )
+        }
+        Some(other) => {
+            bail!("--store {other:?} is not a store this switchyard knows: use `embedded`")
+        }
+    }
+}
+
+/// One token per line; blank lines and `#` comments are skipped.
+fn read_tokens(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read API tokens from {}", path.display()))?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    if tokens.is_empty() {
+        bail!("{} holds no API token", path.display());
+    }
+    Ok(tokens)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down: finishing attempts in flight");
+}
