@@ -106,10 +106,7 @@ impl Search<'_> {
     fn try_cond(&mut self, c: &PCond, at: usize) -> bool {
         let flat = self.flat;
         let mut any_consistent = false;
-        for &vi in flat.at(c.path) {
-            let Some(v) = flat.vals.get(vi as usize) else {
-                continue;
-            };
+        for v in flat.at(c.path) {
             let mem = flat.membership(v);
             if !consistent(mem, &self.merged) {
                 continue;

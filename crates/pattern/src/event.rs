@@ -134,7 +134,12 @@ impl PathTrie {
             None => n
                 .children
                 .iter()
-                .find(|(k, _)| k.as_bytes() == seg.as_bytes())
+                .find(|(k, _)| {
+                    // Length and first byte reject most siblings without a call to memcmp.
+                    k.len() == seg.len()
+                        && k.as_bytes().first() == seg.as_bytes().first()
+                        && k.as_bytes() == seg.as_bytes()
+                })
                 .map(|&(_, c)| c),
         }
     }
@@ -185,7 +190,11 @@ pub(crate) struct Val {
     pub num: Option<f64>,
     mem_start: u32,
     mem_len: u32,
+    /// The next value on the same path, or `NONE`.
+    next: u32,
 }
+
+const NONE: u32 = u32::MAX;
 
 /// A flattened event, reused from one event to the next to keep its allocations.
 #[derive(Default)]
@@ -195,9 +204,9 @@ pub(crate) struct Flat {
     decoded: String,
     stack: Vec<(u32, u32)>,
     next_array: u32,
-    order: Vec<u32>,
-    /// Per path id: (generation, start, end) into `order`.
-    slots: Vec<(u32, u32, u32)>,
+    /// Per path id: (generation, last value on that path); values chain through `Val::next`, so
+    /// grouping by path costs nothing beyond the walk.
+    heads: Vec<(u32, u32)>,
     generation: u32,
 }
 
@@ -209,6 +218,14 @@ impl Flat {
         self.decoded.clear();
         self.stack.clear();
         self.next_array = 0;
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.heads.iter_mut().for_each(|h| h.0 = 0);
+            self.generation = 1;
+        }
+        if self.heads.len() < n_paths {
+            self.heads.resize(n_paths, (0, NONE));
+        }
         let mut lx = Lexer::new(text);
         if lx.peek() != Some(b'{') {
             return Err(EventError {
@@ -222,9 +239,7 @@ impl Flat {
         walked.map_err(|e| EventError {
             offset: e.offset,
             reason: e.what,
-        })?;
-        self.group(n_paths);
-        Ok(())
+        })
     }
 
     fn walk(
@@ -320,6 +335,15 @@ impl Flat {
                 };
                 let mem_start = self.mem.len() as u32;
                 self.mem.extend_from_slice(&self.stack);
+                let me = self.vals.len() as u32;
+                let next = match self.heads.get_mut(path as usize) {
+                    Some(h) if h.0 == self.generation => std::mem::replace(&mut h.1, me),
+                    Some(h) => {
+                        *h = (self.generation, me);
+                        NONE
+                    }
+                    None => NONE,
+                };
                 self.vals.push(Val {
                     path,
                     kind,
@@ -328,6 +352,7 @@ impl Flat {
                     num,
                     mem_start,
                     mem_len: self.stack.len() as u32,
+                    next,
                 });
                 Ok(())
             }
@@ -335,49 +360,16 @@ impl Flat {
         }
     }
 
-    fn group(&mut self, n_paths: usize) {
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.slots.iter_mut().for_each(|s| s.0 = 0);
-            self.generation = 1;
-        }
-        if self.slots.len() < n_paths {
-            self.slots.resize(n_paths, (0, 0, 0));
-        }
-        self.order.clear();
-        self.order.extend(0..self.vals.len() as u32);
-        let vals = &self.vals;
-        self.order
-            .sort_by_key(|&i| vals.get(i as usize).map_or(u32::MAX, |v| v.path));
-        let mut i = 0;
-        while i < self.order.len() {
-            let path = self.path_of(i);
-            let mut j = i + 1;
-            while j < self.order.len() && self.path_of(j) == path {
-                j += 1;
-            }
-            if let Some(slot) = self.slots.get_mut(path as usize) {
-                *slot = (self.generation, i as u32, j as u32);
-            }
-            i = j;
-        }
-    }
-
-    fn path_of(&self, i: usize) -> u32 {
-        self.order
-            .get(i)
-            .and_then(|&v| self.vals.get(v as usize))
-            .map_or(u32::MAX, |v| v.path)
-    }
-
-    /// Indices (into `vals`) of the values at `path`.
+    /// The values at `path`.
     #[inline]
-    pub fn at(&self, path: u32) -> &[u32] {
-        match self.slots.get(path as usize) {
-            Some(&(g, s, e)) if g == self.generation => {
-                self.order.get(s as usize..e as usize).unwrap_or(&[])
-            }
-            _ => &[],
+    pub fn at(&self, path: u32) -> ValsAt<'_> {
+        let cur = match self.heads.get(path as usize) {
+            Some(&(g, head)) if g == self.generation => head,
+            _ => NONE,
+        };
+        ValsAt {
+            vals: &self.vals,
+            cur,
         }
     }
 
@@ -406,6 +398,23 @@ impl Flat {
     }
 }
 
+/// Iterator over the values on one path, last first.
+pub(crate) struct ValsAt<'a> {
+    vals: &'a [Val],
+    cur: u32,
+}
+
+impl<'a> Iterator for ValsAt<'a> {
+    type Item = &'a Val;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a Val> {
+        let v = self.vals.get(self.cur as usize)?;
+        self.cur = v.next;
+        Some(v)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,24 +435,19 @@ mod tests {
         let text = r#"{"a":{"b":1,"skip":{"x":[1,2,{"y":"z"}]}},"a.c":"v\n","d":"no"}"#;
         let (f, _) = flat(text, &["a.b", "a.c"]);
         assert_eq!(f.vals.len(), 2);
-        let b = f.at(0);
+        let b: Vec<_> = f.at(0).collect();
         assert_eq!(b.len(), 1);
-        let v = f.vals[b[0] as usize];
-        assert_eq!(f.lit_of(&v, text), "1");
-        let c = f.vals[f.at(1)[0] as usize];
-        assert_eq!(f.str_of(&c, text), Some("v\n"));
+        assert_eq!(f.lit_of(b[0], text), "1");
+        let c: Vec<_> = f.at(1).collect();
+        assert_eq!(f.str_of(c[0], text), Some("v\n"));
     }
 
     #[test]
     fn records_array_membership() {
         let text = r#"{"a":[{"b":1,"c":2},{"b":3}]}"#;
         let (f, _) = flat(text, &["a.b", "a.c"]);
-        let bs: Vec<_> = f
-            .at(0)
-            .iter()
-            .map(|&i| f.membership(&f.vals[i as usize]).to_vec())
-            .collect();
-        assert_eq!(bs, vec![vec![(0, 0)], vec![(0, 1)]]);
+        let bs: Vec<_> = f.at(0).map(|v| f.membership(v).to_vec()).collect();
+        assert_eq!(bs, vec![vec![(0, 1)], vec![(0, 0)]]);
     }
 
     #[test]

@@ -111,6 +111,7 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         // Fast path: most strings have no escapes and are returned as a borrowed slice.
         loop {
+            self.skip_plain();
             match self.bytes.get(self.pos) {
                 None => return self.err("unterminated string"),
                 Some(b'"') => {
@@ -157,17 +158,7 @@ impl<'a> Lexer<'a> {
         }
         self.pos += 1;
         loop {
-            // Eight bytes at a time while none of them is a quote, a backslash or a control
-            // character: long free-text fields are the bulk of what the matcher skips.
-            while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
-                let mut word = [0u8; 8];
-                word.copy_from_slice(chunk);
-                let w = u64::from_le_bytes(word);
-                if has_special(w) {
-                    break;
-                }
-                self.pos += 8;
-            }
+            self.skip_plain();
             match self.bytes.get(self.pos) {
                 None => return self.err("unterminated string"),
                 Some(b'"') => {
@@ -181,6 +172,24 @@ impl<'a> Lexer<'a> {
                 Some(&b) if b < 0x20 => return self.err("control character in string"),
                 Some(_) => self.pos += 1,
             }
+        }
+    }
+
+    /// Advances over string bytes that need no attention, eight at a time while none of them is
+    /// a quote, a backslash or a control character: long free-text fields are the bulk of what
+    /// the matcher reads.
+    #[inline]
+    fn skip_plain(&mut self) {
+        while let Some(chunk) = self.bytes.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            let special = special_bytes(u64::from_le_bytes(word));
+            if special != 0 {
+                // The lowest flagged byte is exact (borrows only propagate upwards).
+                self.pos += (special.trailing_zeros() / 8) as usize;
+                return;
+            }
+            self.pos += 8;
         }
     }
 
@@ -400,9 +409,10 @@ impl<'a> Lexer<'a> {
     }
 }
 
-/// True if any byte of `w` is `"`, `\` or below 0x20 (the classic SWAR zero-byte test).
+/// Flags (high bit of each byte) the bytes of `w` that are `"`, `\` or below 0x20, using the
+/// classic SWAR zero-byte test; in little-endian order the lowest flag is always exact.
 #[inline]
-fn has_special(w: u64) -> bool {
+fn special_bytes(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
@@ -410,7 +420,7 @@ fn has_special(w: u64) -> bool {
     let backslash = zero_in(w ^ (ONES * u64::from(b'\\')));
     // A byte below 0x20 is one whose value minus 0x20 borrows; bytes >= 0x80 are excluded.
     let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
-    (quote | backslash | control) != 0
+    quote | backslash | control
 }
 
 /// Parses a whole text into a tree.

@@ -114,14 +114,19 @@ fn looks_like_ip(s: &str) -> bool {
 }
 
 fn looks_like_v4(s: &str) -> bool {
-    let mut parts = 0;
-    for part in s.split('.') {
-        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
+    let mut dots = 0;
+    let mut run = 0;
+    for b in s.bytes() {
+        match b {
+            b'0'..=b'9' => run += 1,
+            b'.' if run > 0 => {
+                dots += 1;
+                run = 0;
+            }
+            _ => return false,
         }
-        parts += 1;
     }
-    parts == 4
+    dots == 3 && run > 0
 }
 
 fn looks_like_v6(s: &str) -> bool {
@@ -130,25 +135,26 @@ fn looks_like_v6(s: &str) -> bool {
 
 /// Parses an IP literal. `None` if the text is not one.
 pub(crate) fn parse_ip(s: &str) -> Option<Ip> {
+    let first = *s.as_bytes().first()?;
+    if !first.is_ascii_hexdigit() && first != b':' {
+        return None;
+    }
     if looks_like_v4(s) {
         let mut v = 0u32;
-        for part in s.split('.') {
-            // Leading zeros are decimal, not octal; long runs of zeros are still one octet.
-            let digits = part.trim_start_matches('0');
-            if digits.len() > 3 {
-                return None;
-            }
-            let octet: u32 = if digits.is_empty() {
-                0
+        let mut octet = 0u32;
+        for b in s.bytes() {
+            if b == b'.' {
+                v = (v << 8) | octet;
+                octet = 0;
             } else {
-                digits.parse().ok()?
-            };
-            if octet > 255 {
-                return None;
+                // Leading zeros are decimal, not octal, however many there are.
+                octet = octet * 10 + u32::from(b - b'0');
+                if octet > 255 {
+                    return None;
+                }
             }
-            v = (v << 8) | octet;
         }
-        return Some(Ip::V4(v));
+        return Some(Ip::V4((v << 8) | octet));
     }
     if !looks_like_v6(s) {
         return None;
@@ -160,34 +166,29 @@ pub(crate) fn parse_ip(s: &str) -> Option<Ip> {
     if compressed && tail.contains("::") {
         return None;
     }
-    let groups = |part: &str| -> Option<Vec<u16>> {
+    // Each side of "::" folded into a number, with its count of 16-bit groups.
+    let side = |part: &str| -> Option<(u128, u32)> {
+        let mut v = 0u128;
+        let mut n = 0u32;
         if part.is_empty() {
-            return Some(Vec::new());
+            return Some((0, 0));
         }
-        part.split(':')
-            .map(|g| {
-                if g.is_empty() || g.len() > 4 {
-                    None
-                } else {
-                    u16::from_str_radix(g, 16).ok()
-                }
-            })
-            .collect()
+        for g in part.split(':') {
+            if g.is_empty() || g.len() > 4 || n == 8 {
+                return None;
+            }
+            v = (v << 16) | u128::from(u16::from_str_radix(g, 16).ok()?);
+            n += 1;
+        }
+        Some((v, n))
     };
-    let h = groups(head)?;
-    let t = groups(tail)?;
-    let total = h.len() + t.len();
+    let (hv, hn) = side(head)?;
+    let (tv, tn) = side(tail)?;
+    let total = hn + tn;
     if (compressed && total > 7) || (!compressed && total != 8) {
         return None;
     }
-    let mut v = 0u128;
-    for g in &h {
-        v = (v << 16) | u128::from(*g);
-    }
-    v <<= 16 * (8 - total) as u32;
-    for g in &t {
-        v = (v << 16) | u128::from(*g);
-    }
+    let v = hv.checked_shl(16 * (8 - hn)).unwrap_or(0) | tv;
     if v >> 32 == 0xffff {
         return Some(Ip::V4(v as u32));
     }
