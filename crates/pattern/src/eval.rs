@@ -6,9 +6,10 @@
 //! Invariants: conditions are visited in path order, and `exists: false` only looks at values
 //! consistent with those chosen so far, as the reference does. The search prunes a value that
 //! adds no array constraint (if it failed, every other choice fails too, unless an `exists: false`
-//! follows) and, past a step budget,
-//! memoises failed (condition, constraint set) states, which bounds its work by the number of
-//! distinct array positions rather than by the number of value combinations.
+//! follows; past a few steps, constraints on arrays no later condition can see do not count)
+//! and, past a step budget, memoises failed (condition, relevant constraints) states, which bounds
+//! its work by the number of distinct relevant array positions rather than by the number of
+//! value combinations.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -54,6 +55,10 @@ pub(crate) fn pred_matches(p: &Pred, v: &Val, flat: &Flat, text: &str) -> bool {
     }
 }
 
+/// Steps after which the arrays that later conditions can see are worked out, so that
+/// constraints on other arrays are ignored by the pruning and the memo.
+const RELEVANCE_AFTER_STEPS: u32 = 64;
+
 /// Steps after which failed states start being remembered.
 const MEMO_AFTER_STEPS: u32 = 4096;
 
@@ -67,6 +72,9 @@ struct Search<'a> {
     /// Index of the last `exists: false` condition: more constraints make absence easier, so
     /// the pruning below is only sound after it.
     last_absent: Option<usize>,
+    /// `relevant[i]`: sorted ids of the arrays holding any value of conditions `i..`; only
+    /// constraints on those can change the outcome from condition `i` on.
+    relevant: Option<Vec<Vec<u32>>>,
     failed: HashSet<(usize, Vec<(u32, u32)>)>,
 }
 
@@ -81,23 +89,58 @@ fn consistent(mem: &[(u32, u32)], merged: &[(u32, u32)]) -> bool {
 }
 
 impl Search<'_> {
+    fn compute_relevance(&mut self) {
+        let mut acc: Vec<u32> = Vec::new();
+        let mut out = vec![Vec::new(); self.conds.len() + 1];
+        for (i, c) in self.conds.iter().enumerate().rev() {
+            for v in self.flat.at(c.path) {
+                acc.extend(self.flat.membership(v).iter().map(|&(a, _)| a));
+            }
+            acc.sort_unstable();
+            acc.dedup();
+            if let Some(slot) = out.get_mut(i) {
+                slot.clone_from(&acc);
+            }
+        }
+        self.relevant = Some(out);
+    }
+
+    /// Does a constraint on `array` matter from condition `at` on?
+    fn matters(&self, at: usize, array: u32) -> bool {
+        match &self.relevant {
+            Some(r) => r
+                .get(at)
+                .is_some_and(|arrays| arrays.binary_search(&array).is_ok()),
+            None => true,
+        }
+    }
+
+    fn memo_key(&self, at: usize) -> Vec<(u32, u32)> {
+        let mut key: Vec<(u32, u32)> = self
+            .merged
+            .iter()
+            .copied()
+            .filter(|&(a, _)| self.matters(at, a))
+            .collect();
+        key.sort_unstable();
+        key
+    }
+
     fn go(&mut self, at: usize) -> bool {
         let Some(c) = self.conds.get(at) else {
             return true;
         };
         self.steps = self.steps.saturating_add(1);
+        if self.steps == RELEVANCE_AFTER_STEPS {
+            self.compute_relevance();
+        }
         let memo = self.steps > MEMO_AFTER_STEPS;
-        if memo {
-            let mut key = self.merged.clone();
-            key.sort_unstable();
-            if self.failed.contains(&(at, key)) {
-                return false;
-            }
+        if memo && self.failed.contains(&(at, self.memo_key(at))) {
+            return false;
         }
         let ok = self.try_cond(c, at);
         if !ok && memo {
-            let mut key = self.merged.clone();
-            key.sort_unstable();
+            let key = self.memo_key(at);
             self.failed.insert((at, key));
         }
         ok
@@ -116,12 +159,13 @@ impl Search<'_> {
                 continue;
             }
             let before = self.merged.len();
+            let mut added = false;
             for &(a, i) in mem {
                 if !self.merged[..before].iter().any(|&(b, _)| b == a) {
                     self.merged.push((a, i));
+                    added |= self.matters(at + 1, a);
                 }
             }
-            let added = self.merged.len() > before;
             let ok = self.go(at + 1);
             self.merged.truncate(before);
             if ok {
@@ -145,6 +189,7 @@ pub(crate) fn branch_matches(conds: &[PCond], flat: &Flat, text: &str) -> bool {
         merged: Vec::new(),
         steps: 0,
         last_absent: conds.iter().rposition(|c| c.absent),
+        relevant: None,
         failed: HashSet::new(),
     };
     s.go(0)
