@@ -327,11 +327,14 @@ impl Flat {
                         lx.skip_value(0)?;
                         (kind, 0, 0, None)
                     }
-                    _ => {
+                    b'-' | b'0'..=b'9' => {
                         let start = lx.pos;
                         let lit = lx.number()?;
                         (Kind::Num, start, lx.pos, comparable(lit))
                     }
+                    // The same message as when the value is skipped, so that an event's error
+                    // does not depend on which patterns are loaded.
+                    _ => return lx.err("expected a JSON value"),
                 };
                 let mem_start = self.mem.len() as u32;
                 self.mem.extend_from_slice(&self.stack);

@@ -508,3 +508,17 @@ fn matcher_finds_patterns_anchored_on_every_kind_of_index() {
         assert!(!want.is_empty(), "{event} should match something");
     }
 }
+
+/// Found by fuzzing (`event` target): a stray character where a value belongs was reported as
+/// "invalid number" on a path a pattern names and "expected a JSON value" elsewhere, so the
+/// error depended on which patterns were loaded.
+#[test]
+fn fuzz_event_error_does_not_depend_on_named_paths() {
+    let event = r#"{"a":[{"b":|]]}"#;
+    let named = Pattern::parse(r#"{"a":{"b":[1]}}"#).expect("valid");
+    let unnamed = Pattern::parse(r#"{"z":[1]}"#).expect("valid");
+    let e1 = named.matches(event).expect_err("invalid");
+    let e2 = unnamed.matches(event).expect_err("invalid");
+    assert_eq!(e1, e2);
+    assert_eq!(e1.reason(), "expected a JSON value");
+}
