@@ -1,0 +1,313 @@
+//! The store test suite: every `Store` implementation must pass it. It runs against the embedded
+//! store here; a PostgreSQL store runs the same functions.
+
+use std::sync::Arc;
+
+use switchyard_model::{Event, parse_subscription_spec};
+use switchyard_store::{
+    DeadReason, EmbeddedStore, NewEvent, Outcome, OutcomeKind, Store, StoreError, SubscriptionStats,
+};
+
+fn spec() -> switchyard_model::SubscriptionSpec {
+    parse_subscription_spec(r#"{"destination":{"url":"http://127.0.0.1:9/"}}"#).unwrap()
+}
+
+fn event(id: &str, at: u64) -> Arc<Event> {
+    Arc::new(Event {
+        id: id.into(),
+        envelope: format!("{{\"id\":\"{id}\"}}"),
+        ingested_ms: at,
+    })
+}
+
+fn check_accounting(stats: &SubscriptionStats) {
+    assert_eq!(
+        stats.accepted,
+        stats.delivered + stats.dead + stats.pending + stats.purged,
+        "{stats:?}"
+    );
+}
+
+fn outcome(sub: u64, delivery: u64, attempts: u32, kind: OutcomeKind) -> Outcome {
+    Outcome {
+        subscription: sub,
+        delivery,
+        attempts,
+        status: Some(503),
+        error: Some("HTTP 503".into()),
+        kind,
+    }
+}
+
+async fn catalog(store: &dyn Store) {
+    assert!(matches!(
+        store.get_bus("b").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.put_subscription("b", "s", spec()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let (_, created) = store.put_bus("b", Default::default()).await.unwrap();
+    assert!(created);
+    let (_, created) = store.put_bus("b", Default::default()).await.unwrap();
+    assert!(!created);
+    let (first, created) = store.put_subscription("b", "s", spec()).await.unwrap();
+    assert!(created);
+    let (again, created) = store.put_subscription("b", "s", spec()).await.unwrap();
+    assert!(!created);
+    assert_eq!(first.id, again.id, "an update keeps the subscription's id");
+    store.put_bus("other", Default::default()).await.unwrap();
+    store.put_subscription("other", "s", spec()).await.unwrap();
+    assert_eq!(store.list_subscriptions(Some("b")).await.unwrap().len(), 1);
+    assert_eq!(store.list_subscriptions(None).await.unwrap().len(), 2);
+    assert!(matches!(
+        store.delete_bus("b", false).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let removed = store.delete_bus("b", true).await.unwrap();
+    assert_eq!(removed.len(), 1);
+    let (recreated, _) = {
+        store.put_bus("b", Default::default()).await.unwrap();
+        store.put_subscription("b", "s", spec()).await.unwrap()
+    };
+    assert_ne!(recreated.id, first.id, "ids are never reused");
+    assert_eq!(
+        store.stats(recreated.id).await.unwrap(),
+        SubscriptionStats::default()
+    );
+}
+
+async fn delivery_lifecycle(store: &dyn Store) {
+    store.put_bus("life", Default::default()).await.unwrap();
+    let (a, _) = store.put_subscription("life", "a", spec()).await.unwrap();
+    let (b, _) = store.put_subscription("life", "b", spec()).await.unwrap();
+    let created = store
+        .append(vec![
+            NewEvent {
+                event: event("e1", 1_000),
+                subscriptions: vec![a.id, b.id],
+            },
+            NewEvent {
+                event: event("e2", 2_000),
+                subscriptions: vec![a.id],
+            },
+            NewEvent {
+                event: event("e3", 3_000),
+                subscriptions: vec![],
+            },
+            NewEvent {
+                event: event("e4", 4_000),
+                subscriptions: vec![9_999_999],
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        created.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 1, 0, 0]
+    );
+    let pending_a = store.load_pending(a.id, 10).await.unwrap();
+    assert_eq!(
+        pending_a
+            .iter()
+            .map(|d| d.event.id.as_str())
+            .collect::<Vec<_>>(),
+        ["e1", "e2"]
+    );
+    assert_eq!(pending_a[0].event.envelope, "{\"id\":\"e1\"}");
+    let stats = store.stats(a.id).await.unwrap();
+    assert_eq!(
+        (stats.accepted, stats.pending, stats.oldest_pending_since_ms),
+        (2, 2, Some(1_000))
+    );
+
+    // e1 fails and is rescheduled after e2: due order changes, oldest stays e1.
+    let e1_a = pending_a[0].id;
+    store
+        .record_outcomes(vec![outcome(
+            a.id,
+            e1_a,
+            1,
+            OutcomeKind::Retry { due_ms: 50_000 },
+        )])
+        .await
+        .unwrap();
+    let order: Vec<_> = store
+        .load_pending(a.id, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| (d.event.id.clone(), d.attempts))
+        .collect();
+    assert_eq!(order, [("e2".to_string(), 0), ("e1".to_string(), 1)]);
+    assert_eq!(store.stats(a.id).await.unwrap().failed_attempts, 1);
+
+    // e2 delivered, e1 dead.
+    let e2_a = pending_a[1].id;
+    store
+        .record_outcomes(vec![
+            outcome(a.id, e2_a, 1, OutcomeKind::Delivered),
+            outcome(
+                a.id,
+                e1_a,
+                2,
+                OutcomeKind::Dead {
+                    reason: DeadReason::MaxAttempts,
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let stats = store.stats(a.id).await.unwrap();
+    assert_eq!(
+        (
+            stats.delivered,
+            stats.dead,
+            stats.pending,
+            stats.failed_attempts
+        ),
+        (1, 1, 0, 2)
+    );
+    assert_eq!(stats.oldest_pending_since_ms, None);
+    check_accounting(&stats);
+    let dead = store.list_dead_letters(a.id, None, 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].event_id.as_str(), dead[0].attempts, dead[0].reason),
+        ("e1", 2, DeadReason::MaxAttempts)
+    );
+    assert_eq!(dead[0].envelope, "{\"id\":\"e1\"}");
+    assert_eq!(dead[0].last_status, Some(503));
+
+    // Outcomes for deliveries that are gone change nothing.
+    store
+        .record_outcomes(vec![outcome(a.id, e2_a, 2, OutcomeKind::Delivered)])
+        .await
+        .unwrap();
+    assert_eq!(store.stats(a.id).await.unwrap(), stats);
+
+    // Event collection keeps what b still needs, and what dead letters refer to survives via copy.
+    store.maintain().await.unwrap();
+    let pending_b = store.load_pending(b.id, 10).await.unwrap();
+    assert_eq!(pending_b.len(), 1);
+    assert_eq!(pending_b[0].event.id, "e1");
+
+    // Redrive: back to pending with a fresh window, after event collection removed nothing it needs.
+    assert_eq!(store.redrive(a.id, None).await.unwrap(), 1);
+    let stats = store.stats(a.id).await.unwrap();
+    assert_eq!((stats.dead, stats.pending), (0, 1));
+    check_accounting(&stats);
+    let redriven = store.load_pending(a.id, 10).await.unwrap();
+    assert_eq!(
+        (redriven[0].event.id.as_str(), redriven[0].attempts),
+        ("e1", 0)
+    );
+    assert!(
+        redriven[0].id > e1_a,
+        "a redriven delivery gets a fresh, later id"
+    );
+
+    // Purge.
+    store
+        .record_outcomes(vec![outcome(
+            a.id,
+            redriven[0].id,
+            1,
+            OutcomeKind::Dead {
+                reason: DeadReason::NonRetryableStatus,
+            },
+        )])
+        .await
+        .unwrap();
+    assert_eq!(store.purge_dead_letters(a.id).await.unwrap(), 1);
+    let stats = store.stats(a.id).await.unwrap();
+    assert_eq!((stats.dead, stats.purged), (0, 1));
+    check_accounting(&stats);
+
+    // Deleting a subscription removes its rows; b's delivery is untouched.
+    store.delete_subscription("life", "a").await.unwrap();
+    assert!(matches!(
+        store.stats(a.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.load_pending(a.id, 10).await.unwrap().is_empty());
+    assert_eq!(store.load_pending(b.id, 10).await.unwrap().len(), 1);
+}
+
+async fn concurrent_appends_share_commits_and_lose_nothing(store: Arc<dyn Store>) {
+    store.put_bus("many", Default::default()).await.unwrap();
+    let (s, _) = store.put_subscription("many", "s", spec()).await.unwrap();
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for batch in 0..25 {
+                let events = (0..10)
+                    .map(|i| NewEvent {
+                        event: event(&format!("w{writer}-{batch}-{i}"), 10),
+                        subscriptions: vec![s.id],
+                    })
+                    .collect();
+                store.append(events).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let pending = store.load_pending(s.id, 10_000).await.unwrap();
+    assert_eq!(pending.len(), 2_000);
+    let mut ids: Vec<u64> = pending.iter().map(|d| d.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 2_000, "delivery ids are unique");
+    assert_eq!(store.stats(s.id).await.unwrap().pending, 2_000);
+}
+
+async fn run_suite(store: Arc<dyn Store>) {
+    catalog(store.as_ref()).await;
+    delivery_lifecycle(store.as_ref()).await;
+    concurrent_appends_share_commits_and_lose_nothing(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
+    run_suite(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn embedded_store_keeps_everything_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let id = {
+        let store = EmbeddedStore::open(&path).unwrap();
+        store.put_bus("b", Default::default()).await.unwrap();
+        let (s, _) = store.put_subscription("b", "s", spec()).await.unwrap();
+        store
+            .append(vec![NewEvent {
+                event: event("kept", 5),
+                subscriptions: vec![s.id],
+            }])
+            .await
+            .unwrap();
+        s.id
+    };
+    // The writer thread exits once the store is dropped; give it a moment to release the lock.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match EmbeddedStore::open(&path) {
+            Ok(store) => {
+                reopened = Some(store);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    let store = reopened.expect("reopen");
+    assert_eq!(store.get_subscription("b", "s").await.unwrap().id, id);
+    let pending = store.load_pending(id, 10).await.unwrap();
+    assert_eq!(pending[0].event.id, "kept");
+}

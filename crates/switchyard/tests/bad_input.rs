@@ -1,0 +1,332 @@
+//! Bad input gets a clear error in the API's shape, with the right status, and changes nothing.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn assert_error(response: &(u16, Value), status: u16, code: &str, mentions: &str) {
+    let (got, body) = response;
+    assert_eq!(*got, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(mentions),
+        "message {message:?} should mention {mentions:?}"
+    );
+}
+
+#[tokio::test]
+async fn publishing_bad_events() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &["--max-event-bytes", "2000"]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("b").await;
+    api.subscribe("b", "s", json!({"destination": {"url": receiver.url}}))
+        .await;
+
+    assert_error(
+        &api.post_raw("/v1/buses/b/events", "{\"source\": ").await,
+        400,
+        "invalid",
+        "not valid JSON",
+    );
+    assert_error(
+        &api.post_raw("/v1/buses/b/events", "[1,2]").await,
+        400,
+        "invalid",
+        "JSON object",
+    );
+    assert_error(
+        &api.post("/v1/buses/b/events", json!({"detail-type": "t"}))
+            .await,
+        400,
+        "invalid",
+        "\"source\" is required",
+    );
+    assert_error(
+        &api.post(
+            "/v1/buses/b/events",
+            json!({"source": 7, "detail-type": "t"}),
+        )
+        .await,
+        400,
+        "invalid",
+        "\"source\" must be a string",
+    );
+    assert_error(
+        &api.post(
+            "/v1/buses/b/events",
+            json!({"source": "s", "detail-type": "t", "detail": "x"}),
+        )
+        .await,
+        400,
+        "invalid",
+        "\"detail\" must be a JSON object",
+    );
+    assert_error(
+        &api.post("/v1/buses/b/events", json!({"entries": "x"}))
+            .await,
+        400,
+        "invalid",
+        "\"entries\" must be an array",
+    );
+    let too_many: Vec<Value> = (0..501).map(|_| event("s", json!({}))).collect();
+    assert_error(
+        &api.post("/v1/buses/b/events", json!({"entries": too_many}))
+            .await,
+        400,
+        "invalid",
+        "1 to 500",
+    );
+    assert_error(
+        &api.post("/v1/buses/nope/events", event("s", json!({})))
+            .await,
+        404,
+        "not_found",
+        "\"nope\"",
+    );
+    let big = event("s", json!({"blob": "x".repeat(3000)}));
+    assert_error(
+        &api.post("/v1/buses/b/events", big.clone()).await,
+        413,
+        "too_large",
+        "2000 bytes",
+    );
+    assert_error(
+        &api.post(
+            "/v1/buses/b/events",
+            json!({"entries": [event("s", json!({})), big]}),
+        )
+        .await,
+        413,
+        "too_large",
+        "event 1",
+    );
+
+    // In a batch, a bad entry fails alone, as in PutEvents.
+    let (status, body) = api
+        .post(
+            "/v1/buses/b/events",
+            json!({"entries": [event("s", json!({})), {"source": "s"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["failed_entry_count"], 1);
+    assert!(body["entries"][0]["id"].is_string());
+    assert_eq!(body["entries"][1]["error_code"], "invalid");
+    assert!(
+        body["entries"][1]["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("detail-type")
+    );
+
+    let stats = api.stats("b", "s").await;
+    assert_eq!(
+        stats["accepted"], 1,
+        "only the one good entry may have been stored: {stats}"
+    );
+}
+
+#[tokio::test]
+async fn a_request_body_over_the_limit_is_413() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    let body = format!(
+        "{{\"source\":\"s\",\"detail-type\":\"t\",\"detail\":{{\"x\":\"{}\"}}}}",
+        "y".repeat(17 << 20)
+    );
+    let response = api.post_raw("/v1/buses/b/events", body).await;
+    assert_error(&response, 413, "too_large", "size limit");
+}
+
+#[tokio::test]
+async fn bad_subscriptions_are_refused_and_nothing_changes() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    let sub = "/v1/buses/b/subscriptions/s";
+    assert_error(
+        &api.put_raw(sub, "{").await,
+        400,
+        "invalid",
+        "not valid JSON",
+    );
+    assert_error(
+        &api.put(
+            sub,
+            json!({"destination": {"url": "http://127.0.0.1:1/", "timeout_ms": "5s"}}),
+        )
+        .await,
+        400,
+        "invalid",
+        "destination.timeout_ms",
+    );
+    assert_error(
+        &api.put(
+            sub,
+            json!({"destination": {"url": "http://127.0.0.1:1/"}, "max_concurrency": -1}),
+        )
+        .await,
+        400,
+        "invalid",
+        "max_concurrency",
+    );
+    assert_error(
+        &api.put(sub, json!({"destination": {}})).await,
+        400,
+        "invalid",
+        "url",
+    );
+    assert_error(
+        &api.put(sub, json!({"destination": {"url": "not a url"}}))
+            .await,
+        400,
+        "invalid",
+        "destination.url",
+    );
+    assert_error(
+        &api.put(sub, json!({"destination": {"url": "file:///etc/passwd"}}))
+            .await,
+        400,
+        "invalid",
+        "http://",
+    );
+    assert_error(
+        &api.put(
+            sub,
+            json!({"pattern": {"source": "shop"}, "destination": {"url": "http://127.0.0.1:1/"}}),
+        )
+        .await,
+        400,
+        "invalid_pattern",
+        "source",
+    );
+    assert_error(
+        &api.put(
+            sub,
+            json!({"pattern": {"source": []}, "destination": {"url": "http://127.0.0.1:1/"}}),
+        )
+        .await,
+        400,
+        "invalid_pattern",
+        "source",
+    );
+    assert_error(
+        &api.put(
+            "/v1/buses/nope/subscriptions/s",
+            json!({"destination": {"url": "http://127.0.0.1:1/"}}),
+        )
+        .await,
+        404,
+        "not_found",
+        "\"nope\"",
+    );
+    assert_error(
+        &api.put(
+            "/v1/buses/b/subscriptions/bad%20name",
+            json!({"destination": {"url": "http://127.0.0.1:1/"}}),
+        )
+        .await,
+        400,
+        "invalid",
+        "subscription name",
+    );
+    assert_eq!(
+        api.get("/v1/buses/b/subscriptions").await.1["items"],
+        json!([])
+    );
+
+    // A bad update leaves the existing subscription as it was.
+    api.subscribe(
+        "b",
+        "s",
+        json!({"destination": {"url": "http://127.0.0.1:1/"}}),
+    )
+    .await;
+    assert_error(
+        &api.put(sub, json!({"destination": {"url": "nope"}})).await,
+        400,
+        "invalid",
+        "destination.url",
+    );
+    assert_eq!(
+        api.get(sub).await.1["destination"]["url"],
+        "http://127.0.0.1:1/"
+    );
+}
+
+#[tokio::test]
+async fn unknown_things_are_404_and_bus_deletion_protects_subscriptions() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    assert_error(
+        &api.get("/v1/buses/none").await,
+        404,
+        "not_found",
+        "does not exist",
+    );
+    assert_error(
+        &api.get("/v1/buses/none/subscriptions/s/stats").await,
+        404,
+        "not_found",
+        "bus",
+    );
+    assert_error(
+        &api.get("/v1/nothing-here").await,
+        404,
+        "not_found",
+        "route",
+    );
+    assert_error(
+        &api.put_raw("/v1/buses/b", "{\"colour\": 1}").await,
+        400,
+        "invalid",
+        "colour",
+    );
+    api.bus("b").await;
+    assert_error(
+        &api.get("/v1/buses/b/subscriptions/none/dead-letters").await,
+        404,
+        "not_found",
+        "\"none\"",
+    );
+    api.subscribe(
+        "b",
+        "s",
+        json!({"destination": {"url": "http://127.0.0.1:1/"}}),
+    )
+    .await;
+    assert_error(
+        &api.get("/v1/buses/b/subscriptions/s/dead-letters?limit=lots")
+            .await,
+        400,
+        "invalid",
+        "limit",
+    );
+    assert_error(
+        &api.post(
+            "/v1/buses/b/subscriptions/s/dead-letters/redrive",
+            json!({"ids": ["x"]}),
+        )
+        .await,
+        400,
+        "invalid",
+        "ids",
+    );
+    assert_error(
+        &api.delete("/v1/buses/b").await,
+        409,
+        "conflict",
+        "force=true",
+    );
+    assert_eq!(api.get("/v1/buses/b/subscriptions/s").await.0, 200);
+    assert_eq!(api.delete("/v1/buses/b?force=true").await.0, 204);
+    assert_eq!(api.get("/v1/buses").await.1["items"], json!([]));
+}

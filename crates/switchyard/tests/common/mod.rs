@@ -1,0 +1,380 @@
+//! Test harness: the real `switchyard` binary, real receivers on 127.0.0.1, a real HTTP client.
+//!
+//! Every wait is bounded; none asserts on speed.
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+
+/// A running `switchyard serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec![
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Server::spawn(&args)
+            .unwrap_or_else(|log| panic!("switchyard did not start:\n{}", log.join("\n")))
+    }
+
+    /// Starts `switchyard ARGS`; Err carries its log when it exits before listening.
+    pub fn spawn(args: &[&str]) -> Result<Server, Vec<String>> {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn switchyard");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let addr = line[at + "listening on http://".len()..]
+                        .split([',', ' '])
+                        .next()
+                        .unwrap_or("")
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Ok(Server {
+                child,
+                base: format!("http://{addr}"),
+                log,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(log.lock().unwrap().clone())
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL: no chance to flush or finish anything.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits (bounded) for the process to exit; returns its exit status. Async,
+    /// so that receivers on the test's runtime keep answering while the server drains.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "switchyard did not stop within 30 s of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One request a receiver got.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub at: Instant,
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+    pub fn event_id(&self) -> String {
+        self.body["id"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+/// What a receiver answers: status, extra headers, and how long it waits first.
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+type Behaviour = Arc<dyn Fn(&Hit, usize) -> Reply + Send + Sync>;
+
+/// An HTTP endpoint on 127.0.0.1 that records every request and answers as told.
+#[derive(Clone)]
+pub struct Receiver {
+    pub url: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    behaviour: Arc<Mutex<Behaviour>>,
+}
+
+impl Receiver {
+    pub async fn start(
+        behaviour: impl Fn(&Hit, usize) -> Reply + Send + Sync + 'static,
+    ) -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let receiver = Receiver {
+            url,
+            hits: Arc::new(Mutex::new(Vec::new())),
+            behaviour: Arc::new(Mutex::new(Arc::new(behaviour))),
+        };
+        let state = receiver.clone();
+        let app = axum::Router::new().fallback(
+            move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
+                let state = state.clone();
+                async move { state.handle(uri.path().to_string(), headers, body).await }
+            },
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        receiver
+    }
+
+    pub async fn ok() -> Receiver {
+        Receiver::start(|_, _| Reply::status(200)).await
+    }
+
+    async fn handle(&self, path: String, headers: HeaderMap, body: Bytes) -> Response {
+        let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let hit = Hit {
+            path,
+            headers,
+            body,
+            at: Instant::now(),
+        };
+        let (reply, n) = {
+            let mut hits = self.hits.lock().unwrap();
+            hits.push(hit.clone());
+            let n = hits.len() - 1;
+            let behaviour = Arc::clone(&self.behaviour.lock().unwrap());
+            (behaviour(&hit, n), n)
+        };
+        let _ = n;
+        if !reply.delay.is_zero() {
+            tokio::time::sleep(reply.delay).await;
+        }
+        let mut response = StatusCode::from_u16(reply.status).unwrap().into_response();
+        for (name, value) in reply.headers {
+            response.headers_mut().insert(name, value.parse().unwrap());
+        }
+        response
+    }
+
+    pub fn set(&self, behaviour: impl Fn(&Hit, usize) -> Reply + Send + Sync + 'static) {
+        *self.behaviour.lock().unwrap() = Arc::new(behaviour);
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    pub fn count(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+}
+
+/// Polls `condition` until it holds or `limit` passes; a liveness bound, not a speed check.
+pub async fn wait_for(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// Sends a request and returns (status, JSON body or Null).
+pub async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Small helpers over the REST API.
+pub struct Api<'a> {
+    pub server: &'a Server,
+    pub client: reqwest::Client,
+}
+
+impl<'a> Api<'a> {
+    pub fn new(server: &'a Server) -> Api<'a> {
+        Api {
+            server,
+            client: client(),
+        }
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        call(
+            self.client
+                .put(self.server.url(path))
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn put_raw(&self, path: &str, body: &str) -> (u16, Value) {
+        call(
+            self.client
+                .put(self.server.url(path))
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        call(
+            self.client
+                .post(self.server.url(path))
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: impl Into<String>) -> (u16, Value) {
+        call(self.client.post(self.server.url(path)).body(body.into())).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        call(self.client.get(self.server.url(path))).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        call(self.client.delete(self.server.url(path))).await
+    }
+
+    pub async fn bus(&self, bus: &str) {
+        let (status, body) = self
+            .put(&format!("/v1/buses/{bus}"), serde_json::json!({}))
+            .await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+    }
+
+    pub async fn subscribe(&self, bus: &str, name: &str, spec: Value) {
+        let (status, body) = self
+            .put(&format!("/v1/buses/{bus}/subscriptions/{name}"), spec)
+            .await;
+        assert!(status == 200 || status == 201, "{status} {body}");
+    }
+
+    /// Publishes and returns the accepted ids; panics on any refused entry.
+    pub async fn publish(&self, bus: &str, events: Vec<Value>) -> Vec<String> {
+        let (status, body) = self
+            .post(
+                &format!("/v1/buses/{bus}/events"),
+                serde_json::json!({ "entries": events }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["failed_entry_count"], 0, "{body}");
+        body["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub async fn stats(&self, bus: &str, name: &str) -> Value {
+        let (status, body) = self
+            .get(&format!("/v1/buses/{bus}/subscriptions/{name}/stats"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+pub fn event(source: &str, detail: Value) -> Value {
+    serde_json::json!({ "source": source, "detail-type": "test", "detail": detail })
+}
+
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub fn path_of(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().to_path_buf()
+}
+
+/// `accepted = delivered + dead + pending + purged`, the accounting rule of DESIGN.md.
+pub fn assert_accounting(stats: &Value) {
+    let n = |k: &str| {
+        stats[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {stats}"))
+    };
+    assert_eq!(
+        n("accepted"),
+        n("delivered") + n("dead") + n("pending") + n("purged"),
+        "accounting broken: {stats}"
+    );
+}

@@ -1,0 +1,189 @@
+//! What survives: SIGKILL under load, restarts, and SIGTERM with attempts in flight.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn every_acknowledged_event_is_delivered_after_sigkill_under_load() {
+    let dir = temp_dir();
+    let receiver = Receiver::ok().await;
+    let server = Server::start(dir.path(), &[]);
+    {
+        let api = Api::new(&server);
+        api.bus("load").await;
+        api.subscribe("load", "sink", json!({"destination": {"url": receiver.url}, "retry": {"min_backoff_ms": 20, "max_backoff_ms": 200}})).await;
+    }
+    let acknowledged = Arc::new(Mutex::new(HashSet::new()));
+    let base = server.base.clone();
+    let mut publishers = Vec::new();
+    for publisher in 0..4 {
+        let (acknowledged, base) = (Arc::clone(&acknowledged), base.clone());
+        publishers.push(tokio::spawn(async move {
+            let http = client();
+            // Bounded: 200 batches of 25 at most, whichever comes first with the kill.
+            for batch in 0..200 {
+                let entries: Vec<_> = (0..25)
+                    .map(|i| event("load", json!({"p": publisher, "b": batch, "i": i})))
+                    .collect();
+                let sent = http
+                    .post(format!("{base}/v1/buses/load/events"))
+                    .body(json!({ "entries": entries }).to_string())
+                    .send()
+                    .await;
+                let Ok(response) = sent else { return };
+                if response.status() != 200 {
+                    return;
+                }
+                let Ok(answer) = response.json::<serde_json::Value>().await else {
+                    return;
+                };
+                let mut acked = acknowledged.lock().unwrap();
+                for entry in answer["entries"].as_array().into_iter().flatten() {
+                    acked.insert(entry["id"].as_str().unwrap().to_string());
+                }
+            }
+        }));
+    }
+    wait_for(
+        "some acknowledged load",
+        Duration::from_secs(30),
+        async || acknowledged.lock().unwrap().len() >= 2_000,
+    )
+    .await;
+    server.kill();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 2_000);
+
+    let restarted = Server::start(dir.path(), &[]);
+    wait_for(
+        "every acknowledged event at the receiver",
+        Duration::from_secs(120),
+        async || {
+            let seen: HashSet<String> = receiver.hits().iter().map(Hit::event_id).collect();
+            acknowledged.is_subset(&seen)
+        },
+    )
+    .await;
+    let api = Api::new(&restarted);
+    wait_for("nothing pending", Duration::from_secs(60), async || {
+        api.stats("load", "sink").await["pending"] == 0
+    })
+    .await;
+    let stats = api.stats("load", "sink").await;
+    assert_accounting(&stats);
+    assert!(
+        stats["delivered"].as_u64().unwrap() >= acknowledged.len() as u64,
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn buses_subscriptions_and_pending_deliveries_survive_a_restart() {
+    let dir = temp_dir();
+    let receiver = Receiver::start(|_, _| Reply::status(503)).await;
+    let server = Server::start(dir.path(), &[]);
+    let ids = {
+        let api = Api::new(&server);
+        api.bus("b").await;
+        api.subscribe("b", "s", json!({"pattern": {"source": ["keep"]}, "destination": {"url": receiver.url}, "retry": {"min_backoff_ms": 50, "max_backoff_ms": 100}})).await;
+        api.publish(
+            "b",
+            vec![event("keep", json!({"n": 1})), event("drop", json!({}))],
+        )
+        .await
+    };
+    wait_for("a failed attempt", Duration::from_secs(20), async || {
+        receiver.count() >= 1
+    })
+    .await;
+    assert_eq!(server.terminate().await.code(), Some(0));
+
+    receiver.set(|_, _| Reply::status(200));
+    let restarted = Server::start(dir.path(), &[]);
+    let api = Api::new(&restarted);
+    wait_for(
+        "delivery after restart",
+        Duration::from_secs(20),
+        async || api.stats("b", "s").await["delivered"] == 1,
+    )
+    .await;
+    assert_eq!(receiver.hits().last().unwrap().event_id(), ids[0]);
+    let (_, view) = api.get("/v1/buses/b/subscriptions/s").await;
+    assert_eq!(view["retry"]["min_backoff_ms"], 50);
+    assert_eq!(view["pattern"], json!({"source": ["keep"]}));
+    let stats = api.stats("b", "s").await;
+    assert!(stats["failed_attempts"].as_u64().unwrap() >= 1);
+    assert_accounting(&stats);
+}
+
+#[tokio::test]
+async fn sigterm_lets_attempts_in_flight_finish_and_records_them() {
+    let dir = temp_dir();
+    let receiver = Receiver::start(|_, _| Reply {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_millis(800),
+    })
+    .await;
+    let server = Server::start(dir.path(), &[]);
+    {
+        let api = Api::new(&server);
+        api.bus("b").await;
+        api.subscribe("b", "s", json!({"destination": {"url": receiver.url}}))
+            .await;
+        api.publish("b", vec![event("x", json!({}))]).await;
+    }
+    wait_for(
+        "the attempt to start",
+        Duration::from_secs(20),
+        async || receiver.count() == 1,
+    )
+    .await;
+    let status = server.terminate().await;
+    assert_eq!(status.code(), Some(0), "graceful shutdown must exit 0");
+
+    let restarted = Server::start(dir.path(), &[]);
+    let api = Api::new(&restarted);
+    let stats = api.stats("b", "s").await;
+    assert_eq!(
+        (stats["delivered"].as_u64(), stats["pending"].as_u64()),
+        (Some(1), Some(0)),
+        "{stats}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.count(),
+        1,
+        "the finished attempt was repeated after restart"
+    );
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = temp_dir();
+    let _first = Server::start(dir.path(), &[]);
+    let second = Server::spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let log = second
+        .err()
+        .expect("the second server must not start")
+        .join("\n");
+    assert!(
+        log.contains("in use by another switchyard process"),
+        "{log}"
+    );
+}

@@ -1,0 +1,142 @@
+//! Starting up: the config file, defaults, and admin safety on non-loopback addresses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn the_config_file_declares_buses_and_subscriptions() {
+    let dir = temp_dir();
+    let receiver = Receiver::ok().await;
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[buses.orders]
+description = "orders from the shop"
+
+[buses.orders.subscriptions.billing]
+pattern = {{ source = ["shop"], detail = {{ total = [{{ numeric = [">", 10] }}] }} }}
+destination = {{ url = "{}/billing", headers = {{ x-team = "billing" }} }}
+retry = {{ max_attempts = 5 }}
+"#,
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let api = Api::new(&server);
+    let (status, view) = api.get("/v1/buses/orders/subscriptions/billing").await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["retry"]["max_attempts"], 5);
+    assert_eq!(
+        view["retry"]["min_backoff_ms"], 1000,
+        "defaults are the API's"
+    );
+    api.publish(
+        "orders",
+        vec![
+            event("shop", json!({"total": 5})),
+            event("shop", json!({"total": 50})),
+        ],
+    )
+    .await;
+    wait_for("delivery", Duration::from_secs(20), async || {
+        receiver.count() == 1
+    })
+    .await;
+    assert_eq!(receiver.hits()[0].body["detail"]["total"], 50);
+    assert_eq!(receiver.hits()[0].header("x-team"), "billing");
+}
+
+#[tokio::test]
+async fn a_bad_config_file_stops_start_with_the_key_named() {
+    let dir = temp_dir();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[buses.orders.subscriptions.billing]\ndestination = { url = \"nope\" }\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let result = Server::spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let log = result.err().expect("must not start").join("\n");
+    assert!(log.contains("buses.orders.subscriptions.billing"), "{log}");
+}
+
+#[tokio::test]
+async fn a_non_loopback_listener_requires_api_tokens() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let refused = Server::spawn(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let log = refused.err().expect("must refuse to start").join("\n");
+    assert!(log.contains("without API tokens"), "{log}");
+
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "# admin\ns3cret-token\n").unwrap();
+    let server = Server::spawn(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--api-tokens-file",
+        tokens.to_str().unwrap(),
+    ])
+    .unwrap();
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = client();
+    let (status, body) = call(http.get(format!("{base}/v1/buses"))).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = call(http.get(format!("{base}/v1/buses")).bearer_auth("wrong")).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        http.get(format!("{base}/v1/buses"))
+            .bearer_auth("s3cret-token"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(http.get(format!("{base}/healthz"))).await;
+    assert_eq!(status, 200, "health checks stay open");
+    assert!(
+        !server.log_text().contains("s3cret-token"),
+        "a token reached the log"
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    assert_eq!(api.get("/healthz").await, (200, json!({"status": "ok"})));
+    assert_eq!(api.get("/readyz").await.0, 200);
+    assert!(
+        server
+            .log_text()
+            .contains(&format!("data in {}", dir.path().display()))
+    );
+}
