@@ -43,12 +43,14 @@ pub struct LaneGauges {
     pub backlog: AtomicBool,
 }
 
-/// What an attempt task hands back to its lane.
-struct Finished {
+/// What an attempt task hands back to its lane: the delivery and the outcome to commit.
+struct Attempted {
     delivery: PendingDelivery,
-    /// `None` once the delivery is finished (delivered or dead); otherwise its next due time.
-    retry_at_ms: Option<u64>,
+    outcome: Outcome,
 }
+
+/// A commit of several outcomes, and whether it succeeded.
+type Committed = (Vec<Attempted>, Result<(), switchyard_store::StoreError>);
 
 pub(crate) struct Lane {
     subscription: Arc<SubscriptionRecord>,
@@ -63,9 +65,16 @@ pub(crate) struct Lane {
     /// Retry times, soonest first, of the deliveries in `parked`.
     waiting: BinaryHeap<Reverse<(u64, u64)>>,
     parked: HashMap<u64, PendingDelivery>,
-    in_flight: JoinSet<Finished>,
+    /// HTTP attempts under way; their number is what `max_concurrency` limits.
+    in_flight: JoinSet<Attempted>,
     /// Which delivery each attempt task carries, to release it should the task panic.
     running: HashMap<tokio::task::Id, u64>,
+    /// Outcomes waiting for the next commit. Their deliveries stay in `held` until committed,
+    /// so a store read cannot bring them back meanwhile.
+    uncommitted: Vec<Attempted>,
+    /// At most one commit at a time: outcomes that finish during a commit go into the next one,
+    /// so the commit size grows with the load and the store sees few, large writes.
+    committing: JoinSet<Committed>,
     backlog: bool,
     /// Earliest time of the next store read, so a failing store is not read in a tight loop.
     next_refill_ms: u64,
@@ -91,6 +100,8 @@ impl Lane {
             parked: HashMap::new(),
             in_flight: JoinSet::new(),
             running: HashMap::new(),
+            uncommitted: Vec::new(),
+            committing: JoinSet::new(),
             // The store may hold deliveries from before this lane existed (restart, crash).
             backlog: true,
             next_refill_ms: 0,
@@ -112,6 +123,7 @@ impl Lane {
             }
             self.promote_due(now_ms());
             self.start_attempts();
+            self.start_commit();
             self.publish_gauges();
             let next_due = self.waiting.peek().map(|Reverse((due, _))| *due);
             let wake_for_backlog = self.backlog;
@@ -122,7 +134,10 @@ impl Lane {
                     None => break,
                 },
                 Some(done) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
-                    self.finish(done);
+                    self.attempted(done);
+                }
+                Some(done) = self.committing.join_next(), if !self.committing.is_empty() => {
+                    self.committed(done);
                 }
                 _ = sleep_until_ms(next_due.unwrap_or(0)), if next_due.is_some() => {}
                 _ = tokio::time::sleep(self.config.backlog_poll), if wake_for_backlog => {}
@@ -130,7 +145,14 @@ impl Lane {
         }
         // Shutdown: start nothing new; let attempts in flight finish and commit their outcomes.
         while let Some(done) = self.in_flight.join_next_with_id().await {
-            self.finish(done);
+            self.attempted(done);
+        }
+        while let Some(done) = self.committing.join_next().await {
+            self.committed(done);
+        }
+        self.start_commit();
+        while let Some(done) = self.committing.join_next().await {
+            self.committed(done);
         }
         self.publish_gauges();
     }
@@ -217,8 +239,7 @@ impl Lane {
                 break;
             };
             let id = delivery.id;
-            let task = self.in_flight.spawn(attempt_and_record(
-                Arc::clone(&self.store),
+            let task = self.in_flight.spawn(attempt(
                 self.client.clone(),
                 Arc::clone(&self.subscription),
                 delivery,
@@ -227,19 +248,11 @@ impl Lane {
         }
     }
 
-    fn finish(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
+    fn attempted(&mut self, done: Result<(tokio::task::Id, Attempted), tokio::task::JoinError>) {
         match done {
-            Ok((task, finished)) => {
+            Ok((task, attempted)) => {
                 self.running.remove(&task);
-                match finished.retry_at_ms {
-                    None => {
-                        self.held.remove(&finished.delivery.id);
-                    }
-                    Some(due_ms) => self.park(PendingDelivery {
-                        due_ms,
-                        ..finished.delivery
-                    }),
-                }
+                self.uncommitted.push(attempted);
             }
             Err(error) => {
                 // The delivery's state is unknown here but safe in the store: forget it and
@@ -251,6 +264,52 @@ impl Lane {
                     tracing::error!(subscription = %self.subscription.name, "a delivery attempt panicked; reloading from the store");
                 }
                 self.backlog = true;
+            }
+        }
+    }
+
+    fn start_commit(&mut self) {
+        if !self.committing.is_empty() || self.uncommitted.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.uncommitted);
+        let store = Arc::clone(&self.store);
+        self.committing.spawn(async move {
+            let outcomes = batch.iter().map(|a| a.outcome.clone()).collect();
+            let result = store.record_outcomes(outcomes).await;
+            (batch, result)
+        });
+    }
+
+    fn committed(&mut self, done: Result<Committed, tokio::task::JoinError>) {
+        let Ok((batch, result)) = done else {
+            // Cancelled only when the lane itself is being torn down.
+            self.backlog = true;
+            return;
+        };
+        match result {
+            Ok(()) => {
+                for Attempted { delivery, outcome } in batch {
+                    match outcome.kind {
+                        OutcomeKind::Retry { due_ms } => self.park(PendingDelivery {
+                            due_ms,
+                            attempts: outcome.attempts,
+                            ..delivery
+                        }),
+                        OutcomeKind::Delivered | OutcomeKind::Dead { .. } => {
+                            self.held.remove(&delivery.id);
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                // Not recorded: the store still has each delivery as it was before this attempt,
+                // so try again (at least once, never lost) after the minimum backoff.
+                tracing::warn!(subscription = %self.subscription.name, bus = %self.subscription.bus, %error, outcomes = batch.len(), "cannot record attempt outcomes; will attempt again");
+                let due_ms = now_ms() + self.subscription.spec.retry.min_backoff_ms;
+                for Attempted { delivery, .. } in batch {
+                    self.park(PendingDelivery { due_ms, ..delivery });
+                }
             }
         }
     }
@@ -270,23 +329,21 @@ async fn sleep_until_ms(due_ms: u64) {
     tokio::time::sleep(Duration::from_millis(due_ms.saturating_sub(now_ms()))).await;
 }
 
-/// Makes one attempt, decides its outcome and commits it; only then is the lane told.
-async fn attempt_and_record(
-    store: Arc<dyn Store>,
+/// Makes one attempt and decides its outcome; the lane commits it.
+async fn attempt(
     client: reqwest::Client,
     subscription: Arc<SubscriptionRecord>,
     delivery: PendingDelivery,
-) -> Finished {
+) -> Attempted {
     let result = attempt::send(&client, &subscription, &delivery).await;
     let attempts = delivery.attempts + 1;
-    let now = now_ms();
     let policy = &subscription.spec.retry;
     let kind = policy::decide(
         &result,
         policy,
         attempts,
         delivery.pending_since_ms,
-        now,
+        now_ms(),
         &mut |lo, hi| fastrand::u64(lo..=hi),
     );
     let (status, error) = match &result {
@@ -302,30 +359,7 @@ async fn attempt_and_record(
         error,
         kind,
     };
-    match store.record_outcomes(vec![outcome]).await {
-        Ok(()) => {
-            let retry_at_ms = match kind {
-                OutcomeKind::Retry { due_ms } => Some(due_ms),
-                OutcomeKind::Delivered | OutcomeKind::Dead { .. } => None,
-            };
-            Finished {
-                delivery: PendingDelivery {
-                    attempts,
-                    ..delivery
-                },
-                retry_at_ms,
-            }
-        }
-        Err(error) => {
-            // Not recorded: the store still has the delivery as before this attempt, so try it
-            // again (at least once, never lost) after the minimum backoff.
-            tracing::warn!(event_id = %delivery.event.id, subscription = %subscription.name, %error, "cannot record an attempt's outcome");
-            Finished {
-                delivery,
-                retry_at_ms: Some(now + policy.min_backoff_ms),
-            }
-        }
-    }
+    Attempted { delivery, outcome }
 }
 
 fn log_outcome(

@@ -30,7 +30,7 @@ pub use config::{ConfigFile, ServerSettings};
 pub use error::ServerError;
 
 /// How often the store's upkeep (collecting delivered events) runs.
-const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(5);
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Limits and credentials of the API.
 #[derive(Debug, Clone)]

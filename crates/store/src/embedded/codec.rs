@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use redb::TableDefinition;
+use redb::{Table, TableDefinition, WriteTransaction};
 use switchyard_model::Event;
 
 use crate::StoreError;
@@ -30,6 +30,34 @@ pub(super) const DUE: TableDefinition<(u64, u64, u64), ()> = TableDefinition::ne
 pub(super) const DEAD: TableDefinition<(u64, u64), &str> = TableDefinition::new("dead_letters");
 /// Subscription id -> accounting counters; its presence marks a live subscription id.
 pub(super) const COUNTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("counters");
+
+/// Every table, opened once per group commit and lent to each job of the group: opening a table
+/// is a B-tree lookup, too costly to repeat for every outcome of a busy commit.
+pub(super) struct Tables<'txn> {
+    pub meta: Table<'txn, &'static str, u64>,
+    pub buses: Table<'txn, &'static str, &'static str>,
+    pub subscriptions: Table<'txn, (&'static str, &'static str), &'static str>,
+    pub events: Table<'txn, u64, &'static [u8]>,
+    pub deliveries: Table<'txn, (u64, u64), &'static [u8]>,
+    pub due: Table<'txn, (u64, u64, u64), ()>,
+    pub dead: Table<'txn, (u64, u64), &'static str>,
+    pub counters: Table<'txn, u64, &'static [u8]>,
+}
+
+impl<'txn> Tables<'txn> {
+    pub(super) fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
+        Ok(Tables {
+            meta: txn.open_table(META)?,
+            buses: txn.open_table(BUSES)?,
+            subscriptions: txn.open_table(SUBSCRIPTIONS)?,
+            events: txn.open_table(EVENTS)?,
+            deliveries: txn.open_table(DELIVERIES)?,
+            due: txn.open_table(DUE)?,
+            dead: txn.open_table(DEAD)?,
+            counters: txn.open_table(COUNTERS)?,
+        })
+    }
+}
 
 pub(super) const NEXT_EVENT_SEQ: &str = "next_event_seq";
 pub(super) const NEXT_DELIVERY_ID: &str = "next_delivery_id";

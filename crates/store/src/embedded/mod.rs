@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table};
 use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
 
 use self::codec::*;
@@ -24,8 +24,9 @@ use crate::{
     SubscriptionRecord, SubscriptionStats,
 };
 
-/// Events removed per `maintain` call, so that collection never holds the writer for long.
-const GC_BATCH: usize = 20_000;
+/// Events removed per write job: collection shares group commits with publishes and outcomes,
+/// so a chunk must be small enough not to delay them noticeably.
+const GC_CHUNK: usize = 2_000;
 
 pub struct EmbeddedStore {
     /// Shared with the writer thread; reads open their own snapshots on it.
@@ -64,7 +65,8 @@ impl EmbeddedStore {
 fn init_schema(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write()?;
     {
-        let mut meta = txn.open_table(META)?;
+        // Creates every table on first start, so that read transactions always find them.
+        let mut meta = Tables::open(&txn)?.meta;
         let version = meta.get(SCHEMA_VERSION)?.map(|v| v.value());
         match version {
             None => {
@@ -77,13 +79,6 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
                 )));
             }
         }
-        txn.open_table(BUSES)?;
-        txn.open_table(SUBSCRIPTIONS)?;
-        txn.open_table(EVENTS)?;
-        txn.open_table(DELIVERIES)?;
-        txn.open_table(DUE)?;
-        txn.open_table(DEAD)?;
-        txn.open_table(COUNTERS)?;
     }
     txn.commit()?;
     Ok(())
@@ -128,14 +123,13 @@ fn subscription_not_found(bus: &str, name: &str) -> StoreError {
 }
 
 /// Removes every row of a subscription; the caller removes its definition.
-fn delete_subscription_rows(txn: &WriteTransaction, sub: u64) -> Result<(), StoreError> {
-    txn.open_table(DELIVERIES)?
+fn delete_subscription_rows(t: &mut Tables<'_>, sub: u64) -> Result<(), StoreError> {
+    t.deliveries
         .retain_in((sub, 0)..=(sub, u64::MAX), |_, _| false)?;
-    txn.open_table(DUE)?
+    t.due
         .retain_in((sub, 0, 0)..=(sub, u64::MAX, u64::MAX), |_, _| false)?;
-    txn.open_table(DEAD)?
-        .retain_in((sub, 0)..=(sub, u64::MAX), |_, _| false)?;
-    txn.open_table(COUNTERS)?.remove(sub)?;
+    t.dead.retain_in((sub, 0)..=(sub, u64::MAX), |_, _| false)?;
+    t.counters.remove(sub)?;
     Ok(())
 }
 
@@ -194,8 +188,8 @@ impl Store for EmbeddedStore {
     async fn put_bus(&self, name: &str, spec: BusSpec) -> Result<(BusRecord, bool), StoreError> {
         let name = name.to_string();
         self.writer
-            .write(move |txn| {
-                let mut buses = txn.open_table(BUSES)?;
+            .write(move |t| {
+                let buses = &mut t.buses;
                 let now = now_ms();
                 let existing: Option<BusRecord> = buses
                     .get(name.as_str())?
@@ -245,13 +239,11 @@ impl Store for EmbeddedStore {
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
         let name = name.to_string();
         self.writer
-            .write(move |txn| {
-                let mut buses = txn.open_table(BUSES)?;
-                if buses.get(name.as_str())?.is_none() {
+            .write(move |t| {
+                if t.buses.get(name.as_str())?.is_none() {
                     return Err(bus_not_found(&name));
                 }
-                let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
-                let doomed = subscriptions_of(&subscriptions, Some(&name))?;
+                let doomed = subscriptions_of(&t.subscriptions, Some(&name))?;
                 if !doomed.is_empty() && !force {
                     return Err(StoreError::Conflict(format!(
                         "bus {name:?} still has {} subscription(s); delete them first, or add ?force=true to delete them with the bus",
@@ -259,10 +251,10 @@ impl Store for EmbeddedStore {
                     )));
                 }
                 for sub in &doomed {
-                    subscriptions.remove((sub.bus.as_str(), sub.name.as_str()))?;
-                    delete_subscription_rows(txn, sub.id)?;
+                    t.subscriptions.remove((sub.bus.as_str(), sub.name.as_str()))?;
+                    delete_subscription_rows(t, sub.id)?;
                 }
-                buses.remove(name.as_str())?;
+                t.buses.remove(name.as_str())?;
                 Ok(doomed)
             })
             .await
@@ -276,11 +268,11 @@ impl Store for EmbeddedStore {
     ) -> Result<(SubscriptionRecord, bool), StoreError> {
         let (bus, name) = (bus.to_string(), name.to_string());
         self.writer
-            .write(move |txn| {
-                if txn.open_table(BUSES)?.get(bus.as_str())?.is_none() {
+            .write(move |t| {
+                if t.buses.get(bus.as_str())?.is_none() {
                     return Err(bus_not_found(&bus));
                 }
-                let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+                let subscriptions = &mut t.subscriptions;
                 let existing: Option<SubscriptionRecord> = subscriptions
                     .get((bus.as_str(), name.as_str()))?
                     .map(|v| from_json("subscriptions", v.value()))
@@ -294,10 +286,10 @@ impl Store for EmbeddedStore {
                         ..old
                     },
                     None => {
-                        let mut meta = txn.open_table(META)?;
+                        let meta = &mut t.meta;
                         let id = meta_get(&meta, NEXT_SUBSCRIPTION_ID)?;
                         meta.insert(NEXT_SUBSCRIPTION_ID, id + 1)?;
-                        txn.open_table(COUNTERS)?
+                        t.counters
                             .insert(id, Counters::default().encode().as_slice())?;
                         SubscriptionRecord {
                             id,
@@ -350,14 +342,14 @@ impl Store for EmbeddedStore {
     ) -> Result<SubscriptionRecord, StoreError> {
         let (bus, name) = (bus.to_string(), name.to_string());
         self.writer
-            .write(move |txn| {
-                let mut subscriptions = txn.open_table(SUBSCRIPTIONS)?;
+            .write(move |t| {
+                let subscriptions = &mut t.subscriptions;
                 let record: SubscriptionRecord = subscriptions
                     .remove((bus.as_str(), name.as_str()))?
                     .map(|v| from_json("subscriptions", v.value()))
                     .transpose()?
                     .ok_or_else(|| subscription_not_found(&bus, &name))?;
-                delete_subscription_rows(txn, record.id)?;
+                delete_subscription_rows(t, record.id)?;
                 Ok(record)
             })
             .await
@@ -365,12 +357,12 @@ impl Store for EmbeddedStore {
 
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
         self.writer
-            .write(move |txn| {
-                let mut meta = txn.open_table(META)?;
-                let mut event_rows = txn.open_table(EVENTS)?;
-                let mut deliveries = txn.open_table(DELIVERIES)?;
-                let mut due = txn.open_table(DUE)?;
-                let mut counter_rows = txn.open_table(COUNTERS)?;
+            .write(move |t| {
+                let meta = &mut t.meta;
+                let event_rows = &mut t.events;
+                let deliveries = &mut t.deliveries;
+                let due = &mut t.due;
+                let counter_rows = &mut t.counters;
                 let mut counters: HashMap<u64, Option<Counters>> = HashMap::new();
                 let mut seq = meta_get(&meta, NEXT_EVENT_SEQ)?;
                 let mut delivery_id = meta_get(&meta, NEXT_DELIVERY_ID)?;
@@ -382,7 +374,7 @@ impl Store for EmbeddedStore {
                         let entry = match counters.entry(sub) {
                             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                             std::collections::hash_map::Entry::Vacant(e) => {
-                                e.insert(load_counters(&counter_rows, sub)?)
+                                e.insert(load_counters(&*counter_rows, sub)?)
                             }
                         };
                         let Some(c) = entry.as_mut() else { continue };
@@ -430,12 +422,12 @@ impl Store for EmbeddedStore {
 
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
         self.writer
-            .write(move |txn| {
-                let mut deliveries = txn.open_table(DELIVERIES)?;
-                let mut due = txn.open_table(DUE)?;
-                let mut dead = txn.open_table(DEAD)?;
-                let events = txn.open_table(EVENTS)?;
-                let mut counter_rows = txn.open_table(COUNTERS)?;
+            .write(move |t| {
+                let deliveries = &mut t.deliveries;
+                let due = &mut t.due;
+                let dead = &mut t.dead;
+                let events = &t.events;
+                let counter_rows = &mut t.counters;
                 let now = now_ms();
                 for outcome in outcomes {
                     let key = (outcome.subscription, outcome.delivery);
@@ -446,7 +438,7 @@ impl Store for EmbeddedStore {
                     else {
                         continue;
                     };
-                    let Some(mut c) = load_counters(&counter_rows, outcome.subscription)? else {
+                    let Some(mut c) = load_counters(&*counter_rows, outcome.subscription)? else {
                         continue;
                     };
                     due.remove((outcome.subscription, row.due_ms, outcome.delivery))?;
@@ -586,10 +578,10 @@ impl Store for EmbeddedStore {
 
     async fn redrive(&self, subscription: u64, ids: Option<Vec<u64>>) -> Result<u64, StoreError> {
         self.writer
-            .write(move |txn| {
-                let mut dead = txn.open_table(DEAD)?;
-                let mut counter_rows = txn.open_table(COUNTERS)?;
-                let Some(mut c) = load_counters(&counter_rows, subscription)? else {
+            .write(move |t| {
+                let dead = &mut t.dead;
+                let counter_rows = &mut t.counters;
+                let Some(mut c) = load_counters(&*counter_rows, subscription)? else {
                     return Err(StoreError::NotFound(format!(
                         "subscription id {subscription} does not exist"
                     )));
@@ -604,10 +596,10 @@ impl Store for EmbeddedStore {
                         all
                     }
                 };
-                let mut meta = txn.open_table(META)?;
-                let mut events = txn.open_table(EVENTS)?;
-                let mut deliveries = txn.open_table(DELIVERIES)?;
-                let mut due = txn.open_table(DUE)?;
+                let meta = &mut t.meta;
+                let events = &mut t.events;
+                let deliveries = &mut t.deliveries;
+                let due = &mut t.due;
                 let mut seq = meta_get(&meta, NEXT_EVENT_SEQ)?;
                 let mut delivery_id = meta_get(&meta, NEXT_DELIVERY_ID)?;
                 let now = now_ms();
@@ -652,21 +644,19 @@ impl Store for EmbeddedStore {
 
     async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError> {
         self.writer
-            .write(move |txn| {
-                let mut counter_rows = txn.open_table(COUNTERS)?;
-                let Some(mut c) = load_counters(&counter_rows, subscription)? else {
+            .write(move |t| {
+                let counter_rows = &mut t.counters;
+                let Some(mut c) = load_counters(&*counter_rows, subscription)? else {
                     return Err(StoreError::NotFound(format!(
                         "subscription id {subscription} does not exist"
                     )));
                 };
                 let mut count = 0u64;
-                txn.open_table(DEAD)?.retain_in(
-                    (subscription, 0)..=(subscription, u64::MAX),
-                    |_, _| {
+                t.dead
+                    .retain_in((subscription, 0)..=(subscription, u64::MAX), |_, _| {
                         count += 1;
                         false
-                    },
-                )?;
+                    })?;
                 c.dead -= count;
                 c.purged += count;
                 counter_rows.insert(subscription, c.encode().as_slice())?;
@@ -676,36 +666,40 @@ impl Store for EmbeddedStore {
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {
-        let removed = self
-            .writer
-            .write(|txn| {
-                let counters = txn.open_table(COUNTERS)?;
-                let deliveries = txn.open_table(DELIVERIES)?;
-                // Sequences and delivery ids grow together, so each subscription's first pending
-                // delivery refers to its lowest event; below the lowest of those, nothing refers.
-                let mut low_water = meta_get(&txn.open_table(META)?, NEXT_EVENT_SEQ)?;
-                for row in counters.iter()? {
-                    let sub = row?.0.value();
-                    if let Some(first) = deliveries.range((sub, 0)..=(sub, u64::MAX))?.next() {
-                        low_water = low_water.min(DeliveryRow::decode(first?.1.value())?.event_seq);
-                    }
-                }
-                let mut events = txn.open_table(EVENTS)?;
-                let mut doomed = Vec::new();
-                for row in events.range(..low_water)?.take(GC_BATCH) {
-                    doomed.push(row?.0.value());
-                }
-                for seq in &doomed {
-                    events.remove(*seq)?;
-                }
-                Ok(doomed.len())
-            })
-            .await?;
+        let mut removed = 0;
+        loop {
+            let chunk = self.writer.write(collect_events).await?;
+            removed += chunk;
+            if chunk < GC_CHUNK {
+                break;
+            }
+        }
         if removed > 0 {
             tracing::debug!(removed, "store: collected delivered events");
         }
         Ok(())
     }
+}
+
+/// Removes up to `GC_CHUNK` events that no pending delivery refers to; returns how many.
+fn collect_events(t: &mut Tables<'_>) -> Result<usize, StoreError> {
+    // Sequences and delivery ids grow together, so each subscription's first pending delivery
+    // refers to its lowest event; below the lowest of those, nothing refers to an event.
+    let mut low_water = meta_get(&t.meta, NEXT_EVENT_SEQ)?;
+    for row in t.counters.iter()? {
+        let sub = row?.0.value();
+        if let Some(first) = t.deliveries.range((sub, 0)..=(sub, u64::MAX))?.next() {
+            low_water = low_water.min(DeliveryRow::decode(first?.1.value())?.event_seq);
+        }
+    }
+    let mut doomed = Vec::with_capacity(GC_CHUNK);
+    for row in t.events.range(..low_water)?.take(GC_CHUNK) {
+        doomed.push(row?.0.value());
+    }
+    for seq in &doomed {
+        t.events.remove(*seq)?;
+    }
+    Ok(doomed.len())
 }
 
 #[cfg(test)]

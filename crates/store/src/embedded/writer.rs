@@ -11,9 +11,10 @@
 
 use std::sync::mpsc;
 
-use redb::{Database, WriteTransaction};
+use redb::Database;
 use tokio::sync::oneshot;
 
+use super::codec::Tables;
 use crate::StoreError;
 
 /// Upper bound on jobs per transaction, so that one commit never grows without bound under load.
@@ -21,7 +22,7 @@ const MAX_JOBS_PER_COMMIT: usize = 1024;
 
 pub(super) trait Job: Send {
     /// Runs the job's reads and writes; returns true when the error it met must abort the group.
-    fn run(&mut self, txn: &WriteTransaction) -> bool;
+    fn run(&mut self, tables: &mut Tables<'_>) -> bool;
     /// Answers the caller once the group's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), &str>);
 }
@@ -35,13 +36,13 @@ struct ClosureJob<T, F> {
 impl<T, F> Job for ClosureJob<T, F>
 where
     T: Send,
-    F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send,
+    F: FnOnce(&mut Tables<'_>) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, txn: &WriteTransaction) -> bool {
+    fn run(&mut self, tables: &mut Tables<'_>) -> bool {
         let Some(work) = self.work.take() else {
             return false;
         };
-        let result = work(txn);
+        let result = work(tables);
         let poisons = matches!(
             result,
             Err(StoreError::Storage(_) | StoreError::Corrupt { .. })
@@ -82,7 +83,7 @@ impl Writer {
     pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Tables<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = ClosureJob {
@@ -119,13 +120,13 @@ fn commit_group(db: &Database, mut group: Vec<Box<dyn Job>>) {
             return group.into_iter().for_each(|job| job.finish(Err(&reason)));
         }
     };
-    let mut poisoned = false;
-    for job in &mut group {
-        if job.run(&txn) {
-            poisoned = true;
-            break;
+    let poisoned = match Tables::open(&txn) {
+        Ok(mut tables) => group.iter_mut().any(|job| job.run(&mut tables)),
+        Err(e) => {
+            tracing::error!(error = %e, "store: cannot open tables");
+            true
         }
-    }
+    };
     let outcome = if poisoned {
         let _ = txn.abort();
         Err("the transaction was rolled back after a storage error".to_string())
