@@ -75,7 +75,8 @@ struct Search<'a> {
     /// `relevant[i]`: sorted ids of the arrays holding any value of conditions `i..`; only
     /// constraints on those can change the outcome from condition `i` on.
     relevant: Option<Vec<Vec<u32>>>,
-    failed: HashSet<(usize, Vec<(u32, u32)>)>,
+    /// Created only once memoising starts: most searches never get there.
+    failed: Option<HashSet<(usize, Vec<(u32, u32)>)>>,
 }
 
 #[inline]
@@ -135,13 +136,16 @@ impl Search<'_> {
             self.compute_relevance();
         }
         let memo = self.steps > MEMO_AFTER_STEPS;
-        if memo && self.failed.contains(&(at, self.memo_key(at))) {
+        if memo
+            && let Some(failed) = &self.failed
+            && failed.contains(&(at, self.memo_key(at)))
+        {
             return false;
         }
         let ok = self.try_cond(c, at);
         if !ok && memo {
             let key = self.memo_key(at);
-            self.failed.insert((at, key));
+            self.failed.get_or_insert_default().insert((at, key));
         }
         ok
     }
@@ -190,7 +194,7 @@ pub(crate) fn branch_matches(conds: &[PCond], flat: &Flat, text: &str) -> bool {
         steps: 0,
         last_absent: conds.iter().rposition(|c| c.absent),
         relevant: None,
-        failed: HashSet::new(),
+        failed: None,
     };
     s.go(0)
 }

@@ -147,10 +147,15 @@ impl PathTrie {
     /// The node reached from `node` by an event key, which may itself contain dots.
     #[inline]
     fn step(&self, node: u32, key: &str) -> Option<u32> {
-        if !key.contains('.') {
-            return self.child(node, key);
-        }
-        key.split('.').try_fold(node, |n, seg| self.child(n, seg))
+        // Segments never contain a dot, so a whole-key hit is final and only a miss needs the
+        // (rare) check for a dotted key.
+        self.child(node, key).or_else(|| {
+            if key.bytes().any(|b| b == b'.') {
+                key.split('.').try_fold(node, |n, seg| self.child(n, seg))
+            } else {
+                None
+            }
+        })
     }
 
     #[inline]

@@ -392,7 +392,9 @@ impl PathIndex {
         match v.kind {
             Kind::Str | Kind::Decoded => {
                 let Some(s) = s else { return };
-                if let Some(bs) = self.strs.get(s) {
+                if !self.strs.is_empty()
+                    && let Some(bs) = self.strs.get(s)
+                {
                     out(bs);
                 }
                 self.prefix.prefixes(s, out);
@@ -417,7 +419,9 @@ impl PathIndex {
             }
             Kind::Num => {
                 if let Some(n) = v.num {
-                    if let Some(bs) = self.nums.get(&num_key(n)) {
+                    if !self.nums.is_empty()
+                        && let Some(bs) = self.nums.get(&num_key(n))
+                    {
                         out(bs);
                     }
                     for (r, bs) in &self.ranges {
@@ -426,7 +430,9 @@ impl PathIndex {
                         }
                     }
                 }
-                if let Some(bs) = self.lits.get(lit) {
+                if !self.lits.is_empty()
+                    && let Some(bs) = self.lits.get(lit)
+                {
                     out(bs);
                 }
             }

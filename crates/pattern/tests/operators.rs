@@ -522,3 +522,13 @@ fn fuzz_event_error_does_not_depend_on_named_paths() {
     assert_eq!(e1, e2);
     assert_eq!(e1.reason(), "expected a JSON value");
 }
+
+#[test]
+fn compiled_values_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync + Clone>() {}
+    fn send_sync<T: Send + Sync>() {}
+    shared::<Pattern>();
+    send_sync::<switchyard_pattern::Matcher<String>>();
+    send_sync::<PatternError>();
+    send_sync::<switchyard_pattern::EventError>();
+}
