@@ -3,8 +3,11 @@
 //! This is the only crate that uses `anyhow`: errors end here, as a message for a person.
 
 mod bench;
+mod bench_match;
 mod serve;
+mod sink;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
@@ -34,6 +37,17 @@ enum Command {
     /// Drive a running server with batched publishes into a local sink and report publish rate,
     /// delivered rate and publish-to-delivery latency.
     Bench(bench::BenchArgs),
+    /// Does PATTERN match EVENT? Both are JSON text, or @FILE to read one from a file.
+    TestPattern { pattern: String, event: String },
+    /// Measure the matcher alone: events/s for a file of patterns over a file of events (JSON lines).
+    BenchMatch {
+        #[arg(long)]
+        patterns: std::path::PathBuf,
+        #[arg(long)]
+        events: std::path::PathBuf,
+    },
+    /// Run a throwaway endpoint that prints every request it receives (for trying things out).
+    Sink(sink::SinkArgs),
 }
 
 fn init_logging(format: LogFormat) {
@@ -60,16 +74,55 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn main() -> anyhow::Result<()> {
+/// A command-line JSON argument: the text itself, or `@path` for a file's contents.
+fn json_argument(argument: &str) -> anyhow::Result<String> {
+    match argument.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {path}")),
+        None => Ok(argument.to_string()),
+    }
+}
+
+fn test_pattern(pattern: &str, event: &str) -> anyhow::Result<()> {
+    let pattern =
+        switchyard_pattern::Pattern::parse(&json_argument(pattern)?).context("invalid pattern")?;
+    let matches = pattern
+        .matches(&json_argument(event)?)
+        .context("invalid event")?;
+    println!("{}", serde_json::json!({ "matches": matches }));
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    match run(cli.command) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole cause chain on one line, without a backtrace.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match &command {
+        Command::TestPattern { pattern, event } => return test_pattern(pattern, event),
+        Command::BenchMatch { patterns, events } => {
+            println!("{}", bench_match::run(patterns, events)?);
+            return Ok(());
+        }
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Sink(args) => sink::run(args).await,
+            Command::TestPattern { .. } | Command::BenchMatch { .. } => Ok(()),
         }
     })
 }

@@ -330,3 +330,53 @@ async fn unknown_things_are_404_and_bus_deletion_protects_subscriptions() {
     assert_eq!(api.delete("/v1/buses/b?force=true").await.0, 204);
     assert_eq!(api.get("/v1/buses").await.1["items"], json!([]));
 }
+
+#[tokio::test]
+async fn test_pattern_answers_and_explains_invalid_patterns() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let body = r#"{"pattern": {"detail": {"n": [{"numeric": [">", 299]}]}}, "event": {"source": "s", "detail": {"n": 3.0e2}}}"#;
+    assert_eq!(
+        api.post_raw("/v1/test-pattern", body).await,
+        (200, json!({"matches": true}))
+    );
+    let body = r#"{"pattern": {"source": ["a"]}, "event": {"source": "b"}}"#;
+    assert_eq!(
+        api.post_raw("/v1/test-pattern", body).await,
+        (200, json!({"matches": false}))
+    );
+    let body = r#"{"pattern": {"detail": {"n": []}}, "event": {}}"#;
+    assert_error(
+        &api.post_raw("/v1/test-pattern", body).await,
+        400,
+        "invalid_pattern",
+        "detail.n",
+    );
+    assert_error(
+        &api.post_raw("/v1/test-pattern", r#"{"pattern": {}}"#).await,
+        400,
+        "invalid",
+        "event",
+    );
+
+    let cli = std::process::Command::new(BIN)
+        .args([
+            "test-pattern",
+            r#"{"source": [{"prefix": "shop."}]}"#,
+            r#"{"source": "shop.orders"}"#,
+        ])
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&cli.stdout).trim(),
+        r#"{"matches":true}"#
+    );
+    let cli = std::process::Command::new(BIN)
+        .args(["test-pattern", r#"{"source": "x"}"#, "{}"])
+        .output()
+        .unwrap();
+    assert!(!cli.status.success());
+    assert!(String::from_utf8_lossy(&cli.stderr).contains("invalid pattern"));
+}

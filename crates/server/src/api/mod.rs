@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod health;
 mod subscriptions;
+mod test_pattern;
 mod views;
 
 use std::collections::HashMap;
@@ -51,6 +52,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/v1/buses/{bus}/subscriptions/{name}/dead-letters/redrive",
             post(dead_letters::redrive),
         )
+        .route("/v1/test-pattern", post(test_pattern::test_pattern))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             require_token,
