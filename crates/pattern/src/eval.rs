@@ -62,6 +62,9 @@ const RELEVANCE_AFTER_STEPS: u32 = 64;
 /// Steps after which failed states start being remembered.
 const MEMO_AFTER_STEPS: u32 = 4096;
 
+/// A condition index and the relevant (array, index) constraints under which it failed.
+type FailedState = (usize, Vec<(u32, u32)>);
+
 struct Search<'a> {
     conds: &'a [PCond],
     flat: &'a Flat,
@@ -76,7 +79,7 @@ struct Search<'a> {
     /// constraints on those can change the outcome from condition `i` on.
     relevant: Option<Vec<Vec<u32>>>,
     /// Created only once memoising starts: most searches never get there.
-    failed: Option<HashSet<(usize, Vec<(u32, u32)>)>>,
+    failed: Option<HashSet<FailedState>>,
 }
 
 #[inline]
