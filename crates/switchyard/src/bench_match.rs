@@ -31,8 +31,8 @@ pub struct BenchMatchReport {
 }
 
 fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(text
         .lines()
         .enumerate()
@@ -46,7 +46,11 @@ fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
 pub fn run(patterns: &Path, events: &Path) -> Result<BenchMatchReport> {
     let pattern_lines = lines(patterns)?;
     let event_lines = lines(events)?;
-    anyhow::ensure!(!event_lines.is_empty(), "{} holds no events", events.display());
+    anyhow::ensure!(
+        !event_lines.is_empty(),
+        "{} holds no events",
+        events.display()
+    );
 
     let start = Instant::now();
     let mut builder = MatcherBuilder::new();
