@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use switchyard_metrics::SubscriptionMetrics;
 use switchyard_model::now_ms;
 use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{mpsc, watch};
@@ -58,6 +59,7 @@ pub(crate) struct Lane {
     client: reqwest::Client,
     config: DispatcherConfig,
     gauges: Arc<LaneGauges>,
+    metrics: Arc<SubscriptionMetrics>,
     /// Every delivery id in memory, whichever queue it is in; hand-offs and store reads that
     /// name one of these are duplicates.
     held: HashSet<u64>,
@@ -87,6 +89,7 @@ impl Lane {
         client: reqwest::Client,
         config: DispatcherConfig,
         gauges: Arc<LaneGauges>,
+        metrics: Arc<SubscriptionMetrics>,
     ) -> Lane {
         Lane {
             subscription,
@@ -94,6 +97,7 @@ impl Lane {
             client,
             config,
             gauges,
+            metrics,
             held: HashSet::new(),
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
@@ -242,6 +246,7 @@ impl Lane {
             let task = self.in_flight.spawn(attempt(
                 self.client.clone(),
                 Arc::clone(&self.subscription),
+                Arc::clone(&self.metrics),
                 delivery,
             ));
             self.running.insert(task.id(), id);
@@ -289,6 +294,7 @@ impl Lane {
         };
         match result {
             Ok(()) => {
+                let now = now_ms();
                 for Attempted { delivery, outcome } in batch {
                     match outcome.kind {
                         OutcomeKind::Retry { due_ms } => self.park(PendingDelivery {
@@ -296,7 +302,16 @@ impl Lane {
                             attempts: outcome.attempts,
                             ..delivery
                         }),
-                        OutcomeKind::Delivered | OutcomeKind::Dead { .. } => {
+                        OutcomeKind::Delivered => {
+                            self.metrics.delivered.fetch_add(1, Ordering::Relaxed);
+                            let waited = now.saturating_sub(delivery.event.ingested_ms);
+                            self.metrics
+                                .ingestion_to_delivery
+                                .observe(Duration::from_millis(waited));
+                            self.held.remove(&delivery.id);
+                        }
+                        OutcomeKind::Dead { reason } => {
+                            self.metrics.dead_letter(reason.as_str());
                             self.held.remove(&delivery.id);
                         }
                     }
@@ -333,9 +348,19 @@ async fn sleep_until_ms(due_ms: u64) {
 async fn attempt(
     client: reqwest::Client,
     subscription: Arc<SubscriptionRecord>,
+    metrics: Arc<SubscriptionMetrics>,
     delivery: PendingDelivery,
 ) -> Attempted {
+    if delivery.attempts == 0 {
+        let waited = now_ms().saturating_sub(delivery.event.ingested_ms);
+        metrics
+            .ingestion_to_attempt
+            .observe(Duration::from_millis(waited));
+    }
+    let started = std::time::Instant::now();
     let result = attempt::send(&client, &subscription, &delivery).await;
+    metrics.attempt_duration.observe(started.elapsed());
+    metrics.attempt(result.as_ref().map_or_else(|e| e.class(), |_| "2xx"));
     let attempts = delivery.attempts + 1;
     let policy = &subscription.spec.retry;
     let kind = policy::decide(

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use switchyard_metrics::Metrics;
 use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -58,6 +59,7 @@ struct Inner {
     store: Arc<dyn Store>,
     client: reqwest::Client,
     config: DispatcherConfig,
+    metrics: Arc<Metrics>,
     lanes: Mutex<HashMap<u64, LaneHandle>>,
     /// Flipped once at shutdown; lanes stop starting attempts and drain those in flight.
     shutdown: watch::Sender<bool>,
@@ -73,6 +75,7 @@ impl Dispatcher {
     pub fn new(
         store: Arc<dyn Store>,
         config: DispatcherConfig,
+        metrics: Arc<Metrics>,
     ) -> Result<Dispatcher, DispatchError> {
         // Ignored when already installed (several dispatchers in one test process).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -90,6 +93,7 @@ impl Dispatcher {
                 store,
                 client,
                 config,
+                metrics,
                 lanes: Mutex::new(HashMap::new()),
                 shutdown,
             }),
@@ -128,6 +132,11 @@ impl Dispatcher {
                 self.inner.client.clone(),
                 self.inner.config.clone(),
                 Arc::clone(&gauges),
+                self.inner.metrics.subscription(
+                    subscription.id,
+                    &subscription.bus,
+                    &subscription.name,
+                ),
             )
             .run(messages, self.inner.shutdown.subscribe()),
         );
@@ -147,6 +156,7 @@ impl Dispatcher {
         if let Some(lane) = self.lanes().remove(&subscription) {
             lane.task.abort();
         }
+        self.inner.metrics.remove_subscription(subscription);
     }
 
     /// Gives freshly committed deliveries to their lanes. Never blocks: a lane that is full

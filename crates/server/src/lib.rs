@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_dispatcher::{Dispatcher, DispatcherConfig};
+use switchyard_metrics::Metrics;
 use switchyard_store::Store;
 use tokio::net::TcpListener;
 
@@ -59,17 +60,27 @@ pub struct App {
     pub dispatcher: Dispatcher,
     pub catalog: Catalog,
     pub config: ApiConfig,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
     /// Loads buses and subscriptions from the store and starts a lane for every subscription.
     pub async fn start(store: Arc<dyn Store>, config: ApiConfig) -> Result<Arc<App>, ServerError> {
-        let dispatcher = Dispatcher::new(Arc::clone(&store), DispatcherConfig::default())?;
+        let metrics = Arc::new(Metrics::new());
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&store),
+            DispatcherConfig::default(),
+            Arc::clone(&metrics),
+        )?;
         let catalog = Catalog::load(store.as_ref()).await?;
         for subscription in catalog.all_subscriptions() {
             dispatcher.upsert(subscription);
         }
+        for bus in catalog.buses() {
+            metrics.bus(&bus.record.name);
+        }
         let app = Arc::new(App {
+            metrics,
             store,
             dispatcher,
             catalog,

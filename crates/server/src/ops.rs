@@ -20,6 +20,7 @@ impl App {
         let _change = self.catalog.lock_changes().await;
         let (record, created) = self.store.put_bus(name, spec).await?;
         self.catalog.put_bus(record.clone());
+        self.metrics.bus(name);
         Ok((record, created))
     }
 
@@ -27,6 +28,7 @@ impl App {
         let _change = self.catalog.lock_changes().await;
         let removed = self.store.delete_bus(name, force).await?;
         self.catalog.remove_bus(name);
+        self.metrics.remove_bus(name);
         for subscription in removed {
             self.dispatcher.remove(subscription.id);
         }

@@ -5,6 +5,7 @@
 //! deliveries to the dispatcher. Answers have PutEvents' shape: one entry per event, in order.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -25,9 +26,12 @@ pub async fn publish(
         .catalog
         .bus(&bus)
         .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
-    let request = parse_publish_request(&body, app.config.max_event_bytes, now_ms())?;
+    let bus_metrics = app.metrics.bus(&bus);
+    let request = parse_publish_request(&body, app.config.max_event_bytes, now_ms())
+        .inspect_err(|error| bus_metrics.rejected(error.code_for_metrics(), 1))?;
     if request.single {
         if let Some(Err(error)) = request.entries.first() {
+            bus_metrics.rejected(error.code_for_metrics(), 1);
             return Err(error.clone().into());
         }
     }
@@ -51,12 +55,25 @@ pub async fn publish(
             Err(error) => answers.push(Err(error)),
         }
     }
-    if !accepted.is_empty() {
-        let deliveries = app.store.append(accepted).await?;
-        app.dispatcher
-            .hand_off(deliveries.into_iter().flatten().collect());
-    }
     let failed = answers.iter().filter(|a| a.is_err()).count();
+    if !accepted.is_empty() {
+        let count = accepted.len() as u64;
+        let deliveries: Vec<_> = app
+            .store
+            .append(accepted)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        bus_metrics.published.fetch_add(count, Ordering::Relaxed);
+        for delivery in &deliveries {
+            if let Some(subscription) = app.metrics.subscription_by_id(delivery.subscription) {
+                subscription.matched.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        app.dispatcher.hand_off(deliveries);
+    }
+    bus_metrics.rejected("invalid", failed as u64);
     let entries: Vec<Value> = answers
         .into_iter()
         .map(|answer| match answer {

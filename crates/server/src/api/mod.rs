@@ -6,6 +6,7 @@ mod dead_letters;
 mod error;
 mod events;
 mod health;
+mod metrics;
 mod subscriptions;
 mod test_pattern;
 mod views;
@@ -59,6 +60,7 @@ pub fn router(app: Arc<App>) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(unknown_route)

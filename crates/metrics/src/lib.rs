@@ -1,0 +1,473 @@
+//! Metrics: what `/metrics` shows, recorded on the hot paths without locks.
+//!
+//! Owns the metric names, their help texts and label sets (the public contract that dashboards
+//! and alerts depend on; see `docs/metrics.md`), per-bus and per-subscription handles of atomic
+//! counters and fixed-bucket histograms, and the Prometheus text rendering.
+//!
+//! Must not: take a label value that is unbounded (an event id, a URL, an error message); labels
+//! are bus and subscription names and small closed sets (`class`, `reason`). Must not do I/O:
+//! gauges that come from the store (pending, oldest pending age) are computed by the caller at
+//! scrape time and passed to [`Metrics::render`].
+//!
+//! Counters live in memory and start from zero at each start, which Prometheus's `rate()`
+//! handles; the durable totals are the store's per-subscription stats.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Why a publish was refused, as the `reason` label of `switchyard_events_rejected_total`.
+pub const REJECT_REASONS: [&str; 3] = ["invalid", "too_large", "max_hops"];
+/// The `class` label of `switchyard_delivery_attempts_total`.
+pub const ATTEMPT_CLASSES: [&str; 8] = [
+    "2xx",
+    "3xx",
+    "4xx",
+    "429",
+    "5xx",
+    "timeout",
+    "connection",
+    "invalid",
+];
+/// The `reason` label of `switchyard_dead_letters_total`, as the store names dead-letter reasons.
+pub const DEAD_REASONS: [&str; 4] = [
+    "non_retryable_status",
+    "max_attempts",
+    "max_age",
+    "invalid_destination",
+];
+
+/// Upper bounds in seconds: from a fast local receiver (1 ms) to a day-long retry window.
+const BUCKETS: [f64; 18] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    300.0, 1800.0, 3600.0,
+];
+
+/// A histogram with fixed buckets; observations are lock-free.
+#[derive(Debug)]
+pub struct Histogram {
+    /// Non-cumulative counts per bucket, plus one for +Inf.
+    counts: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    pub fn observe(&self, value: Duration) {
+        let seconds = value.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(value.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, count) in self.counts.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let bound = BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+fn counters<const N: usize>() -> [AtomicU64; N] {
+    std::array::from_fn(|_| AtomicU64::new(0))
+}
+
+/// Per-bus counters of the publish path.
+#[derive(Debug)]
+pub struct BusMetrics {
+    pub published: AtomicU64,
+    rejected: [AtomicU64; REJECT_REASONS.len()],
+}
+
+impl BusMetrics {
+    /// Counts refused events; an unknown reason is a bug, counted as `invalid` rather than lost.
+    pub fn rejected(&self, reason: &str, events: u64) {
+        let index = REJECT_REASONS
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.rejected[index].fetch_add(events, Ordering::Relaxed);
+    }
+}
+
+/// Per-subscription counters and histograms of matching and delivery.
+#[derive(Debug)]
+pub struct SubscriptionMetrics {
+    bus: String,
+    name: String,
+    pub matched: AtomicU64,
+    attempts: [AtomicU64; ATTEMPT_CLASSES.len()],
+    pub delivered: AtomicU64,
+    dead: [AtomicU64; DEAD_REASONS.len()],
+    pub attempt_duration: Histogram,
+    /// From ingestion to the first attempt's start: how long events wait before being tried.
+    pub ingestion_to_attempt: Histogram,
+    /// From ingestion to the attempt that delivered: the end-to-end delay subscribers see.
+    pub ingestion_to_delivery: Histogram,
+}
+
+impl SubscriptionMetrics {
+    pub fn attempt(&self, class: &str) {
+        let index = ATTEMPT_CLASSES
+            .iter()
+            .position(|c| *c == class)
+            .unwrap_or(ATTEMPT_CLASSES.len() - 1);
+        self.attempts[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dead_letter(&self, reason: &str) {
+        let index = DEAD_REASONS.iter().position(|r| *r == reason).unwrap_or(0);
+        self.dead[index].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A gauge value the caller computed at scrape time, for one subscription.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubscriptionGauges {
+    pub pending: u64,
+    pub oldest_pending_age_seconds: f64,
+    pub in_flight: u64,
+}
+
+/// The registry: one handle per bus and per subscription id.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    buses: RwLock<BTreeMap<String, Arc<BusMetrics>>>,
+    subscriptions: RwLock<BTreeMap<u64, Arc<SubscriptionMetrics>>>,
+}
+
+/// Prometheus label values escape `\`, `"` and newlines; names here cannot contain them, but the
+/// rendering must not depend on that.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    pub fn bus(&self, bus: &str) -> Arc<BusMetrics> {
+        if let Some(found) = self
+            .buses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(bus)
+        {
+            return Arc::clone(found);
+        }
+        let mut buses = self.buses.write().unwrap_or_else(|p| p.into_inner());
+        let entry = buses.entry(bus.to_string()).or_insert_with(|| {
+            Arc::new(BusMetrics {
+                published: AtomicU64::new(0),
+                rejected: counters(),
+            })
+        });
+        Arc::clone(entry)
+    }
+
+    pub fn remove_bus(&self, bus: &str) {
+        self.buses
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(bus);
+    }
+
+    /// The handle of a subscription, created on first use.
+    pub fn subscription(&self, id: u64, bus: &str, name: &str) -> Arc<SubscriptionMetrics> {
+        if let Some(found) = self.subscription_by_id(id) {
+            return found;
+        }
+        let mut subscriptions = self
+            .subscriptions
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let entry = subscriptions.entry(id).or_insert_with(|| {
+            Arc::new(SubscriptionMetrics {
+                bus: bus.to_string(),
+                name: name.to_string(),
+                matched: AtomicU64::new(0),
+                attempts: counters(),
+                delivered: AtomicU64::new(0),
+                dead: counters(),
+                attempt_duration: Histogram::default(),
+                ingestion_to_attempt: Histogram::default(),
+                ingestion_to_delivery: Histogram::default(),
+            })
+        });
+        Arc::clone(entry)
+    }
+
+    pub fn subscription_by_id(&self, id: u64) -> Option<Arc<SubscriptionMetrics>> {
+        self.subscriptions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Forgets a deleted subscription, so that its series disappear instead of going stale.
+    pub fn remove_subscription(&self, id: u64) {
+        self.subscriptions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+
+    /// Prometheus text exposition format 0.0.4. `gauges` gives, per subscription id, the values
+    /// read from the store and the dispatcher at scrape time.
+    pub fn render(&self, gauges: &BTreeMap<u64, SubscriptionGauges>) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let buses: Vec<(String, Arc<BusMetrics>)> = self
+            .buses
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        let subscriptions: Vec<(u64, Arc<SubscriptionMetrics>)> = self
+            .subscriptions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (*k, Arc::clone(v)))
+            .collect();
+        let sub_labels = |s: &SubscriptionMetrics| {
+            format!(
+                "bus=\"{}\",subscription=\"{}\"",
+                escape(&s.bus),
+                escape(&s.name)
+            )
+        };
+
+        header(
+            &mut out,
+            "switchyard_events_published_total",
+            "counter",
+            "Events accepted on the bus (durable before the publisher was answered).",
+        );
+        for (bus, m) in &buses {
+            let _ = writeln!(
+                out,
+                "switchyard_events_published_total{{bus=\"{}\"}} {}",
+                escape(bus),
+                m.published.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "switchyard_events_rejected_total",
+            "counter",
+            "Events refused at publish, by reason.",
+        );
+        for (bus, m) in &buses {
+            for (reason, count) in REJECT_REASONS.iter().zip(&m.rejected) {
+                let _ = writeln!(
+                    out,
+                    "switchyard_events_rejected_total{{bus=\"{}\",reason=\"{reason}\"}} {}",
+                    escape(bus),
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "switchyard_matched_total",
+            "counter",
+            "Events that matched the subscription's pattern (one delivery each).",
+        );
+        for (_, s) in &subscriptions {
+            let _ = writeln!(
+                out,
+                "switchyard_matched_total{{{}}} {}",
+                sub_labels(s),
+                s.matched.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "switchyard_delivery_attempts_total",
+            "counter",
+            "HTTP attempts by outcome class: 2xx, 3xx, 4xx, 429, 5xx, timeout, connection, invalid.",
+        );
+        for (_, s) in &subscriptions {
+            for (class, count) in ATTEMPT_CLASSES.iter().zip(&s.attempts) {
+                let _ = writeln!(
+                    out,
+                    "switchyard_delivery_attempts_total{{{},class=\"{class}\"}} {}",
+                    sub_labels(s),
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "switchyard_deliveries_total",
+            "counter",
+            "Deliveries completed with a 2xx answer.",
+        );
+        for (_, s) in &subscriptions {
+            let _ = writeln!(
+                out,
+                "switchyard_deliveries_total{{{}}} {}",
+                sub_labels(s),
+                s.delivered.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "switchyard_dead_letters_total",
+            "counter",
+            "Deliveries dead-lettered, by reason.",
+        );
+        for (_, s) in &subscriptions {
+            for (reason, count) in DEAD_REASONS.iter().zip(&s.dead) {
+                let _ = writeln!(
+                    out,
+                    "switchyard_dead_letters_total{{{},reason=\"{reason}\"}} {}",
+                    sub_labels(s),
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        let gauge = |out: &mut String,
+                     name: &str,
+                     help: &str,
+                     value: &dyn Fn(&SubscriptionGauges) -> String| {
+            header(out, name, "gauge", help);
+            for (id, s) in &subscriptions {
+                let g = gauges.get(id).copied().unwrap_or_default();
+                let _ = writeln!(out, "{name}{{{}}} {}", sub_labels(s), value(&g));
+            }
+        };
+        gauge(
+            &mut out,
+            "switchyard_subscription_pending",
+            "Deliveries neither delivered nor dead-lettered yet.",
+            &|g| g.pending.to_string(),
+        );
+        gauge(
+            &mut out,
+            "switchyard_subscription_oldest_pending_age_seconds",
+            "Age of the oldest pending delivery; 0 when nothing is pending.",
+            &|g| g.oldest_pending_age_seconds.to_string(),
+        );
+        gauge(
+            &mut out,
+            "switchyard_subscription_in_flight",
+            "HTTP attempts in flight now.",
+            &|g| g.in_flight.to_string(),
+        );
+        let histogram =
+            |out: &mut String,
+             name: &str,
+             help: &str,
+             pick: &dyn Fn(&SubscriptionMetrics) -> &Histogram| {
+                header(out, name, "histogram", help);
+                for (_, s) in &subscriptions {
+                    pick(s).render(out, name, &sub_labels(s));
+                }
+            };
+        histogram(
+            &mut out,
+            "switchyard_attempt_duration_seconds",
+            "Duration of HTTP attempts, whatever their outcome.",
+            &|s| &s.attempt_duration,
+        );
+        histogram(
+            &mut out,
+            "switchyard_ingestion_to_attempt_seconds",
+            "From ingestion to the start of the first attempt.",
+            &|s| &s.ingestion_to_attempt,
+        );
+        histogram(
+            &mut out,
+            "switchyard_ingestion_to_delivery_seconds",
+            "From ingestion to successful delivery.",
+            &|s| &s.ingestion_to_delivery,
+        );
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_cumulative_histograms() {
+        let metrics = Metrics::new();
+        metrics
+            .bus("orders")
+            .published
+            .fetch_add(3, Ordering::Relaxed);
+        metrics.bus("orders").rejected("too_large", 1);
+        let sub = metrics.subscription(7, "orders", "billing");
+        sub.attempt("5xx");
+        sub.attempt("2xx");
+        sub.dead_letter("max_age");
+        sub.attempt_duration.observe(Duration::from_millis(3));
+        sub.attempt_duration.observe(Duration::from_secs(7200));
+        let mut gauges = BTreeMap::new();
+        gauges.insert(
+            7,
+            SubscriptionGauges {
+                pending: 2,
+                oldest_pending_age_seconds: 1.5,
+                in_flight: 1,
+            },
+        );
+        let text = metrics.render(&gauges);
+        for line in [
+            "switchyard_events_published_total{bus=\"orders\"} 3",
+            "switchyard_events_rejected_total{bus=\"orders\",reason=\"too_large\"} 1",
+            "switchyard_delivery_attempts_total{bus=\"orders\",subscription=\"billing\",class=\"5xx\"} 1",
+            "switchyard_dead_letters_total{bus=\"orders\",subscription=\"billing\",reason=\"max_age\"} 1",
+            "switchyard_subscription_pending{bus=\"orders\",subscription=\"billing\"} 2",
+            "switchyard_subscription_oldest_pending_age_seconds{bus=\"orders\",subscription=\"billing\"} 1.5",
+            "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"0.001\"} 0",
+            "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"0.005\"} 1",
+            "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"3600\"} 1",
+            "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"+Inf\"} 2",
+            "switchyard_attempt_duration_seconds_count{bus=\"orders\",subscription=\"billing\"} 2",
+        ] {
+            assert!(text.contains(line), "missing {line}\n{text}");
+        }
+        metrics.remove_subscription(7);
+        assert!(!metrics.render(&gauges).contains("billing"));
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

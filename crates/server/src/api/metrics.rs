@@ -1,0 +1,45 @@
+//! `GET /metrics`: Prometheus text. Counters come from memory; backlog gauges are read from the
+//! store at scrape time, so they are right even for subscriptions whose lane is idle.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use switchyard_metrics::SubscriptionGauges;
+use switchyard_model::now_ms;
+
+use super::ApiError;
+use crate::App;
+
+pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
+    let now = now_ms();
+    let mut gauges = BTreeMap::new();
+    for subscription in app.catalog.all_subscriptions() {
+        let stats = app.store.stats(subscription.id).await?;
+        let in_flight = app
+            .dispatcher
+            .gauges(subscription.id)
+            .map_or(0, |g| g.in_flight.load(Ordering::Relaxed));
+        let oldest_pending_age_seconds = stats
+            .oldest_pending_since_ms
+            .map_or(0.0, |since| now.saturating_sub(since) as f64 / 1000.0);
+        gauges.insert(
+            subscription.id,
+            SubscriptionGauges {
+                pending: stats.pending,
+                oldest_pending_age_seconds,
+                in_flight,
+            },
+        );
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.render(&gauges),
+    ))
+}
