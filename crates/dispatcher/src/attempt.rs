@@ -30,11 +30,16 @@ pub(crate) async fn send(
     for (name, value) in &destination.headers {
         request = request.header(name.as_str(), value.as_str());
     }
+    if let Some(tracestate) = &delivery.event.trace.tracestate {
+        request = request.header("tracestate", tracestate.as_str());
+    }
     let request = request
         .header("switchyard-event-id", delivery.event.id.as_str())
         .header("switchyard-bus", subscription.bus.as_str())
         .header("switchyard-subscription", subscription.name.as_str())
         .header("switchyard-attempt", (delivery.attempts + 1).to_string())
+        .header("switchyard-hops", (delivery.event.hops + 1).to_string())
+        .header("traceparent", delivery.event.trace.child_traceparent())
         .body(delivery.event.envelope.clone());
     let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{ModelError, format_rfc3339_ms};
+use crate::{ModelError, TraceContext, format_rfc3339_ms};
 
 /// EventBridge's limits for the same fields, so that events move freely between the two.
 const MAX_SOURCE_LEN: usize = 256;
@@ -30,6 +30,20 @@ pub struct Event {
     pub envelope: String,
     /// When switchyard accepted the event; retry age and pending age count from here.
     pub ingested_ms: u64,
+    /// How many switchyard deliveries led to this publish (the publisher's `switchyard-hops`):
+    /// the loop guard refuses a publish at the limit.
+    pub hops: u32,
+    /// The publish's trace context; every attempt is sent as a child span of it.
+    pub trace: TraceContext,
+}
+
+/// What a publish request says besides its body.
+#[derive(Debug, Clone)]
+pub struct PublishContext {
+    pub ingested_ms: u64,
+    pub max_event_bytes: usize,
+    pub hops: u32,
+    pub trace: TraceContext,
 }
 
 /// A publish body: either `{"entries": [...]}` or one bare event object.
@@ -46,12 +60,12 @@ pub struct PublishRequest {
 /// entry, as EventBridge's PutEvents does.
 pub fn parse_publish_request(
     body: &str,
-    max_event_bytes: usize,
-    ingested_ms: u64,
+    context: &PublishContext,
 ) -> Result<PublishRequest, ModelError> {
+    let max_event_bytes = context.max_event_bytes;
     let fields = object_fields(body, "the request body")?;
     let Some(entries) = fields.get("entries") else {
-        let event = build_event(&fields, ingested_ms)?;
+        let event = build_event(&fields, context)?;
         check_size(&event, 0, max_event_bytes)?;
         return Ok(PublishRequest {
             entries: vec![Ok(event)],
@@ -79,7 +93,7 @@ pub fn parse_publish_request(
     let mut parsed = Vec::with_capacity(raw_entries.len());
     for (index, raw) in raw_entries.iter().enumerate() {
         let entry = object_fields(raw.get(), &format!("entries[{index}]"))
-            .and_then(|fields| build_event(&fields, ingested_ms));
+            .and_then(|fields| build_event(&fields, context));
         if let Ok(event) = &entry {
             check_size(event, index, max_event_bytes)?;
         }
@@ -129,14 +143,32 @@ fn field<'de, T: serde::Deserialize<'de>>(
 
 fn build_event(
     fields: &BTreeMap<String, &RawValue>,
-    ingested_ms: u64,
+    context: &PublishContext,
 ) -> Result<Event, ModelError> {
-    const KNOWN: [&str; 6] = ["source", "detail-type", "detail", "resources", "time", "id"];
+    // `version` is accepted so that an envelope switchyard delivered can be published as is
+    // (bus-to-bus forwarding); the envelope fields a publisher cannot set are refused.
+    const KNOWN: [&str; 7] = [
+        "source",
+        "detail-type",
+        "detail",
+        "resources",
+        "time",
+        "id",
+        "version",
+    ];
     if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(ModelError::invalid(format!(
             "unknown field \"{unknown}\"; an event has {KNOWN:?}"
         )));
     }
+    if let Some(version) = fields.get("version") {
+        if version.get() != "\"0\"" {
+            return Err(ModelError::invalid(
+                "field \"version\" must be \"0\" when given",
+            ));
+        }
+    }
+    let ingested_ms = context.ingested_ms;
     let source: String = required_text(fields, "source", MAX_SOURCE_LEN)?;
     let detail_type: String = required_text(fields, "detail-type", MAX_DETAIL_TYPE_LEN)?;
     let detail = match fields.get("detail") {
@@ -184,6 +216,8 @@ fn build_event(
         id,
         envelope,
         ingested_ms,
+        hops: context.hops,
+        trace: context.trace.clone(),
     })
 }
 
@@ -219,16 +253,17 @@ fn required_text(
     }
 }
 
-/// Accepts any RFC 3339 time and stores it in UTC, so patterns and receivers see one format.
+/// Accepts any RFC 3339 time and stores it in UTC with milliseconds, the format of times switchyard
+/// assigns itself, so patterns and receivers see one format.
 fn canonical_time(text: &str) -> Result<String, ModelError> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
         ModelError::invalid(format!(
             "field \"time\" must be an RFC 3339 time such as 2026-11-24T10:00:00Z, not {text:?}"
         ))
     })?;
-    let utc = parsed.to_offset(time::UtcOffset::UTC);
-    utc.format(&Rfc3339)
-        .map_err(|_| ModelError::invalid(format!("field \"time\" {text:?} is out of range")))
+    let millis = u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ModelError::invalid(format!("field \"time\" {text:?} is before 1970")))?;
+    Ok(format_rfc3339_ms(millis))
 }
 
 #[cfg(test)]
@@ -237,8 +272,17 @@ mod tests {
 
     const MIB: usize = 1 << 20;
 
+    fn context(max_event_bytes: usize, ingested_ms: u64) -> PublishContext {
+        PublishContext {
+            ingested_ms,
+            max_event_bytes,
+            hops: 0,
+            trace: TraceContext::new_root(),
+        }
+    }
+
     fn single(body: &str) -> Result<Event, ModelError> {
-        let request = parse_publish_request(body, MIB, 1_000)?;
+        let request = parse_publish_request(body, &context(MIB, 1_000))?;
         assert!(request.single);
         request.entries.into_iter().next().unwrap()
     }
@@ -262,11 +306,15 @@ mod tests {
     #[test]
     fn keeps_publisher_id_and_normalises_time_to_utc() {
         let event = single(
-            r#"{"source":"s","detail-type":"t","id":"abc","time":"2026-01-01T12:00:00+02:00"}"#,
+            r#"{"source":"s","detail-type":"t","id":"abc","time":"2026-01-01T12:00:00.5+02:00"}"#,
         )
         .unwrap();
         assert_eq!(event.id, "abc");
-        assert!(event.envelope.contains(r#""time":"2026-01-01T10:00:00Z""#));
+        assert!(
+            event
+                .envelope
+                .contains(r#""time":"2026-01-01T10:00:00.500Z""#)
+        );
     }
 
     #[test]
@@ -305,9 +353,18 @@ mod tests {
     }
 
     #[test]
+    fn an_envelope_can_be_published_again() {
+        let first = single(r#"{"source":"s","detail-type":"t","detail":{"a":1}}"#).unwrap();
+        let again = single(&first.envelope).unwrap();
+        assert_eq!(again.envelope, first.envelope);
+        let err = single(r#"{"version":"1","source":"s","detail-type":"t"}"#).unwrap_err();
+        assert!(err.to_string().contains("\"version\""), "{err}");
+    }
+
+    #[test]
     fn batch_entries_fail_one_by_one() {
         let body = r#"{"entries":[{"source":"s","detail-type":"t"},{"source":"s"},7]}"#;
-        let request = parse_publish_request(body, MIB, 0).unwrap();
+        let request = parse_publish_request(body, &context(MIB, 0)).unwrap();
         assert!(!request.single);
         assert!(request.entries[0].is_ok());
         assert!(
@@ -329,23 +386,23 @@ mod tests {
     #[test]
     fn refuses_whole_request_for_bad_json_shape_and_size() {
         assert!(
-            parse_publish_request("{", MIB, 0)
+            parse_publish_request("{", &context(MIB, 0))
                 .unwrap_err()
                 .to_string()
                 .contains("not valid JSON")
         );
         assert!(
-            parse_publish_request("[1]", MIB, 0)
+            parse_publish_request("[1]", &context(MIB, 0))
                 .unwrap_err()
                 .to_string()
                 .contains("JSON object")
         );
-        assert!(parse_publish_request(r#"{"entries":[]}"#, MIB, 0).is_err());
+        assert!(parse_publish_request(r#"{"entries":[]}"#, &context(MIB, 0)).is_err());
         let big = format!(
             r#"{{"source":"s","detail-type":"t","detail":{{"x":"{}"}}}}"#,
             "a".repeat(2000)
         );
-        let err = parse_publish_request(&big, 1000, 0).unwrap_err();
+        let err = parse_publish_request(&big, &context(1000, 0)).unwrap_err();
         assert_eq!(err.code(), "too_large");
     }
 }

@@ -24,6 +24,7 @@ pub struct ServerSettings {
     pub store: Option<String>,
     pub api_tokens_file: Option<String>,
     pub max_event_bytes: Option<usize>,
+    pub max_hops: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default)]

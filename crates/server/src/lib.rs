@@ -42,6 +42,8 @@ pub struct ApiConfig {
     pub max_request_bytes: usize,
     /// Bearer tokens accepted on `/v1`; empty means the API is open (loopback only).
     pub api_tokens: Vec<String>,
+    /// A publish whose `switchyard-hops` is already this high is refused: the loop guard.
+    pub max_hops: u32,
 }
 
 impl Default for ApiConfig {
@@ -50,6 +52,7 @@ impl Default for ApiConfig {
             max_event_bytes: 1 << 20,
             max_request_bytes: 16 << 20,
             api_tokens: Vec::new(),
+            max_hops: 8,
         }
     }
 }

@@ -108,6 +108,10 @@ pub struct DeadLetter {
     pub event_id: String,
     /// The event envelope as JSON text: dead letters outlive the event table's copy.
     pub envelope: String,
+    /// Kept so that a redriven delivery carries the event's loop count and trace.
+    pub hops: u32,
+    pub traceparent: String,
+    pub tracestate: Option<String>,
     pub attempts: u32,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use switchyard_model::{Event, parse_subscription_spec};
+use switchyard_model::{Event, TraceContext, parse_subscription_spec};
 use switchyard_store::{
     DeadReason, EmbeddedStore, NewEvent, Outcome, OutcomeKind, Store, StoreError, SubscriptionStats,
 };
@@ -17,6 +17,8 @@ fn event(id: &str, at: u64) -> Arc<Event> {
         id: id.into(),
         envelope: format!("{{\"id\":\"{id}\"}}"),
         ingested_ms: at,
+        hops: 2,
+        trace: TraceContext::new_root(),
     })
 }
 

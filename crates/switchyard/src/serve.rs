@@ -28,6 +28,9 @@ pub struct ServeArgs {
     /// Largest event accepted, in bytes [default: 1048576].
     #[arg(long)]
     max_event_bytes: Option<usize>,
+    /// Refuse a publish that already passed through this many deliveries [default: 8].
+    #[arg(long)]
+    max_hops: Option<u32>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -71,6 +74,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .or(settings.max_event_bytes)
             .unwrap_or(defaults.max_event_bytes),
         api_tokens,
+        max_hops: args
+            .max_hops
+            .or(settings.max_hops)
+            .unwrap_or(defaults.max_hops),
         ..defaults
     };
     let store = open_store(

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use redb::{Table, TableDefinition, WriteTransaction};
-use switchyard_model::Event;
+use switchyard_model::{Event, TraceContext};
 
 use crate::StoreError;
 
@@ -114,17 +114,40 @@ impl<'a> Reader<'a> {
         let bytes = self.take(n)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| corrupt(self.table, "text is not UTF-8"))
     }
+    fn prefixed_text(&mut self) -> Result<String, StoreError> {
+        let len = self.u32()? as usize;
+        self.text(len)
+    }
     fn rest_text(&mut self) -> Result<String, StoreError> {
         self.text(self.bytes.len())
     }
 }
 
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+}
+
+/// Layout: version, ingested ms, hops, then length-prefixed id, traceparent and tracestate, and
+/// the envelope as the rest.
 pub(super) fn encode_event(event: &Event) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 8 + 4 + event.id.len() + event.envelope.len());
+    let traceparent = event.trace.traceparent();
+    let tracestate = event.trace.tracestate.as_deref().unwrap_or("");
+    let mut out = Vec::with_capacity(
+        1 + 8
+            + 4
+            + 12
+            + event.id.len()
+            + traceparent.len()
+            + tracestate.len()
+            + event.envelope.len(),
+    );
     out.push(LAYOUT_V1);
     out.extend_from_slice(&event.ingested_ms.to_le_bytes());
-    out.extend_from_slice(&(event.id.len() as u32).to_le_bytes());
-    out.extend_from_slice(event.id.as_bytes());
+    out.extend_from_slice(&event.hops.to_le_bytes());
+    push_text(&mut out, &event.id);
+    push_text(&mut out, &traceparent);
+    push_text(&mut out, tracestate);
     out.extend_from_slice(event.envelope.as_bytes());
     out
 }
@@ -132,13 +155,22 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
 pub(super) fn decode_event(bytes: &[u8]) -> Result<Arc<Event>, StoreError> {
     let mut r = Reader::new(bytes, "events")?;
     let ingested_ms = r.u64()?;
-    let id_len = r.u32()? as usize;
-    let id = r.text(id_len)?;
+    let hops = r.u32()?;
+    let id = r.prefixed_text()?;
+    let traceparent = r.prefixed_text()?;
+    let tracestate = r.prefixed_text()?;
+    let trace = TraceContext::parse(
+        &traceparent,
+        (!tracestate.is_empty()).then_some(tracestate.as_str()),
+    )
+    .ok_or_else(|| corrupt("events", "invalid traceparent"))?;
     let envelope = r.rest_text()?;
     Ok(Arc::new(Event {
         id,
         envelope,
         ingested_ms,
+        hops,
+        trace,
     }))
 }
 
@@ -244,6 +276,12 @@ mod tests {
             id: "e-1".into(),
             envelope: "{\"a\":1}".into(),
             ingested_ms: 99,
+            hops: 3,
+            trace: TraceContext::parse(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                Some("a=b"),
+            )
+            .unwrap(),
         };
         assert_eq!(*decode_event(&encode_event(&event)).unwrap(), event);
         let c = Counters {

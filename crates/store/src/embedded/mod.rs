@@ -475,6 +475,9 @@ impl Store for EmbeddedStore {
                                 subscription: outcome.subscription,
                                 event_id: event.id.clone(),
                                 envelope: event.envelope.clone(),
+                                hops: event.hops,
+                                traceparent: event.trace.traceparent(),
+                                tracestate: event.trace.tracestate.clone(),
                                 attempts: outcome.attempts,
                                 last_status: outcome.status,
                                 last_error: outcome.error,
@@ -609,10 +612,20 @@ impl Store for EmbeddedStore {
                         continue;
                     };
                     let letter: DeadLetter = from_json("dead_letters", letter.value())?;
+                    let trace = switchyard_model::TraceContext::parse(
+                        &letter.traceparent,
+                        letter.tracestate.as_deref(),
+                    )
+                    .ok_or_else(|| StoreError::Corrupt {
+                        table: "dead_letters",
+                        detail: format!("dead letter {id} has an invalid traceparent"),
+                    })?;
                     let event = switchyard_model::Event {
                         id: letter.event_id,
                         envelope: letter.envelope,
                         ingested_ms: letter.ingested_ms,
+                        hops: letter.hops,
+                        trace,
                     };
                     events.insert(seq, encode_event(&event).as_slice())?;
                     // A fresh id keeps "delivery ids grow with time", which oldest-pending and
