@@ -9,16 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+use reqwest::Method;
+
+use crate::client::{ApiClient, ClientArgs};
 use axum::routing::post;
 use serde_json::json;
 use tokio::sync::Notify;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Base URL of the server under test.
-    #[arg(long, default_value = "http://127.0.0.1:8700")]
-    url: String,
     /// Events to publish.
     #[arg(long, default_value_t = 50_000)]
     events: u64,
@@ -37,9 +37,8 @@ pub struct BenchArgs {
     /// Bytes of filler in each event's detail.
     #[arg(long, default_value_t = 200)]
     payload: usize,
-    /// File holding an API token, for a server that requires one.
-    #[arg(long)]
-    api_token_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 fn unix_micros() -> u64 {
@@ -97,23 +96,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.events == 0 || args.batch == 0 || args.batch > 500 || args.publishers == 0 {
         bail!("--events and --publishers must be positive and --batch 1 to 500");
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder().build()?;
-    let token = match &args.api_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
-    let authorized = |request: reqwest::RequestBuilder| match &token {
-        Some(token) => request.bearer_auth(token),
-        None => request,
-    };
+    let client = ApiClient::new(&args.client)?;
 
     let sink = Arc::new(Sink {
         latencies_us: Mutex::new(Vec::with_capacity(args.events as usize)),
@@ -136,26 +119,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let base = args.url.trim_end_matches('/');
-    let bus = format!("bench-{}", std::process::id());
-    let bus_url = format!("{base}/v1/buses/{bus}");
-    authorized(client.put(&bus_url))
-        .send()
-        .await
-        .context("cannot reach the server")?
-        .error_for_status()?;
+    let bus_path = format!("/v1/buses/bench-{}", std::process::id());
+    client
+        .call(Method::PUT, &bus_path, Some("{}".into()))
+        .await?;
     let subscription = json!({
         "destination": {"url": format!("http://{sink_addr}/sink")},
         "max_concurrency": args.concurrency,
     });
-    authorized(
-        client
-            .put(format!("{bus_url}/subscriptions/sink"))
-            .json(&subscription),
-    )
-    .send()
-    .await?
-    .error_for_status()?;
+    client
+        .call(
+            Method::PUT,
+            &format!("{bus_path}/subscriptions/sink"),
+            Some(subscription.to_string()),
+        )
+        .await?;
 
     let filler = "x".repeat(args.payload);
     let next_batch = Arc::new(AtomicU64::new(0));
@@ -164,14 +142,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let start_us = unix_micros();
     let mut publishers = Vec::new();
     for _ in 0..args.publishers {
-        let (client, next_batch, filler, token) = (
-            client.clone(),
-            Arc::clone(&next_batch),
-            filler.clone(),
-            token.clone(),
-        );
-        let (events_url, args_events, batch, rate) = (
-            format!("{bus_url}/events"),
+        let (client, next_batch, filler) =
+            (client.clone(), Arc::clone(&next_batch), filler.clone());
+        let (events_path, args_events, batch, rate) = (
+            format!("{bus_path}/events"),
             args.events,
             args.batch,
             args.rate,
@@ -191,11 +165,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 let entries: Vec<_> = (first..(first + batch).min(args_events))
                     .map(|seq| json!({"source": "bench", "detail-type": "tick", "detail": {"seq": seq, "sent_us": sent_us, "filler": filler}}))
                     .collect();
-                let mut request = client.post(&events_url).json(&json!({ "entries": entries }));
-                if let Some(token) = &token {
-                    request = request.bearer_auth(token);
-                }
-                let answer: serde_json::Value = request.send().await?.error_for_status()?.json().await?;
+                let body = json!({ "entries": entries }).to_string();
+                let answer = client.call(Method::POST, &events_path, Some(body)).await?;
                 if answer["failed_entry_count"].as_u64() != Some(0) {
                     bail!("the server refused events: {answer}");
                 }
@@ -223,8 +194,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .load(Ordering::Relaxed)
         .saturating_sub(start_us) as f64
         / 1e6;
-    let _ = authorized(client.delete(format!("{bus_url}?force=true")))
-        .send()
+    let _ = client
+        .call(Method::DELETE, &format!("{bus_path}?force=true"), None)
         .await;
 
     let mut latencies =

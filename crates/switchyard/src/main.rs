@@ -2,8 +2,10 @@
 //!
 //! This is the only crate that uses `anyhow`: errors end here, as a message for a person.
 
+mod admin;
 mod bench;
 mod bench_match;
+mod client;
 mod serve;
 mod sink;
 
@@ -34,6 +36,12 @@ enum LogFormat {
 enum Command {
     /// Run the server: REST API, publishing and delivery.
     Serve(serve::ServeArgs),
+    /// Create or update the buses and subscriptions of a config file on a running server.
+    Apply(admin::ApplyArgs),
+    /// Publish an event (or a batch) to a bus of a running server.
+    Publish(admin::PublishArgs),
+    /// List, redrive or purge a subscription's dead letters.
+    DeadLetters(admin::DeadLetterArgs),
     /// Drive a running server with batched publishes into a local sink and report publish rate,
     /// delivered rate and publish-to-delivery latency.
     Bench(bench::BenchArgs),
@@ -122,6 +130,9 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Sink(args) => sink::run(args).await,
+            Command::Apply(args) => admin::apply(args).await,
+            Command::Publish(args) => admin::publish(args).await,
+            Command::DeadLetters(args) => admin::dead_letters(args).await,
             Command::TestPattern { .. } | Command::BenchMatch { .. } => Ok(()),
         }
     })

@@ -1,0 +1,146 @@
+//! Commands a person runs by hand against a server: apply a config file, publish, dead letters.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use reqwest::Method;
+use switchyard_server::ConfigFile;
+
+use crate::client::{ApiClient, ClientArgs};
+
+#[derive(clap::Args)]
+pub struct ApplyArgs {
+    /// Config file (TOML) whose buses and subscriptions to create or update.
+    file: PathBuf,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Creates or updates every bus and subscription in the file through the API, as `serve --config`
+/// does at start; prints one line per change.
+pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let file = ConfigFile::parse(&text).with_context(|| format!("in {}", args.file.display()))?;
+    let client = ApiClient::new(&args.client)?;
+    for (bus, (spec, subscriptions)) in &file.buses {
+        client
+            .call(
+                Method::PUT,
+                &format!("/v1/buses/{bus}"),
+                Some(serde_json::to_string(spec)?),
+            )
+            .await?;
+        println!("bus {bus}: applied");
+        for (name, spec) in subscriptions {
+            let path = format!("/v1/buses/{bus}/subscriptions/{name}");
+            client
+                .call(Method::PUT, &path, Some(serde_json::to_string(spec)?))
+                .await?;
+            println!("subscription {bus}/{name}: applied");
+        }
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct PublishArgs {
+    bus: String,
+    /// The event (or `{"entries": [...]}`) as JSON, `@FILE`, or `-` for standard input.
+    event: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
+    let body = match args.event.as_str() {
+        "-" => std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?,
+        other => crate::json_argument(other)?,
+    };
+    let client = ApiClient::new(&args.client)?;
+    let answer = client
+        .call(
+            Method::POST,
+            &format!("/v1/buses/{}/events", args.bus),
+            Some(body),
+        )
+        .await?;
+    println!("{answer}");
+    if answer["failed_entry_count"].as_u64().unwrap_or(0) > 0 {
+        anyhow::bail!("some events were refused");
+    }
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct DeadLetterArgs {
+    bus: String,
+    subscription: String,
+    #[command(subcommand)]
+    action: DeadLetterAction,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+#[derive(clap::Subcommand)]
+enum DeadLetterAction {
+    /// Print dead letters, one JSON object a line, oldest first.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Send dead letters again: all of them, or the ids given.
+    Redrive { ids: Vec<String> },
+    /// Delete every dead letter of the subscription.
+    Purge,
+}
+
+pub async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.client)?;
+    let base = format!(
+        "/v1/buses/{}/subscriptions/{}/dead-letters",
+        args.bus, args.subscription
+    );
+    match args.action {
+        DeadLetterAction::List { limit } => {
+            let mut after: Option<String> = None;
+            let mut shown = 0;
+            while shown < limit {
+                let page_size = (limit - shown).min(1000);
+                let cursor = after
+                    .as_ref()
+                    .map_or(String::new(), |a| format!("&after={a}"));
+                let page = client
+                    .call(
+                        Method::GET,
+                        &format!("{base}?limit={page_size}{cursor}"),
+                        None,
+                    )
+                    .await?;
+                for item in page["items"].as_array().into_iter().flatten() {
+                    println!("{item}");
+                    shown += 1;
+                }
+                match page["next"].as_str() {
+                    Some(next) => after = Some(next.to_string()),
+                    None => break,
+                }
+            }
+        }
+        DeadLetterAction::Redrive { ids } => {
+            let body = if ids.is_empty() {
+                "{}".to_string()
+            } else {
+                serde_json::json!({ "ids": ids }).to_string()
+            };
+            println!(
+                "{}",
+                client
+                    .call(Method::POST, &format!("{base}/redrive"), Some(body))
+                    .await?
+            );
+        }
+        DeadLetterAction::Purge => println!("{}", client.call(Method::DELETE, &base, None).await?),
+    }
+    Ok(())
+}

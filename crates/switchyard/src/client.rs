@@ -1,0 +1,99 @@
+//! The HTTP client side of the CLI: how commands reach a running server's REST API.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// Where the server is and how to authenticate; shared by every client command.
+#[derive(clap::Args, Clone)]
+pub struct ClientArgs {
+    /// Base URL of the server.
+    #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8700")]
+    pub url: String,
+    /// File whose first line is an API token, for a server that requires one.
+    #[arg(long, env = "SWITCHYARD_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+#[derive(Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl ApiClient {
+    pub fn new(args: &ClientArgs) -> anyhow::Result<ApiClient> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let token = match &args.api_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                let token = text
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty() && !l.starts_with('#'));
+                Some(
+                    token
+                        .with_context(|| format!("{} holds no token", path.display()))?
+                        .to_string(),
+                )
+            }
+            None => None,
+        };
+        Ok(ApiClient {
+            http: reqwest::Client::new(),
+            base: args.url.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request to `path` with the token, if any.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends a JSON body (or none) and returns the JSON answer; an API error becomes an error
+    /// carrying the server's code and message.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<Value> {
+        let mut request = self.request(method.clone(), path);
+        if let Some(body) = body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if !status.is_success() {
+            let code = value["error"]["code"].as_str().unwrap_or("error");
+            let message = value["error"]["message"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_string);
+            bail!("{method} {path}: {} {code}: {message}", status.as_u16());
+        }
+        Ok(value)
+    }
+}
