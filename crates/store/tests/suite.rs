@@ -267,9 +267,46 @@ async fn concurrent_appends_share_commits_and_lose_nothing(store: Arc<dyn Store>
     assert_eq!(store.stats(s.id).await.unwrap().pending, 2_000);
 }
 
+async fn redrive_of_many_dead_letters_misses_none(store: &dyn Store) {
+    store.put_bus("dead", Default::default()).await.unwrap();
+    let (s, _) = store.put_subscription("dead", "s", spec()).await.unwrap();
+    let events = (0..12_000)
+        .map(|i| NewEvent {
+            event: event(&format!("d{i}"), 1),
+            subscriptions: vec![s.id],
+        })
+        .collect();
+    let created = store.append(events).await.unwrap();
+    let outcomes = created
+        .iter()
+        .flatten()
+        .map(|d| {
+            outcome(
+                s.id,
+                d.id,
+                1,
+                OutcomeKind::Dead {
+                    reason: DeadReason::MaxAge,
+                },
+            )
+        })
+        .collect();
+    store.record_outcomes(outcomes).await.unwrap();
+    assert_eq!(store.stats(s.id).await.unwrap().dead, 12_000);
+    assert_eq!(store.redrive(s.id, None).await.unwrap(), 12_000);
+    let stats = store.stats(s.id).await.unwrap();
+    assert_eq!((stats.dead, stats.pending), (0, 12_000));
+    check_accounting(&stats);
+    assert_eq!(
+        store.load_pending(s.id, 20_000).await.unwrap().len(),
+        12_000
+    );
+}
+
 async fn run_suite(store: Arc<dyn Store>) {
     catalog(store.as_ref()).await;
     delivery_lifecycle(store.as_ref()).await;
+    redrive_of_many_dead_letters_misses_none(store.as_ref()).await;
     concurrent_appends_share_commits_and_lose_nothing(store).await;
 }
 

@@ -16,6 +16,8 @@ use crate::App;
 
 const DEFAULT_PAGE: u64 = 100;
 const MAX_PAGE: u64 = 1_000;
+/// Ids in one redrive request; redriving everything needs no list at all.
+const MAX_REDRIVE_IDS: usize = 10_000;
 
 /// A page of dead letters, oldest first; `next` is the `after` cursor of the following page.
 pub async fn list(
@@ -89,6 +91,11 @@ fn parse_ids(body: &str) -> Result<Option<Vec<u64>>, ApiError> {
         return Ok(None);
     };
     let ids = ids.as_array().ok_or_else(shape)?;
+    if ids.len() > MAX_REDRIVE_IDS {
+        return Err(ApiError::invalid(format!(
+            "at most {MAX_REDRIVE_IDS} ids per request; send an empty body to redrive all"
+        )));
+    }
     ids.iter()
         .map(|id| match id {
             serde_json::Value::String(s) => s.parse::<u64>().ok(),

@@ -27,6 +27,8 @@ use crate::{
 /// Events removed per write job: collection shares group commits with publishes and outcomes,
 /// so a chunk must be small enough not to delay them noticeably.
 const GC_CHUNK: usize = 2_000;
+/// Dead letters redriven per write job when redriving all of them.
+const REDRIVE_CHUNK: usize = 5_000;
 
 pub struct EmbeddedStore {
     /// Shared with the writer thread; reads open their own snapshots on it.
@@ -580,79 +582,24 @@ impl Store for EmbeddedStore {
     }
 
     async fn redrive(&self, subscription: u64, ids: Option<Vec<u64>>) -> Result<u64, StoreError> {
-        self.writer
-            .write(move |t| {
-                let dead = &mut t.dead;
-                let counter_rows = &mut t.counters;
-                let Some(mut c) = load_counters(&*counter_rows, subscription)? else {
-                    return Err(StoreError::NotFound(format!(
-                        "subscription id {subscription} does not exist"
-                    )));
-                };
-                let wanted: Vec<u64> = match ids {
-                    Some(ids) => ids,
-                    None => {
-                        let mut all = Vec::new();
-                        for row in dead.range((subscription, 0)..=(subscription, u64::MAX))? {
-                            all.push(row?.0.value().1);
-                        }
-                        all
-                    }
-                };
-                let meta = &mut t.meta;
-                let events = &mut t.events;
-                let deliveries = &mut t.deliveries;
-                let due = &mut t.due;
-                let mut seq = meta_get(&meta, NEXT_EVENT_SEQ)?;
-                let mut delivery_id = meta_get(&meta, NEXT_DELIVERY_ID)?;
-                let now = now_ms();
-                let mut count = 0;
-                for id in wanted {
-                    let Some(letter) = dead.remove((subscription, id))? else {
-                        continue;
-                    };
-                    let letter: DeadLetter = from_json("dead_letters", letter.value())?;
-                    let trace = switchyard_model::TraceContext::parse(
-                        &letter.traceparent,
-                        letter.tracestate.as_deref(),
-                    )
-                    .ok_or_else(|| StoreError::Corrupt {
-                        table: "dead_letters",
-                        detail: format!("dead letter {id} has an invalid traceparent"),
-                    })?;
-                    let event = switchyard_model::Event {
-                        id: letter.event_id,
-                        envelope: letter.envelope,
-                        ingested_ms: letter.ingested_ms,
-                        hops: letter.hops,
-                        trace,
-                    };
-                    events.insert(seq, encode_event(&event).as_slice())?;
-                    // A fresh id keeps "delivery ids grow with time", which oldest-pending and
-                    // event collection rely on.
-                    let row = DeliveryRow {
-                        event_seq: seq,
-                        attempts: 0,
-                        due_ms: now,
-                        ingested_ms: letter.ingested_ms,
-                        pending_since_ms: now,
-                        last_status: 0,
-                        last_error: String::new(),
-                    };
-                    deliveries.insert((subscription, delivery_id), row.encode().as_slice())?;
-                    due.insert((subscription, now, delivery_id), ())?;
-                    seq += 1;
-                    delivery_id += 1;
-                    count += 1;
-                }
-                c.dead -= count;
-                c.pending += count;
-                counter_rows.insert(subscription, c.encode().as_slice())?;
-                meta.insert(NEXT_EVENT_SEQ, seq)?;
-                meta.insert(NEXT_DELIVERY_ID, delivery_id)?;
-                Ok(count)
-            })
-            .await
+        if let Some(ids) = ids {
+            return self
+                .writer
+                .write(move |t| redrive_rows(t, subscription, Some(ids)))
+                .await;
+        }
+        // "All" goes in chunks, so that a huge dead-letter list never becomes one huge commit.
+        let mut total = 0;
+        loop {
+            let count = self
+                .writer
+                .write(move |t| redrive_rows(t, subscription, None))
+                .await?;
+            total += count;
+            if count < REDRIVE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 
     async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError> {
@@ -692,6 +639,84 @@ impl Store for EmbeddedStore {
         }
         Ok(())
     }
+}
+
+/// Turns dead letters back into pending deliveries: those listed, or the first `REDRIVE_CHUNK`.
+fn redrive_rows(
+    t: &mut Tables<'_>,
+    subscription: u64,
+    ids: Option<Vec<u64>>,
+) -> Result<u64, StoreError> {
+    let dead = &mut t.dead;
+    let counter_rows = &mut t.counters;
+    let Some(mut c) = load_counters(&*counter_rows, subscription)? else {
+        return Err(StoreError::NotFound(format!(
+            "subscription id {subscription} does not exist"
+        )));
+    };
+    let wanted: Vec<u64> = match ids {
+        Some(ids) => ids,
+        None => {
+            let mut first = Vec::with_capacity(REDRIVE_CHUNK);
+            let rows = dead.range((subscription, 0)..=(subscription, u64::MAX))?;
+            for row in rows.take(REDRIVE_CHUNK) {
+                first.push(row?.0.value().1);
+            }
+            first
+        }
+    };
+    let meta = &mut t.meta;
+    let events = &mut t.events;
+    let deliveries = &mut t.deliveries;
+    let due = &mut t.due;
+    let mut seq = meta_get(&meta, NEXT_EVENT_SEQ)?;
+    let mut delivery_id = meta_get(&meta, NEXT_DELIVERY_ID)?;
+    let now = now_ms();
+    let mut count = 0;
+    for id in wanted {
+        let Some(letter) = dead.remove((subscription, id))? else {
+            continue;
+        };
+        let letter: DeadLetter = from_json("dead_letters", letter.value())?;
+        let trace = switchyard_model::TraceContext::parse(
+            &letter.traceparent,
+            letter.tracestate.as_deref(),
+        )
+        .ok_or_else(|| StoreError::Corrupt {
+            table: "dead_letters",
+            detail: format!("dead letter {id} has an invalid traceparent"),
+        })?;
+        let event = switchyard_model::Event {
+            id: letter.event_id,
+            envelope: letter.envelope,
+            ingested_ms: letter.ingested_ms,
+            hops: letter.hops,
+            trace,
+        };
+        events.insert(seq, encode_event(&event).as_slice())?;
+        // A fresh id keeps "delivery ids grow with time", which oldest-pending and
+        // event collection rely on.
+        let row = DeliveryRow {
+            event_seq: seq,
+            attempts: 0,
+            due_ms: now,
+            ingested_ms: letter.ingested_ms,
+            pending_since_ms: now,
+            last_status: 0,
+            last_error: String::new(),
+        };
+        deliveries.insert((subscription, delivery_id), row.encode().as_slice())?;
+        due.insert((subscription, now, delivery_id), ())?;
+        seq += 1;
+        delivery_id += 1;
+        count += 1;
+    }
+    c.dead -= count;
+    c.pending += count;
+    counter_rows.insert(subscription, c.encode().as_slice())?;
+    meta.insert(NEXT_EVENT_SEQ, seq)?;
+    meta.insert(NEXT_DELIVERY_ID, delivery_id)?;
+    Ok(count)
 }
 
 /// Removes up to `GC_CHUNK` events that no pending delivery refers to; returns how many.
