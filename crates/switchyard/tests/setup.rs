@@ -140,3 +140,36 @@ async fn health_and_readiness_answer() {
             .contains(&format!("data in {}", dir.path().display()))
     );
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_route() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let (status, doc) = api.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/v1/buses",
+        "/v1/buses/{bus}",
+        "/v1/buses/{bus}/events",
+        "/v1/buses/{bus}/subscriptions",
+        "/v1/buses/{bus}/subscriptions/{name}",
+        "/v1/buses/{bus}/subscriptions/{name}/stats",
+        "/v1/buses/{bus}/subscriptions/{name}/dead-letters",
+        "/v1/buses/{bus}/subscriptions/{name}/dead-letters/redrive",
+        "/v1/test-pattern",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is not documented");
+    }
+    let routes = include_str!("../../server/src/api/mod.rs");
+    let documented = doc["paths"].as_object().unwrap().len();
+    let served = routes.matches(".route(").count();
+    assert_eq!(
+        documented, served,
+        "every route, and only those, is in openapi.json"
+    );
+}

@@ -61,12 +61,21 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(v1)
         .route("/metrics", get(metrics::metrics))
+        .route("/openapi.json", get(openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.max_request_bytes))
         .with_state(app)
+}
+
+/// The API described for tools (clients, fuzzers such as schemathesis); kept next to the routes.
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 async fn unknown_route() -> ApiError {
