@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use switchyard_metrics::SubscriptionMetrics;
-use switchyard_model::now_ms;
+use switchyard_model::{Activity, format_rfc3339_ms, now_ms};
 use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, SubscriptionRecord};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::{DispatcherConfig, attempt, policy};
@@ -48,6 +48,9 @@ pub struct LaneGauges {
 struct Attempted {
     delivery: PendingDelivery,
     outcome: Outcome,
+    /// For `switchyard tail`: the outcome class and how long the HTTP attempt took.
+    class: &'static str,
+    duration: Duration,
 }
 
 /// A commit of several outcomes, and whether it succeeded.
@@ -60,6 +63,7 @@ pub(crate) struct Lane {
     config: DispatcherConfig,
     gauges: Arc<LaneGauges>,
     metrics: Arc<SubscriptionMetrics>,
+    activity: broadcast::Sender<Activity>,
     /// Every delivery id in memory, whichever queue it is in; hand-offs and store reads that
     /// name one of these are duplicates.
     held: HashSet<u64>,
@@ -90,6 +94,7 @@ impl Lane {
         config: DispatcherConfig,
         gauges: Arc<LaneGauges>,
         metrics: Arc<SubscriptionMetrics>,
+        activity: broadcast::Sender<Activity>,
     ) -> Lane {
         Lane {
             subscription,
@@ -98,6 +103,7 @@ impl Lane {
             config,
             gauges,
             metrics,
+            activity,
             held: HashSet::new(),
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
@@ -295,7 +301,12 @@ impl Lane {
         match result {
             Ok(()) => {
                 let now = now_ms();
-                for Attempted { delivery, outcome } in batch {
+                let tailing = self.activity.receiver_count() > 0;
+                for attempted in batch {
+                    if tailing {
+                        let _ = self.activity.send(self.describe(&attempted, now));
+                    }
+                    let Attempted { delivery, outcome, .. } = attempted;
                     match outcome.kind {
                         OutcomeKind::Retry { due_ms } => self.park(PendingDelivery {
                             due_ms,
@@ -329,6 +340,27 @@ impl Lane {
         }
     }
 
+    fn describe(&self, attempted: &Attempted, now: u64) -> Activity {
+        let (outcome, reason) = match attempted.outcome.kind {
+            OutcomeKind::Delivered => ("delivered", None),
+            OutcomeKind::Retry { .. } => ("retry", None),
+            OutcomeKind::Dead { reason } => ("dead", Some(reason.as_str())),
+        };
+        Activity::Attempted {
+            at: format_rfc3339_ms(now),
+            bus: self.subscription.bus.clone(),
+            subscription: self.subscription.name.clone(),
+            event_id: attempted.delivery.event.id.clone(),
+            attempt: attempted.outcome.attempts,
+            class: attempted.class.to_string(),
+            status: attempted.outcome.status,
+            duration_ms: attempted.duration.as_millis() as u64,
+            outcome,
+            reason,
+            error: attempted.outcome.error.clone(),
+        }
+    }
+
     fn publish_gauges(&self) {
         self.gauges
             .in_flight
@@ -359,8 +391,10 @@ async fn attempt(
     }
     let started = std::time::Instant::now();
     let result = attempt::send(&client, &subscription, &delivery).await;
-    metrics.attempt_duration.observe(started.elapsed());
-    metrics.attempt(result.as_ref().map_or_else(|e| e.class(), |_| "2xx"));
+    let duration = started.elapsed();
+    let class = result.as_ref().map_or_else(|e| e.class(), |_| "2xx");
+    metrics.attempt_duration.observe(duration);
+    metrics.attempt(class);
     let attempts = delivery.attempts + 1;
     let policy = &subscription.spec.retry;
     let kind = policy::decide(
@@ -384,7 +418,7 @@ async fn attempt(
         error,
         kind,
     };
-    Attempted { delivery, outcome }
+    Attempted { delivery, outcome, class, duration }
 }
 
 fn log_outcome(

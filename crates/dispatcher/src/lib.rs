@@ -24,11 +24,15 @@ use std::time::Duration;
 
 use switchyard_metrics::Metrics;
 use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
-use tokio::sync::{mpsc, watch};
+use switchyard_model::Activity;
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use error::{DeliveryError, DispatchError, ErrorKind};
 pub use lane::LaneGauges;
+
+/// Activity records buffered for slow tails before they are told they lagged.
+const ACTIVITY_BUFFER: usize = 4_096;
 
 /// Tuning of the dispatcher; the defaults suit one node.
 #[derive(Debug, Clone)]
@@ -63,6 +67,8 @@ struct Inner {
     lanes: Mutex<HashMap<u64, LaneHandle>>,
     /// Flipped once at shutdown; lanes stop starting attempts and drain those in flight.
     shutdown: watch::Sender<bool>,
+    /// Live feed of published events and finished attempts, for `switchyard tail`.
+    activity: broadcast::Sender<Activity>,
 }
 
 struct LaneHandle {
@@ -88,12 +94,14 @@ impl Dispatcher {
             .build()
             .map_err(|e| DispatchError::Client(e.to_string()))?;
         let (shutdown, _) = watch::channel(false);
+        let (activity, _) = broadcast::channel(ACTIVITY_BUFFER);
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 store,
                 client,
                 config,
                 metrics,
+                activity,
                 lanes: Mutex::new(HashMap::new()),
                 shutdown,
             }),
@@ -137,6 +145,7 @@ impl Dispatcher {
                     &subscription.bus,
                     &subscription.name,
                 ),
+                self.inner.activity.clone(),
             )
             .run(messages, self.inner.shutdown.subscribe()),
         );
@@ -182,6 +191,12 @@ impl Dispatcher {
         if let Some(lane) = self.lanes().get(&subscription) {
             let _ = lane.inbox.send(lane::Message::Reload);
         }
+    }
+
+    /// The activity feed: lanes send finished attempts, the publish path sends published events.
+    /// Senders check `receiver_count()` first, so nobody pays for it while nobody tails.
+    pub fn activity(&self) -> &broadcast::Sender<Activity> {
+        &self.inner.activity
     }
 
     /// Live figures of a lane, for stats; `None` when the subscription has no lane.

@@ -9,6 +9,7 @@
 //! Invariant: a value of [`SubscriptionSpec`] or [`Event`] that left this crate through a
 //! successful validation is well formed; later layers do not re-check it.
 
+mod activity;
 mod error;
 mod event;
 mod name;
@@ -16,6 +17,7 @@ mod subscription;
 mod time;
 mod trace;
 
+pub use activity::Activity;
 pub use error::ModelError;
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::validate_name;

@@ -8,6 +8,7 @@ mod bench_match;
 mod client;
 mod serve;
 mod sink;
+mod tail;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -36,6 +37,8 @@ enum LogFormat {
 enum Command {
     /// Run the server: REST API, publishing and delivery.
     Serve(serve::ServeArgs),
+    /// Follow a bus's published events and attempt outcomes live.
+    Tail(tail::TailArgs),
     /// Create or update the buses and subscriptions of a config file on a running server.
     Apply(admin::ApplyArgs),
     /// Publish an event (or a batch) to a bus of a running server.
@@ -131,6 +134,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Bench(args) => bench::run(args).await,
             Command::Sink(args) => sink::run(args).await,
             Command::Apply(args) => admin::apply(args).await,
+            Command::Tail(args) => tail::run(args).await,
             Command::Publish(args) => admin::publish(args).await,
             Command::DeadLetters(args) => admin::dead_letters(args).await,
             Command::TestPattern { .. } | Command::BenchMatch { .. } => Ok(()),

@@ -85,3 +85,66 @@ async fn apply_publish_and_manage_dead_letters_from_the_command_line() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404 not_found"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_shows_published_events_and_attempt_outcomes() {
+    use std::io::{BufRead, BufReader};
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::start(|_, n| Reply::status(if n == 0 { 503 } else { 200 })).await;
+    api.bus("b").await;
+    api.subscribe("b", "s", serde_json::json!({"destination": {"url": receiver.url}, "retry": {"min_backoff_ms": 10, "max_backoff_ms": 20}})).await;
+    let mut tail = Command::new(BIN)
+        .args(["tail", "b", "--json"])
+        .env("SWITCHYARD_URL", &server.base)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = tail.stdout.take().unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    // The tail is connected once it said so on stderr.
+    let mut stderr = BufReader::new(tail.stderr.take().unwrap());
+    let mut hello = String::new();
+    stderr.read_line(&mut hello).unwrap();
+    assert!(hello.contains("tailing bus b"), "{hello}");
+    // The server subscribed the tail before answering, so nothing published from now is missed.
+    let id = api
+        .publish("b", vec![event("shop", serde_json::json!({}))])
+        .await
+        .remove(0);
+    let mut records: Vec<serde_json::Value> = Vec::new();
+    while !records
+        .iter()
+        .any(|r| r["kind"] == "attempted" && r["outcome"] == "delivered")
+    {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("tail showed only {records:?}"));
+        records.push(serde_json::from_str(&line).unwrap());
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let published = records
+        .iter()
+        .find(|r| r["kind"] == "published")
+        .expect("a published record");
+    assert_eq!(published["source"], "shop");
+    assert_eq!(published["matched"], 1);
+    let failed = records
+        .iter()
+        .find(|r| r["kind"] == "attempted" && r["outcome"] == "retry")
+        .expect("the 503");
+    assert_eq!(
+        (failed["status"].as_u64(), failed["class"].as_str()),
+        (Some(503), Some("5xx"))
+    );
+    assert_eq!(failed["subscription"], "s");
+    assert!(records.iter().all(|r| r["event_id"] == id.as_str()));
+}

@@ -11,8 +11,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use switchyard_model::{ModelError, PublishContext, TraceContext, now_ms, parse_publish_request};
-use switchyard_store::NewEvent;
+use switchyard_model::{
+    Activity, Event, ModelError, PublishContext, TraceContext, format_rfc3339_ms, now_ms,
+    parse_publish_request,
+};
+use switchyard_store::{NewEvent, PendingDelivery};
 
 use super::{ApiError, Body, names};
 use crate::App;
@@ -79,6 +82,13 @@ pub async fn publish(
     let failed = answers.iter().filter(|a| a.is_err()).count();
     if !accepted.is_empty() {
         let count = accepted.len() as u64;
+        // Only while someone tails: keep the events to announce once they are durable.
+        let tailing = app.dispatcher.activity().receiver_count() > 0;
+        let published: Vec<Arc<Event>> = if tailing {
+            accepted.iter().map(|e| Arc::clone(&e.event)).collect()
+        } else {
+            Vec::new()
+        };
         let deliveries: Vec<_> = app
             .store
             .append(accepted)
@@ -87,6 +97,9 @@ pub async fn publish(
             .flatten()
             .collect();
         bus_metrics.published.fetch_add(count, Ordering::Relaxed);
+        if tailing {
+            announce(&app, &bus, &published, &deliveries);
+        }
         for delivery in &deliveries {
             if let Some(subscription) = app.metrics.subscription_by_id(delivery.subscription) {
                 subscription.matched.fetch_add(1, Ordering::Relaxed);
@@ -117,5 +130,33 @@ fn hops(headers: &HeaderMap) -> Result<u32, ApiError> {
             .ok()
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| ApiError::invalid("header switchyard-hops must be a whole number")),
+    }
+}
+
+/// Tells tails about published events; only called while someone tails.
+fn announce(app: &App, bus: &str, events: &[Arc<Event>], deliveries: &[PendingDelivery]) {
+    #[derive(serde::Deserialize)]
+    struct Names {
+        source: String,
+        #[serde(rename = "detail-type")]
+        detail_type: String,
+    }
+    let at = format_rfc3339_ms(now_ms());
+    for event in events {
+        let Ok(names) = serde_json::from_str::<Names>(&event.envelope) else {
+            continue;
+        };
+        let matched = deliveries
+            .iter()
+            .filter(|d| Arc::ptr_eq(&d.event, event))
+            .count();
+        let _ = app.dispatcher.activity().send(Activity::Published {
+            at: at.clone(),
+            bus: bus.to_string(),
+            event_id: event.id.clone(),
+            source: names.source,
+            detail_type: names.detail_type,
+            matched,
+        });
     }
 }

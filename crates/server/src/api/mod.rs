@@ -8,6 +8,7 @@ mod events;
 mod health;
 mod metrics;
 mod subscriptions;
+mod tail;
 mod test_pattern;
 mod views;
 
@@ -54,6 +55,7 @@ pub fn router(app: Arc<App>) -> Router {
             post(dead_letters::redrive),
         )
         .route("/v1/test-pattern", post(test_pattern::test_pattern))
+        .route("/v1/buses/{bus}/tail", get(tail::tail))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             require_token,

@@ -1,0 +1,65 @@
+//! `GET /v1/buses/{bus}/tail[?subscription=NAME]`: a live feed of the bus's activity as NDJSON,
+//! one [`Activity`] a line, until the client goes away.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use switchyard_model::Activity;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{ApiError, names};
+use crate::App;
+
+pub async fn tail(
+    State(app): State<Arc<App>>,
+    Path(bus): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    names(&[("bus", &bus)])?;
+    let index = app
+        .catalog
+        .bus(&bus)
+        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    let subscription = query.get("subscription").cloned();
+    if let Some(name) = &subscription {
+        if index.subscription(name).is_none() {
+            return Err(ApiError::not_found(format!(
+                "subscription {name:?} does not exist on bus {bus:?}"
+            )));
+        }
+    }
+    let receiver = app.dispatcher.activity().subscribe();
+    let lines = futures_util::stream::unfold(receiver, move |mut receiver| {
+        let (bus, subscription) = (bus.clone(), subscription.clone());
+        async move {
+            loop {
+                let activity = match receiver.recv().await {
+                    Ok(activity) => activity,
+                    Err(RecvError::Lagged(missed)) => Activity::Lagged { missed },
+                    Err(RecvError::Closed) => return None,
+                };
+                let wanted = match (&activity, &subscription) {
+                    (Activity::Lagged { .. }, _) => true,
+                    (_, None) => activity.bus() == Some(&bus),
+                    (_, Some(name)) => {
+                        activity.bus() == Some(&bus) && activity.subscription() == Some(name)
+                    }
+                };
+                if wanted {
+                    let mut line = serde_json::to_vec(&activity).unwrap_or_default();
+                    line.push(b'\n');
+                    return Some((Ok::<_, std::convert::Infallible>(line), receiver));
+                }
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response())
+}
