@@ -48,9 +48,6 @@ pub struct LaneGauges {
 struct Attempted {
     delivery: PendingDelivery,
     outcome: Outcome,
-    /// For `switchyard tail`: the outcome class and how long the HTTP attempt took.
-    class: &'static str,
-    duration: Duration,
 }
 
 /// A commit of several outcomes, and whether it succeeded.
@@ -306,7 +303,9 @@ impl Lane {
                     if tailing {
                         let _ = self.activity.send(self.describe(&attempted, now));
                     }
-                    let Attempted { delivery, outcome, .. } = attempted;
+                    let Attempted {
+                        delivery, outcome, ..
+                    } = attempted;
                     match outcome.kind {
                         OutcomeKind::Retry { due_ms } => self.park(PendingDelivery {
                             due_ms,
@@ -352,9 +351,9 @@ impl Lane {
             subscription: self.subscription.name.clone(),
             event_id: attempted.delivery.event.id.clone(),
             attempt: attempted.outcome.attempts,
-            class: attempted.class.to_string(),
+            class: attempted.outcome.class.clone(),
             status: attempted.outcome.status,
-            duration_ms: attempted.duration.as_millis() as u64,
+            duration_ms: attempted.outcome.duration_ms,
             outcome,
             reason,
             error: attempted.outcome.error.clone(),
@@ -389,6 +388,7 @@ async fn attempt(
             .ingestion_to_attempt
             .observe(Duration::from_millis(waited));
     }
+    let started_ms = now_ms();
     let started = std::time::Instant::now();
     let result = attempt::send(&client, &subscription, &delivery).await;
     let duration = started.elapsed();
@@ -417,8 +417,11 @@ async fn attempt(
         status,
         error,
         kind,
+        started_ms,
+        duration_ms: duration.as_millis() as u64,
+        class: class.to_string(),
     };
-    Attempted { delivery, outcome, class, duration }
+    Attempted { delivery, outcome }
 }
 
 fn log_outcome(

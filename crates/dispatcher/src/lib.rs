@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard_metrics::Metrics;
-use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use switchyard_model::Activity;
+use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 

@@ -25,6 +25,7 @@ pub struct ServerSettings {
     pub api_tokens_file: Option<String>,
     pub max_event_bytes: Option<usize>,
     pub max_hops: Option<u32>,
+    pub history_retention_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -7,7 +7,9 @@
 //! Invariants every implementation keeps, each within one transaction:
 //! - a publish is durable with all its deliveries, or not at all;
 //! - for every subscription, `accepted = delivered + dead + pending + purged` at every commit;
-//! - an event is kept as long as any pending delivery refers to it (dead letters keep a copy);
+//! - an event is kept as long as any pending delivery refers to it, and for the history retention
+//!   after that (dead letters keep a copy of theirs);
+//! - an attempt's record lives exactly as long as its event;
 //! - delivery ids grow with time, so the first pending delivery of a subscription is its oldest.
 //!
 //! Every operation takes and returns batches: the embedded store turns concurrent callers into
@@ -20,9 +22,23 @@ mod records;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use records::{
-    BusRecord, DeadLetter, DeadReason, NewEvent, Outcome, OutcomeKind, PendingDelivery,
-    SubscriptionRecord, SubscriptionStats,
+    AttemptRecord, BusRecord, DeadLetter, DeadReason, DeliveryState, DeliveryTrail, EventTrail,
+    NewEvent, Outcome, OutcomeKind, PendingDelivery, SubscriptionRecord, SubscriptionStats,
 };
+
+/// How long history is kept: events and their attempt log, once nothing pending needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub history_retention_ms: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            history_retention_ms: 3_600_000,
+        }
+    }
+}
 
 use async_trait::async_trait;
 use switchyard_model::{BusSpec, SubscriptionSpec};
@@ -95,6 +111,17 @@ pub trait Store: Send + Sync + 'static {
     /// Removes every dead letter of a subscription. Returns how many.
     async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError>;
 
-    /// Background upkeep (removing events nothing refers to any more); call it periodically.
+    /// The attempt log of a subscription, newest first, strictly before the `before` cursor
+    /// `(started_ms, delivery, attempt)`.
+    async fn list_attempts(
+        &self,
+        subscription: u64,
+        before: Option<(u64, u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// An event of a bus with its deliveries and attempts, while it is kept.
+    async fn event_trail(&self, bus: &str, event_id: &str) -> Result<EventTrail, StoreError>;
+
+    /// Background upkeep (removing history past its retention); call it periodically.
     async fn maintain(&self) -> Result<(), StoreError>;
 }

@@ -28,6 +28,7 @@ pub struct SubscriptionRecord {
 /// An event to append, with the subscriptions it matched.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
+    pub bus: String,
     pub event: Arc<Event>,
     pub subscriptions: Vec<u64>,
 }
@@ -55,6 +56,10 @@ pub struct Outcome {
     pub status: Option<u16>,
     pub error: Option<String>,
     pub kind: OutcomeKind,
+    /// For the attempt log: when the attempt started, how long it took, its outcome class.
+    pub started_ms: u64,
+    pub duration_ms: u64,
+    pub class: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,4 +123,54 @@ pub struct DeadLetter {
     pub reason: DeadReason,
     pub ingested_ms: u64,
     pub dead_ms: u64,
+    /// Where the event lived, so that a redrive puts it back in its place in the history.
+    pub bus: String,
+    pub event_seq: u64,
+}
+
+/// One HTTP attempt, as the attempt log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub subscription: u64,
+    pub event_id: String,
+    pub delivery: u64,
+    /// 1 for the first attempt of a delivery (a redrive starts a new delivery).
+    pub attempt: u32,
+    pub started_ms: u64,
+    pub duration_ms: u64,
+    /// `2xx`, `4xx`, `timeout`, ... as in the metrics.
+    pub class: String,
+    pub status: Option<u16>,
+    /// The error or the start of the answer's body; never a payload we sent.
+    pub error: Option<String>,
+    /// `delivered`, `retry` or `dead`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<DeadReason>,
+}
+
+/// Where one delivery of an event stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    Dead,
+    /// Its dead letter was purged, or the subscription was deleted.
+    Gone,
+}
+
+/// An event with, per subscription it matched, its delivery state and attempts.
+#[derive(Debug, Clone)]
+pub struct EventTrail {
+    pub event: Arc<Event>,
+    pub deliveries: Vec<DeliveryTrail>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryTrail {
+    pub subscription: u64,
+    pub state: DeliveryState,
+    /// Oldest first.
+    pub attempts: Vec<AttemptRecord>,
 }

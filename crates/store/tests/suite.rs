@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use switchyard_model::{Event, TraceContext, parse_subscription_spec};
 use switchyard_store::{
-    DeadReason, EmbeddedStore, NewEvent, Outcome, OutcomeKind, Store, StoreError, SubscriptionStats,
+    DeadReason, EmbeddedStore, NewEvent, Outcome, OutcomeKind, Store, StoreError, StoreOptions,
+    SubscriptionStats,
 };
 
 fn spec() -> switchyard_model::SubscriptionSpec {
@@ -38,6 +39,9 @@ fn outcome(sub: u64, delivery: u64, attempts: u32, kind: OutcomeKind) -> Outcome
         status: Some(503),
         error: Some("HTTP 503".into()),
         kind,
+        started_ms: 1_000 + u64::from(attempts),
+        duration_ms: 2,
+        class: "5xx".into(),
     }
 }
 
@@ -87,18 +91,22 @@ async fn delivery_lifecycle(store: &dyn Store) {
     let created = store
         .append(vec![
             NewEvent {
+                bus: "b".into(),
                 event: event("e1", 1_000),
                 subscriptions: vec![a.id, b.id],
             },
             NewEvent {
+                bus: "b".into(),
                 event: event("e2", 2_000),
                 subscriptions: vec![a.id],
             },
             NewEvent {
+                bus: "b".into(),
                 event: event("e3", 3_000),
                 subscriptions: vec![],
             },
             NewEvent {
+                bus: "b".into(),
                 event: event("e4", 4_000),
                 subscriptions: vec![9_999_999],
             },
@@ -247,6 +255,7 @@ async fn concurrent_appends_share_commits_and_lose_nothing(store: Arc<dyn Store>
             for batch in 0..25 {
                 let events = (0..10)
                     .map(|i| NewEvent {
+                        bus: "b".into(),
                         event: event(&format!("w{writer}-{batch}-{i}"), 10),
                         subscriptions: vec![s.id],
                     })
@@ -272,6 +281,7 @@ async fn redrive_of_many_dead_letters_misses_none(store: &dyn Store) {
     let (s, _) = store.put_subscription("dead", "s", spec()).await.unwrap();
     let events = (0..12_000)
         .map(|i| NewEvent {
+            bus: "b".into(),
             event: event(&format!("d{i}"), 1),
             subscriptions: vec![s.id],
         })
@@ -313,7 +323,8 @@ async fn run_suite(store: Arc<dyn Store>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(&dir.path().join("store.redb")).unwrap();
+    let store =
+        EmbeddedStore::open(&dir.path().join("store.redb"), StoreOptions::default()).unwrap();
     run_suite(Arc::new(store)).await;
 }
 
@@ -322,11 +333,12 @@ async fn embedded_store_keeps_everything_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let id = {
-        let store = EmbeddedStore::open(&path).unwrap();
+        let store = EmbeddedStore::open(&path, StoreOptions::default()).unwrap();
         store.put_bus("b", Default::default()).await.unwrap();
         let (s, _) = store.put_subscription("b", "s", spec()).await.unwrap();
         store
             .append(vec![NewEvent {
+                bus: "b".into(),
                 event: event("kept", 5),
                 subscriptions: vec![s.id],
             }])
@@ -337,7 +349,7 @@ async fn embedded_store_keeps_everything_across_reopen() {
     // The writer thread exits once the store is dropped; give it a moment to release the lock.
     let mut reopened = None;
     for _ in 0..100 {
-        match EmbeddedStore::open(&path) {
+        match EmbeddedStore::open(&path, StoreOptions::default()) {
             Ok(store) => {
                 reopened = Some(store);
                 break;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use switchyard_server::{ApiConfig, App, ConfigFile};
-use switchyard_store::{EmbeddedStore, Store};
+use switchyard_store::{EmbeddedStore, Store, StoreOptions};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Refuse a publish that already passed through this many deliveries [default: 8].
     #[arg(long)]
     max_hops: Option<u32>,
+    /// Seconds to keep events and their attempt log once delivered [default: 3600].
+    #[arg(long)]
+    history_retention_s: Option<u64>,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -80,9 +83,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.max_hops),
         ..defaults
     };
+    let retention_s = args.history_retention_s.or(settings.history_retention_s);
+    let options = retention_s.map_or_else(StoreOptions::default, |s| StoreOptions {
+        history_retention_ms: s.saturating_mul(1000),
+    });
     let store = open_store(
         args.store.as_deref().or(settings.store.as_deref()),
         &data_dir,
+        options,
     )?;
     let app = App::start(store, config).await?;
     file.apply(&app).await?;
@@ -100,12 +108,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn open_store(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Arc<dyn Store>> {
+fn open_store(
+    url: Option<&str>,
+    data_dir: &Path,
+    options: StoreOptions,
+) -> anyhow::Result<Arc<dyn Store>> {
     match url {
         None | Some("embedded") => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create {}", data_dir.display()))?;
-            let store = EmbeddedStore::open(&data_dir.join("switchyard.redb"))?;
+            let store = EmbeddedStore::open(&data_dir.join("switchyard.redb"), options)?;
             Ok(Arc::new(store))
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {

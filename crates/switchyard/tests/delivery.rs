@@ -70,9 +70,14 @@ async fn routes_each_event_to_the_subscriptions_whose_pattern_matches() {
         2,
         "an event went where its pattern does not match"
     );
-    let stats = api.stats("shop", "all").await;
-    assert_eq!(stats["delivered"], 4);
-    assert_accounting(&stats);
+    // Receivers see requests before their outcomes are committed.
+    wait_for(
+        "4 committed deliveries",
+        Duration::from_secs(20),
+        async || api.stats("shop", "all").await["delivered"] == 4,
+    )
+    .await;
+    assert_accounting(&api.stats("shop", "all").await);
 }
 
 #[tokio::test]
@@ -280,7 +285,13 @@ async fn a_hanging_endpoint_does_not_delay_another_subscription() {
     let stuck = api.stats("b", "stuck").await;
     assert_eq!(stuck["pending"], 200);
     assert_eq!(stuck["in_flight"], 2);
-    assert_eq!(api.stats("b", "fine").await["delivered"], 200);
+    // The receiver sees each request before switchyard commits its outcome; wait for the commits.
+    wait_for(
+        "all 200 outcomes committed",
+        Duration::from_secs(30),
+        async || api.stats("b", "fine").await["delivered"] == 200,
+    )
+    .await;
 }
 
 #[tokio::test]

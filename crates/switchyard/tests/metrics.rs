@@ -99,8 +99,12 @@ async fn a_down_endpoint_shows_backlog_and_5xx_then_recovers_to_zero() {
     );
 
     receiver.set(|_, _| Reply::status(200));
+    // Counters move just after the commit that the stats read; wait for the counters themselves.
     wait_for("recovery", Duration::from_secs(20), async || {
-        api.stats("b", "s").await["pending"] == 0
+        sample(
+            &scrape(&api).await,
+            &format!("switchyard_deliveries_total{{{SUB}}}"),
+        ) == 3.0
     })
     .await;
     let text = scrape(&api).await;
@@ -146,9 +150,17 @@ async fn a_4xx_counts_as_a_failure_and_a_dead_letter_never_as_success() {
         .await;
     api.publish("b", vec![event("x", json!({})), event("x", json!({}))])
         .await;
-    wait_for("dead letters", Duration::from_secs(20), async || {
-        api.stats("b", "s").await["dead"] == 2
-    })
+    wait_for(
+        "dead letters counted",
+        Duration::from_secs(20),
+        async || {
+            let text = scrape(&api).await;
+            sample(
+                &text,
+                &format!("switchyard_dead_letters_total{{{SUB},reason=\"non_retryable_status\"}}"),
+            ) == 2.0
+        },
+    )
     .await;
     let text = scrape(&api).await;
     assert_eq!(

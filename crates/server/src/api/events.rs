@@ -72,6 +72,7 @@ pub async fn publish(
             Ok((event, subscriptions)) => {
                 answers.push(Ok(event.id.clone()));
                 accepted.push(NewEvent {
+                    bus: bus.clone(),
                     event: Arc::new(event),
                     subscriptions,
                 });

@@ -6,6 +6,7 @@ mod dead_letters;
 mod error;
 mod events;
 mod health;
+mod history;
 mod metrics;
 mod subscriptions;
 mod tail;
@@ -55,6 +56,11 @@ pub fn router(app: Arc<App>) -> Router {
             post(dead_letters::redrive),
         )
         .route("/v1/test-pattern", post(test_pattern::test_pattern))
+        .route("/v1/buses/{bus}/events/{id}", get(history::event))
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}/attempts",
+            get(history::attempts),
+        )
         .route("/v1/buses/{bus}/tail", get(tail::tail))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),

@@ -30,6 +30,16 @@ pub(super) const DUE: TableDefinition<(u64, u64, u64), ()> = TableDefinition::ne
 pub(super) const DEAD: TableDefinition<(u64, u64), &str> = TableDefinition::new("dead_letters");
 /// Subscription id -> accounting counters; its presence marks a live subscription id.
 pub(super) const COUNTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("counters");
+/// (bus, event id) -> event sequence, for looking events up by id.
+pub(super) const EVENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids");
+/// Event sequence -> pending deliveries that refer to it; absent means none.
+pub(super) const REFS: TableDefinition<u64, u32> = TableDefinition::new("refs");
+/// (event sequence, subscription, delivery, attempt) -> AttemptRecord JSON.
+pub(super) const ATTEMPTS: TableDefinition<(u64, u64, u64, u32), &str> =
+    TableDefinition::new("attempts");
+/// (subscription, started ms, delivery, attempt) -> event sequence: the attempt log's order.
+pub(super) const ATTEMPTS_BY_SUBSCRIPTION: TableDefinition<(u64, u64, u64, u32), u64> =
+    TableDefinition::new("attempts_by_subscription");
 
 /// Every table, opened once per group commit and lent to each job of the group: opening a table
 /// is a B-tree lookup, too costly to repeat for every outcome of a busy commit.
@@ -42,6 +52,10 @@ pub(super) struct Tables<'txn> {
     pub due: Table<'txn, (u64, u64, u64), ()>,
     pub dead: Table<'txn, (u64, u64), &'static str>,
     pub counters: Table<'txn, u64, &'static [u8]>,
+    pub event_ids: Table<'txn, (&'static str, &'static str), u64>,
+    pub refs: Table<'txn, u64, u32>,
+    pub attempts: Table<'txn, (u64, u64, u64, u32), &'static str>,
+    pub attempts_by_subscription: Table<'txn, (u64, u64, u64, u32), u64>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -55,6 +69,10 @@ impl<'txn> Tables<'txn> {
             due: txn.open_table(DUE)?,
             dead: txn.open_table(DEAD)?,
             counters: txn.open_table(COUNTERS)?,
+            event_ids: txn.open_table(EVENT_IDS)?,
+            refs: txn.open_table(REFS)?,
+            attempts: txn.open_table(ATTEMPTS)?,
+            attempts_by_subscription: txn.open_table(ATTEMPTS_BY_SUBSCRIPTION)?,
         })
     }
 }
@@ -63,6 +81,8 @@ pub(super) const NEXT_EVENT_SEQ: &str = "next_event_seq";
 pub(super) const NEXT_DELIVERY_ID: &str = "next_delivery_id";
 pub(super) const NEXT_SUBSCRIPTION_ID: &str = "next_subscription_id";
 pub(super) const SCHEMA_VERSION: &str = "schema_version";
+/// The next event sequence history collection looks at; everything below it was looked at.
+pub(super) const GC_CURSOR: &str = "gc_cursor";
 pub(super) const CURRENT_SCHEMA: u64 = 1;
 
 const LAYOUT_V1: u8 = 1;
@@ -128,18 +148,29 @@ fn push_text(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// Layout: version, ingested ms, hops, then length-prefixed id, traceparent and tracestate, and
-/// the envelope as the rest.
-pub(super) fn encode_event(event: &Event) -> Vec<u8> {
+/// An event as stored: the event, and where it was published and what it matched.
+pub(super) struct EventRow {
+    pub event: Arc<Event>,
+    pub bus: String,
+    /// (subscription, delivery id) of each delivery the event has, the latest after a redrive.
+    pub deliveries: Vec<(u64, u64)>,
+}
+
+/// Layout: version, ingested ms, hops, then length-prefixed id, traceparent, tracestate and bus,
+/// its deliveries as (subscription, delivery id) pairs, and the envelope as the rest. Ingested ms comes first so that
+/// history collection can read it without decoding the rest.
+pub(super) fn encode_event(event: &Event, bus: &str, deliveries: &[(u64, u64)]) -> Vec<u8> {
     let traceparent = event.trace.traceparent();
     let tracestate = event.trace.tracestate.as_deref().unwrap_or("");
     let mut out = Vec::with_capacity(
         1 + 8
             + 4
-            + 12
+            + 20
             + event.id.len()
             + traceparent.len()
             + tracestate.len()
+            + bus.len()
+            + 16 * deliveries.len()
             + event.envelope.len(),
     );
     out.push(LAYOUT_V1);
@@ -148,30 +179,51 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
     push_text(&mut out, &event.id);
     push_text(&mut out, &traceparent);
     push_text(&mut out, tracestate);
+    push_text(&mut out, bus);
+    out.extend_from_slice(&(deliveries.len() as u32).to_le_bytes());
+    for (sub, delivery) in deliveries {
+        out.extend_from_slice(&sub.to_le_bytes());
+        out.extend_from_slice(&delivery.to_le_bytes());
+    }
     out.extend_from_slice(event.envelope.as_bytes());
     out
 }
 
-pub(super) fn decode_event(bytes: &[u8]) -> Result<Arc<Event>, StoreError> {
+pub(super) fn decode_event(bytes: &[u8]) -> Result<EventRow, StoreError> {
     let mut r = Reader::new(bytes, "events")?;
     let ingested_ms = r.u64()?;
     let hops = r.u32()?;
     let id = r.prefixed_text()?;
     let traceparent = r.prefixed_text()?;
     let tracestate = r.prefixed_text()?;
+    let bus = r.prefixed_text()?;
+    let count = r.u32()? as usize;
+    let mut deliveries = Vec::with_capacity(count.min(1024));
+    for _ in 0..count {
+        deliveries.push((r.u64()?, r.u64()?));
+    }
     let trace = TraceContext::parse(
         &traceparent,
         (!tracestate.is_empty()).then_some(tracestate.as_str()),
     )
     .ok_or_else(|| corrupt("events", "invalid traceparent"))?;
     let envelope = r.rest_text()?;
-    Ok(Arc::new(Event {
-        id,
-        envelope,
-        ingested_ms,
-        hops,
-        trace,
-    }))
+    Ok(EventRow {
+        event: Arc::new(Event {
+            id,
+            envelope,
+            ingested_ms,
+            hops,
+            trace,
+        }),
+        bus,
+        deliveries,
+    })
+}
+
+/// The ingestion time of a stored event, without decoding the rest.
+pub(super) fn event_ingested_ms(bytes: &[u8]) -> Result<u64, StoreError> {
+    Reader::new(bytes, "events")?.u64()
 }
 
 /// A pending delivery as stored.
@@ -283,7 +335,14 @@ mod tests {
             )
             .unwrap(),
         };
-        assert_eq!(*decode_event(&encode_event(&event)).unwrap(), event);
+        let row = decode_event(&encode_event(&event, "orders", &[(3, 30), (4, 41)])).unwrap();
+        assert_eq!(*row.event, event);
+        assert_eq!(row.bus, "orders");
+        assert_eq!(row.deliveries, [(3, 30), (4, 41)]);
+        assert_eq!(
+            event_ingested_ms(&encode_event(&event, "", &[])).unwrap(),
+            99
+        );
         let c = Counters {
             accepted: 1,
             delivered: 2,

@@ -7,6 +7,8 @@
 //! Must not: decide delivery policy, or hold a write transaction across an `.await`.
 
 mod codec;
+mod deliveries;
+mod history;
 mod writer;
 
 use std::collections::HashMap;
@@ -20,25 +22,20 @@ use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
 use self::codec::*;
 use self::writer::Writer;
 use crate::{
-    BusRecord, DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, Store, StoreError,
-    SubscriptionRecord, SubscriptionStats,
+    AttemptRecord, BusRecord, DeadLetter, EventTrail, NewEvent, Outcome, PendingDelivery, Store,
+    StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
 };
-
-/// Events removed per write job: collection shares group commits with publishes and outcomes,
-/// so a chunk must be small enough not to delay them noticeably.
-const GC_CHUNK: usize = 2_000;
-/// Dead letters redriven per write job when redriving all of them.
-const REDRIVE_CHUNK: usize = 5_000;
 
 pub struct EmbeddedStore {
     /// Shared with the writer thread; reads open their own snapshots on it.
     db: Arc<Database>,
     writer: Writer,
+    options: StoreOptions,
 }
 
 impl EmbeddedStore {
     /// Opens (or creates) the store file. Fails if another process holds it.
-    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+    pub fn open(path: &Path, options: StoreOptions) -> Result<EmbeddedStore, StoreError> {
         let db = Database::create(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Conflict(format!(
                 "{} is in use by another switchyard process",
@@ -49,7 +46,11 @@ impl EmbeddedStore {
         init_schema(&db)?;
         let db = Arc::new(db);
         let writer = Writer::start(Arc::clone(&db))?;
-        Ok(EmbeddedStore { db, writer })
+        Ok(EmbeddedStore {
+            db,
+            writer,
+            options,
+        })
     }
 
     async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
@@ -124,17 +125,6 @@ fn subscription_not_found(bus: &str, name: &str) -> StoreError {
     ))
 }
 
-/// Removes every row of a subscription; the caller removes its definition.
-fn delete_subscription_rows(t: &mut Tables<'_>, sub: u64) -> Result<(), StoreError> {
-    t.deliveries
-        .retain_in((sub, 0)..=(sub, u64::MAX), |_, _| false)?;
-    t.due
-        .retain_in((sub, 0, 0)..=(sub, u64::MAX, u64::MAX), |_, _| false)?;
-    t.dead.retain_in((sub, 0)..=(sub, u64::MAX), |_, _| false)?;
-    t.counters.remove(sub)?;
-    Ok(())
-}
-
 fn subscriptions_of(
     table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
     bus: Option<&str>,
@@ -170,7 +160,7 @@ fn decode_pending(
                     table: "events",
                     detail: format!("event {} of delivery {id} is missing", row.event_seq),
                 })?;
-            let event = decode_event(bytes.value())?;
+            let event = decode_event(bytes.value())?.event;
             cache.insert(row.event_seq, Arc::clone(&event));
             event
         }
@@ -240,6 +230,7 @@ impl Store for EmbeddedStore {
         force: bool,
     ) -> Result<Vec<SubscriptionRecord>, StoreError> {
         let name = name.to_string();
+        let retention_ms = self.options.history_retention_ms;
         self.writer
             .write(move |t| {
                 if t.buses.get(name.as_str())?.is_none() {
@@ -254,7 +245,7 @@ impl Store for EmbeddedStore {
                 }
                 for sub in &doomed {
                     t.subscriptions.remove((sub.bus.as_str(), sub.name.as_str()))?;
-                    delete_subscription_rows(t, sub.id)?;
+                    deliveries::delete_subscription_rows(t, sub.id, retention_ms)?;
                 }
                 t.buses.remove(name.as_str())?;
                 Ok(doomed)
@@ -343,6 +334,7 @@ impl Store for EmbeddedStore {
         name: &str,
     ) -> Result<SubscriptionRecord, StoreError> {
         let (bus, name) = (bus.to_string(), name.to_string());
+        let retention_ms = self.options.history_retention_ms;
         self.writer
             .write(move |t| {
                 let subscriptions = &mut t.subscriptions;
@@ -351,152 +343,23 @@ impl Store for EmbeddedStore {
                     .map(|v| from_json("subscriptions", v.value()))
                     .transpose()?
                     .ok_or_else(|| subscription_not_found(&bus, &name))?;
-                delete_subscription_rows(t, record.id)?;
+                deliveries::delete_subscription_rows(t, record.id, retention_ms)?;
                 Ok(record)
             })
             .await
     }
 
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
+        let retention_ms = self.options.history_retention_ms;
         self.writer
-            .write(move |t| {
-                let meta = &mut t.meta;
-                let event_rows = &mut t.events;
-                let deliveries = &mut t.deliveries;
-                let due = &mut t.due;
-                let counter_rows = &mut t.counters;
-                let mut counters: HashMap<u64, Option<Counters>> = HashMap::new();
-                let mut seq = meta_get(&meta, NEXT_EVENT_SEQ)?;
-                let mut delivery_id = meta_get(&meta, NEXT_DELIVERY_ID)?;
-                let mut created = Vec::with_capacity(events.len());
-                for new in events {
-                    let mut pending = Vec::with_capacity(new.subscriptions.len());
-                    let at = new.event.ingested_ms;
-                    for sub in new.subscriptions {
-                        let entry = match counters.entry(sub) {
-                            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(e) => {
-                                e.insert(load_counters(&*counter_rows, sub)?)
-                            }
-                        };
-                        let Some(c) = entry.as_mut() else { continue };
-                        c.accepted += 1;
-                        c.pending += 1;
-                        let row = DeliveryRow {
-                            event_seq: seq,
-                            attempts: 0,
-                            due_ms: at,
-                            ingested_ms: at,
-                            pending_since_ms: at,
-                            last_status: 0,
-                            last_error: String::new(),
-                        };
-                        deliveries.insert((sub, delivery_id), row.encode().as_slice())?;
-                        due.insert((sub, at, delivery_id), ())?;
-                        pending.push(PendingDelivery {
-                            id: delivery_id,
-                            subscription: sub,
-                            event: Arc::clone(&new.event),
-                            attempts: 0,
-                            due_ms: at,
-                            pending_since_ms: at,
-                        });
-                        delivery_id += 1;
-                    }
-                    // An event nothing subscribed to is acknowledged but not kept.
-                    if !pending.is_empty() {
-                        event_rows.insert(seq, encode_event(&new.event).as_slice())?;
-                        seq += 1;
-                    }
-                    created.push(pending);
-                }
-                for (sub, c) in counters {
-                    if let Some(c) = c {
-                        counter_rows.insert(sub, c.encode().as_slice())?;
-                    }
-                }
-                meta.insert(NEXT_EVENT_SEQ, seq)?;
-                meta.insert(NEXT_DELIVERY_ID, delivery_id)?;
-                Ok(created)
-            })
+            .write(move |t| deliveries::append(t, events, retention_ms))
             .await
     }
 
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
+        let retention_ms = self.options.history_retention_ms;
         self.writer
-            .write(move |t| {
-                let deliveries = &mut t.deliveries;
-                let due = &mut t.due;
-                let dead = &mut t.dead;
-                let events = &t.events;
-                let counter_rows = &mut t.counters;
-                let now = now_ms();
-                for outcome in outcomes {
-                    let key = (outcome.subscription, outcome.delivery);
-                    let Some(mut row) = deliveries
-                        .get(key)?
-                        .map(|v| DeliveryRow::decode(v.value()))
-                        .transpose()?
-                    else {
-                        continue;
-                    };
-                    let Some(mut c) = load_counters(&*counter_rows, outcome.subscription)? else {
-                        continue;
-                    };
-                    due.remove((outcome.subscription, row.due_ms, outcome.delivery))?;
-                    row.attempts = outcome.attempts;
-                    row.last_status = outcome.status.unwrap_or(0);
-                    row.last_error = outcome.error.clone().unwrap_or_default();
-                    match outcome.kind {
-                        OutcomeKind::Delivered => {
-                            deliveries.remove(key)?;
-                            c.delivered += 1;
-                            c.pending = c.pending.saturating_sub(1);
-                        }
-                        OutcomeKind::Retry { due_ms } => {
-                            row.due_ms = due_ms;
-                            deliveries.insert(key, row.encode().as_slice())?;
-                            due.insert((outcome.subscription, due_ms, outcome.delivery), ())?;
-                            c.failed_attempts += 1;
-                        }
-                        OutcomeKind::Dead { reason } => {
-                            deliveries.remove(key)?;
-                            let event_bytes =
-                                events
-                                    .get(row.event_seq)?
-                                    .ok_or_else(|| StoreError::Corrupt {
-                                        table: "events",
-                                        detail: format!(
-                                            "event {} of delivery {} is missing",
-                                            row.event_seq, outcome.delivery
-                                        ),
-                                    })?;
-                            let event = decode_event(event_bytes.value())?;
-                            let letter = DeadLetter {
-                                id: outcome.delivery,
-                                subscription: outcome.subscription,
-                                event_id: event.id.clone(),
-                                envelope: event.envelope.clone(),
-                                hops: event.hops,
-                                traceparent: event.trace.traceparent(),
-                                tracestate: event.trace.tracestate.clone(),
-                                attempts: outcome.attempts,
-                                last_status: outcome.status,
-                                last_error: outcome.error,
-                                reason,
-                                ingested_ms: row.ingested_ms,
-                                dead_ms: now,
-                            };
-                            dead.insert(key, json(&letter)?.as_str())?;
-                            c.failed_attempts += 1;
-                            c.dead += 1;
-                            c.pending = c.pending.saturating_sub(1);
-                        }
-                    }
-                    counter_rows.insert(outcome.subscription, c.encode().as_slice())?;
-                }
-                Ok(())
-            })
+            .write(move |t| deliveries::record_outcomes(t, outcomes, retention_ms))
             .await
     }
 
@@ -585,7 +448,7 @@ impl Store for EmbeddedStore {
         if let Some(ids) = ids {
             return self
                 .writer
-                .write(move |t| redrive_rows(t, subscription, Some(ids)))
+                .write(move |t| deliveries::redrive(t, subscription, Some(ids)))
                 .await;
         }
         // "All" goes in chunks, so that a huge dead-letter list never becomes one huge commit.
@@ -593,10 +456,10 @@ impl Store for EmbeddedStore {
         loop {
             let count = self
                 .writer
-                .write(move |t| redrive_rows(t, subscription, None))
+                .write(move |t| deliveries::redrive(t, subscription, None))
                 .await?;
             total += count;
-            if count < REDRIVE_CHUNK as u64 {
+            if count < deliveries::REDRIVE_CHUNK as u64 {
                 return Ok(total);
             }
         }
@@ -604,140 +467,44 @@ impl Store for EmbeddedStore {
 
     async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError> {
         self.writer
-            .write(move |t| {
-                let counter_rows = &mut t.counters;
-                let Some(mut c) = load_counters(&*counter_rows, subscription)? else {
-                    return Err(StoreError::NotFound(format!(
-                        "subscription id {subscription} does not exist"
-                    )));
-                };
-                let mut count = 0u64;
-                t.dead
-                    .retain_in((subscription, 0)..=(subscription, u64::MAX), |_, _| {
-                        count += 1;
-                        false
-                    })?;
-                c.dead -= count;
-                c.purged += count;
-                counter_rows.insert(subscription, c.encode().as_slice())?;
-                Ok(count)
-            })
+            .write(move |t| deliveries::purge(t, subscription))
+            .await
+    }
+
+    async fn list_attempts(
+        &self,
+        subscription: u64,
+        before: Option<(u64, u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        self.read(move |txn| history::list_attempts(txn, subscription, before, limit))
+            .await
+    }
+
+    async fn event_trail(&self, bus: &str, event_id: &str) -> Result<EventTrail, StoreError> {
+        let (bus, event_id) = (bus.to_string(), event_id.to_string());
+        self.read(move |txn| history::event_trail(txn, &bus, &event_id))
             .await
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {
-        let mut removed = 0;
+        let retention_ms = self.options.history_retention_ms;
+        let mut looked_at = 0;
         loop {
-            let chunk = self.writer.write(collect_events).await?;
-            removed += chunk;
-            if chunk < GC_CHUNK {
+            let chunk = self
+                .writer
+                .write(move |t| deliveries::collect_history(t, now_ms(), retention_ms))
+                .await?;
+            looked_at += chunk;
+            if chunk < deliveries::GC_CHUNK {
                 break;
             }
         }
-        if removed > 0 {
-            tracing::debug!(removed, "store: collected delivered events");
+        if looked_at > 0 {
+            tracing::debug!(looked_at, "store: collected history past its retention");
         }
         Ok(())
     }
-}
-
-/// Turns dead letters back into pending deliveries: those listed, or the first `REDRIVE_CHUNK`.
-fn redrive_rows(
-    t: &mut Tables<'_>,
-    subscription: u64,
-    ids: Option<Vec<u64>>,
-) -> Result<u64, StoreError> {
-    let dead = &mut t.dead;
-    let counter_rows = &mut t.counters;
-    let Some(mut c) = load_counters(&*counter_rows, subscription)? else {
-        return Err(StoreError::NotFound(format!(
-            "subscription id {subscription} does not exist"
-        )));
-    };
-    let wanted: Vec<u64> = match ids {
-        Some(ids) => ids,
-        None => {
-            let mut first = Vec::with_capacity(REDRIVE_CHUNK);
-            let rows = dead.range((subscription, 0)..=(subscription, u64::MAX))?;
-            for row in rows.take(REDRIVE_CHUNK) {
-                first.push(row?.0.value().1);
-            }
-            first
-        }
-    };
-    let meta = &mut t.meta;
-    let events = &mut t.events;
-    let deliveries = &mut t.deliveries;
-    let due = &mut t.due;
-    let mut seq = meta_get(&meta, NEXT_EVENT_SEQ)?;
-    let mut delivery_id = meta_get(&meta, NEXT_DELIVERY_ID)?;
-    let now = now_ms();
-    let mut count = 0;
-    for id in wanted {
-        let Some(letter) = dead.remove((subscription, id))? else {
-            continue;
-        };
-        let letter: DeadLetter = from_json("dead_letters", letter.value())?;
-        let trace = switchyard_model::TraceContext::parse(
-            &letter.traceparent,
-            letter.tracestate.as_deref(),
-        )
-        .ok_or_else(|| StoreError::Corrupt {
-            table: "dead_letters",
-            detail: format!("dead letter {id} has an invalid traceparent"),
-        })?;
-        let event = switchyard_model::Event {
-            id: letter.event_id,
-            envelope: letter.envelope,
-            ingested_ms: letter.ingested_ms,
-            hops: letter.hops,
-            trace,
-        };
-        events.insert(seq, encode_event(&event).as_slice())?;
-        // A fresh id keeps "delivery ids grow with time", which oldest-pending and
-        // event collection rely on.
-        let row = DeliveryRow {
-            event_seq: seq,
-            attempts: 0,
-            due_ms: now,
-            ingested_ms: letter.ingested_ms,
-            pending_since_ms: now,
-            last_status: 0,
-            last_error: String::new(),
-        };
-        deliveries.insert((subscription, delivery_id), row.encode().as_slice())?;
-        due.insert((subscription, now, delivery_id), ())?;
-        seq += 1;
-        delivery_id += 1;
-        count += 1;
-    }
-    c.dead -= count;
-    c.pending += count;
-    counter_rows.insert(subscription, c.encode().as_slice())?;
-    meta.insert(NEXT_EVENT_SEQ, seq)?;
-    meta.insert(NEXT_DELIVERY_ID, delivery_id)?;
-    Ok(count)
-}
-
-/// Removes up to `GC_CHUNK` events that no pending delivery refers to; returns how many.
-fn collect_events(t: &mut Tables<'_>) -> Result<usize, StoreError> {
-    // Sequences and delivery ids grow together, so each subscription's first pending delivery
-    // refers to its lowest event; below the lowest of those, nothing refers to an event.
-    let mut low_water = meta_get(&t.meta, NEXT_EVENT_SEQ)?;
-    for row in t.counters.iter()? {
-        let sub = row?.0.value();
-        if let Some(first) = t.deliveries.range((sub, 0)..=(sub, u64::MAX))?.next() {
-            low_water = low_water.min(DeliveryRow::decode(first?.1.value())?.event_seq);
-        }
-    }
-    let mut doomed = Vec::with_capacity(GC_CHUNK);
-    for row in t.events.range(..low_water)?.take(GC_CHUNK) {
-        doomed.push(row?.0.value());
-    }
-    for seq in &doomed {
-        t.events.remove(*seq)?;
-    }
-    Ok(doomed.len())
 }
 
 #[cfg(test)]
@@ -748,8 +515,8 @@ mod tests {
     fn a_second_open_of_the_same_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.redb");
-        let _first = EmbeddedStore::open(&path).unwrap();
-        let second = EmbeddedStore::open(&path);
+        let _first = EmbeddedStore::open(&path, StoreOptions::default()).unwrap();
+        let second = EmbeddedStore::open(&path, StoreOptions::default());
         assert!(
             matches!(second, Err(StoreError::Conflict(_))),
             "{:?}",
