@@ -1,9 +1,10 @@
 //! [`Secret`] and [`SecretRef`]: values that cannot be printed, and how a configuration refers
 //! to them.
 //!
-//! Must not: implement any trait that could print or compare a secret's value. `Serialize` of an
-//! inline secret writes [`REDACTED`]; deserialising [`REDACTED`] is refused, so an answer that was
-//! redacted can never be stored back as if it were the secret.
+//! Must not: implement any trait that could print a secret's value. `Serialize` of an inline
+//! secret writes [`REDACTED`]; deserialising [`REDACTED`] is refused, so an answer that was
+//! redacted can never be stored back as if it were the secret. [`SecretRef`] compares (so
+//! configurations holding one can be compared) in constant time for inline values.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -159,6 +160,22 @@ fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
     }
     Ok(Secret::new(text))
 }
+
+impl PartialEq for SecretRef {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SecretRef::Inline(a), SecretRef::Inline(b)) => {
+                let (a, b) = (a.expose().as_bytes(), b.expose().as_bytes());
+                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+            }
+            (SecretRef::Sealed(a), SecretRef::Sealed(b)) => a == b,
+            (SecretRef::File(a), SecretRef::File(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SecretRef {}
 
 impl fmt::Debug for SecretRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
