@@ -301,18 +301,18 @@ impl ConnectionSpec {
     /// Checks what the types cannot; every error names its field.
     pub fn validate(&self) -> Result<(), ConfigError> {
         match &self.auth {
-            None => {}
-            Some(ConnectionAuth::Basic { username, .. }) => {
+            // RFC 7617: the user-id of Basic auth cannot contain ':'.
+            Some(ConnectionAuth::Basic { username, .. })
                 if username.is_empty()
                     || username.contains(':')
-                    || username.chars().any(char::is_control)
-                {
-                    return Err(ConfigError::new(
-                        "auth.username",
-                        "must be non-empty, without ':' or control characters",
-                    ));
-                }
+                    || username.chars().any(char::is_control) =>
+            {
+                return Err(ConfigError::new(
+                    "auth.username",
+                    "must be non-empty, without ':' or control characters",
+                ));
             }
+            None | Some(ConnectionAuth::Basic { .. }) => {}
             Some(ConnectionAuth::ApiKey { header, value }) => {
                 validate_header_name("auth.header", header)?;
                 check_header_secret("auth.value", value)?;

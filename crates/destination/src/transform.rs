@@ -382,7 +382,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_transforms_naming_the_field() {
-        let cases: [(&[(&str, &str)], &str, &str, &str); 6] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
+        let cases: [Case; 6] = [
             (&[], "", "input_template", "1 to 8192"),
             (&[("x", "$.a")], "{<x>: 1}", "input_template", "object key"),
             (
