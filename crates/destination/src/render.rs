@@ -440,11 +440,7 @@ fn format_body(
                 kind: &envelope.detail_type,
                 time: &envelope.time,
                 subject: envelope.resources.first().map(String::as_str),
-                datacontenttype: if datacontenttype == JSON {
-                    JSON
-                } else {
-                    "text/plain"
-                },
+                datacontenttype,
                 data: &data,
             })
             .map_err(encode)

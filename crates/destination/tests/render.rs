@@ -273,6 +273,13 @@ fn the_transform_runs_before_the_format() {
     );
 
     let request = render_plain(
+        r#"{"url":"http://h/x","format":"cloudevents-structured","transform":{"input_paths":{"id":"$.detail.orderId"},"input_template":"order <id>"}}"#,
+    );
+    let body = json(&request.body);
+    assert_eq!(body["data"], "order 42");
+    assert_eq!(body["datacontenttype"], "text/plain; charset=utf-8");
+
+    let request = render_plain(
         r#"{"url":"http://h/x","format":"pubsub-push","transform":{"input_template":"{\"sub\": <aws.events.rule-name>}"}}"#,
     );
     let data = STANDARD
