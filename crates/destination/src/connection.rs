@@ -1,0 +1,598 @@
+//! Connections: how to authenticate to a destination, shared by any number of subscriptions.
+//! JSON body of `PUT /v1/connections/{name}`:
+//!
+//! ```json
+//! {"auth": {"type": "basic", "username": "svc", "password": "..."},
+//!  "headers": {"X-Team": "payments", "X-Client-Key": {"secret": "..."}},
+//!  "query": {"tenant": "acme"}}
+//! ```
+//!
+//! `auth` is one of `basic`, `api_key` and `oauth2_client_credentials`, or absent. Extra header
+//! and query values are plain strings (shown in answers) or `{"secret": ...}` (write-only).
+//!
+//! Owns the connection's shape, validation and applying resolved credentials to a request. Must
+//! not: fetch OAuth tokens or cache them (see [`crate::oauth2`] for the pure halves; the HTTP
+//! call and the cache are the dispatcher's), or keep a resolved secret longer than an attempt.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use switchyard_secrets::{MasterKey, Secret, SecretError, SecretRef};
+
+use crate::config::validate_header_name;
+use crate::error::{ConfigError, ResolveError};
+use crate::oauth2::{ClientAuth, OAuth2ClientCredentials};
+
+const MAX_PARAMS: usize = 50;
+
+/// A connection as configured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<ConnectionAuth>,
+    /// Added to every request; applied after the destination's own headers, so they win.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, ParamValue>,
+    /// Added to every request's query string.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, ParamValue>,
+}
+
+/// How a connection authenticates. JSON: an object with `"type"` and that type's fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "AuthFields", into = "AuthFields")]
+pub enum ConnectionAuth {
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        username: String,
+        password: SecretRef,
+    },
+    /// `{header}: {value}`, such as `X-API-Key: ...`.
+    ApiKey { header: String, value: SecretRef },
+    /// `Authorization: Bearer <token>` from an OAuth 2.0 client-credentials grant.
+    OAuth2ClientCredentials(OAuth2ClientCredentials),
+}
+
+impl ConnectionAuth {
+    fn kind(&self) -> &'static str {
+        match self {
+            ConnectionAuth::Basic { .. } => "basic",
+            ConnectionAuth::ApiKey { .. } => "api_key",
+            ConnectionAuth::OAuth2ClientCredentials(_) => "oauth2_client_credentials",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AuthType {
+    Basic,
+    ApiKey,
+    #[serde(rename = "oauth2_client_credentials")]
+    OAuth2ClientCredentials,
+}
+
+/// The JSON shape of [`ConnectionAuth`]: one flat object, so that serde can name the field of
+/// any error inside it (an internally tagged enum would lose the path).
+#[derive(Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthFields {
+    #[serde(rename = "type")]
+    kind: Option<AuthType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    password: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    header: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_secret: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audience: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_auth: Option<ClientAuth>,
+}
+
+impl TryFrom<AuthFields> for ConnectionAuth {
+    type Error = String;
+    fn try_from(f: AuthFields) -> Result<Self, String> {
+        let kind = f
+            .kind
+            .ok_or("missing field \"type\" (basic, api_key or oauth2_client_credentials)")?;
+        let name = match kind {
+            AuthType::Basic => "basic",
+            AuthType::ApiKey => "api_key",
+            AuthType::OAuth2ClientCredentials => "oauth2_client_credentials",
+        };
+        let present = [
+            ("username", f.username.is_some(), AuthType::Basic),
+            ("password", f.password.is_some(), AuthType::Basic),
+            ("header", f.header.is_some(), AuthType::ApiKey),
+            ("value", f.value.is_some(), AuthType::ApiKey),
+            (
+                "token_url",
+                f.token_url.is_some(),
+                AuthType::OAuth2ClientCredentials,
+            ),
+            (
+                "client_id",
+                f.client_id.is_some(),
+                AuthType::OAuth2ClientCredentials,
+            ),
+            (
+                "client_secret",
+                f.client_secret.is_some(),
+                AuthType::OAuth2ClientCredentials,
+            ),
+            (
+                "scopes",
+                f.scopes.is_some(),
+                AuthType::OAuth2ClientCredentials,
+            ),
+            (
+                "audience",
+                f.audience.is_some(),
+                AuthType::OAuth2ClientCredentials,
+            ),
+            (
+                "client_auth",
+                f.client_auth.is_some(),
+                AuthType::OAuth2ClientCredentials,
+            ),
+        ];
+        if let Some((field, ..)) = present
+            .iter()
+            .find(|(_, set, owner)| *set && *owner != kind)
+        {
+            return Err(format!(
+                "field \"{field}\" does not apply to type \"{name}\""
+            ));
+        }
+        let need = |field: &str| format!("type \"{name}\" needs field \"{field}\"");
+        Ok(match kind {
+            AuthType::Basic => ConnectionAuth::Basic {
+                username: f.username.ok_or_else(|| need("username"))?,
+                password: f.password.ok_or_else(|| need("password"))?,
+            },
+            AuthType::ApiKey => ConnectionAuth::ApiKey {
+                header: f.header.ok_or_else(|| need("header"))?,
+                value: f.value.ok_or_else(|| need("value"))?,
+            },
+            AuthType::OAuth2ClientCredentials => {
+                ConnectionAuth::OAuth2ClientCredentials(OAuth2ClientCredentials {
+                    token_url: f.token_url.ok_or_else(|| need("token_url"))?,
+                    client_id: f.client_id.ok_or_else(|| need("client_id"))?,
+                    client_secret: f.client_secret.ok_or_else(|| need("client_secret"))?,
+                    scopes: f.scopes.unwrap_or_default(),
+                    audience: f.audience,
+                    client_auth: f.client_auth.unwrap_or_default(),
+                })
+            }
+        })
+    }
+}
+
+impl From<ConnectionAuth> for AuthFields {
+    fn from(auth: ConnectionAuth) -> AuthFields {
+        match auth {
+            ConnectionAuth::Basic { username, password } => AuthFields {
+                kind: Some(AuthType::Basic),
+                username: Some(username),
+                password: Some(password),
+                ..AuthFields::default()
+            },
+            ConnectionAuth::ApiKey { header, value } => AuthFields {
+                kind: Some(AuthType::ApiKey),
+                header: Some(header),
+                value: Some(value),
+                ..AuthFields::default()
+            },
+            ConnectionAuth::OAuth2ClientCredentials(o) => AuthFields {
+                kind: Some(AuthType::OAuth2ClientCredentials),
+                token_url: Some(o.token_url),
+                client_id: Some(o.client_id),
+                client_secret: Some(o.client_secret),
+                scopes: Some(o.scopes).filter(|s| !s.is_empty()),
+                audience: o.audience,
+                client_auth: Some(o.client_auth),
+                ..AuthFields::default()
+            },
+        }
+    }
+}
+
+/// An extra header or query value: a plain string, or `{"secret": "..."}` for a write-only one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamValue {
+    Plain(String),
+    Secret(SecretRef),
+}
+
+impl Serialize for ParamValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ParamValue::Plain(text) => serializer.serialize_str(text),
+            ParamValue::Secret(secret) => {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("secret", secret)?;
+                map.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ParamValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ParamVisitor;
+        impl<'de> Visitor<'de> for ParamVisitor {
+            type Value = ParamValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, or {\"secret\": \"...\"} for a write-only value")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ParamValue, E> {
+                Ok(ParamValue::Plain(text.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ParamValue, A::Error> {
+                let mut secret = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "secret" || secret.is_some() {
+                        return Err(de::Error::custom(
+                            "a write-only value is an object with the one field \"secret\"",
+                        ));
+                    }
+                    secret = Some(map.next_value::<SecretRef>()?);
+                }
+                secret
+                    .map(ParamValue::Secret)
+                    .ok_or_else(|| de::Error::custom("missing field \"secret\""))
+            }
+        }
+        deserializer.deserialize_any(ParamVisitor)
+    }
+}
+
+/// Parses and validates a connection body; errors name the field (`field "auth.token_url": ...`).
+pub fn parse_connection_spec(text: &str) -> Result<ConnectionSpec, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let spec: ConnectionSpec =
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = strip_position(&inner);
+            if inner.is_syntax() || inner.is_eof() {
+                ConfigError::new("", format!("the connection is not valid JSON: {inner}"))
+            } else if path == "." {
+                ConfigError::new("", message)
+            } else {
+                ConfigError::new(path, message)
+            }
+        })?;
+    deserializer
+        .end()
+        .map_err(|e| ConfigError::new("", format!("the connection is not valid JSON: {e}")))?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// serde's "at line 1 column 9" is noise once the field is named.
+fn strip_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+impl ConnectionSpec {
+    /// Checks what the types cannot; every error names its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.auth {
+            // RFC 7617: the user-id of Basic auth cannot contain ':'.
+            Some(ConnectionAuth::Basic { username, .. })
+                if username.is_empty()
+                    || username.contains(':')
+                    || username.chars().any(char::is_control) =>
+            {
+                return Err(ConfigError::new(
+                    "auth.username",
+                    "must be non-empty, without ':' or control characters",
+                ));
+            }
+            None | Some(ConnectionAuth::Basic { .. }) => {}
+            Some(ConnectionAuth::ApiKey { header, value }) => {
+                validate_header_name("auth.header", header)?;
+                check_header_secret("auth.value", value)?;
+            }
+            Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) => {
+                oauth.validate().map_err(|e| e.under("auth"))?;
+            }
+        }
+        for (what, params) in [("headers", &self.headers), ("query", &self.query)] {
+            if params.len() > MAX_PARAMS {
+                return Err(ConfigError::new(
+                    what,
+                    format!("at most {MAX_PARAMS} entries"),
+                ));
+            }
+            for (name, value) in params {
+                let field = format!("{what}.{name}");
+                if what == "headers" {
+                    validate_header_name(&field, name)?;
+                } else if name.is_empty() {
+                    return Err(ConfigError::new(what, "a query parameter needs a name"));
+                }
+                match value {
+                    ParamValue::Plain(text) if what == "headers" && has_control(text) => {
+                        return Err(ConfigError::new(
+                            field,
+                            "the value contains control characters",
+                        ));
+                    }
+                    ParamValue::Secret(secret) if what == "headers" => {
+                        check_header_secret(&field, secret)?
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every inline secret sealed under the current master key: the form to store.
+    pub fn seal(&self, key: &MasterKey) -> Result<ConnectionSpec, SecretError> {
+        let mut sealed = self.clone();
+        match &mut sealed.auth {
+            None => {}
+            Some(ConnectionAuth::Basic {
+                password: secret, ..
+            })
+            | Some(ConnectionAuth::ApiKey { value: secret, .. }) => *secret = secret.seal(key)?,
+            Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) => {
+                oauth.client_secret = oauth.client_secret.seal(key)?;
+            }
+        }
+        for value in sealed.headers.values_mut().chain(sealed.query.values_mut()) {
+            if let ParamValue::Secret(secret) = value {
+                *secret = secret.seal(key)?;
+            }
+        }
+        Ok(sealed)
+    }
+
+    /// The credentials for one attempt (opens sealed secrets and reads `file:` ones). The OAuth
+    /// access token is not part of it: the dispatcher gets it with [`crate::oauth2`] and passes
+    /// it to [`crate::render`].
+    pub fn resolve(&self, key: &MasterKey) -> Result<ResolvedConnection, ResolveError> {
+        let open = |field: &str, secret: &SecretRef| {
+            secret.resolve(key).map_err(|source| ResolveError::Secret {
+                field: field.to_string(),
+                source,
+            })
+        };
+        let auth = match &self.auth {
+            None => ResolvedAuth::None,
+            Some(ConnectionAuth::Basic { username, password }) => ResolvedAuth::Basic {
+                username: username.clone(),
+                password: open("auth.password", password)?,
+            },
+            Some(ConnectionAuth::ApiKey { header, value }) => ResolvedAuth::ApiKey {
+                header: header.clone(),
+                value: open("auth.value", value)?,
+            },
+            Some(ConnectionAuth::OAuth2ClientCredentials(_)) => ResolvedAuth::OAuth2,
+        };
+        let resolve_params = |what: &str, params: &BTreeMap<String, ParamValue>| {
+            params
+                .iter()
+                .map(|(name, value)| {
+                    Ok(match value {
+                        ParamValue::Plain(text) => Param {
+                            name: name.clone(),
+                            value: Secret::new(text.clone()),
+                            secret: false,
+                        },
+                        ParamValue::Secret(secret) => Param {
+                            name: name.clone(),
+                            value: open(&format!("{what}.{name}"), secret)?,
+                            secret: true,
+                        },
+                    })
+                })
+                .collect::<Result<Vec<_>, ResolveError>>()
+        };
+        let headers = resolve_params("headers", &self.headers)?;
+        let query = resolve_params("query", &self.query)?;
+        Ok(ResolvedConnection {
+            auth,
+            kind: self.auth.as_ref().map_or("none", ConnectionAuth::kind),
+            headers,
+            query,
+        })
+    }
+}
+
+fn has_control(text: &str) -> bool {
+    text.chars().any(|c| c.is_control() && c != '\t')
+}
+
+fn check_header_secret(field: &str, secret: &SecretRef) -> Result<(), ConfigError> {
+    if secret.inline().is_some_and(|s| has_control(s.expose())) {
+        return Err(ConfigError::new(
+            field,
+            "the value contains control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A connection's credentials for one attempt. Holds secrets: keep it for the attempt only.
+#[derive(Debug)]
+pub struct ResolvedConnection {
+    pub(crate) auth: ResolvedAuth,
+    pub(crate) kind: &'static str,
+    pub(crate) headers: Vec<Param>,
+    pub(crate) query: Vec<Param>,
+}
+
+#[derive(Debug)]
+pub(crate) enum ResolvedAuth {
+    None,
+    Basic { username: String, password: Secret },
+    ApiKey { header: String, value: Secret },
+    OAuth2,
+}
+
+#[derive(Debug)]
+pub(crate) struct Param {
+    pub name: String,
+    pub value: Secret,
+    pub secret: bool,
+}
+
+impl ResolvedConnection {
+    /// True when requests need an OAuth access token.
+    pub fn needs_access_token(&self) -> bool {
+        matches!(self.auth, ResolvedAuth::OAuth2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_auth_type_and_params() {
+        let spec = parse_connection_spec(
+            r#"{"auth":{"type":"basic","username":"svc","password":"pw"},"headers":{"X-Team":"payments","X-Key":{"secret":"k"}},"query":{"tenant":"acme"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(spec.auth, Some(ConnectionAuth::Basic { .. })));
+        assert_eq!(spec.headers["X-Team"], ParamValue::Plain("payments".into()));
+        let spec = parse_connection_spec(
+            r#"{"auth":{"type":"api_key","header":"X-API-Key","value":"k"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(spec.auth, Some(ConnectionAuth::ApiKey { .. })));
+        let spec = parse_connection_spec(
+            r#"{"auth":{"type":"oauth2_client_credentials","token_url":"https://idp.example.com/token","client_id":"c","client_secret":"s","scopes":["events.write"]}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            spec.auth,
+            Some(ConnectionAuth::OAuth2ClientCredentials(_))
+        ));
+    }
+
+    #[test]
+    fn answers_never_contain_secrets() {
+        let spec = parse_connection_spec(
+            r#"{"auth":{"type":"basic","username":"svc","password":"hunter2"},"headers":{"X-Key":{"secret":"k-123"}},"query":{"key":{"secret":"q-456"}}}"#,
+        )
+        .unwrap();
+        let key = MasterKey::from_keys(&[[3u8; 32]]);
+        for text in [
+            serde_json::to_string(&spec).unwrap(),
+            format!("{spec:?}"),
+            serde_json::to_string(&spec.seal(&key).unwrap()).unwrap(),
+            format!("{:?}", spec.resolve(&key).unwrap()),
+        ] {
+            for secret in ["hunter2", "k-123", "q-456"] {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        assert!(
+            serde_json::to_string(&spec)
+                .unwrap()
+                .contains(r#""X-Key":{"secret":"********"}"#)
+        );
+        let stored = serde_json::to_string(&spec.seal(&key).unwrap()).unwrap();
+        let back = parse_connection_spec(&stored).unwrap();
+        let resolved = back.resolve(&key).unwrap();
+        let ResolvedAuth::Basic { password, .. } = &resolved.auth else {
+            panic!()
+        };
+        assert_eq!(password.expose(), "hunter2");
+    }
+
+    #[test]
+    fn refuses_bad_connections_naming_the_field() {
+        for (body, field, expected) in [
+            (
+                r#"{"auth":{"type":"digest"}}"#,
+                "auth.type",
+                "unknown variant",
+            ),
+            (
+                r#"{"auth":{"type":"basic","username":"a:b","password":"p"}}"#,
+                "auth.username",
+                "':'",
+            ),
+            (
+                r#"{"auth":{"type":"basic","username":"a"}}"#,
+                "auth",
+                "needs field \"password\"",
+            ),
+            (
+                r#"{"auth":{"type":"basic","username":"a","password":"p","header":"X"}}"#,
+                "auth",
+                "\"header\" does not apply",
+            ),
+            (
+                r#"{"auth":{"username":"a"}}"#,
+                "auth",
+                "missing field \"type\"",
+            ),
+            (
+                r#"{"auth":{"type":"basic","username":"a","pasword":"p"}}"#,
+                "auth.pasword",
+                "unknown field",
+            ),
+            (
+                r#"{"auth":{"type":"api_key","header":"Host","value":"k"}}"#,
+                "auth.header",
+                "set by switchyard",
+            ),
+            (
+                r#"{"auth":{"type":"api_key","header":"X-K","value":"a\nb"}}"#,
+                "auth.value",
+                "control",
+            ),
+            (
+                r#"{"auth":{"type":"basic","username":"u","password":"********"}}"#,
+                "auth.password",
+                "how switchyard shows",
+            ),
+            (
+                r#"{"headers":{"X-A":{"secret":"s","other":1}}}"#,
+                "headers.X-A",
+                "one field",
+            ),
+            (r#"{"headers":{"X-A":7}}"#, "headers.X-A", "a string, or"),
+            (r#"{"query":{"":"x"}}"#, "query", "needs a name"),
+            (
+                r#"{"auth":{"type":"oauth2_client_credentials","token_url":"ftp://x","client_id":"c","client_secret":"s"}}"#,
+                "auth.token_url",
+                "https://",
+            ),
+            (r#"{"auths":{}}"#, "auths", "unknown field `auths`"),
+        ] {
+            let err = parse_connection_spec(body).unwrap_err();
+            assert_eq!(err.field, field, "{body}: {err}");
+            assert!(err.message.contains(expected), "{body}: {err}");
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Signed identity tokens, as Pub/Sub push sends with OIDC: a short-lived JWT (ES256) in
+//! `Authorization: Bearer`, which the receiver verifies against the public keys switchyard
+//! publishes at `/.well-known/jwks.json` ([`Jwks`]).
+//!
+//! Owns the ES256 key type ([`IdentityKey`], stored as PKCS#8 — a secret to seal like any other),
+//! the key id (the RFC 7638 JWK thumbprint, so it is derived, never configured), the claims and
+//! the compact serialisation. Must not: reveal the private key (its `Debug` shows the key id),
+//! or sign with anything but ECDSA P-256 SHA-256.
+
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde::{Deserialize, Serialize};
+use switchyard_secrets::Secret;
+
+/// Why a key cannot be made or loaded, or a token not signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("the identity key is not base64 PKCS#8 for ECDSA P-256")]
+    InvalidKey,
+    #[error("the system random number generator failed")]
+    Random,
+    #[error("the token claims cannot be encoded")]
+    Encoding,
+}
+
+/// An ES256 signing key.
+pub struct IdentityKey {
+    pair: EcdsaKeyPair,
+    kid: String,
+    x: String,
+    y: String,
+}
+
+impl fmt::Debug for IdentityKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdentityKey")
+            .field("kid", &self.kid)
+            .finish()
+    }
+}
+
+/// A token's claims. `aud` is the receiver's URL unless configured; `sub` names the
+/// subscription (`buses/{bus}/subscriptions/{name}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+impl IdentityKey {
+    /// A new key, and its PKCS#8 document (standard base64) to seal and store.
+    pub fn generate() -> Result<(IdentityKey, Secret), JwtError> {
+        let rng = SystemRandom::new();
+        let document = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(|_| JwtError::Random)?;
+        let stored = Secret::new(STANDARD.encode(document.as_ref()));
+        let key = IdentityKey::from_pkcs8(&stored)?;
+        Ok((key, stored))
+    }
+
+    /// Loads a key from its stored form, as returned by [`IdentityKey::generate`].
+    pub fn from_pkcs8(stored: &Secret) -> Result<IdentityKey, JwtError> {
+        let document = zeroize::Zeroizing::new(
+            STANDARD
+                .decode(stored.expose().trim())
+                .map_err(|_| JwtError::InvalidKey)?,
+        );
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &document,
+            &SystemRandom::new(),
+        )
+        .map_err(|_| JwtError::InvalidKey)?;
+        // An uncompressed P-256 point: 0x04, then X and Y, 32 bytes each.
+        let point = pair.public_key().as_ref();
+        if point.len() != 65 || point[0] != 0x04 {
+            return Err(JwtError::InvalidKey);
+        }
+        let x = URL_SAFE_NO_PAD.encode(&point[1..33]);
+        let y = URL_SAFE_NO_PAD.encode(&point[33..]);
+        // RFC 7638: the hash of the required members in lexicographic order, no spaces.
+        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            canonical.as_bytes(),
+        ));
+        Ok(IdentityKey { pair, kid, x, y })
+    }
+
+    /// The key id: the JWK thumbprint (RFC 7638) of the public key.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The public key as a JWK.
+    pub fn jwk(&self) -> Jwk {
+        Jwk {
+            kty: "EC".into(),
+            crv: "P-256".into(),
+            x: self.x.clone(),
+            y: self.y.clone(),
+            kid: self.kid.clone(),
+            alg: "ES256".into(),
+            key_use: "sig".into(),
+        }
+    }
+
+    /// The compact JWS `header.claims.signature`.
+    pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
+        #[derive(Serialize)]
+        struct Header<'a> {
+            alg: &'static str,
+            typ: &'static str,
+            kid: &'a str,
+        }
+        let header = serde_json::to_vec(&Header {
+            alg: "ES256",
+            typ: "JWT",
+            kid: &self.kid,
+        })
+        .map_err(|_| JwtError::Encoding)?;
+        let claims = serde_json::to_vec(claims).map_err(|_| JwtError::Encoding)?;
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        // FIXED signing gives r ‖ s, the JWS form (RFC 7518 §3.4), not ASN.1.
+        let signature = self
+            .pair
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .map_err(|_| JwtError::Random)?;
+        Ok(format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(signature.as_ref())
+        ))
+    }
+}
+
+/// One public key in JWK form (RFC 7517).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    pub kty: String,
+    pub crv: String,
+    pub x: String,
+    pub y: String,
+    pub kid: String,
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub key_use: String,
+}
+
+/// The document served at `/.well-known/jwks.json`: every key a valid token may be signed with
+/// (during key rotation, the new key and the old one until the old one's tokens expire).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+impl Jwks {
+    pub fn new<'a>(keys: impl IntoIterator<Item = &'a IdentityKey>) -> Jwks {
+        Jwks {
+            keys: keys.into_iter().map(IdentityKey::jwk).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
+
+    /// Verifies a token the way a receiver does, from the published JWKS JSON alone.
+    fn verify(token: &str, jwks_json: &str) -> Claims {
+        let jwks: serde_json::Value = serde_json::from_str(jwks_json).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header["alg"], "ES256");
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == header["kid"])
+            .expect("the token's kid is published");
+        let mut point = vec![0x04];
+        point.extend(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap());
+        point.extend(URL_SAFE_NO_PAD.decode(jwk["y"].as_str().unwrap()).unwrap());
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+            .expect("signature verifies");
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            iss: "https://switchyard.example.com".into(),
+            sub: "buses/orders/subscriptions/crm".into(),
+            aud: "https://crm.example.com/hook".into(),
+            iat: 1_700_000_000,
+            exp: 1_700_000_300,
+        }
+    }
+
+    #[test]
+    fn a_token_verifies_with_the_published_jwk() {
+        let (key, stored) = IdentityKey::generate().unwrap();
+        let reloaded = IdentityKey::from_pkcs8(&stored).unwrap();
+        assert_eq!(key.kid(), reloaded.kid());
+        let jwks = serde_json::to_string(&Jwks::new([&key])).unwrap();
+        assert!(jwks.contains(r#""use":"sig""#) && jwks.contains(r#""alg":"ES256""#));
+        let token = reloaded.sign(&claims()).unwrap();
+        assert_eq!(verify(&token, &jwks), claims());
+    }
+
+    #[test]
+    fn a_tampered_token_or_another_key_fails() {
+        let (key, _) = IdentityKey::generate().unwrap();
+        let (other, _) = IdentityKey::generate().unwrap();
+        let token = key.sign(&claims()).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+        let mut forged = claims();
+        forged.aud = "https://evil.example.com".into();
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        let point = |k: &IdentityKey| {
+            let jwk = k.jwk();
+            let mut p = vec![0x04];
+            p.extend(URL_SAFE_NO_PAD.decode(jwk.x).unwrap());
+            p.extend(URL_SAFE_NO_PAD.decode(jwk.y).unwrap());
+            p
+        };
+        let signature = URL_SAFE_NO_PAD.decode(&parts[2]).unwrap();
+        let input = format!("{}.{}", parts[0], parts[1]);
+        assert!(
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point(&key))
+                .verify(input.as_bytes(), &signature)
+                .is_err()
+        );
+        let original: Vec<&str> = token.split('.').collect();
+        assert!(
+            UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point(&other))
+                .verify(
+                    format!("{}.{}", original[0], original[1]).as_bytes(),
+                    &signature
+                )
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_key_id_is_the_rfc7638_thumbprint_and_debug_hides_the_key() {
+        let (key, stored) = IdentityKey::generate().unwrap();
+        let jwk = key.jwk();
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk.x, jwk.y
+        );
+        let expected = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            canonical.as_bytes(),
+        ));
+        assert_eq!(key.kid(), expected);
+        assert_eq!(
+            format!("{key:?}"),
+            format!("IdentityKey {{ kid: {:?} }}", key.kid())
+        );
+        assert!(!format!("{key:?}").contains(stored.expose()));
+        assert_eq!(
+            IdentityKey::from_pkcs8(&Secret::new("bm90IGEga2V5")).unwrap_err(),
+            JwtError::InvalidKey
+        );
+    }
+}

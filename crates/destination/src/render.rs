@@ -1,0 +1,537 @@
+//! One attempt, rendered: from the stored envelope and a destination's settings to the method,
+//! URL, headers and body to send. The dispatcher sends the result as it is.
+//!
+//! Pure: no I/O, no clock (the caller passes the time), no HTTP client. Secrets come in already
+//! resolved ([`Credentials`]) and leave only in header values marked `sensitive` or in query
+//! parameters that [`RenderedRequest::url_for_logs`] masks; `Debug` of every type here hides
+//! them.
+//!
+//! Order of work: payload (transform, or the format's default) → body and headers of the format
+//! → URL → the destination's headers → the connection's headers and auth → identity token →
+//! `switchyard-*` headers → Standard Webhooks signature over the final body. A header set later
+//! replaces one of the same name set earlier, so switchyard's own headers, auth and signatures
+//! always win over configured ones.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use switchyard_secrets::{REDACTED, Secret};
+
+use crate::config::{Format, HttpMethod, IdentityTokenSpec};
+use crate::connection::{ResolvedAuth, ResolvedConnection};
+use crate::error::RenderError;
+use crate::jwt::{Claims, IdentityKey};
+use crate::signing::{SigningSecret, SigningSpec, signature_header, webhook_id};
+use crate::template::{HeaderTemplate, UrlTemplate};
+use crate::transform::{Payload, Predefined, Transform};
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+const CLOUDEVENTS_JSON: &str = "application/cloudevents+json; charset=utf-8";
+/// CloudEvents HTTP binding §3.1.3.2: space, `"`, `%` and everything outside printable ASCII is
+/// percent-encoded in `ce-*` header values.
+const CE_HEADER: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
+
+/// A destination's render settings, borrowed from wherever the caller keeps them (the model's
+/// `Destination`).
+#[derive(Debug, Clone, Copy)]
+pub struct RenderSpec<'a> {
+    pub url: &'a UrlTemplate,
+    pub method: HttpMethod,
+    pub headers: &'a BTreeMap<String, HeaderTemplate>,
+    pub format: Format,
+    pub transform: Option<&'a Transform>,
+    /// When set, [`Credentials::signing`] must hold its resolved secrets.
+    pub signing: Option<&'a SigningSpec>,
+    /// When set, [`Credentials::identity`] must be given.
+    pub identity_token: Option<&'a IdentityTokenSpec>,
+}
+
+/// The attempt being rendered.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The stored envelope: `{"version":"0","id","detail-type","source","time","resources","detail"}`.
+    pub envelope: &'a str,
+    pub bus: &'a str,
+    pub subscription: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When switchyard accepted the event (Pub/Sub's `publishTime`).
+    pub ingested_ms: u64,
+    /// Now, in Unix seconds: `webhook-timestamp` and the identity token's `iat`.
+    pub now_s: u64,
+}
+
+/// Resolved secrets for one attempt. Every field may be empty when the destination needs none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    pub connection: Option<&'a ResolvedConnection>,
+    /// The OAuth access token, when the connection uses `oauth2_client_credentials`.
+    pub access_token: Option<&'a Secret>,
+    pub signing: &'a [SigningSecret],
+    pub identity: Option<Identity<'a>>,
+}
+
+/// What signs identity tokens: the current key and the issuer (switchyard's public base URL,
+/// under which `/.well-known/jwks.json` is served).
+#[derive(Debug, Clone, Copy)]
+pub struct Identity<'a> {
+    pub key: &'a IdentityKey,
+    pub issuer: &'a str,
+}
+
+/// One request header. `sensitive` ones carry credentials: mark them sensitive in the HTTP
+/// client too, and never log their values.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+    pub sensitive: bool,
+}
+
+impl Header {
+    pub(crate) fn new(name: impl Into<String>, value: impl Into<String>) -> Header {
+        Header {
+            name: name.into(),
+            value: value.into(),
+            sensitive: false,
+        }
+    }
+
+    pub(crate) fn sensitive(name: impl Into<String>, value: impl Into<String>) -> Header {
+        Header {
+            sensitive: true,
+            ..Header::new(name, value)
+        }
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = if self.sensitive {
+            REDACTED
+        } else {
+            &self.value
+        };
+        write!(f, "{}: {value}", self.name)
+    }
+}
+
+/// The request to send.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedRequest {
+    pub method: HttpMethod,
+    /// The URL to send to; may hold secret query parameters (see [`Self::url_for_logs`]).
+    pub url: String,
+    /// In order; names are unique (case-insensitively).
+    pub headers: Vec<Header>,
+    pub body: Vec<u8>,
+    url_for_logs: String,
+}
+
+impl RenderedRequest {
+    /// The URL with secret query values replaced by `********`: the one to put in logs, errors
+    /// and dead letters (HTTP client errors often quote the URL they failed on).
+    pub fn url_for_logs(&self) -> &str {
+        &self.url_for_logs
+    }
+
+    /// True when [`Self::url`] carries a secret, so its errors must be stripped of the URL.
+    pub fn url_is_sensitive(&self) -> bool {
+        self.url != self.url_for_logs
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+}
+
+impl fmt::Debug for RenderedRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedRequest")
+            .field("method", &self.method)
+            .field("url", &self.url_for_logs)
+            .field("headers", &self.headers)
+            .field("body", &format_args!("{} bytes", self.body.len()))
+            .finish()
+    }
+}
+
+/// The fields of the envelope that formats use.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    id: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    source: String,
+    time: String,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(borrow)]
+    detail: &'a RawValue,
+}
+
+/// Renders one attempt.
+pub fn render(
+    spec: &RenderSpec<'_>,
+    attempt: &Attempt<'_>,
+    credentials: &Credentials<'_>,
+) -> Result<RenderedRequest, RenderError> {
+    let event: &RawValue =
+        serde_json::from_str(attempt.envelope).map_err(|e| RenderError::Envelope(e.to_string()))?;
+    let envelope: Envelope<'_> =
+        serde_json::from_str(attempt.envelope).map_err(|e| RenderError::Envelope(e.to_string()))?;
+    let ingestion_time = rfc3339_ms(attempt.ingested_ms);
+
+    let payload = match spec.transform {
+        Some(transform) => transform.apply(
+            event,
+            &Predefined {
+                envelope: attempt.envelope,
+                subscription: attempt.subscription,
+                ingestion_time: &ingestion_time,
+            },
+        )?,
+        None => match spec.format {
+            Format::Envelope | Format::PubsubPush | Format::PubsubPushUnwrapped => {
+                Payload::Json(attempt.envelope.to_string())
+            }
+            Format::Detail | Format::CloudeventsBinary | Format::CloudeventsStructured => {
+                Payload::Json(envelope.detail.get().to_string())
+            }
+        },
+    };
+
+    let mut headers = Headers::default();
+    let body = format_body(
+        spec.format,
+        payload,
+        &envelope,
+        attempt,
+        &ingestion_time,
+        &mut headers,
+    )?;
+
+    let mut url = spec.url.render(event)?;
+    // The token's audience is the URL the receiver was configured with, before the
+    // connection's (possibly secret) query parameters.
+    let audience_url = url.to_string();
+    let mut masked = url.clone();
+    if let Some(connection) = credentials.connection {
+        for param in &connection.query {
+            url.query_pairs_mut()
+                .append_pair(&param.name, param.value.expose());
+            let shown = if param.secret {
+                REDACTED
+            } else {
+                param.value.expose()
+            };
+            masked.query_pairs_mut().append_pair(&param.name, shown);
+        }
+    }
+
+    for (name, template) in spec.headers {
+        headers.set(Header::new(name.clone(), template.render(name, event)?));
+    }
+
+    let mut authorization_by = None;
+    if let Some(connection) = credentials.connection {
+        for param in &connection.headers {
+            headers.set(Header {
+                name: param.name.clone(),
+                value: param.value.expose().to_string(),
+                sensitive: param.secret,
+            });
+        }
+        match &connection.auth {
+            ResolvedAuth::None => {}
+            ResolvedAuth::Basic { username, password } => {
+                let pair = zeroize::Zeroizing::new(format!("{username}:{}", password.expose()));
+                headers.set(Header::sensitive(
+                    "authorization",
+                    format!("Basic {}", STANDARD.encode(pair.as_bytes())),
+                ));
+                authorization_by = Some(connection.kind);
+            }
+            ResolvedAuth::ApiKey { header, value } => {
+                headers.set(Header::sensitive(header.clone(), value.expose()));
+                if header.eq_ignore_ascii_case("authorization") {
+                    authorization_by = Some(connection.kind);
+                }
+            }
+            ResolvedAuth::OAuth2 => {
+                let token = credentials
+                    .access_token
+                    .ok_or(RenderError::MissingCredential(
+                        "the connection uses OAuth 2.0 but no access token was passed",
+                    ))?;
+                headers.set(Header::sensitive(
+                    "authorization",
+                    format!("Bearer {}", token.expose()),
+                ));
+                authorization_by = Some(connection.kind);
+            }
+        }
+    }
+
+    if let Some(token_spec) = spec.identity_token {
+        if let Some(kind) = authorization_by {
+            return Err(RenderError::ConflictingAuthorization(kind));
+        }
+        let identity = credentials.identity.ok_or(RenderError::MissingCredential(
+            "the destination sends an identity token but no identity key was passed",
+        ))?;
+        let claims = Claims {
+            iss: identity.issuer.to_string(),
+            sub: format!(
+                "buses/{}/subscriptions/{}",
+                attempt.bus, attempt.subscription
+            ),
+            aud: token_spec.audience().unwrap_or(&audience_url).to_string(),
+            iat: attempt.now_s,
+            exp: attempt.now_s + token_spec.ttl_s(),
+        };
+        let token = identity
+            .key
+            .sign(&claims)
+            .map_err(|e| RenderError::Signing(e.to_string()))?;
+        headers.set(Header::sensitive(
+            "authorization",
+            format!("Bearer {token}"),
+        ));
+    }
+
+    headers.set(Header::new("switchyard-event-id", envelope.id.as_str()));
+    headers.set(Header::new("switchyard-bus", attempt.bus));
+    headers.set(Header::new("switchyard-subscription", attempt.subscription));
+    headers.set(Header::new(
+        "switchyard-attempt",
+        attempt.attempt.to_string(),
+    ));
+
+    if spec.signing.is_some() {
+        if credentials.signing.is_empty() {
+            return Err(RenderError::MissingCredential(
+                "the destination is signed but no signing secret was passed",
+            ));
+        }
+        let id = webhook_id(&envelope.id);
+        let signature = signature_header(credentials.signing, &id, attempt.now_s, &body);
+        headers.set(Header::new("webhook-id", id));
+        headers.set(Header::new("webhook-timestamp", attempt.now_s.to_string()));
+        headers.set(Header::sensitive("webhook-signature", signature));
+    }
+
+    let headers = headers.0;
+    if let Some(bad) = headers
+        .iter()
+        .find(|h| h.value.chars().any(|c| c.is_control() && c != '\t'))
+    {
+        return Err(RenderError::HeaderValue {
+            name: bad.name.clone(),
+        });
+    }
+    Ok(RenderedRequest {
+        method: spec.method,
+        url: url.to_string(),
+        headers,
+        body,
+        url_for_logs: masked.to_string(),
+    })
+}
+
+/// Headers with unique names; setting a name again replaces the value in place.
+#[derive(Default)]
+struct Headers(Vec<Header>);
+
+impl Headers {
+    fn set(&mut self, header: Header) {
+        match self
+            .0
+            .iter_mut()
+            .find(|h| h.name.eq_ignore_ascii_case(&header.name))
+        {
+            Some(existing) => *existing = header,
+            None => self.0.push(header),
+        }
+    }
+}
+
+fn content_type(payload: &Payload) -> &'static str {
+    match payload {
+        Payload::Json(_) => JSON,
+        Payload::Text(_) => TEXT,
+    }
+}
+
+fn payload_bytes(payload: Payload) -> Vec<u8> {
+    match payload {
+        Payload::Json(text) | Payload::Text(text) => text.into_bytes(),
+    }
+}
+
+fn format_body(
+    format: Format,
+    payload: Payload,
+    envelope: &Envelope<'_>,
+    attempt: &Attempt<'_>,
+    ingestion_time: &str,
+    headers: &mut Headers,
+) -> Result<Vec<u8>, RenderError> {
+    let encode = |e: serde_json::Error| RenderError::Envelope(e.to_string());
+    match format {
+        Format::Envelope | Format::Detail => {
+            headers.set(Header::new("content-type", content_type(&payload)));
+            Ok(payload_bytes(payload))
+        }
+        Format::CloudeventsBinary => {
+            headers.set(Header::new("content-type", content_type(&payload)));
+            let mut ce = |name: &str, value: &str| {
+                headers.set(Header::new(
+                    format!("ce-{name}"),
+                    utf8_percent_encode(value, CE_HEADER).to_string(),
+                ));
+            };
+            ce("specversion", "1.0");
+            ce("id", &envelope.id);
+            ce("source", &envelope.source);
+            ce("type", &envelope.detail_type);
+            ce("time", &envelope.time);
+            if let Some(subject) = envelope.resources.first() {
+                ce("subject", subject);
+            }
+            Ok(payload_bytes(payload))
+        }
+        Format::CloudeventsStructured => {
+            #[derive(Serialize)]
+            struct Structured<'a> {
+                specversion: &'static str,
+                id: &'a str,
+                source: &'a str,
+                #[serde(rename = "type")]
+                kind: &'a str,
+                time: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                subject: Option<&'a str>,
+                datacontenttype: &'static str,
+                data: &'a RawValue,
+            }
+            let datacontenttype = content_type(&payload);
+            let data = match &payload {
+                Payload::Json(json) => RawValue::from_string(json.clone()).map_err(encode)?,
+                Payload::Text(text) => {
+                    RawValue::from_string(serde_json::to_string(text).map_err(encode)?)
+                        .map_err(encode)?
+                }
+            };
+            headers.set(Header::new("content-type", CLOUDEVENTS_JSON));
+            serde_json::to_vec(&Structured {
+                specversion: "1.0",
+                id: &envelope.id,
+                source: &envelope.source,
+                kind: &envelope.detail_type,
+                time: &envelope.time,
+                subject: envelope.resources.first().map(String::as_str),
+                datacontenttype,
+                data: &data,
+            })
+            .map_err(encode)
+        }
+        Format::PubsubPush => {
+            #[derive(Serialize)]
+            struct Push<'a> {
+                message: Message<'a>,
+                subscription: String,
+                #[serde(rename = "deliveryAttempt")]
+                delivery_attempt: u32,
+            }
+            // Google sends both spellings of the id and time; receivers read either.
+            #[derive(Serialize)]
+            struct Message<'a> {
+                attributes: BTreeMap<&'static str, &'a str>,
+                data: String,
+                #[serde(rename = "messageId")]
+                message_id_camel: &'a str,
+                message_id: &'a str,
+                #[serde(rename = "publishTime")]
+                publish_time_camel: &'a str,
+                publish_time: &'a str,
+            }
+            headers.set(Header::new("content-type", JSON));
+            serde_json::to_vec(&Push {
+                message: Message {
+                    attributes: attributes(envelope),
+                    data: STANDARD.encode(payload_bytes(payload)),
+                    message_id_camel: &envelope.id,
+                    message_id: &envelope.id,
+                    publish_time_camel: ingestion_time,
+                    publish_time: ingestion_time,
+                },
+                subscription: pubsub_subscription(attempt),
+                delivery_attempt: attempt.attempt,
+            })
+            .map_err(encode)
+        }
+        Format::PubsubPushUnwrapped => {
+            headers.set(Header::new("content-type", content_type(&payload)));
+            for (name, value) in attributes(envelope) {
+                headers.set(Header::new(name, value));
+            }
+            headers.set(Header::new(
+                "x-goog-pubsub-subscription-name",
+                pubsub_subscription(attempt),
+            ));
+            headers.set(Header::new(
+                "x-goog-pubsub-message-id",
+                envelope.id.as_str(),
+            ));
+            headers.set(Header::new("x-goog-pubsub-publish-time", ingestion_time));
+            headers.set(Header::new(
+                "x-goog-pubsub-delivery-attempt",
+                attempt.attempt.to_string(),
+            ));
+            Ok(payload_bytes(payload))
+        }
+    }
+}
+
+/// The Pub/Sub message attributes of an event: its routing fields, as strings.
+fn attributes<'a>(envelope: &'a Envelope<'_>) -> BTreeMap<&'static str, &'a str> {
+    BTreeMap::from([
+        ("detail-type", envelope.detail_type.as_str()),
+        ("source", envelope.source.as_str()),
+    ])
+}
+
+/// Pub/Sub names a subscription `projects/{project}/subscriptions/{name}`; the bus plays the
+/// project, so receivers that split on `/` find the subscription's name where they expect it.
+fn pubsub_subscription(attempt: &Attempt<'_>) -> String {
+    format!(
+        "projects/{}/subscriptions/{}",
+        attempt.bus, attempt.subscription
+    )
+}
+
+/// `2026-01-02T03:04:05.678Z`, the form of the envelope's own times.
+fn rfc3339_ms(ms: u64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
