@@ -1,5 +1,5 @@
-//! A verified request body as an event's `detail`: a JSON body as it came, or form fields as a
-//! JSON object.
+//! A verified request body as an event's `detail`: a JSON body as it came, form fields as a
+//! JSON object, or other text wrapped as `{"body": "..."}`.
 //!
 //! The JSON text of a JSON object body is kept byte for byte (as the model keeps a publisher's
 //! `detail`), so numbers such as 20-digit ids arrive at subscribers exactly as the sender wrote
@@ -10,18 +10,26 @@ use serde_json::{Map, Value};
 
 /// A body that parsed. Holds the text it came from where the detail is that text.
 pub(crate) enum Body<'a> {
-    Json { text: &'a str, value: Value },
+    Json {
+        text: &'a str,
+        value: Value,
+    },
     Form(Map<String, Value>),
+    /// Text that is neither JSON nor form fields.
+    Text(&'a str),
 }
 
 impl<'a> Body<'a> {
-    /// Form-encoded when the content type says so; JSON otherwise, whatever the content type
-    /// claims (senders differ in what they write there). An empty body is `{}`.
+    /// Form fields when the content type says so; otherwise JSON if it parses, and other UTF-8
+    /// text as a string (senders differ in what they write in the content type, and a verified
+    /// sender's delivery is not lost over it). An empty body is `{}`. Refused: a body that
+    /// claims JSON but is not, and bytes that are not UTF-8.
     pub(crate) fn parse(content_type: Option<&str>, body: &'a [u8]) -> Result<Body<'a>, String> {
         let media_type = content_type
             .and_then(|c| c.split(';').next())
-            .map(|c| c.trim().to_ascii_lowercase());
-        if media_type.as_deref() == Some("application/x-www-form-urlencoded") {
+            .map(|c| c.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        if media_type == "application/x-www-form-urlencoded" {
             let mut fields = Map::new();
             for (name, value) in form_urlencoded::parse(body) {
                 let value = if name == "payload" {
@@ -38,7 +46,7 @@ impl<'a> Body<'a> {
             return Ok(Body::Form(fields));
         }
         let text = std::str::from_utf8(body)
-            .map_err(|_| "the body is neither form fields nor UTF-8 JSON".to_string())?
+            .map_err(|_| "the body is neither form fields nor UTF-8 text".to_string())?
             .trim();
         if text.is_empty() {
             return Ok(Body::Json {
@@ -46,9 +54,13 @@ impl<'a> Body<'a> {
                 value: Value::Object(Map::new()),
             });
         }
-        let value = serde_json::from_str(text)
-            .map_err(|e| format!("the body is neither form fields nor valid JSON: {e}"))?;
-        Ok(Body::Json { text, value })
+        match serde_json::from_str(text) {
+            Ok(value) => Ok(Body::Json { text, value }),
+            Err(e) if media_type == "application/json" || media_type.ends_with("+json") => {
+                Err(format!("the body is not valid JSON: {e}"))
+            }
+            Err(_) => Ok(Body::Text(text)),
+        }
     }
 
     /// A string field of a JSON object body, or of the object in a form's `payload`.
@@ -56,6 +68,7 @@ impl<'a> Body<'a> {
         let object = match self {
             Body::Json { value, .. } => value,
             Body::Form(fields) => fields.get("payload")?,
+            Body::Text(_) => return None,
         };
         object.get(name)?.as_str()
     }
@@ -64,7 +77,7 @@ impl<'a> Body<'a> {
     pub(crate) fn form_field(&self, name: &str) -> Option<&str> {
         match self {
             Body::Form(fields) => fields.get(name)?.as_str(),
-            Body::Json { .. } => None,
+            Body::Json { .. } | Body::Text(_) => None,
         }
     }
 
@@ -73,12 +86,13 @@ impl<'a> Body<'a> {
     }
 
     /// The event's `detail`: always a JSON object. A JSON body that is not an object (some
-    /// senders post arrays of events) is wrapped as `{"body": ...}`.
+    /// senders post arrays of events), and plain text, are wrapped as `{"body": ...}`.
     pub(crate) fn into_detail(self) -> String {
         match self {
             Body::Json { text, value } if value.is_object() => text.to_string(),
             Body::Json { text, .. } => format!("{{\"body\":{text}}}"),
             Body::Form(fields) => Value::Object(fields).to_string(),
+            Body::Text(text) => serde_json::json!({ "body": text }).to_string(),
         }
     }
 }
@@ -101,11 +115,14 @@ mod tests {
     }
 
     #[test]
-    fn other_json_is_wrapped_and_empty_is_an_empty_object() {
+    fn other_json_and_text_are_wrapped_and_empty_is_an_empty_object() {
         let body = Body::parse(None, b"[1, 2]").unwrap();
         assert_eq!(body.into_detail(), "{\"body\":[1, 2]}");
+        let text = Body::parse(Some("text/plain"), b"Hello, \"World\"!").unwrap();
+        assert_eq!(text.into_detail(), "{\"body\":\"Hello, \\\"World\\\"!\"}");
         assert_eq!(Body::parse(None, b"").unwrap().into_detail(), "{}");
         assert!(Body::parse(Some("application/json"), b"{nope").is_err());
+        assert!(Body::parse(Some("application/cloudevents+json"), b"{nope").is_err());
         assert!(Body::parse(None, b"\xff\xfe").is_err());
     }
 

@@ -85,7 +85,7 @@ pub enum Reason {
     MissingCredentials,
     /// 401: the credentials are not the configured ones.
     BadCredentials,
-    /// 400: the verified body is neither JSON nor form fields.
+    /// 400: the verified body claims to be JSON but is not, or is not UTF-8 text.
     InvalidBody,
 }
 

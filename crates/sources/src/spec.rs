@@ -710,6 +710,13 @@ mod tests {
         assert!(e.contains("verify.algorithm"), "{e}");
         let e = error(r#"{"bus": "b", "verify": {"type": "basic", "username": "a:b"}}"#);
         assert!(e.contains("verify.username"), "{e}");
+        let e = error(r#"{"bus": "b", "verify": {"type": "stripe", "tolerance_s": "5"}}"#);
+        assert!(e.starts_with("field \"verify.tolerance_s\""), "{e}");
+        let e = error(r#"{"bus": "b", "verify": {"type": "github"}, "response": {"status": "x"}}"#);
+        assert!(e.starts_with("field \"response.status\""), "{e}");
+        assert!(error(r#"{"bus": "b"}"#).contains("\"verify\" is required"));
+        assert!(error(r#"{"bus": "b", "verify": {}}"#).contains("verify.type"));
+        assert!(error("[]").contains("JSON object"));
         assert!(error("{").contains("not valid JSON"));
     }
 
