@@ -16,8 +16,9 @@ use crate::spec::{MAX_DETAIL_TYPE_LEN, SourceSpec, VerifySpec};
 use crate::verify::{Check, Headers};
 use crate::{Secret, SourceError};
 
-/// A request as the HTTP layer received it.
-#[derive(Debug, Clone, Copy)]
+/// A request as the HTTP layer received it. Deliberately not `Debug`: it holds signatures and
+/// the full payload, which must not reach a log.
+#[derive(Clone, Copy)]
 pub struct Webhook<'a> {
     pub method: &'a str,
     /// Name/value pairs in the order received; names in any case.
