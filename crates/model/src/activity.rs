@@ -10,7 +10,14 @@ use serde::Serialize;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Activity {
     /// An event was accepted on a bus.
-    Published { at: String, bus: String, event_id: String, source: String, detail_type: String, matched: usize },
+    Published {
+        at: String,
+        bus: String,
+        event_id: String,
+        source: String,
+        detail_type: String,
+        matched: usize,
+    },
     /// An attempt finished and its outcome is durable.
     Attempted {
         at: String,

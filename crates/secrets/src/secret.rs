@@ -54,6 +54,30 @@ impl Serialize for Secret {
     }
 }
 
+/// A JSON string becomes the secret as written; [`REDACTED`] is refused, so a redacted answer
+/// sent back is never taken for the secret itself.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        let text = Zeroizing::new(String::deserialize(deserializer)?);
+        if text.as_str() == REDACTED {
+            return Err(serde::de::Error::custom(
+                "a redacted value cannot be stored as a secret; send the secret itself",
+            ));
+        }
+        Ok(Secret(text))
+    }
+}
+
+/// Constant time: equality of secrets must not reveal how much of one matched.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        let (a, b) = (self.expose().as_bytes(), other.expose().as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+impl Eq for Secret {}
+
 /// How a configuration names a secret. In JSON it is one string:
 /// - `"file:/abs/path"`: the file's content (one trailing newline dropped), read at each use;
 /// - `"sealed:v1:..."`: a value sealed under the master key, as the store keeps it;
@@ -164,10 +188,7 @@ fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
 impl PartialEq for SecretRef {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            (SecretRef::Inline(a), SecretRef::Inline(b)) => {
-                let (a, b) = (a.expose().as_bytes(), b.expose().as_bytes());
-                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-            }
+            (SecretRef::Inline(a), SecretRef::Inline(b)) => a == b,
             (SecretRef::Sealed(a), SecretRef::Sealed(b)) => a == b,
             (SecretRef::File(a), SecretRef::File(b)) => a == b,
             _ => false,

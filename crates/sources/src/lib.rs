@@ -22,15 +22,14 @@ mod body;
 mod error;
 mod network;
 mod receive;
-mod secret;
 mod spec;
 mod verify;
 
 pub use error::SourceError;
 pub use receive::{Answer, EventFields, Outcome, Reason, Refusal, Source, Webhook};
-pub use secret::Secret;
 pub use spec::{
     ApiKeyVerify, BasicVerify, DEFAULT_TOLERANCE_S, EventSpec, GithubVerify, HmacAlgorithm,
     HmacVerify, ResponseSpec, SignatureEncoding, SlackVerify, SourceSpec, StandardWebhooksVerify,
     StripeVerify, VerifySpec, parse_source_spec,
 };
+pub use switchyard_secrets::Secret;

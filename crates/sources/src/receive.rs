@@ -402,7 +402,13 @@ mod tests {
             body,
             "{\"source\":\"slack\",\"detail-type\":\"slash_command\",\"detail\":{\"n\": 12345678901234567890}}"
         );
-        let parsed = switchyard_model::parse_publish_request(&body, 256 * 1024, 0).unwrap();
+        let context = switchyard_model::PublishContext {
+            ingested_ms: 0,
+            max_event_bytes: 256 * 1024,
+            hops: 0,
+            trace: switchyard_model::TraceContext::new_root(),
+        };
+        let parsed = switchyard_model::parse_publish_request(&body, &context).unwrap();
         let event = parsed.entries[0].as_ref().unwrap();
         assert!(event.envelope.contains("12345678901234567890"));
     }
