@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod config;
 mod error;
 mod ops;
+pub mod publish;
 
 use std::future::Future;
 use std::sync::Arc;
