@@ -39,6 +39,9 @@ pub const DEAD_REASONS: [&str; 4] = [
     "invalid_destination",
 ];
 
+/// The `result` label of `switchyard_source_requests_total`.
+pub const SOURCE_RESULTS: [&str; 3] = ["published", "challenge", "refused"];
+
 /// Upper bounds in seconds: from a fast local receiver (1 ms) to a day-long retry window.
 const BUCKETS: [f64; 18] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -142,6 +145,34 @@ impl SubscriptionMetrics {
     }
 }
 
+/// Per-source counters of webhook requests. Refusal reasons are a closed set owned by the
+/// sources crate, so they arrive as `&'static str`.
+#[derive(Debug, Default)]
+pub struct SourceMetrics {
+    results: [AtomicU64; SOURCE_RESULTS.len()],
+    refusals: std::sync::Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl SourceMetrics {
+    pub fn published(&self) {
+        self.results[0].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn challenge(&self) {
+        self.results[1].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn refused(&self, reason: &'static str) {
+        self.results[2].fetch_add(1, Ordering::Relaxed);
+        *self
+            .refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
+    }
+}
+
 /// A gauge value the caller computed at scrape time, for one subscription.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubscriptionGauges {
@@ -155,6 +186,7 @@ pub struct SubscriptionGauges {
 pub struct Metrics {
     buses: RwLock<BTreeMap<String, Arc<BusMetrics>>>,
     subscriptions: RwLock<BTreeMap<u64, Arc<SubscriptionMetrics>>>,
+    sources: RwLock<BTreeMap<String, Arc<SourceMetrics>>>,
 }
 
 /// Prometheus label values escape `\`, `"` and newlines; names here cannot contain them, but the
@@ -228,6 +260,26 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .get(&id)
             .cloned()
+    }
+
+    pub fn source(&self, name: &str) -> Arc<SourceMetrics> {
+        if let Some(found) = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Arc::clone(found);
+        }
+        let mut sources = self.sources.write().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(sources.entry(name.to_string()).or_default())
+    }
+
+    pub fn remove_source(&self, name: &str) {
+        self.sources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     /// Forgets a deleted subscription, so that its series disappear instead of going stale.
@@ -410,7 +462,51 @@ impl Metrics {
             "From ingestion to successful delivery.",
             &|s| &s.ingestion_to_delivery,
         );
+        self.render_sources(&mut out);
         out
+    }
+}
+
+impl Metrics {
+    fn render_sources(&self, out: &mut String) {
+        let sources: Vec<(String, Arc<SourceMetrics>)> = self
+            .sources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        header(
+            out,
+            "switchyard_source_requests_total",
+            "counter",
+            "Webhook requests to a source, by result: published, challenge (a verified handshake), refused.",
+        );
+        for (name, m) in &sources {
+            for (result, count) in SOURCE_RESULTS.iter().zip(&m.results) {
+                let _ = writeln!(
+                    out,
+                    "switchyard_source_requests_total{{source=\"{}\",result=\"{result}\"}} {}",
+                    escape(name),
+                    count.load(Ordering::Relaxed)
+                );
+            }
+        }
+        header(
+            out,
+            "switchyard_source_refusals_total",
+            "counter",
+            "Webhook requests refused, by reason (failed verification, stale timestamp, network, ...).",
+        );
+        for (name, m) in &sources {
+            for (reason, count) in m.refusals.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                let _ = writeln!(
+                    out,
+                    "switchyard_source_refusals_total{{source=\"{}\",reason=\"{reason}\"}} {count}",
+                    escape(name)
+                );
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use switchyard_model::{
     BusSpec, ModelError, SubscriptionSpec, parse_bus_spec, parse_subscription_spec, validate_name,
 };
+use switchyard_sources::{SourceSpec, parse_source_spec};
 
 use crate::{App, ServerError};
 
@@ -26,6 +27,7 @@ pub struct ServerSettings {
     pub max_event_bytes: Option<usize>,
     pub max_hops: Option<u32>,
     pub history_retention_s: Option<u64>,
+    pub master_key_file: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -33,6 +35,8 @@ pub struct ConfigFile {
     pub server: ServerSettings,
     /// Bus name -> (bus settings, subscriptions by name), in name order.
     pub buses: BTreeMap<String, (BusSpec, BTreeMap<String, SubscriptionSpec>)>,
+    /// Webhook sources by name; their secrets are best written as `file:/path` references.
+    pub sources: BTreeMap<String, SourceSpec>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +46,8 @@ struct RawFile {
     server: ServerSettings,
     #[serde(default)]
     buses: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    sources: BTreeMap<String, serde_json::Value>,
 }
 
 impl ConfigFile {
@@ -85,19 +91,41 @@ impl ConfigFile {
             }
             buses.insert(bus, (spec, subscriptions));
         }
+        let mut sources = BTreeMap::new();
+        for (name, body) in raw.sources {
+            let context = format!("sources.{name}");
+            validate_name("source", &name).map_err(|error| ServerError::ConfigEntry {
+                context: context.clone(),
+                error,
+            })?;
+            let spec = parse_source_spec(&body.to_string())
+                .map_err(|e| ServerError::Config(format!("{context}: {e}")))?;
+            sources.insert(name, spec);
+        }
         Ok(ConfigFile {
             server: raw.server,
             buses,
+            sources,
         })
     }
 
-    /// Creates or updates every bus and subscription the file declares.
+    /// Creates or updates every bus, subscription and source the file declares.
     pub async fn apply(&self, app: &App) -> Result<(), ServerError> {
         for (bus, (spec, subscriptions)) in &self.buses {
             app.put_bus(bus, spec.clone()).await?;
             for (name, spec) in subscriptions {
                 app.put_subscription(bus, name, spec.clone()).await?;
             }
+        }
+        for (name, spec) in &self.sources {
+            app.put_source(name, spec.clone())
+                .await
+                .map_err(|error| match error {
+                    ServerError::Invalid(message) => {
+                        ServerError::Config(format!("sources.{name}: {message}"))
+                    }
+                    other => other,
+                })?;
         }
         Ok(())
     }

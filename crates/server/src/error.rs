@@ -15,4 +15,9 @@ pub enum ServerError {
     Config(String),
     #[error("config file: {context}: {error}")]
     ConfigEntry { context: String, error: ModelError },
+    /// A change was refused; the message names the field and says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("master key: {0}")]
+    Secrets(#[from] switchyard_secrets::SecretError),
 }

@@ -17,6 +17,7 @@ pub mod config;
 mod error;
 mod ops;
 pub mod publish;
+pub mod sources;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,12 +25,14 @@ use std::time::Duration;
 
 use switchyard_dispatcher::{Dispatcher, DispatcherConfig};
 use switchyard_metrics::Metrics;
+use switchyard_secrets::MasterKey;
 use switchyard_store::Store;
 use tokio::net::TcpListener;
 
 pub use catalog::Catalog;
 pub use config::{ConfigFile, ServerSettings};
 pub use error::ServerError;
+pub use sources::SourceRegistry;
 
 /// How often the store's upkeep (collecting delivered events) runs.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(2);
@@ -65,11 +68,19 @@ pub struct App {
     pub catalog: Catalog,
     pub config: ApiConfig,
     pub metrics: Arc<Metrics>,
+    /// Webhook sources, compiled with their secrets.
+    pub sources: SourceRegistry,
+    /// Seals secrets before they are stored and opens them when they are loaded.
+    pub master_key: MasterKey,
 }
 
 impl App {
     /// Loads buses and subscriptions from the store and starts a lane for every subscription.
-    pub async fn start(store: Arc<dyn Store>, config: ApiConfig) -> Result<Arc<App>, ServerError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+        master_key: MasterKey,
+    ) -> Result<Arc<App>, ServerError> {
         let metrics = Arc::new(Metrics::new());
         let dispatcher = Dispatcher::new(
             Arc::clone(&store),
@@ -83,12 +94,15 @@ impl App {
         for bus in catalog.buses() {
             metrics.bus(&bus.record.name);
         }
+        let sources = SourceRegistry::load(store.as_ref(), &master_key).await?;
         let app = Arc::new(App {
             metrics,
             store,
             dispatcher,
             catalog,
             config,
+            sources,
+            master_key,
         });
         let upkeep = Arc::downgrade(&app);
         tokio::spawn(async move {
@@ -114,7 +128,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = api::router(Arc::clone(&app));
-    axum::serve(listener, router)
+    // Sources' network allow-lists need the peer address.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;
     app.dispatcher.shutdown().await;

@@ -6,10 +6,13 @@
 
 use std::sync::Arc;
 
-use switchyard_model::{BusSpec, SubscriptionSpec};
-use switchyard_store::{BusRecord, StoreError, SubscriptionRecord};
+use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
+use switchyard_secrets::SecretRef;
+use switchyard_sources::SourceSpec;
+use switchyard_store::{BusRecord, SourceRecord, StoreError, SubscriptionRecord};
 
-use crate::App;
+use crate::sources::LiveSource;
+use crate::{App, ServerError};
 
 impl App {
     pub async fn put_bus(
@@ -56,6 +59,70 @@ impl App {
         let record = self.store.delete_subscription(bus, name).await?;
         self.catalog.remove_subscription(bus, name);
         self.dispatcher.remove(record.id);
+        Ok(())
+    }
+
+    /// Creates or replaces a webhook source. Its secret is sealed with the master key before it
+    /// is stored (a `file:` reference is stored as such); a replacement that leaves the secret
+    /// out keeps the current one, since answers never show it.
+    pub async fn put_source(
+        &self,
+        name: &str,
+        mut spec: SourceSpec,
+    ) -> Result<(Arc<LiveSource>, bool), ServerError> {
+        let _change = self.catalog.lock_changes().await;
+        if self.catalog.bus(&spec.bus).is_none() {
+            return Err(ServerError::Invalid(format!(
+                "field \"bus\": bus {:?} does not exist; create it first",
+                spec.bus
+            )));
+        }
+        let field = spec.secret_field();
+        let current = self.sources.get(name);
+        let secret = match spec.take_secret() {
+            Some(secret) => {
+                let reference = SecretRef::parse(secret.expose())
+                    .map_err(|e| ServerError::Invalid(format!("field \"{field}\": {e}")))?;
+                let sealed = reference.seal(&self.master_key)?;
+                serde_json::to_value(&sealed)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .ok_or_else(|| {
+                        ServerError::Invalid(format!("field \"{field}\" cannot be stored"))
+                    })?
+            }
+            None => match &current {
+                Some(live) => live.record.secret.clone(),
+                None => {
+                    return Err(ServerError::Invalid(format!(
+                        "field \"{field}\" is required"
+                    )));
+                }
+            },
+        };
+        let spec_json = serde_json::to_string(&spec)
+            .map_err(|e| ServerError::Invalid(format!("cannot encode the source: {e}")))?;
+        let now = now_ms();
+        let record = SourceRecord {
+            name: name.to_string(),
+            bus: spec.bus.clone(),
+            spec: spec_json,
+            secret,
+            created_ms: now,
+            updated_ms: now,
+        };
+        // Compiled before it is stored, so that a source that cannot verify anything is refused.
+        let mut live = LiveSource::compile(record, &self.master_key)?;
+        let (stored, created) = self.store.put_source(live.record.clone()).await?;
+        live.record = stored;
+        Ok((self.sources.insert(live), created))
+    }
+
+    pub async fn delete_source(&self, name: &str) -> Result<(), StoreError> {
+        let _change = self.catalog.lock_changes().await;
+        self.store.delete_source(name).await?;
+        self.sources.remove(name);
+        self.metrics.remove_source(name);
         Ok(())
     }
 }

@@ -23,7 +23,8 @@ pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use records::{
     AttemptRecord, BusRecord, DeadLetter, DeadReason, DeliveryState, DeliveryTrail, EventTrail,
-    NewEvent, Outcome, OutcomeKind, PendingDelivery, SubscriptionRecord, SubscriptionStats,
+    NewEvent, Outcome, OutcomeKind, PendingDelivery, SourceRecord, SubscriptionRecord,
+    SubscriptionStats,
 };
 
 /// How long history is kept: events and their attempt log, once nothing pending needs them.
@@ -83,6 +84,11 @@ pub trait Store: Send + Sync + 'static {
         bus: &str,
         name: &str,
     ) -> Result<SubscriptionRecord, StoreError>;
+
+    /// Creates or replaces a webhook source (its creation time is kept on replace).
+    async fn put_source(&self, record: SourceRecord) -> Result<(SourceRecord, bool), StoreError>;
+    async fn list_sources(&self) -> Result<Vec<SourceRecord>, StoreError>;
+    async fn delete_source(&self, name: &str) -> Result<SourceRecord, StoreError>;
 
     /// Makes events and their deliveries durable, returning per event the deliveries created.
     /// A subscription deleted since matching simply gets no delivery.

@@ -25,6 +25,20 @@ pub struct SubscriptionRecord {
     pub updated_ms: u64,
 }
 
+/// A webhook source as stored. The store knows it only as text: the server owns its meaning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub name: String,
+    pub bus: String,
+    /// The source's configuration as JSON, without its secret.
+    pub spec: String,
+    /// A reference to the secret: `sealed:...` (encrypted with the master key) or `file:...`;
+    /// never the secret itself.
+    pub secret: String,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
 /// An event to append, with the subscriptions it matched.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

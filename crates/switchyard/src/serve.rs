@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use switchyard_secrets::MasterKey;
 use switchyard_server::{ApiConfig, App, ConfigFile};
 use switchyard_store::{EmbeddedStore, Store, StoreOptions};
 
@@ -31,6 +32,9 @@ pub struct ServeArgs {
     /// Refuse a publish that already passed through this many deliveries [default: 8].
     #[arg(long)]
     max_hops: Option<u32>,
+    /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
+    #[arg(long)]
+    master_key_file: Option<PathBuf>,
     /// Seconds to keep events and their attempt log once delivered [default: 3600].
     #[arg(long)]
     history_retention_s: Option<u64>,
@@ -92,7 +96,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &data_dir,
         options,
     )?;
-    let app = App::start(store, config).await?;
+    let key_path = args
+        .master_key_file
+        .or_else(|| settings.master_key_file.as_ref().map(PathBuf::from))
+        .unwrap_or_else(|| data_dir.join("master.key"));
+    let master_key = MasterKey::load_or_create(&key_path)
+        .with_context(|| format!("master key {}", key_path.display()))?;
+    let app = App::start(store, config, master_key).await?;
     file.apply(&app).await?;
 
     let listener = tokio::net::TcpListener::bind(addr)

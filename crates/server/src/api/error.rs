@@ -55,6 +55,23 @@ impl From<ModelError> for ApiError {
     }
 }
 
+impl From<crate::ServerError> for ApiError {
+    fn from(error: crate::ServerError) -> ApiError {
+        match error {
+            crate::ServerError::Store(error) => error.into(),
+            crate::ServerError::Invalid(message) => ApiError::invalid(message),
+            other => {
+                tracing::error!(error = %other, "server failure");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the change could not be made; see the server log",
+                )
+            }
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         match error {

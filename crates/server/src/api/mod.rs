@@ -8,6 +8,7 @@ mod events;
 mod health;
 mod history;
 mod metrics;
+mod sources;
 mod subscriptions;
 mod tail;
 mod test_pattern;
@@ -56,6 +57,11 @@ pub fn router(app: Arc<App>) -> Router {
             post(dead_letters::redrive),
         )
         .route("/v1/test-pattern", post(test_pattern::test_pattern))
+        .route("/v1/sources", get(sources::list))
+        .route(
+            "/v1/sources/{name}",
+            put(sources::put).get(sources::get).delete(sources::delete),
+        )
         .route("/v1/buses/{bus}/events/{id}", get(history::event))
         .route(
             "/v1/buses/{bus}/subscriptions/{name}/attempts",
@@ -68,6 +74,7 @@ pub fn router(app: Arc<App>) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .route("/hooks/{name}", post(sources::receive))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(health::healthz))

@@ -22,8 +22,8 @@ use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
 use self::codec::*;
 use self::writer::Writer;
 use crate::{
-    AttemptRecord, BusRecord, DeadLetter, EventTrail, NewEvent, Outcome, PendingDelivery, Store,
-    StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
+    AttemptRecord, BusRecord, DeadLetter, EventTrail, NewEvent, Outcome, PendingDelivery,
+    SourceRecord, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
 };
 
 pub struct EmbeddedStore {
@@ -345,6 +345,50 @@ impl Store for EmbeddedStore {
                     .ok_or_else(|| subscription_not_found(&bus, &name))?;
                 deliveries::delete_subscription_rows(t, record.id, retention_ms)?;
                 Ok(record)
+            })
+            .await
+    }
+
+    async fn put_source(&self, record: SourceRecord) -> Result<(SourceRecord, bool), StoreError> {
+        self.writer
+            .write(move |t| {
+                let existing: Option<SourceRecord> = t
+                    .sources
+                    .get(record.name.as_str())?
+                    .map(|v| from_json("sources", v.value()))
+                    .transpose()?;
+                let created = existing.is_none();
+                let record = SourceRecord {
+                    created_ms: existing.map_or(record.created_ms, |e| e.created_ms),
+                    ..record
+                };
+                t.sources
+                    .insert(record.name.as_str(), json(&record)?.as_str())?;
+                Ok((record, created))
+            })
+            .await
+    }
+
+    async fn list_sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
+        self.read(|txn| {
+            let mut out = Vec::new();
+            for row in txn.open_table(SOURCES)?.iter()? {
+                out.push(from_json("sources", row?.1.value())?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_source(&self, name: &str) -> Result<SourceRecord, StoreError> {
+        let name = name.to_string();
+        self.writer
+            .write(move |t| {
+                t.sources
+                    .remove(name.as_str())?
+                    .map(|v| from_json("sources", v.value()))
+                    .transpose()?
+                    .ok_or_else(|| StoreError::NotFound(format!("source {name:?} does not exist")))
             })
             .await
     }
