@@ -4,6 +4,7 @@
 
 mod admin;
 mod bench;
+mod bench_hooks;
 mod bench_match;
 mod client;
 mod serve;
@@ -57,6 +58,8 @@ enum Command {
         #[arg(long)]
         events: std::path::PathBuf,
     },
+    /// Measure how fast a webhook source acknowledges signed Slack slash commands under load.
+    BenchHooks(bench_hooks::BenchHooksArgs),
     /// Run a throwaway endpoint that prints every request it receives (for trying things out).
     Sink(sink::SinkArgs),
 }
@@ -135,6 +138,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Sink(args) => sink::run(args).await,
             Command::Apply(args) => admin::apply(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::BenchHooks(args) => bench_hooks::run(args).await,
             Command::Publish(args) => admin::publish(args).await,
             Command::DeadLetters(args) => admin::dead_letters(args).await,
             Command::TestPattern { .. } | Command::BenchMatch { .. } => Ok(()),
