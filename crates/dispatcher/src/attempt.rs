@@ -1,8 +1,15 @@
-//! One HTTP attempt of one delivery, and nothing else: build the request, send it, classify the
-//! answer. Deciding what the answer means for the delivery is [`crate::policy`]'s job.
+//! One HTTP attempt of one delivery, and nothing else: render the request (format, templates,
+//! transform, signature: `switchyard-destination`), send it, classify the answer. Deciding what
+//! the answer means for the delivery is [`crate::policy`]'s job.
+//!
+//! Must not: put a secret in an error. A rendered URL may carry secret query values, so transport
+//! errors never quote it.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use reqwest::header::HeaderValue;
+use switchyard_destination::{Attempt, Credentials, RenderSpec, render};
+use switchyard_secrets::MasterKey;
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
 use crate::{DeliveryError, ErrorKind};
@@ -19,28 +26,62 @@ pub(crate) async fn send(
     client: &reqwest::Client,
     subscription: &SubscriptionRecord,
     delivery: &PendingDelivery,
+    master_key: &MasterKey,
 ) -> Result<u16, DeliveryError> {
     let destination = &subscription.spec.destination;
-    let method = reqwest::Method::from_bytes(destination.method.as_str().as_bytes())
+    // Resolved at each attempt, so that a rotated `file:` secret is picked up without a restart.
+    let signing = match &destination.signing {
+        Some(spec) => spec
+            .resolve(master_key)
+            .map_err(|e| invalid(format!("signing secrets: {e}")))?,
+        None => Vec::new(),
+    };
+    let spec = RenderSpec {
+        url: &destination.url,
+        method: destination.method,
+        headers: &destination.headers,
+        format: destination.format,
+        transform: destination.transform.as_ref(),
+        signing: destination.signing.as_ref(),
+        identity_token: None,
+    };
+    let attempt = Attempt {
+        envelope: &delivery.event.envelope,
+        bus: &subscription.bus,
+        subscription: &subscription.name,
+        attempt: delivery.attempts + 1,
+        ingested_ms: delivery.event.ingested_ms,
+        now_s: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    let credentials = Credentials {
+        signing: &signing,
+        ..Credentials::default()
+    };
+    let rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
+    let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes())
         .map_err(|e| invalid(format!("method: {e}")))?;
     let mut request = client
-        .request(method, destination.url.as_str())
-        .timeout(Duration::from_millis(destination.timeout_ms))
-        .header(reqwest::header::CONTENT_TYPE, "application/json");
-    for (name, value) in &destination.headers {
-        request = request.header(name.as_str(), value.as_str());
+        .request(method, rendered.url.as_str())
+        .timeout(Duration::from_millis(destination.timeout_ms));
+    for header in &rendered.headers {
+        let mut value = HeaderValue::from_str(&header.value).map_err(|_| {
+            invalid(format!(
+                "header {:?} has a value that cannot be sent",
+                header.name
+            ))
+        })?;
+        value.set_sensitive(header.sensitive);
+        request = request.header(header.name.as_str(), value);
     }
     if let Some(tracestate) = &delivery.event.trace.tracestate {
         request = request.header("tracestate", tracestate.as_str());
     }
     let request = request
-        .header("switchyard-event-id", delivery.event.id.as_str())
-        .header("switchyard-bus", subscription.bus.as_str())
-        .header("switchyard-subscription", subscription.name.as_str())
-        .header("switchyard-attempt", (delivery.attempts + 1).to_string())
         .header("switchyard-hops", (delivery.event.hops + 1).to_string())
         .header("traceparent", delivery.event.trace.child_traceparent())
-        .body(delivery.event.envelope.clone());
+        .body(rendered.body);
     let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
     let retry_after_ms = response
@@ -94,7 +135,9 @@ fn invalid(message: String) -> DeliveryError {
     }
 }
 
+/// Never quotes the URL: a rendered one may hold secret query values.
 fn transport_error(error: reqwest::Error) -> DeliveryError {
+    let error = error.without_url();
     let kind = if error.is_timeout() {
         ErrorKind::Timeout
     } else if error.is_builder() {
@@ -102,7 +145,7 @@ fn transport_error(error: reqwest::Error) -> DeliveryError {
     } else {
         ErrorKind::Connection
     };
-    // reqwest's Display names the URL; the source chain says what actually failed.
+    // The top-level message is generic ("error sending request"); the causes say what failed.
     let mut message = error.to_string();
     let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {

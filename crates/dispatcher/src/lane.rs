@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use switchyard_metrics::SubscriptionMetrics;
 use switchyard_model::{Activity, format_rfc3339_ms, now_ms};
+use switchyard_secrets::MasterKey;
 use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
@@ -61,6 +62,7 @@ pub(crate) struct Lane {
     gauges: Arc<LaneGauges>,
     metrics: Arc<SubscriptionMetrics>,
     activity: broadcast::Sender<Activity>,
+    master_key: Arc<MasterKey>,
     /// Every delivery id in memory, whichever queue it is in; hand-offs and store reads that
     /// name one of these are duplicates.
     held: HashSet<u64>,
@@ -92,6 +94,7 @@ impl Lane {
         gauges: Arc<LaneGauges>,
         metrics: Arc<SubscriptionMetrics>,
         activity: broadcast::Sender<Activity>,
+        master_key: Arc<MasterKey>,
     ) -> Lane {
         Lane {
             subscription,
@@ -101,6 +104,7 @@ impl Lane {
             gauges,
             metrics,
             activity,
+            master_key,
             held: HashSet::new(),
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
@@ -250,6 +254,7 @@ impl Lane {
                 self.client.clone(),
                 Arc::clone(&self.subscription),
                 Arc::clone(&self.metrics),
+                Arc::clone(&self.master_key),
                 delivery,
             ));
             self.running.insert(task.id(), id);
@@ -380,6 +385,7 @@ async fn attempt(
     client: reqwest::Client,
     subscription: Arc<SubscriptionRecord>,
     metrics: Arc<SubscriptionMetrics>,
+    master_key: Arc<MasterKey>,
     delivery: PendingDelivery,
 ) -> Attempted {
     if delivery.attempts == 0 {
@@ -390,7 +396,7 @@ async fn attempt(
     }
     let started_ms = now_ms();
     let started = std::time::Instant::now();
-    let result = attempt::send(&client, &subscription, &delivery).await;
+    let result = attempt::send(&client, &subscription, &delivery, &master_key).await;
     let duration = started.elapsed();
     let class = result.as_ref().map_or_else(|e| e.class(), |_| "2xx");
     metrics.attempt_duration.observe(duration);

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use switchyard_metrics::Metrics;
 use switchyard_model::Activity;
+use switchyard_secrets::MasterKey;
 use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -64,6 +65,8 @@ struct Inner {
     client: reqwest::Client,
     config: DispatcherConfig,
     metrics: Arc<Metrics>,
+    /// Opens destinations' sealed signing secrets at attempt time.
+    master_key: Arc<MasterKey>,
     lanes: Mutex<HashMap<u64, LaneHandle>>,
     /// Flipped once at shutdown; lanes stop starting attempts and drain those in flight.
     shutdown: watch::Sender<bool>,
@@ -82,6 +85,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         config: DispatcherConfig,
         metrics: Arc<Metrics>,
+        master_key: Arc<MasterKey>,
     ) -> Result<Dispatcher, DispatchError> {
         // Ignored when already installed (several dispatchers in one test process).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -101,6 +105,7 @@ impl Dispatcher {
                 client,
                 config,
                 metrics,
+                master_key,
                 activity,
                 lanes: Mutex::new(HashMap::new()),
                 shutdown,
@@ -146,6 +151,7 @@ impl Dispatcher {
                     &subscription.name,
                 ),
                 self.inner.activity.clone(),
+                Arc::clone(&self.inner.master_key),
             )
             .run(messages, self.inner.shutdown.subscribe()),
         );

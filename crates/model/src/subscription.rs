@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use switchyard_destination::{
+    Format, HeaderTemplate, SigningSpec, Transform, UrlTemplate, validate_header_name,
+};
 use switchyard_pattern::Pattern;
+
+pub use switchyard_destination::HttpMethod;
 
 use crate::ModelError;
 
@@ -37,40 +42,31 @@ pub struct SubscriptionSpec {
     pub max_concurrency: u32,
 }
 
+/// Where and how deliveries are sent. The request itself is rendered by `switchyard-destination`
+/// from these fields; their types validate themselves as they are parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
-    pub url: String,
+    /// `https://api.example.com/orders/{$.detail.orderId}`: placeholders in the path and query
+    /// are filled from the event, URL-encoded.
+    pub url: UrlTemplate,
     #[serde(default)]
     pub method: HttpMethod,
-    /// Sent with every attempt; `switchyard-*`, `host` and framing headers are ours to set.
+    /// Sent with every attempt; values may use placeholders. `switchyard-*`, `webhook-*`, `host`
+    /// and framing headers are ours to set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, HeaderTemplate>,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    #[default]
-    Post,
-    Put,
-    Patch,
-    Get,
-    Delete,
-}
-
-impl HttpMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Post => "POST",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Patch => "PATCH",
-            HttpMethod::Get => "GET",
-            HttpMethod::Delete => "DELETE",
-        }
-    }
+    /// The body's shape: `envelope` (default), `detail`, CloudEvents or Pub/Sub push.
+    #[serde(default)]
+    pub format: Format,
+    /// An EventBridge input transformer, applied before the format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Transform>,
+    /// Standard Webhooks signatures; the secrets are sealed before the subscription is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningSpec>,
 }
 
 /// When a failed attempt is tried again. Defaults are EventBridge's: 185 attempts within 24 h.
@@ -201,60 +197,17 @@ impl SubscriptionSpec {
 
 impl Destination {
     fn validate(&self) -> Result<(), ModelError> {
-        let url = url::Url::parse(&self.url).map_err(|e| {
-            ModelError::invalid(format!("field \"destination.url\" is not a valid URL: {e}"))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(ModelError::invalid(
-                "field \"destination.url\" must be an absolute http:// or https:// URL with a host",
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(ModelError::invalid(
-                "field \"destination.url\" must not carry credentials: they would be readable by anyone who can read the subscription",
-            ));
-        }
         if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
             return Err(ModelError::invalid(format!(
                 "field \"destination.timeout_ms\" must be 1 to {MAX_TIMEOUT_MS}"
             )));
         }
-        for (name, value) in &self.headers {
-            validate_header(name, value)?;
+        for name in self.headers.keys() {
+            validate_header_name("destination.headers", name)
+                .map_err(|e| ModelError::invalid(e.to_string()))?;
         }
         Ok(())
     }
-}
-
-fn validate_header(name: &str, value: &str) -> Result<(), ModelError> {
-    let is_token = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !is_token {
-        return Err(ModelError::invalid(format!(
-            "field \"destination.headers\": {name:?} is not a valid header name"
-        )));
-    }
-    let lower = name.to_ascii_lowercase();
-    const RESERVED: [&str; 5] = [
-        "host",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "upgrade",
-    ];
-    if lower.starts_with("switchyard-") || RESERVED.contains(&lower.as_str()) {
-        return Err(ModelError::invalid(format!(
-            "field \"destination.headers\": {name:?} is set by switchyard and cannot be configured"
-        )));
-    }
-    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
-        return Err(ModelError::invalid(format!(
-            "field \"destination.headers\": the value of {name:?} contains control characters"
-        )));
-    }
-    Ok(())
 }
 
 impl RetryPolicy {
@@ -328,7 +281,7 @@ mod tests {
     #[test]
     fn refuses_bad_destinations() {
         for (url, expected) in [
-            ("not a url", "not a valid URL"),
+            ("not a url", "absolute http:// or https:// URL"),
             ("ftp://h/x", "http:// or https://"),
             ("http://user:pw@h/x", "credentials"),
         ] {

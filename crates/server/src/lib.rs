@@ -71,7 +71,7 @@ pub struct App {
     /// Webhook sources, compiled with their secrets.
     pub sources: SourceRegistry,
     /// Seals secrets before they are stored and opens them when they are loaded.
-    pub master_key: MasterKey,
+    pub master_key: Arc<MasterKey>,
 }
 
 impl App {
@@ -82,10 +82,12 @@ impl App {
         master_key: MasterKey,
     ) -> Result<Arc<App>, ServerError> {
         let metrics = Arc::new(Metrics::new());
+        let master_key = Arc::new(master_key);
         let dispatcher = Dispatcher::new(
             Arc::clone(&store),
             DispatcherConfig::default(),
             Arc::clone(&metrics),
+            Arc::clone(&master_key),
         )?;
         let catalog = Catalog::load(store.as_ref()).await?;
         for subscription in catalog.all_subscriptions() {

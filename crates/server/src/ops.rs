@@ -47,6 +47,13 @@ impl App {
         spec: SubscriptionSpec,
     ) -> Result<(Arc<SubscriptionRecord>, bool), StoreError> {
         let _change = self.catalog.lock_changes().await;
+        let mut spec = spec;
+        // Signing secrets are stored sealed (or as `file:` references), never as written.
+        if let Some(signing) = &spec.destination.signing {
+            spec.destination.signing = Some(signing.seal(&self.master_key).map_err(|e| {
+                StoreError::Storage(format!("cannot seal the signing secrets: {e}"))
+            })?);
+        }
         let (record, created) = self.store.put_subscription(bus, name, spec).await?;
         let record = Arc::new(record);
         self.catalog.put_subscription(Arc::clone(&record))?;
