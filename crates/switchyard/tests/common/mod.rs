@@ -127,6 +127,8 @@ pub struct Hit {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body byte for byte, for checks over exactly what was sent (signatures).
+    pub raw_body: Vec<u8>,
     pub at: Instant,
 }
 
@@ -196,11 +198,13 @@ impl Receiver {
     }
 
     async fn handle(&self, path: String, headers: HeaderMap, body: Bytes) -> Response {
+        let raw_body = body.to_vec();
         let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let hit = Hit {
             path,
             headers,
             body,
+            raw_body,
             at: Instant::now(),
         };
         let (reply, n) = {

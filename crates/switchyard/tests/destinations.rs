@@ -1,0 +1,256 @@
+//! Destinations against real receivers on 127.0.0.1: every payload format, URL and header
+//! templates, the input transformer, and Standard Webhooks signatures checked independently.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::*;
+use serde_json::{Value, json};
+
+/// Publishes one order event to a fresh subscription with `destination` and returns what the
+/// receiver got.
+async fn deliver(api: &Api<'_>, receiver: &Receiver, name: &str, destination: Value) -> Hit {
+    api.subscribe(
+        "shop",
+        name,
+        json!({"pattern": {"detail": {"orderId": [name]}}, "destination": destination}),
+    )
+    .await;
+    let before = receiver.count();
+    api.publish(
+        "shop",
+        vec![json!({
+            "source": "shop.orders",
+            "detail-type": "Order Placed",
+            "resources": ["urn:shop:order/o 1"],
+            "detail": {"orderId": name, "total": 3.0e2, "customer": {"tier": "Gold & more"}}
+        })],
+    )
+    .await;
+    wait_for("a delivery", Duration::from_secs(20), async || {
+        receiver.count() > before
+    })
+    .await;
+    receiver.hits().pop().unwrap()
+}
+
+#[tokio::test]
+async fn every_format_reaches_receivers_written_for_it() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("shop").await;
+    let url = format!("{}/in", receiver.url);
+
+    let hit = deliver(
+        &api,
+        &receiver,
+        "detail",
+        json!({"url": url, "format": "detail"}),
+    )
+    .await;
+    assert_eq!(
+        hit.body,
+        json!({"orderId": "detail", "total": 300.0, "customer": {"tier": "Gold & more"}})
+    );
+    assert!(hit.header("content-type").starts_with("application/json"));
+
+    let hit = deliver(
+        &api,
+        &receiver,
+        "ce-binary",
+        json!({"url": url, "format": "cloudevents-binary"}),
+    )
+    .await;
+    assert_eq!(hit.header("ce-specversion"), "1.0");
+    assert_eq!(hit.header("ce-type"), "Order%20Placed");
+    assert_eq!(hit.header("ce-source"), "shop.orders");
+    assert!(!hit.header("ce-id").is_empty() && !hit.header("ce-time").is_empty());
+    assert_eq!(hit.body["orderId"], "ce-binary");
+
+    let hit = deliver(
+        &api,
+        &receiver,
+        "ce-structured",
+        json!({"url": url, "format": "cloudevents-structured"}),
+    )
+    .await;
+    assert!(
+        hit.header("content-type")
+            .starts_with("application/cloudevents+json")
+    );
+    assert_eq!(
+        (hit.body["specversion"].as_str(), hit.body["type"].as_str()),
+        (Some("1.0"), Some("Order Placed"))
+    );
+    assert_eq!(hit.body["subject"], "urn:shop:order/o 1");
+    assert_eq!(hit.body["data"]["orderId"], "ce-structured");
+
+    let hit = deliver(
+        &api,
+        &receiver,
+        "pubsub",
+        json!({"url": url, "format": "pubsub-push"}),
+    )
+    .await;
+    let message = &hit.body["message"];
+    let data: Value =
+        serde_json::from_slice(&STANDARD.decode(message["data"].as_str().unwrap()).unwrap())
+            .unwrap();
+    assert_eq!(data["detail"]["orderId"], "pubsub");
+    assert_eq!(message["messageId"], message["message_id"]);
+    assert_eq!(message["publishTime"], message["publish_time"]);
+    assert_eq!(message["attributes"]["source"], "shop.orders");
+    assert_eq!(
+        hit.body["subscription"],
+        "projects/shop/subscriptions/pubsub"
+    );
+    assert_eq!(hit.body["deliveryAttempt"], 1);
+
+    let hit = deliver(
+        &api,
+        &receiver,
+        "unwrapped",
+        json!({"url": url, "format": "pubsub-push-unwrapped"}),
+    )
+    .await;
+    assert_eq!(hit.body["detail"]["orderId"], "unwrapped");
+    assert_eq!(
+        hit.header("x-goog-pubsub-subscription-name"),
+        "projects/shop/subscriptions/unwrapped"
+    );
+    assert_eq!(
+        hit.header("x-goog-pubsub-message-id"),
+        hit.body["id"].as_str().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn templates_and_transforms_fill_requests_from_the_event() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("shop").await;
+
+    let hit = deliver(&api, &receiver, "templated", json!({
+        "url": format!("{}/orders/{{$.detail.orderId}}?tier={{$.detail.customer.tier}}", receiver.url),
+        "method": "PUT",
+        "headers": {"x-order": "{$.detail.orderId}", "x-fixed": "yes"}
+    }))
+    .await;
+    assert_eq!(hit.path, "/orders/templated");
+    assert_eq!(hit.header("x-order"), "templated");
+    assert_eq!(hit.header("x-fixed"), "yes");
+
+    let hit = deliver(
+        &api,
+        &receiver,
+        "transformed",
+        json!({
+            "url": receiver.url,
+            "transform": {
+                "input_paths": {"order": "$.detail.orderId", "total": "$.detail.total"},
+                "input_template": "{\"text\": \"order <order> for <total>\", \"total\": <total>}"
+            }
+        }),
+    )
+    .await;
+    assert_eq!(
+        hit.body,
+        json!({"text": "order transformed for 300.0", "total": 300.0})
+    );
+
+    // A template that refers to a missing field cannot be sent: a dead letter, not a retry loop.
+    api.subscribe(
+        "shop",
+        "broken",
+        json!({"destination": {"url": format!("{}/{{$.detail.nothing}}", receiver.url)}}),
+    )
+    .await;
+    api.publish("shop", vec![event("shop.orders", json!({"orderId": "x"}))])
+        .await;
+    wait_for("a dead letter", Duration::from_secs(20), async || {
+        api.stats("shop", "broken").await["dead"] == 1
+    })
+    .await;
+    let (_, page) = api
+        .get("/v1/buses/shop/subscriptions/broken/dead-letters")
+        .await;
+    assert_eq!(page["items"][0]["reason"], "invalid_destination");
+}
+
+#[tokio::test]
+async fn standard_webhooks_signatures_verify_independently_and_secrets_stay_sealed() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("shop").await;
+    let key = b"switchyard-test-signing-key-32by";
+    let secret = format!("whsec_{}", STANDARD.encode(key));
+    let old_key = b"the-old-key-being-rotated-out-32";
+    let old_secret = format!("whsec_{}", STANDARD.encode(old_key));
+    let hit = deliver(
+        &api,
+        &receiver,
+        "signed",
+        json!({
+            "url": receiver.url,
+            "signing": {"scheme": "standard-webhooks", "secrets": [secret, old_secret]}
+        }),
+    )
+    .await;
+
+    let id = hit.header("webhook-id").to_string();
+    let timestamp = hit.header("webhook-timestamp").to_string();
+    let body = serde_json::to_string(&hit.body).unwrap();
+    assert!(!id.is_empty() && timestamp.parse::<u64>().is_ok());
+    // The receiver's check, written from the specification: base64 HMAC-SHA256 of id.timestamp.body.
+    let raw_body = hit.raw_body.clone();
+    let signed = [id.as_bytes(), b".", timestamp.as_bytes(), b".", &raw_body].concat();
+    let expected = |key: &[u8]| {
+        let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), &signed);
+        format!("v1,{}", STANDARD.encode(tag.as_ref()))
+    };
+    let signatures: Vec<&str> = hit.header("webhook-signature").split(' ').collect();
+    assert_eq!(
+        signatures,
+        [expected(key), expected(old_key)],
+        "body {body}"
+    );
+
+    let (_, view) = api.get("/v1/buses/shop/subscriptions/signed").await;
+    let shown = view["destination"]["signing"].to_string();
+    assert!(
+        !shown.contains(&secret) && !shown.contains(&STANDARD.encode(key)),
+        "{shown}"
+    );
+    drop(server);
+    for needle in [
+        secret.as_bytes(),
+        STANDARD.encode(key).as_bytes(),
+        old_secret.as_bytes(),
+    ] {
+        assert!(
+            !contains_anywhere(&data, needle),
+            "a signing secret is in the data directory in plain text"
+        );
+    }
+}
+
+fn contains_anywhere(dir: &std::path::Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            contains_anywhere(&path, needle)
+        } else {
+            std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        }
+    })
+}
