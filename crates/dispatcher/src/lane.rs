@@ -14,8 +14,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use switchyard_metrics::SubscriptionMetrics;
 use switchyard_model::{Activity, format_rfc3339_ms, now_ms};
@@ -24,6 +24,7 @@ use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, Subscriptio
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::flow::{Circuit, RateLimit};
 use crate::{DispatcherConfig, attempt, policy};
 
 pub(crate) enum Message {
@@ -43,6 +44,8 @@ pub struct LaneGauges {
     pub held: AtomicU64,
     /// True while the store holds pending deliveries this lane has not loaded.
     pub backlog: AtomicBool,
+    /// The circuit breaker's state, as [`crate::CircuitState`] numbers.
+    pub circuit: AtomicU8,
 }
 
 /// What an attempt task hands back to its lane: the delivery and the outcome to commit.
@@ -83,6 +86,12 @@ pub(crate) struct Lane {
     backlog: bool,
     /// Earliest time of the next store read, so a failing store is not read in a tight loop.
     next_refill_ms: u64,
+    rate: Option<RateLimit>,
+    /// Whether the rate limit is holding attempts back now (counted once per wait, not per loop).
+    rate_limited: bool,
+    circuit: Circuit,
+    /// When the circuit or the rate limit lets the next attempt start.
+    wake_at: Option<Instant>,
 }
 
 impl Lane {
@@ -96,6 +105,8 @@ impl Lane {
         activity: broadcast::Sender<Activity>,
         master_key: Arc<MasterKey>,
     ) -> Lane {
+        let rate = subscription_rate(&subscription);
+        let circuit = Circuit::new(subscription.spec.circuit_breaker, Instant::now());
         Lane {
             subscription,
             store,
@@ -116,6 +127,10 @@ impl Lane {
             // The store may hold deliveries from before this lane existed (restart, crash).
             backlog: true,
             next_refill_ms: 0,
+            rate,
+            rate_limited: false,
+            circuit,
+            wake_at: None,
         }
     }
 
@@ -151,6 +166,7 @@ impl Lane {
                     self.committed(done);
                 }
                 _ = sleep_until_ms(next_due.unwrap_or(0)), if next_due.is_some() => {}
+                _ = tokio::time::sleep_until(self.wake_at.unwrap_or_else(Instant::now).into()), if self.wake_at.is_some() => {}
                 _ = tokio::time::sleep(self.config.backlog_poll), if wake_for_backlog => {}
             }
         }
@@ -183,7 +199,14 @@ impl Lane {
                     self.admit(delivery, now);
                 }
             }
-            Message::Update(subscription) => self.subscription = subscription,
+            Message::Update(subscription) => {
+                self.circuit.configure(subscription.spec.circuit_breaker);
+                let rate = subscription.spec.rate_limit_per_s;
+                if rate.map(f64::from) != self.rate.as_ref().map(RateLimit::per_s) {
+                    self.rate = rate.map(|r| RateLimit::new(r, Instant::now()));
+                }
+                self.subscription = subscription;
+            }
             Message::Reload => {
                 self.backlog = true;
                 self.next_refill_ms = 0;
@@ -243,9 +266,31 @@ impl Lane {
         }
     }
 
+    /// Starts what the concurrency limit, the circuit and the rate limit allow; sets `wake_at`
+    /// when the circuit or the rate limit is what holds the rest back.
     fn start_attempts(&mut self) {
         let limit = self.subscription.spec.max_concurrency as usize;
-        while self.in_flight.len() < limit {
+        let now = Instant::now();
+        self.wake_at = None;
+        while self.in_flight.len() < limit && !self.ready.is_empty() {
+            if let Err(retry) = self.circuit.may_attempt(now) {
+                self.wake_at = retry;
+                break;
+            }
+            if let Some(rate) = &mut self.rate {
+                if let Err(next) = rate.try_take(now) {
+                    if !self.rate_limited {
+                        self.rate_limited = true;
+                        self.metrics
+                            .rate_limit_waits
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.wake_at = Some(next);
+                    break;
+                }
+            }
+            self.rate_limited = false;
+            self.circuit.started();
             let Some(delivery) = self.ready.pop_front() else {
                 break;
             };
@@ -265,6 +310,14 @@ impl Lane {
         match done {
             Ok((task, attempted)) => {
                 self.running.remove(&task);
+                if self
+                    .circuit
+                    .finished(&attempted.outcome.class, Instant::now())
+                {
+                    self.metrics.circuit_opened.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(bus = %self.subscription.bus, subscription = %self.subscription.name,
+                        open_ms = self.subscription.spec.circuit_breaker.open_ms, "circuit opened: the destination keeps failing; pausing attempts");
+                }
                 self.uncommitted.push(attempted);
             }
             Err(error) => {
@@ -367,6 +420,9 @@ impl Lane {
 
     fn publish_gauges(&self) {
         self.gauges
+            .circuit
+            .store(self.circuit.state() as u8, Ordering::Relaxed);
+        self.gauges
             .in_flight
             .store(self.in_flight.len() as u64, Ordering::Relaxed);
         self.gauges
@@ -374,6 +430,13 @@ impl Lane {
             .store(self.held.len() as u64, Ordering::Relaxed);
         self.gauges.backlog.store(self.backlog, Ordering::Relaxed);
     }
+}
+
+fn subscription_rate(subscription: &SubscriptionRecord) -> Option<RateLimit> {
+    subscription
+        .spec
+        .rate_limit_per_s
+        .map(|r| RateLimit::new(r, Instant::now()))
 }
 
 async fn sleep_until_ms(due_ms: u64) {

@@ -15,6 +15,7 @@
 
 mod attempt;
 mod error;
+mod flow;
 mod lane;
 pub mod policy;
 
@@ -30,6 +31,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use error::{DeliveryError, DispatchError, ErrorKind};
+pub use flow::CircuitState;
 pub use lane::LaneGauges;
 
 /// Activity records buffered for slow tails before they are told they lagged.

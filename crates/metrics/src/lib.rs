@@ -123,6 +123,10 @@ pub struct SubscriptionMetrics {
     attempts: [AtomicU64; ATTEMPT_CLASSES.len()],
     pub delivered: AtomicU64,
     dead: [AtomicU64; DEAD_REASONS.len()],
+    /// Times the rate limit held attempts back.
+    pub rate_limit_waits: AtomicU64,
+    /// Times the circuit breaker opened.
+    pub circuit_opened: AtomicU64,
     pub attempt_duration: Histogram,
     /// From ingestion to the first attempt's start: how long events wait before being tried.
     pub ingestion_to_attempt: Histogram,
@@ -179,6 +183,8 @@ pub struct SubscriptionGauges {
     pub pending: u64,
     pub oldest_pending_age_seconds: f64,
     pub in_flight: u64,
+    /// 0 closed, 1 open, 2 half-open.
+    pub circuit_state: u8,
 }
 
 /// The registry: one handle per bus and per subscription id.
@@ -246,6 +252,8 @@ impl Metrics {
                 attempts: counters(),
                 delivered: AtomicU64::new(0),
                 dead: counters(),
+                rate_limit_waits: AtomicU64::new(0),
+                circuit_opened: AtomicU64::new(0),
                 attempt_duration: Histogram::default(),
                 ingestion_to_attempt: Histogram::default(),
                 ingestion_to_delivery: Histogram::default(),
@@ -434,6 +442,41 @@ impl Metrics {
             "HTTP attempts in flight now.",
             &|g| g.in_flight.to_string(),
         );
+        gauge(
+            &mut out,
+            "switchyard_subscription_circuit_state",
+            "The circuit breaker: 0 closed, 1 open (attempts paused), 2 half-open (probing).",
+            &|g| g.circuit_state.to_string(),
+        );
+        fn rate_limit_waits(s: &SubscriptionMetrics) -> &AtomicU64 {
+            &s.rate_limit_waits
+        }
+        fn circuit_opened(s: &SubscriptionMetrics) -> &AtomicU64 {
+            &s.circuit_opened
+        }
+        let flow_counters: [(&str, &str, fn(&SubscriptionMetrics) -> &AtomicU64); 2] = [
+            (
+                "switchyard_rate_limit_waits_total",
+                "Times the subscription's rate limit held attempts back.",
+                rate_limit_waits,
+            ),
+            (
+                "switchyard_circuit_opened_total",
+                "Times the circuit breaker opened because the destination kept failing.",
+                circuit_opened,
+            ),
+        ];
+        for (name, help, pick) in flow_counters {
+            header(&mut out, name, "counter", help);
+            for (_, s) in &subscriptions {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{}}} {}",
+                    sub_labels(s),
+                    pick(s).load(Ordering::Relaxed)
+                );
+            }
+        }
         let histogram =
             |out: &mut String,
              name: &str,

@@ -22,8 +22,8 @@ pub use error::ModelError;
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::validate_name;
 pub use subscription::{
-    BusSpec, Destination, HttpMethod, RetryPolicy, SubscriptionSpec, parse_bus_spec,
-    parse_subscription_spec,
+    BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
+    parse_bus_spec, parse_subscription_spec,
 };
 pub use time::{format_rfc3339_ms, now_ms};
 pub use trace::TraceContext;

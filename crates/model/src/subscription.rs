@@ -40,6 +40,41 @@ pub struct SubscriptionSpec {
     /// Attempts in flight at once for this subscription: the receiver's protection.
     #[serde(default = "default_max_concurrency")]
     pub max_concurrency: u32,
+    /// Attempts started per second at most, for receivers with a rate limit of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_per_s: Option<u32>,
+    /// Pauses attempts to a destination that keeps failing, then probes it before resuming.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
+}
+
+/// After `failure_threshold` failed attempts in a row (5xx, 429, timeout, connection error), the
+/// circuit opens: no attempts for `open_ms`, then one probe; its success closes the circuit, its
+/// failure opens it again. Deliveries wait meanwhile: an outage does not burn their attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// 0 disables the breaker.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    #[serde(default = "default_open_ms")]
+    pub open_ms: u64,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        CircuitBreaker {
+            failure_threshold: default_failure_threshold(),
+            open_ms: default_open_ms(),
+        }
+    }
+}
+
+fn default_failure_threshold() -> u32 {
+    10
+}
+fn default_open_ms() -> u64 {
+    30_000
 }
 
 /// Where and how deliveries are sent. The request itself is rendered by `switchyard-destination`
@@ -123,6 +158,8 @@ fn default_retryable_statuses() -> Vec<u16> {
 
 const MAX_TIMEOUT_MS: u64 = 300_000;
 const MAX_CONCURRENCY: u32 = 1_000;
+const MAX_RATE_PER_S: u32 = 100_000;
+const MAX_OPEN_MS: u64 = 3_600_000;
 const MAX_ATTEMPTS: u32 = 10_000;
 const MAX_AGE_S: u64 = 7 * 86_400;
 const MAX_BACKOFF_MS: u64 = 86_400_000;
@@ -176,6 +213,19 @@ impl SubscriptionSpec {
         self.compile_pattern()?;
         self.destination.validate()?;
         self.retry.validate()?;
+        if self
+            .rate_limit_per_s
+            .is_some_and(|r| !(1..=MAX_RATE_PER_S).contains(&r))
+        {
+            return Err(ModelError::invalid(format!(
+                "field \"rate_limit_per_s\" must be 1 to {MAX_RATE_PER_S}"
+            )));
+        }
+        if !(1..=MAX_OPEN_MS).contains(&self.circuit_breaker.open_ms) {
+            return Err(ModelError::invalid(format!(
+                "field \"circuit_breaker.open_ms\" must be 1 to {MAX_OPEN_MS}"
+            )));
+        }
         if !(1..=MAX_CONCURRENCY).contains(&self.max_concurrency) {
             return Err(ModelError::invalid(format!(
                 "field \"max_concurrency\" must be 1 to {MAX_CONCURRENCY}"

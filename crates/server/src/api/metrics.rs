@@ -19,10 +19,13 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, A
     let mut gauges = BTreeMap::new();
     for subscription in app.catalog.all_subscriptions() {
         let stats = app.store.stats(subscription.id).await?;
-        let in_flight = app
-            .dispatcher
-            .gauges(subscription.id)
+        let lane = app.dispatcher.gauges(subscription.id);
+        let in_flight = lane
+            .as_ref()
             .map_or(0, |g| g.in_flight.load(Ordering::Relaxed));
+        let circuit_state = lane
+            .as_ref()
+            .map_or(0, |g| g.circuit.load(Ordering::Relaxed));
         let oldest_pending_age_seconds = stats
             .oldest_pending_since_ms
             .map_or(0.0, |since| now.saturating_sub(since) as f64 / 1000.0);
@@ -32,6 +35,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, A
                 pending: stats.pending,
                 oldest_pending_age_seconds,
                 in_flight,
+                circuit_state,
             },
         );
     }

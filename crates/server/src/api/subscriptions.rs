@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use switchyard_dispatcher::CircuitState;
 use switchyard_model::{now_ms, parse_subscription_spec};
 use switchyard_store::SubscriptionRecord;
 
@@ -87,10 +88,14 @@ pub async fn stats(
     let age_s = stats
         .oldest_pending_since_ms
         .map_or(0.0, |since| now_ms().saturating_sub(since) as f64 / 1000.0);
-    let in_flight = app
-        .dispatcher
-        .gauges(subscription.id)
+    let lane = app.dispatcher.gauges(subscription.id);
+    let in_flight = lane
+        .as_ref()
         .map_or(0, |g| g.in_flight.load(Ordering::Relaxed));
+    let circuit = CircuitState::from_u8(
+        lane.as_ref()
+            .map_or(0, |g| g.circuit.load(Ordering::Relaxed)),
+    );
     Ok(Json(json!({
         "bus": bus,
         "subscription": name,
@@ -101,6 +106,8 @@ pub async fn stats(
         "in_flight": in_flight,
         "dead": stats.dead,
         "purged": stats.purged,
+        "circuit": circuit.as_str(),
+        "rate_limit_per_s": subscription.spec.rate_limit_per_s,
         "oldest_pending_age_s": age_s,
     }))
     .into_response())

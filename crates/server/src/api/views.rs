@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use switchyard_model::{Destination, RetryPolicy, format_rfc3339_ms};
+use switchyard_model::{CircuitBreaker, Destination, RetryPolicy, format_rfc3339_ms};
 use switchyard_store::{BusRecord, DeadLetter, SubscriptionRecord};
 
 /// A list answer. A struct rather than `json!`, so that raw JSON inside items (patterns, events)
@@ -46,6 +46,9 @@ pub struct SubscriptionView<'a> {
     destination: &'a Destination,
     retry: &'a RetryPolicy,
     max_concurrency: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rate_limit_per_s: Option<u32>,
+    circuit_breaker: &'a CircuitBreaker,
     created_at: String,
     updated_at: String,
 }
@@ -59,6 +62,8 @@ impl<'a> SubscriptionView<'a> {
             destination: &record.spec.destination,
             retry: &record.spec.retry,
             max_concurrency: record.spec.max_concurrency,
+            rate_limit_per_s: record.spec.rate_limit_per_s,
+            circuit_breaker: &record.spec.circuit_breaker,
             created_at: format_rfc3339_ms(record.created_ms),
             updated_at: format_rfc3339_ms(record.updated_ms),
         }

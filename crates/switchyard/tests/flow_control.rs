@@ -1,0 +1,147 @@
+//! Per-subscription flow control: the rate limit and the circuit breaker.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_rate_limit_spaces_attempts() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "slow",
+        json!({"destination": {"url": receiver.url}, "rate_limit_per_s": 5}),
+    )
+    .await;
+    api.publish("b", (0..10).map(|i| event("x", json!({"i": i}))).collect())
+        .await;
+    wait_for("10 deliveries", Duration::from_secs(30), async || {
+        receiver.count() == 10
+    })
+    .await;
+    let hits = receiver.hits();
+    let spread = hits[9].at - hits[0].at;
+    // A lower bound only: 5 per second with a burst of one needs at least 9/5 s for 10 attempts.
+    assert!(
+        spread >= Duration::from_millis(1_700),
+        "10 attempts within {spread:?} at 5/s"
+    );
+    let (_, view) = api.get("/v1/buses/b/subscriptions/slow").await;
+    assert_eq!(view["rate_limit_per_s"], 5);
+    assert_eq!(api.stats("b", "slow").await["rate_limit_per_s"], 5);
+    let metrics = api
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sample(
+            &metrics,
+            "switchyard_rate_limit_waits_total{bus=\"b\",subscription=\"slow\"}"
+        ) >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn the_circuit_opens_on_repeated_failures_and_a_probe_closes_it() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let down = Receiver::start(|_, _| Reply::status(503)).await;
+    let flaky = Receiver::start(|_, n| Reply::status(if n < 3 { 503 } else { 200 })).await;
+    api.bus("b").await;
+    let spec = |url: &str, open_ms: u64| {
+        json!({
+            "pattern": {"source": [url]},
+            "destination": {"url": url},
+            "max_concurrency": 1,
+            "retry": {"min_backoff_ms": 10, "max_backoff_ms": 20},
+            "circuit_breaker": {"failure_threshold": 3, "open_ms": open_ms}
+        })
+    };
+    api.subscribe("b", "down", spec(&down.url, 600_000)).await;
+    api.subscribe("b", "flaky", spec(&flaky.url, 300)).await;
+    api.publish(
+        "b",
+        (0..5).map(|i| event(&down.url, json!({"i": i}))).collect(),
+    )
+    .await;
+    api.publish(
+        "b",
+        (0..5).map(|i| event(&flaky.url, json!({"i": i}))).collect(),
+    )
+    .await;
+
+    wait_for("the circuit to open", Duration::from_secs(20), async || {
+        api.stats("b", "down").await["circuit"] == "open"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        down.count(),
+        3,
+        "attempts went on while the circuit was open"
+    );
+    let stats = api.stats("b", "down").await;
+    assert_eq!(
+        (stats["pending"].as_u64(), stats["dead"].as_u64()),
+        (Some(5), Some(0)),
+        "waiting burns no attempts: {stats}"
+    );
+
+    wait_for(
+        "the flaky destination to recover",
+        Duration::from_secs(20),
+        async || api.stats("b", "flaky").await["delivered"] == 5,
+    )
+    .await;
+    assert_eq!(
+        flaky.count(),
+        3 + 5,
+        "three failures, then the probe and the rest"
+    );
+    assert_eq!(api.stats("b", "flaky").await["circuit"], "closed");
+    let metrics = api
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(
+            &metrics,
+            "switchyard_subscription_circuit_state{bus=\"b\",subscription=\"down\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "switchyard_circuit_opened_total{bus=\"b\",subscription=\"flaky\"}"
+        ),
+        1.0
+    );
+}
