@@ -5,6 +5,7 @@
 //! Must not: put a secret in an error. A rendered URL may carry secret query values, so transport
 //! errors never quote it.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderValue;
@@ -12,6 +13,7 @@ use switchyard_destination::{Attempt, Credentials, RenderSpec, render};
 use switchyard_secrets::MasterKey;
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
+use crate::address::{AddressPolicy, AddressRefused};
 use crate::{DeliveryError, ErrorKind};
 
 /// Bytes of a failed answer's body kept for the dead letter and logs: enough to see the
@@ -27,6 +29,7 @@ pub(crate) async fn send(
     subscription: &SubscriptionRecord,
     delivery: &PendingDelivery,
     master_key: &MasterKey,
+    policy: &AddressPolicy,
 ) -> Result<u16, DeliveryError> {
     let destination = &subscription.spec.destination;
     // Resolved at each attempt, so that a rotated `file:` secret is picked up without a restart.
@@ -60,10 +63,22 @@ pub(crate) async fn send(
         ..Credentials::default()
     };
     let rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
+    let url = reqwest::Url::parse(&rendered.url).map_err(|e| invalid(format!("url: {e}")))?;
+    // Names are checked by the resolver; an address written in the URL never reaches it.
+    let literal = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        _ => None,
+    };
+    if let Some(ip) = literal.filter(|ip| !policy.permits(*ip)) {
+        return Err(invalid(format!(
+            "address {ip} is refused by the destination address policy"
+        )));
+    }
     let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes())
         .map_err(|e| invalid(format!("method: {e}")))?;
     let mut request = client
-        .request(method, rendered.url.as_str())
+        .request(method, url)
         .timeout(Duration::from_millis(destination.timeout_ms));
     for header in &rendered.headers {
         let mut value = HeaderValue::from_str(&header.value).map_err(|_| {
@@ -138,7 +153,11 @@ fn invalid(message: String) -> DeliveryError {
 /// Never quotes the URL: a rendered one may hold secret query values.
 fn transport_error(error: reqwest::Error) -> DeliveryError {
     let error = error.without_url();
-    let kind = if error.is_timeout() {
+    let refused = std::iter::successors(std::error::Error::source(&error), |e| e.source())
+        .any(|cause| cause.downcast_ref::<AddressRefused>().is_some());
+    let kind = if refused {
+        ErrorKind::InvalidDestination
+    } else if error.is_timeout() {
         ErrorKind::Timeout
     } else if error.is_builder() {
         ErrorKind::InvalidDestination

@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::flow::{Circuit, RateLimit};
-use crate::{DispatcherConfig, attempt, policy};
+use crate::{AddressPolicy, DispatcherConfig, attempt, policy};
 
 pub(crate) enum Message {
     /// Deliveries just committed by the publish path.
@@ -300,6 +300,7 @@ impl Lane {
                 Arc::clone(&self.subscription),
                 Arc::clone(&self.metrics),
                 Arc::clone(&self.master_key),
+                Arc::clone(&self.config.address_policy),
                 delivery,
             ));
             self.running.insert(task.id(), id);
@@ -449,6 +450,7 @@ async fn attempt(
     subscription: Arc<SubscriptionRecord>,
     metrics: Arc<SubscriptionMetrics>,
     master_key: Arc<MasterKey>,
+    policy: Arc<AddressPolicy>,
     delivery: PendingDelivery,
 ) -> Attempted {
     if delivery.attempts == 0 {
@@ -459,7 +461,7 @@ async fn attempt(
     }
     let started_ms = now_ms();
     let started = std::time::Instant::now();
-    let result = attempt::send(&client, &subscription, &delivery, &master_key).await;
+    let result = attempt::send(&client, &subscription, &delivery, &master_key, &policy).await;
     let duration = started.elapsed();
     let class = result.as_ref().map_or_else(|e| e.class(), |_| "2xx");
     metrics.attempt_duration.observe(duration);

@@ -13,6 +13,7 @@
 //! Invariant: the store is the truth. A lane's memory is a cache of the subscription's pending
 //! deliveries; losing it (crash, shutdown) loses no delivery, only repeats some attempts.
 
+mod address;
 mod attempt;
 mod error;
 mod flow;
@@ -30,6 +31,7 @@ use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use address::{AddressPolicy, DEFAULT_DENY};
 pub use error::{DeliveryError, DispatchError, ErrorKind};
 pub use flow::CircuitState;
 pub use lane::LaneGauges;
@@ -45,6 +47,8 @@ pub struct DispatcherConfig {
     pub lane_capacity: usize,
     /// How often a lane with deliveries left in the store looks for due ones.
     pub backlog_poll: Duration,
+    /// Which addresses deliveries may go to.
+    pub address_policy: Arc<AddressPolicy>,
 }
 
 impl Default for DispatcherConfig {
@@ -52,6 +56,7 @@ impl Default for DispatcherConfig {
         DispatcherConfig {
             lane_capacity: 10_000,
             backlog_poll: Duration::from_millis(500),
+            address_policy: Arc::new(AddressPolicy::default()),
         }
     }
 }
@@ -97,6 +102,9 @@ impl Dispatcher {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(address::PolicyResolver {
+                policy: Arc::clone(&config.address_policy),
+            }))
             .build()
             .map_err(|e| DispatchError::Client(e.to_string()))?;
         let (shutdown, _) = watch::channel(false);

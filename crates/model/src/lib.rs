@@ -13,6 +13,7 @@ mod activity;
 mod error;
 mod event;
 mod name;
+mod network;
 mod subscription;
 mod time;
 mod trace;
@@ -21,6 +22,7 @@ pub use activity::Activity;
 pub use error::ModelError;
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::validate_name;
+pub use network::Network;
 pub use subscription::{
     BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
     parse_bus_spec, parse_subscription_spec,

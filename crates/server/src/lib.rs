@@ -23,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_dispatcher::{Dispatcher, DispatcherConfig};
+use switchyard_dispatcher::{AddressPolicy, Dispatcher, DispatcherConfig};
 use switchyard_metrics::Metrics;
 use switchyard_secrets::MasterKey;
 use switchyard_store::Store;
@@ -48,6 +48,8 @@ pub struct ApiConfig {
     pub api_tokens: Vec<String>,
     /// A publish whose `switchyard-hops` is already this high is refused: the loop guard.
     pub max_hops: u32,
+    /// Which addresses deliveries may go to; checked at subscription time and at every attempt.
+    pub address_policy: Arc<AddressPolicy>,
 }
 
 impl Default for ApiConfig {
@@ -57,6 +59,7 @@ impl Default for ApiConfig {
             max_request_bytes: 16 << 20,
             api_tokens: Vec::new(),
             max_hops: 8,
+            address_policy: Arc::new(AddressPolicy::default()),
         }
     }
 }
@@ -85,7 +88,10 @@ impl App {
         let master_key = Arc::new(master_key);
         let dispatcher = Dispatcher::new(
             Arc::clone(&store),
-            DispatcherConfig::default(),
+            DispatcherConfig {
+                address_policy: Arc::clone(&config.address_policy),
+                ..DispatcherConfig::default()
+            },
             Arc::clone(&metrics),
             Arc::clone(&master_key),
         )?;

@@ -45,9 +45,16 @@ impl App {
         bus: &str,
         name: &str,
         spec: SubscriptionSpec,
-    ) -> Result<(Arc<SubscriptionRecord>, bool), StoreError> {
+    ) -> Result<(Arc<SubscriptionRecord>, bool), ServerError> {
         let _change = self.catalog.lock_changes().await;
         let mut spec = spec;
+        if let Some(ip) = literal_address(spec.destination.url.as_str()) {
+            if !self.config.address_policy.permits(ip) {
+                return Err(ServerError::Invalid(format!(
+                    "field \"destination.url\": address {ip} is refused by the destination address policy"
+                )));
+            }
+        }
         // Signing secrets are stored sealed (or as `file:` references), never as written.
         if let Some(signing) = &spec.destination.signing {
             spec.destination.signing = Some(signing.seal(&self.master_key).map_err(|e| {
@@ -131,5 +138,14 @@ impl App {
         self.sources.remove(name);
         self.metrics.remove_source(name);
         Ok(())
+    }
+}
+
+/// The IP address a URL names literally, if it does (names are checked when they resolve).
+fn literal_address(url: &str) -> Option<std::net::IpAddr> {
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+        url::Host::Domain(_) => None,
     }
 }

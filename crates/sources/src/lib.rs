@@ -20,7 +20,6 @@
 
 mod body;
 mod error;
-mod network;
 mod receive;
 mod spec;
 mod verify;

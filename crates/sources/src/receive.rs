@@ -11,10 +11,10 @@ use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::body::Body;
-use crate::network::Network;
 use crate::spec::{MAX_DETAIL_TYPE_LEN, SourceSpec, VerifySpec};
 use crate::verify::{Check, Headers};
 use crate::{Secret, SourceError};
+use switchyard_model::Network;
 
 /// A request as the HTTP layer received it. Deliberately not `Debug`: it holds signatures and
 /// the full payload, which must not reach a log.

@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::network::Network;
 use crate::{Secret, SourceError};
+use switchyard_model::Network;
 
 /// Replay window of the presets that sign a timestamp: Slack's documented 5 minutes, and the
 /// default of Stripe's and the Standard Webhooks reference libraries.

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
+use switchyard_model::Network;
 use switchyard_secrets::MasterKey;
 use switchyard_server::{ApiConfig, App, ConfigFile};
 use switchyard_store::{EmbeddedStore, Store, StoreOptions};
@@ -32,6 +34,13 @@ pub struct ServeArgs {
     /// Refuse a publish that already passed through this many deliveries [default: 8].
     #[arg(long)]
     max_hops: Option<u32>,
+    /// A network deliveries may go to (repeat the flag); without any, every network not denied.
+    #[arg(long = "allow-destination-network", value_name = "CIDR")]
+    allow_destination_networks: Vec<String>,
+    /// A network deliveries may not go to (repeat the flag); replaces the default deny list
+    /// (169.254.0.0/16 and fd00:ec2::254, where cloud metadata services answer).
+    #[arg(long = "deny-destination-network", value_name = "CIDR")]
+    deny_destination_networks: Vec<String>,
     /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
     #[arg(long)]
     master_key_file: Option<PathBuf>,
@@ -75,12 +84,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
     let defaults = ApiConfig::default();
+    let networks = |flag: &str, list: Vec<String>| -> anyhow::Result<Vec<Network>> {
+        list.iter()
+            .map(|text| Network::parse(text).map_err(|e| anyhow::anyhow!("{flag} {text:?}: {e}")))
+            .collect()
+    };
+    let allow = match (args.allow_destination_networks, &settings.destination_allow) {
+        (flags, _) if !flags.is_empty() => flags,
+        (_, Some(list)) => list.clone(),
+        _ => Vec::new(),
+    };
+    let deny = match (args.deny_destination_networks, &settings.destination_deny) {
+        (flags, _) if !flags.is_empty() => Some(flags),
+        (_, Some(list)) => Some(list.clone()),
+        _ => None,
+    };
+    let address_policy = match deny {
+        None if allow.is_empty() => AddressPolicy::default(),
+        None => AddressPolicy::new(
+            networks("--allow-destination-network", allow)?,
+            networks(
+                "default deny",
+                DEFAULT_DENY.iter().map(|s| s.to_string()).collect(),
+            )?,
+        ),
+        Some(deny) => AddressPolicy::new(
+            networks("--allow-destination-network", allow)?,
+            networks("--deny-destination-network", deny)?,
+        ),
+    };
     let config = ApiConfig {
         max_event_bytes: args
             .max_event_bytes
             .or(settings.max_event_bytes)
             .unwrap_or(defaults.max_event_bytes),
         api_tokens,
+        address_policy: Arc::new(address_policy),
         max_hops: args
             .max_hops
             .or(settings.max_hops)

@@ -254,3 +254,72 @@ fn contains_anywhere(dir: &std::path::Path, needle: &[u8]) -> bool {
         }
     })
 }
+
+#[tokio::test]
+async fn the_address_policy_refuses_metadata_and_denied_networks() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("shop").await;
+    let (status, body) = api
+        .put(
+            "/v1/buses/shop/subscriptions/steal",
+            json!({"destination": {"url": "http://169.254.169.254/latest/meta-data/iam"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("destination address policy"),
+        "{body}"
+    );
+    drop(server);
+
+    // Denying loopback: a name that resolves there is refused when the attempt resolves it.
+    let other = temp_dir();
+    let receiver = Receiver::ok().await;
+    let port = receiver.url.rsplit(':').next().unwrap().to_string();
+    let server = Server::start(
+        other.path(),
+        &[
+            "--deny-destination-network",
+            "127.0.0.0/8",
+            "--deny-destination-network",
+            "::1",
+        ],
+    );
+    let api = Api::new(&server);
+    api.bus("shop").await;
+    let (status, _) = api
+        .put(
+            "/v1/buses/shop/subscriptions/literal",
+            json!({"destination": {"url": receiver.url}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    api.subscribe(
+        "shop",
+        "named",
+        json!({"destination": {"url": format!("http://localhost:{port}/")}}),
+    )
+    .await;
+    api.publish("shop", vec![event("x", json!({}))]).await;
+    wait_for("a dead letter", Duration::from_secs(20), async || {
+        api.stats("shop", "named").await["dead"] == 1
+    })
+    .await;
+    let (_, page) = api
+        .get("/v1/buses/shop/subscriptions/named/dead-letters")
+        .await;
+    assert_eq!(page["items"][0]["reason"], "invalid_destination");
+    assert!(
+        page["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("destination policy"),
+        "{page}"
+    );
+    assert_eq!(receiver.count(), 0);
+}

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 /// One CIDR block with its host bits zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Network {
+pub struct Network {
     base: IpAddr,
     prefix: u8,
 }
@@ -16,7 +16,7 @@ impl Network {
     /// Parses `a.b.c.d/n`, `x::y/n`, or a bare address (one host). A block with host bits set
     /// (`10.0.0.1/8`) is refused rather than silently widened or narrowed: it is almost always
     /// a typo, and guessing which way would change who may send.
-    pub(crate) fn parse(text: &str) -> Result<Network, String> {
+    pub fn parse(text: &str) -> Result<Network, String> {
         let (address, prefix) = match text.split_once('/') {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (text, None),
@@ -42,7 +42,7 @@ impl Network {
         Ok(network)
     }
 
-    pub(crate) fn contains(&self, peer: IpAddr) -> bool {
+    pub fn contains(&self, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
         peer.is_ipv4() == self.base.is_ipv4() && self.masked(peer) == self.base
     }
