@@ -9,9 +9,9 @@ use std::sync::Arc;
 use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
 use switchyard_secrets::SecretRef;
 use switchyard_sources::SourceSpec;
-use switchyard_store::{BusRecord, SourceRecord, StoreError, SubscriptionRecord};
+use switchyard_store::{BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord};
 
-use crate::sources::LiveSource;
+use crate::sources::{LiveSource, StoredSource};
 use crate::{App, ServerError};
 
 impl App {
@@ -92,7 +92,6 @@ impl App {
             )));
         }
         let field = spec.secret_field();
-        let current = self.sources.get(name);
         let secret = match spec.take_secret() {
             Some(secret) => {
                 let reference = SecretRef::parse(secret.expose())
@@ -105,8 +104,8 @@ impl App {
                         ServerError::Invalid(format!("field \"{field}\" cannot be stored"))
                     })?
             }
-            None => match &current {
-                Some(live) => live.record.secret.clone(),
+            None => match self.sources.get(name) {
+                Some(live) => live.secret.clone(),
                 None => {
                     return Err(ServerError::Invalid(format!(
                         "field \"{field}\" is required"
@@ -114,27 +113,31 @@ impl App {
                 }
             },
         };
-        let spec_json = serde_json::to_string(&spec)
+        let spec = serde_json::to_value(&spec)
             .map_err(|e| ServerError::Invalid(format!("cannot encode the source: {e}")))?;
-        let now = now_ms();
-        let record = SourceRecord {
+        let body = serde_json::to_string(&StoredSource { spec, secret })
+            .map_err(|e| ServerError::Invalid(format!("cannot encode the source: {e}")))?;
+        let draft = DocumentRecord {
             name: name.to_string(),
-            bus: spec.bus.clone(),
-            spec: spec_json,
-            secret,
-            created_ms: now,
-            updated_ms: now,
+            body,
+            created_ms: now_ms(),
+            updated_ms: now_ms(),
         };
         // Compiled before it is stored, so that a source that cannot verify anything is refused.
-        let mut live = LiveSource::compile(record, &self.master_key)?;
-        let (stored, created) = self.store.put_source(live.record.clone()).await?;
+        let mut live = LiveSource::compile(draft, &self.master_key)?;
+        let (stored, created) = self
+            .store
+            .put_document(DocumentKind::Source, name, live.record.body.clone())
+            .await?;
         live.record = stored;
         Ok((self.sources.insert(live), created))
     }
 
     pub async fn delete_source(&self, name: &str) -> Result<(), StoreError> {
         let _change = self.catalog.lock_changes().await;
-        self.store.delete_source(name).await?;
+        self.store
+            .delete_document(DocumentKind::Source, name)
+            .await?;
         self.sources.remove(name);
         self.metrics.remove_source(name);
         Ok(())

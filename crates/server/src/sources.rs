@@ -1,33 +1,51 @@
 //! Webhook sources as the server runs them: each compiled with its secret, ready to verify.
 //!
-//! The store keeps a source's configuration without its secret, and the secret as a reference
-//! (`sealed:...` under the master key, or `file:...`); this registry holds the compiled
+//! The store keeps a source as a document: its configuration without its secret, and the secret
+//! as a reference (`sealed:...` under the master key, or `file:...`); this registry holds the compiled
 //! [`Source`] with the secret resolved, in memory only. Must not: put a secret in a record, an
 //! answer, an error or a log line.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use serde::{Deserialize, Serialize};
 use switchyard_secrets::{MasterKey, SecretRef};
 use switchyard_sources::{Source, SourceSpec, parse_source_spec};
-use switchyard_store::{SourceRecord, Store};
+use switchyard_store::{DocumentKind, DocumentRecord, Store};
 
 use crate::ServerError;
 
+/// A source's document body.
+#[derive(Serialize, Deserialize)]
+pub struct StoredSource {
+    /// The configuration, without the secret.
+    pub spec: serde_json::Value,
+    /// `sealed:...` or `file:...`; never the secret itself.
+    pub secret: String,
+}
+
 /// A source ready to receive webhooks.
 pub struct LiveSource {
-    pub record: SourceRecord,
+    pub record: DocumentRecord,
     /// The configuration as stored: without the secret.
     pub spec: SourceSpec,
+    /// The stored reference to the secret, kept when a change leaves the secret out.
+    pub secret: String,
     pub source: Source,
 }
 
 impl LiveSource {
     /// Compiles a stored source, resolving its secret reference with the master key.
-    pub fn compile(record: SourceRecord, key: &MasterKey) -> Result<LiveSource, ServerError> {
-        let spec =
-            parse_source_spec(&record.spec).map_err(|e| ServerError::Invalid(e.to_string()))?;
-        let reference = SecretRef::parse(&record.secret)
+    pub fn compile(record: DocumentRecord, key: &MasterKey) -> Result<LiveSource, ServerError> {
+        let stored: StoredSource = serde_json::from_str(&record.body).map_err(|e| {
+            ServerError::Invalid(format!(
+                "stored source {:?} is unreadable: {e}",
+                record.name
+            ))
+        })?;
+        let spec = parse_source_spec(&stored.spec.to_string())
+            .map_err(|e| ServerError::Invalid(e.to_string()))?;
+        let reference = SecretRef::parse(&stored.secret)
             .map_err(|e| ServerError::Invalid(format!("secret reference: {e}")))?;
         let secret = reference
             .resolve(key)
@@ -39,6 +57,7 @@ impl LiveSource {
         Ok(LiveSource {
             record,
             spec,
+            secret: stored.secret,
             source,
         })
     }
@@ -54,7 +73,7 @@ impl SourceRegistry {
     /// rotated-away key) is left out with an error in the log, rather than stopping the server.
     pub async fn load(store: &dyn Store, key: &MasterKey) -> Result<SourceRegistry, ServerError> {
         let registry = SourceRegistry::default();
-        for record in store.list_sources().await? {
+        for record in store.list_documents(DocumentKind::Source).await? {
             let name = record.name.clone();
             match LiveSource::compile(record, key) {
                 Ok(live) => {

@@ -22,9 +22,9 @@ mod records;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use records::{
-    AttemptRecord, BusRecord, DeadLetter, DeadReason, DeliveryState, DeliveryTrail, EventTrail,
-    NewEvent, Outcome, OutcomeKind, PendingDelivery, SourceRecord, SubscriptionRecord,
-    SubscriptionStats,
+    AttemptRecord, BusRecord, DeadLetter, DeadReason, DeliveryState, DeliveryTrail, DocumentKind,
+    DocumentRecord, EventTrail, NewEvent, Outcome, OutcomeKind, PendingDelivery,
+    SubscriptionRecord, SubscriptionStats,
 };
 
 /// How long history is kept: events and their attempt log, once nothing pending needs them.
@@ -85,10 +85,19 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
     ) -> Result<SubscriptionRecord, StoreError>;
 
-    /// Creates or replaces a webhook source (its creation time is kept on replace).
-    async fn put_source(&self, record: SourceRecord) -> Result<(SourceRecord, bool), StoreError>;
-    async fn list_sources(&self) -> Result<Vec<SourceRecord>, StoreError>;
-    async fn delete_source(&self, name: &str) -> Result<SourceRecord, StoreError>;
+    /// Creates or replaces a named document of a kind; a replacement keeps its creation time.
+    async fn put_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+        body: String,
+    ) -> Result<(DocumentRecord, bool), StoreError>;
+    async fn list_documents(&self, kind: DocumentKind) -> Result<Vec<DocumentRecord>, StoreError>;
+    async fn delete_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+    ) -> Result<DocumentRecord, StoreError>;
 
     /// Makes events and their deliveries durable, returning per event the deliveries created.
     /// A subscription deleted since matching simply gets no delivery.

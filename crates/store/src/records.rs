@@ -25,16 +25,30 @@ pub struct SubscriptionRecord {
     pub updated_ms: u64,
 }
 
-/// A webhook source as stored. The store knows it only as text: the server owns its meaning.
+/// The kinds of named configuration documents the store keeps besides buses and subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// A webhook source: its configuration and a reference to its secret.
+    Source,
+    /// A connection: how to authenticate to destinations, secrets sealed.
+    Connection,
+}
+
+impl DocumentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::Source => "source",
+            DocumentKind::Connection => "connection",
+        }
+    }
+}
+
+/// A named configuration document. The store knows it only as JSON text, with no secret in
+/// plain text in it: the server owns its meaning and seals secrets before storing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SourceRecord {
+pub struct DocumentRecord {
     pub name: String,
-    pub bus: String,
-    /// The source's configuration as JSON, without its secret.
-    pub spec: String,
-    /// A reference to the secret: `sealed:...` (encrypted with the master key) or `file:...`;
-    /// never the secret itself.
-    pub secret: String,
+    pub body: String,
     pub created_ms: u64,
     pub updated_ms: u64,
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use switchyard_model::{Event, TraceContext, parse_subscription_spec};
 use switchyard_store::{
-    DeadReason, EmbeddedStore, NewEvent, Outcome, OutcomeKind, Store, StoreError, StoreOptions,
-    SubscriptionStats,
+    DeadReason, DocumentKind, EmbeddedStore, NewEvent, Outcome, OutcomeKind, Store, StoreError,
+    StoreOptions, SubscriptionStats,
 };
 
 fn spec() -> switchyard_model::SubscriptionSpec {
@@ -313,8 +313,49 @@ async fn redrive_of_many_dead_letters_misses_none(store: &dyn Store) {
     );
 }
 
+async fn documents(store: &dyn Store) {
+    let (first, created) = store
+        .put_document(DocumentKind::Source, "gh", "{\"v\":1}".into())
+        .await
+        .unwrap();
+    assert!(created);
+    store
+        .put_document(DocumentKind::Connection, "gh", "{\"c\":1}".into())
+        .await
+        .unwrap();
+    let (second, created) = store
+        .put_document(DocumentKind::Source, "gh", "{\"v\":2}".into())
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(
+        second.created_ms, first.created_ms,
+        "a replacement keeps its creation time"
+    );
+    let sources = store.list_documents(DocumentKind::Source).await.unwrap();
+    assert_eq!(sources.len(), 1, "kinds do not mix");
+    assert_eq!(sources[0].body, "{\"v\":2}");
+    store
+        .delete_document(DocumentKind::Source, "gh")
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_document(DocumentKind::Source, "gh").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .list_documents(DocumentKind::Connection)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 async fn run_suite(store: Arc<dyn Store>) {
     catalog(store.as_ref()).await;
+    documents(store.as_ref()).await;
     delivery_lifecycle(store.as_ref()).await;
     redrive_of_many_dead_letters_misses_none(store.as_ref()).await;
     concurrent_appends_share_commits_and_lose_nothing(store).await;

@@ -30,8 +30,8 @@ pub(super) const DUE: TableDefinition<(u64, u64, u64), ()> = TableDefinition::ne
 pub(super) const DEAD: TableDefinition<(u64, u64), &str> = TableDefinition::new("dead_letters");
 /// Subscription id -> accounting counters; its presence marks a live subscription id.
 pub(super) const COUNTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("counters");
-/// Source name -> SourceRecord JSON.
-pub(super) const SOURCES: TableDefinition<&str, &str> = TableDefinition::new("sources");
+/// (kind, name) -> DocumentRecord JSON: sources, connections.
+pub(super) const DOCUMENTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("documents");
 /// (bus, event id) -> event sequence, for looking events up by id.
 pub(super) const EVENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids");
 /// Event sequence -> pending deliveries that refer to it; absent means none.
@@ -48,7 +48,7 @@ pub(super) const ATTEMPTS_BY_SUBSCRIPTION: TableDefinition<(u64, u64, u64, u32),
 pub(super) struct Tables<'txn> {
     pub meta: Table<'txn, &'static str, u64>,
     pub buses: Table<'txn, &'static str, &'static str>,
-    pub sources: Table<'txn, &'static str, &'static str>,
+    pub documents: Table<'txn, (&'static str, &'static str), &'static str>,
     pub subscriptions: Table<'txn, (&'static str, &'static str), &'static str>,
     pub events: Table<'txn, u64, &'static [u8]>,
     pub deliveries: Table<'txn, (u64, u64), &'static [u8]>,
@@ -66,7 +66,7 @@ impl<'txn> Tables<'txn> {
         Ok(Tables {
             meta: txn.open_table(META)?,
             buses: txn.open_table(BUSES)?,
-            sources: txn.open_table(SOURCES)?,
+            documents: txn.open_table(DOCUMENTS)?,
             subscriptions: txn.open_table(SUBSCRIPTIONS)?,
             events: txn.open_table(EVENTS)?,
             deliveries: txn.open_table(DELIVERIES)?,

@@ -22,8 +22,9 @@ use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
 use self::codec::*;
 use self::writer::Writer;
 use crate::{
-    AttemptRecord, BusRecord, DeadLetter, EventTrail, NewEvent, Outcome, PendingDelivery,
-    SourceRecord, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
+    AttemptRecord, BusRecord, DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent,
+    Outcome, PendingDelivery, Store, StoreError, StoreOptions, SubscriptionRecord,
+    SubscriptionStats,
 };
 
 pub struct EmbeddedStore {
@@ -349,46 +350,65 @@ impl Store for EmbeddedStore {
             .await
     }
 
-    async fn put_source(&self, record: SourceRecord) -> Result<(SourceRecord, bool), StoreError> {
+    async fn put_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+        body: String,
+    ) -> Result<(DocumentRecord, bool), StoreError> {
+        let name = name.to_string();
         self.writer
             .write(move |t| {
-                let existing: Option<SourceRecord> = t
-                    .sources
-                    .get(record.name.as_str())?
-                    .map(|v| from_json("sources", v.value()))
+                let key = (kind.as_str(), name.as_str());
+                let existing: Option<DocumentRecord> = t
+                    .documents
+                    .get(key)?
+                    .map(|v| from_json("documents", v.value()))
                     .transpose()?;
-                let created = existing.is_none();
-                let record = SourceRecord {
-                    created_ms: existing.map_or(record.created_ms, |e| e.created_ms),
-                    ..record
+                let now = now_ms();
+                let record = DocumentRecord {
+                    created_ms: existing.as_ref().map_or(now, |e| e.created_ms),
+                    updated_ms: now,
+                    name: name.clone(),
+                    body,
                 };
-                t.sources
-                    .insert(record.name.as_str(), json(&record)?.as_str())?;
-                Ok((record, created))
+                t.documents.insert(key, json(&record)?.as_str())?;
+                Ok((record, existing.is_none()))
             })
             .await
     }
 
-    async fn list_sources(&self) -> Result<Vec<SourceRecord>, StoreError> {
-        self.read(|txn| {
+    async fn list_documents(&self, kind: DocumentKind) -> Result<Vec<DocumentRecord>, StoreError> {
+        self.read(move |txn| {
+            let table = txn.open_table(DOCUMENTS)?;
             let mut out = Vec::new();
-            for row in txn.open_table(SOURCES)?.iter()? {
-                out.push(from_json("sources", row?.1.value())?);
+            for row in table.range((kind.as_str(), "")..)? {
+                let (key, value) = row?;
+                if key.value().0 != kind.as_str() {
+                    break;
+                }
+                out.push(from_json("documents", value.value())?);
             }
             Ok(out)
         })
         .await
     }
 
-    async fn delete_source(&self, name: &str) -> Result<SourceRecord, StoreError> {
+    async fn delete_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+    ) -> Result<DocumentRecord, StoreError> {
         let name = name.to_string();
         self.writer
             .write(move |t| {
-                t.sources
-                    .remove(name.as_str())?
-                    .map(|v| from_json("sources", v.value()))
+                t.documents
+                    .remove((kind.as_str(), name.as_str()))?
+                    .map(|v| from_json("documents", v.value()))
                     .transpose()?
-                    .ok_or_else(|| StoreError::NotFound(format!("source {name:?} does not exist")))
+                    .ok_or_else(|| {
+                        StoreError::NotFound(format!("{} {name:?} does not exist", kind.as_str()))
+                    })
             })
             .await
     }
