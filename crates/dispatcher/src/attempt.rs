@@ -8,13 +8,15 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use reqwest::header::HeaderValue;
-use switchyard_destination::{Attempt, Credentials, RenderSpec, render};
-use switchyard_secrets::MasterKey;
+use switchyard_destination::{Attempt, Credentials, RenderSpec, ResolvedConnection, render};
+use switchyard_secrets::{MasterKey, Secret};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
 use crate::address::{AddressPolicy, AddressRefused};
-use crate::{DeliveryError, ErrorKind};
+use crate::{Connections, DeliveryError, ErrorKind};
 
 /// Bytes of a failed answer's body kept for the dead letter and logs: enough to see the
 /// receiver's error message, too little to copy a large payload around.
@@ -23,19 +25,86 @@ const EXCERPT_BYTES: usize = 256;
 /// keeps a receiver that streams forever from holding the attempt open.
 const MAX_DRAIN_BYTES: usize = 64 * 1024;
 
-/// Sends the delivery's next attempt. Ok is the 2xx status.
+/// What every attempt shares, whichever lane makes it.
+pub(crate) struct Context {
+    pub(crate) client: reqwest::Client,
+    /// Opens sealed signing secrets and connection credentials at attempt time.
+    pub(crate) master_key: Arc<MasterKey>,
+    pub(crate) connections: Connections,
+    pub(crate) policy: Arc<AddressPolicy>,
+}
+
+/// Sends the delivery's next attempt. Ok is the 2xx status. With an OAuth connection, a 401
+/// fetches a new token and tries once more within the same attempt: the token, not the
+/// delivery, was what failed.
 pub(crate) async fn send(
-    client: &reqwest::Client,
+    context: &Context,
     subscription: &SubscriptionRecord,
     delivery: &PendingDelivery,
-    master_key: &MasterKey,
-    policy: &AddressPolicy,
+) -> Result<u16, DeliveryError> {
+    let connection = match &subscription.spec.destination.connection {
+        Some(name) => Some(
+            context
+                .connections
+                .get(name)
+                .ok_or_else(|| invalid(format!("connection {name:?} does not exist")))?,
+        ),
+        None => None,
+    };
+    let resolved = match &connection {
+        Some(live) => Some(
+            live.spec
+                .resolve(&context.master_key)
+                .map_err(|e| invalid(format!("connection credentials: {e}")))?,
+        ),
+        None => None,
+    };
+    let oauth = resolved.as_ref().is_some_and(|r| r.needs_access_token());
+    let mut token = None;
+    if let (true, Some(live)) = (oauth, &connection) {
+        token = Some(
+            live.access_token(&context.client, &context.master_key, None)
+                .await?,
+        );
+    }
+    let first = send_once(
+        context,
+        subscription,
+        delivery,
+        resolved.as_ref(),
+        token.as_ref(),
+    )
+    .await;
+    match (&first, &connection) {
+        (Err(e), Some(live)) if oauth && e.status() == Some(401) => {
+            let fresh = live
+                .access_token(&context.client, &context.master_key, token.as_ref())
+                .await?;
+            send_once(
+                context,
+                subscription,
+                delivery,
+                resolved.as_ref(),
+                Some(&fresh),
+            )
+            .await
+        }
+        _ => first,
+    }
+}
+
+async fn send_once(
+    context: &Context,
+    subscription: &SubscriptionRecord,
+    delivery: &PendingDelivery,
+    connection: Option<&ResolvedConnection>,
+    access_token: Option<&Secret>,
 ) -> Result<u16, DeliveryError> {
     let destination = &subscription.spec.destination;
     // Resolved at each attempt, so that a rotated `file:` secret is picked up without a restart.
     let signing = match &destination.signing {
         Some(spec) => spec
-            .resolve(master_key)
+            .resolve(&context.master_key)
             .map_err(|e| invalid(format!("signing secrets: {e}")))?,
         None => Vec::new(),
     };
@@ -59,8 +128,10 @@ pub(crate) async fn send(
             .map_or(0, |d| d.as_secs()),
     };
     let credentials = Credentials {
+        connection,
+        access_token,
         signing: &signing,
-        ..Credentials::default()
+        identity: None,
     };
     let rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
     let url = reqwest::Url::parse(&rendered.url).map_err(|e| invalid(format!("url: {e}")))?;
@@ -70,14 +141,15 @@ pub(crate) async fn send(
         Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
         _ => None,
     };
-    if let Some(ip) = literal.filter(|ip| !policy.permits(*ip)) {
+    if let Some(ip) = literal.filter(|ip| !context.policy.permits(*ip)) {
         return Err(invalid(format!(
             "address {ip} is refused by the destination address policy"
         )));
     }
     let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes())
         .map_err(|e| invalid(format!("method: {e}")))?;
-    let mut request = client
+    let mut request = context
+        .client
         .request(method, url)
         .timeout(Duration::from_millis(destination.timeout_ms));
     for header in &rendered.headers {

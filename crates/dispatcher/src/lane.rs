@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 
 use switchyard_metrics::SubscriptionMetrics;
 use switchyard_model::{Activity, format_rfc3339_ms, now_ms};
-use switchyard_secrets::MasterKey;
 use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::flow::{Circuit, RateLimit};
-use crate::{AddressPolicy, DispatcherConfig, attempt, policy};
+use crate::{DispatcherConfig, attempt, policy};
 
 pub(crate) enum Message {
     /// Deliveries just committed by the publish path.
@@ -60,12 +59,11 @@ type Committed = (Vec<Attempted>, Result<(), switchyard_store::StoreError>);
 pub(crate) struct Lane {
     subscription: Arc<SubscriptionRecord>,
     store: Arc<dyn Store>,
-    client: reqwest::Client,
+    context: Arc<attempt::Context>,
     config: DispatcherConfig,
     gauges: Arc<LaneGauges>,
     metrics: Arc<SubscriptionMetrics>,
     activity: broadcast::Sender<Activity>,
-    master_key: Arc<MasterKey>,
     /// Every delivery id in memory, whichever queue it is in; hand-offs and store reads that
     /// name one of these are duplicates.
     held: HashSet<u64>,
@@ -98,24 +96,22 @@ impl Lane {
     pub(crate) fn new(
         subscription: Arc<SubscriptionRecord>,
         store: Arc<dyn Store>,
-        client: reqwest::Client,
+        context: Arc<attempt::Context>,
         config: DispatcherConfig,
         gauges: Arc<LaneGauges>,
         metrics: Arc<SubscriptionMetrics>,
         activity: broadcast::Sender<Activity>,
-        master_key: Arc<MasterKey>,
     ) -> Lane {
         let rate = subscription_rate(&subscription);
         let circuit = Circuit::new(subscription.spec.circuit_breaker, Instant::now());
         Lane {
             subscription,
             store,
-            client,
+            context,
             config,
             gauges,
             metrics,
             activity,
-            master_key,
             held: HashSet::new(),
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
@@ -296,11 +292,9 @@ impl Lane {
             };
             let id = delivery.id;
             let task = self.in_flight.spawn(attempt(
-                self.client.clone(),
+                Arc::clone(&self.context),
                 Arc::clone(&self.subscription),
                 Arc::clone(&self.metrics),
-                Arc::clone(&self.master_key),
-                Arc::clone(&self.config.address_policy),
                 delivery,
             ));
             self.running.insert(task.id(), id);
@@ -446,11 +440,9 @@ async fn sleep_until_ms(due_ms: u64) {
 
 /// Makes one attempt and decides its outcome; the lane commits it.
 async fn attempt(
-    client: reqwest::Client,
+    context: Arc<attempt::Context>,
     subscription: Arc<SubscriptionRecord>,
     metrics: Arc<SubscriptionMetrics>,
-    master_key: Arc<MasterKey>,
-    policy: Arc<AddressPolicy>,
     delivery: PendingDelivery,
 ) -> Attempted {
     if delivery.attempts == 0 {
@@ -461,7 +453,7 @@ async fn attempt(
     }
     let started_ms = now_ms();
     let started = std::time::Instant::now();
-    let result = attempt::send(&client, &subscription, &delivery, &master_key, &policy).await;
+    let result = attempt::send(&context, &subscription, &delivery).await;
     let duration = started.elapsed();
     let class = result.as_ref().map_or_else(|e| e.class(), |_| "2xx");
     metrics.attempt_duration.observe(duration);

@@ -15,6 +15,7 @@
 
 mod address;
 mod attempt;
+mod connections;
 mod error;
 mod flow;
 mod lane;
@@ -32,6 +33,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use address::{AddressPolicy, DEFAULT_DENY};
+pub use connections::{Connections, LiveConnection};
 pub use error::{DeliveryError, DispatchError, ErrorKind};
 pub use flow::CircuitState;
 pub use lane::LaneGauges;
@@ -69,11 +71,10 @@ pub struct Dispatcher {
 
 struct Inner {
     store: Arc<dyn Store>,
-    client: reqwest::Client,
+    /// What every attempt of every lane shares: the HTTP client, keys, connections, policy.
+    context: Arc<attempt::Context>,
     config: DispatcherConfig,
     metrics: Arc<Metrics>,
-    /// Opens destinations' sealed signing secrets at attempt time.
-    master_key: Arc<MasterKey>,
     lanes: Mutex<HashMap<u64, LaneHandle>>,
     /// Flipped once at shutdown; lanes stop starting attempts and drain those in flight.
     shutdown: watch::Sender<bool>,
@@ -112,10 +113,14 @@ impl Dispatcher {
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 store,
-                client,
+                context: Arc::new(attempt::Context {
+                    client,
+                    master_key,
+                    connections: Connections::default(),
+                    policy: Arc::clone(&config.address_policy),
+                }),
                 config,
                 metrics,
-                master_key,
                 activity,
                 lanes: Mutex::new(HashMap::new()),
                 shutdown,
@@ -152,7 +157,7 @@ impl Dispatcher {
             lane::Lane::new(
                 subscription.clone(),
                 Arc::clone(&self.inner.store),
-                self.inner.client.clone(),
+                Arc::clone(&self.inner.context),
                 self.inner.config.clone(),
                 Arc::clone(&gauges),
                 self.inner.metrics.subscription(
@@ -161,7 +166,6 @@ impl Dispatcher {
                     &subscription.name,
                 ),
                 self.inner.activity.clone(),
-                Arc::clone(&self.inner.master_key),
             )
             .run(messages, self.inner.shutdown.subscribe()),
         );
@@ -213,6 +217,11 @@ impl Dispatcher {
     /// Senders check `receiver_count()` first, so nobody pays for it while nobody tails.
     pub fn activity(&self) -> &broadcast::Sender<Activity> {
         &self.inner.activity
+    }
+
+    /// Connections by name; the server puts them here as they are created, changed and deleted.
+    pub fn connections(&self) -> &Connections {
+        &self.inner.context.connections
     }
 
     /// Live figures of a lane, for stats; `None` when the subscription has no lane.

@@ -102,6 +102,10 @@ pub struct Destination {
     /// Standard Webhooks signatures; the secrets are sealed before the subscription is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing: Option<SigningSpec>,
+    /// The name of a connection: how to authenticate (basic, API key, OAuth client credentials)
+    /// and extra headers and query parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
 }
 
 /// When a failed attempt is tried again. Defaults are EventBridge's: 185 attempts within 24 h.
@@ -251,6 +255,11 @@ impl Destination {
             return Err(ModelError::invalid(format!(
                 "field \"destination.timeout_ms\" must be 1 to {MAX_TIMEOUT_MS}"
             )));
+        }
+        if let Some(name) = &self.connection {
+            crate::validate_name("connection", name).map_err(|e| {
+                ModelError::invalid(format!("field \"destination.connection\": {e}"))
+            })?;
         }
         for name in self.headers.keys() {
             validate_header_name("destination.headers", name)

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use switchyard_destination::{ConnectionSpec, parse_connection_spec};
 use switchyard_model::{
     BusSpec, ModelError, SubscriptionSpec, parse_bus_spec, parse_subscription_spec, validate_name,
 };
@@ -41,6 +42,8 @@ pub struct ConfigFile {
     pub buses: BTreeMap<String, (BusSpec, BTreeMap<String, SubscriptionSpec>)>,
     /// Webhook sources by name; their secrets are best written as `file:/path` references.
     pub sources: BTreeMap<String, SourceSpec>,
+    /// Connections by name, applied before the subscriptions that use them.
+    pub connections: BTreeMap<String, ConnectionSpec>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +55,8 @@ struct RawFile {
     buses: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     sources: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    connections: BTreeMap<String, serde_json::Value>,
 }
 
 impl ConfigFile {
@@ -106,15 +111,30 @@ impl ConfigFile {
                 .map_err(|e| ServerError::Config(format!("{context}: {e}")))?;
             sources.insert(name, spec);
         }
+        let mut connections = BTreeMap::new();
+        for (name, body) in raw.connections {
+            let context = format!("connections.{name}");
+            validate_name("connection", &name).map_err(|error| ServerError::ConfigEntry {
+                context: context.clone(),
+                error,
+            })?;
+            let spec = parse_connection_spec(&body.to_string())
+                .map_err(|e| ServerError::Config(format!("{context}: {e}")))?;
+            connections.insert(name, spec);
+        }
         Ok(ConfigFile {
             server: raw.server,
             buses,
             sources,
+            connections,
         })
     }
 
     /// Creates or updates every bus, subscription and source the file declares.
     pub async fn apply(&self, app: &App) -> Result<(), ServerError> {
+        for (name, spec) in &self.connections {
+            app.put_connection(name, spec.clone()).await?;
+        }
         for (bus, (spec, subscriptions)) in &self.buses {
             app.put_bus(bus, spec.clone()).await?;
             for (name, spec) in subscriptions {

@@ -23,10 +23,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_dispatcher::{AddressPolicy, Dispatcher, DispatcherConfig};
+use switchyard_destination::parse_connection_spec;
+use switchyard_dispatcher::{AddressPolicy, Dispatcher, DispatcherConfig, LiveConnection};
 use switchyard_metrics::Metrics;
 use switchyard_secrets::MasterKey;
-use switchyard_store::Store;
+use switchyard_store::{DocumentKind, Store};
 use tokio::net::TcpListener;
 
 pub use catalog::Catalog;
@@ -103,6 +104,16 @@ impl App {
             metrics.bus(&bus.record.name);
         }
         let sources = SourceRegistry::load(store.as_ref(), &master_key).await?;
+        for record in store.list_documents(DocumentKind::Connection).await? {
+            match parse_connection_spec(&record.body) {
+                Ok(spec) => dispatcher
+                    .connections()
+                    .insert(&record.name, LiveConnection::new(spec)),
+                Err(error) => {
+                    tracing::error!(connection = %record.name, %error, "connection not loaded")
+                }
+            }
+        }
         let app = Arc::new(App {
             metrics,
             store,

@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use switchyard_destination::ConnectionSpec;
+use switchyard_dispatcher::LiveConnection;
 use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
 use switchyard_secrets::SecretRef;
 use switchyard_sources::SourceSpec;
@@ -48,6 +50,13 @@ impl App {
     ) -> Result<(Arc<SubscriptionRecord>, bool), ServerError> {
         let _change = self.catalog.lock_changes().await;
         let mut spec = spec;
+        if let Some(connection) = &spec.destination.connection {
+            if self.dispatcher.connections().get(connection).is_none() {
+                return Err(ServerError::Invalid(format!(
+                    "field \"destination.connection\": connection {connection:?} does not exist; create it first"
+                )));
+            }
+        }
         if let Some(ip) = literal_address(spec.destination.url.as_str()) {
             if !self.config.address_policy.permits(ip) {
                 return Err(ServerError::Invalid(format!(
@@ -140,6 +149,54 @@ impl App {
             .await?;
         self.sources.remove(name);
         self.metrics.remove_source(name);
+        Ok(())
+    }
+
+    /// Creates or replaces a connection. Its secrets are sealed with the master key before it is
+    /// stored; it is resolved once first, so that an unreadable `file:` secret is refused now.
+    pub async fn put_connection(
+        &self,
+        name: &str,
+        spec: ConnectionSpec,
+    ) -> Result<(DocumentRecord, bool), ServerError> {
+        let _change = self.catalog.lock_changes().await;
+        let sealed = spec.seal(&self.master_key)?;
+        sealed
+            .resolve(&self.master_key)
+            .map_err(|e| ServerError::Invalid(e.to_string()))?;
+        let body = serde_json::to_string(&sealed)
+            .map_err(|e| ServerError::Invalid(format!("cannot encode the connection: {e}")))?;
+        let (record, created) = self
+            .store
+            .put_document(DocumentKind::Connection, name, body)
+            .await?;
+        self.dispatcher
+            .connections()
+            .insert(name, LiveConnection::new(sealed));
+        Ok((record, created))
+    }
+
+    /// Deletes a connection no subscription uses.
+    pub async fn delete_connection(&self, name: &str) -> Result<(), ServerError> {
+        let _change = self.catalog.lock_changes().await;
+        let users: Vec<String> = self
+            .catalog
+            .all_subscriptions()
+            .iter()
+            .filter(|s| s.spec.destination.connection.as_deref() == Some(name))
+            .map(|s| format!("{}/{}", s.bus, s.name))
+            .collect();
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "connection {name:?} is used by {}; change them first",
+                users.join(", ")
+            ))
+            .into());
+        }
+        self.store
+            .delete_document(DocumentKind::Connection, name)
+            .await?;
+        self.dispatcher.connections().remove(name);
         Ok(())
     }
 }

@@ -223,6 +223,7 @@ async fn retry_after_is_honoured() {
                 status: 429,
                 headers: vec![("retry-after", "1".into())],
                 delay: Duration::ZERO,
+                body: String::new(),
             }
         } else {
             Reply::status(200)
@@ -254,6 +255,7 @@ async fn a_hanging_endpoint_does_not_delay_another_subscription() {
         status: 200,
         headers: vec![],
         delay: Duration::from_secs(60),
+        body: String::new(),
     })
     .await;
     let healthy = Receiver::ok().await;

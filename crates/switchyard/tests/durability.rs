@@ -132,6 +132,7 @@ async fn sigterm_lets_attempts_in_flight_finish_and_records_them() {
         status: 200,
         headers: vec![],
         delay: Duration::from_millis(800),
+        body: String::new(),
     })
     .await;
     let server = Server::start(dir.path(), &[]);

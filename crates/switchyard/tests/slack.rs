@@ -118,6 +118,7 @@ async fn a_slash_command_is_acknowledged_at_once_and_its_result_reaches_slack() 
         status: 200,
         headers: vec![("content-type", "application/json".into())],
         delay: Duration::ZERO,
+        body: String::new(),
     })
     .await;
     let token_file = dir.path().join("bot-token");

@@ -2,6 +2,7 @@
 //! extractor that enforces size limits, and bearer-token authentication of `/v1`.
 
 mod buses;
+mod connections;
 mod dead_letters;
 mod error;
 mod events;
@@ -57,6 +58,13 @@ pub fn router(app: Arc<App>) -> Router {
             post(dead_letters::redrive),
         )
         .route("/v1/test-pattern", post(test_pattern::test_pattern))
+        .route("/v1/connections", get(connections::list))
+        .route(
+            "/v1/connections/{name}",
+            put(connections::put)
+                .get(connections::get)
+                .delete(connections::delete),
+        )
         .route("/v1/sources", get(sources::list))
         .route(
             "/v1/sources/{name}",

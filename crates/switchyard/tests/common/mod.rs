@@ -125,6 +125,8 @@ impl Drop for Server {
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub path: String,
+    /// The query string, without the `?`.
+    pub query: String,
     pub headers: HeaderMap,
     pub body: Value,
     /// The body byte for byte, for checks over exactly what was sent (signatures).
@@ -149,6 +151,7 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
+    pub body: String,
 }
 
 impl Reply {
@@ -157,6 +160,15 @@ impl Reply {
             status,
             headers: Vec::new(),
             delay: Duration::ZERO,
+            body: String::new(),
+        }
+    }
+
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            headers: vec![("content-type", "application/json".into())],
+            body: body.to_string(),
+            ..Reply::status(status)
         }
     }
 }
@@ -186,7 +198,16 @@ impl Receiver {
         let app = axum::Router::new().fallback(
             move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
                 let state = state.clone();
-                async move { state.handle(uri.path().to_string(), headers, body).await }
+                async move {
+                    state
+                        .handle(
+                            uri.path().to_string(),
+                            uri.query().unwrap_or("").to_string(),
+                            headers,
+                            body,
+                        )
+                        .await
+                }
             },
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -197,11 +218,18 @@ impl Receiver {
         Receiver::start(|_, _| Reply::status(200)).await
     }
 
-    async fn handle(&self, path: String, headers: HeaderMap, body: Bytes) -> Response {
+    async fn handle(
+        &self,
+        path: String,
+        query: String,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
         let raw_body = body.to_vec();
         let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let hit = Hit {
             path,
+            query,
             headers,
             body,
             raw_body,
@@ -218,7 +246,8 @@ impl Receiver {
         if !reply.delay.is_zero() {
             tokio::time::sleep(reply.delay).await;
         }
-        let mut response = StatusCode::from_u16(reply.status).unwrap().into_response();
+        let mut response =
+            (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
         for (name, value) in reply.headers {
             response.headers_mut().insert(name, value.parse().unwrap());
         }

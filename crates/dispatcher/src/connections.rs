@@ -1,0 +1,147 @@
+//! Connections as the dispatcher uses them: each with its OAuth access token cache.
+//!
+//! A connection's secrets stay sealed in memory too; they are opened for each attempt (so that a
+//! rotated `file:` secret is picked up) and dropped with it. An OAuth token is fetched once,
+//! shared by every delivery that uses the connection, kept until shortly before it expires, and
+//! fetched again once when a destination answers 401 to it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use switchyard_destination::oauth2::{AccessToken, parse_token_response};
+use switchyard_destination::{ConnectionAuth, ConnectionSpec};
+use switchyard_secrets::{MasterKey, Secret};
+
+use crate::{DeliveryError, ErrorKind};
+
+/// One connection: its sealed configuration and the token fetched for it.
+pub struct LiveConnection {
+    pub spec: ConnectionSpec,
+    /// One fetch at a time: concurrent attempts wait for the same token instead of each asking.
+    token: tokio::sync::Mutex<Option<AccessToken>>,
+}
+
+impl LiveConnection {
+    pub fn new(spec: ConnectionSpec) -> LiveConnection {
+        LiveConnection {
+            spec,
+            token: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The access token for an `oauth2_client_credentials` connection, from the cache unless it
+    /// is due for refresh or `stale` (the one the destination just refused).
+    pub(crate) async fn access_token(
+        &self,
+        client: &reqwest::Client,
+        key: &MasterKey,
+        stale: Option<&Secret>,
+    ) -> Result<Secret, DeliveryError> {
+        let Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) = &self.spec.auth else {
+            return Err(failure(
+                ErrorKind::InvalidDestination,
+                "the connection does not use OAuth",
+            ));
+        };
+        let now_s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut cached = self.token.lock().await;
+        if let Some(token) = cached.as_ref() {
+            let refused = stale.is_some_and(|s| *s == token.token);
+            if token.is_fresh(now_s) && !refused {
+                return Ok(token.token.clone());
+            }
+        }
+        let request = oauth.token_request(key).map_err(|e| {
+            failure(
+                ErrorKind::InvalidDestination,
+                &format!("OAuth client secret: {e}"),
+            )
+        })?;
+        let mut post = client.post(&request.url).timeout(Duration::from_secs(30));
+        for header in &request.headers {
+            post = post.header(header.name.as_str(), header.value.as_str());
+        }
+        let response = post
+            .body(request.body().to_vec())
+            .send()
+            .await
+            .map_err(|e| {
+                failure(
+                    ErrorKind::Connection,
+                    &format!("OAuth token endpoint: {}", e.without_url()),
+                )
+            })?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| {
+            failure(
+                ErrorKind::Connection,
+                &format!("OAuth token endpoint: {}", e.without_url()),
+            )
+        })?;
+        // A refused client is a configuration error; a failing endpoint may recover.
+        let token = parse_token_response(status, &body, now_s).map_err(|e| {
+            let kind = if (400..500).contains(&status) {
+                ErrorKind::InvalidDestination
+            } else {
+                ErrorKind::Connection
+            };
+            failure(kind, &format!("OAuth token: {e}"))
+        })?;
+        let secret = token.token.clone();
+        *cached = Some(token);
+        Ok(secret)
+    }
+}
+
+fn failure(kind: ErrorKind, message: &str) -> DeliveryError {
+    DeliveryError {
+        kind,
+        message: message.to_string(),
+    }
+}
+
+/// Every connection by name; the server keeps it in step with the store.
+#[derive(Default)]
+pub struct Connections {
+    map: RwLock<HashMap<String, Arc<LiveConnection>>>,
+}
+
+impl Connections {
+    pub fn get(&self, name: &str) -> Option<Arc<LiveConnection>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Replaces a connection; its cached token goes with the old definition.
+    pub fn insert(&self, name: &str, connection: LiveConnection) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), Arc::new(connection));
+    }
+
+    pub fn remove(&self, name: &str) {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+}
