@@ -11,7 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
-use switchyard_destination::{Attempt, Credentials, RenderSpec, ResolvedConnection, render};
+use switchyard_destination::{
+    Attempt, Credentials, Identity, IdentityKey, RenderSpec, ResolvedConnection, render,
+};
 use switchyard_secrets::{MasterKey, Secret};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
@@ -32,6 +34,16 @@ pub(crate) struct Context {
     pub(crate) master_key: Arc<MasterKey>,
     pub(crate) connections: Connections,
     pub(crate) policy: Arc<AddressPolicy>,
+    /// Signs identity tokens, with the issuer (switchyard's public URL).
+    pub(crate) identity: Option<Arc<IdentitySigner>>,
+}
+
+/// switchyard's identity-token key and the issuer its tokens name. (`IdentityKey`'s Debug shows
+/// only its key id.)
+#[derive(Debug)]
+pub struct IdentitySigner {
+    pub key: IdentityKey,
+    pub issuer: String,
 }
 
 /// Sends the delivery's next attempt. Ok is the 2xx status. With an OAuth connection, a 401
@@ -115,7 +127,7 @@ async fn send_once(
         format: destination.format,
         transform: destination.transform.as_ref(),
         signing: destination.signing.as_ref(),
-        identity_token: None,
+        identity_token: destination.identity_token.as_ref(),
     };
     let attempt = Attempt {
         envelope: &delivery.event.envelope,
@@ -127,11 +139,23 @@ async fn send_once(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
+    let identity = match (&destination.identity_token, &context.identity) {
+        (None, _) => None,
+        (Some(_), Some(signer)) => Some(Identity {
+            key: &signer.key,
+            issuer: &signer.issuer,
+        }),
+        (Some(_), None) => {
+            return Err(invalid(
+                "identity tokens are not configured on this server".into(),
+            ));
+        }
+    };
     let credentials = Credentials {
         connection,
         access_token,
         signing: &signing,
-        identity: None,
+        identity,
     };
     let rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
     let url = reqwest::Url::parse(&rendered.url).map_err(|e| invalid(format!("url: {e}")))?;

@@ -33,6 +33,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use address::{AddressPolicy, DEFAULT_DENY};
+pub use attempt::IdentitySigner;
 pub use connections::{Connections, LiveConnection};
 pub use error::{DeliveryError, DispatchError, ErrorKind};
 pub use flow::CircuitState;
@@ -51,6 +52,8 @@ pub struct DispatcherConfig {
     pub backlog_poll: Duration,
     /// Which addresses deliveries may go to.
     pub address_policy: Arc<AddressPolicy>,
+    /// Signs identity tokens for destinations that ask for them.
+    pub identity: Option<Arc<IdentitySigner>>,
 }
 
 impl Default for DispatcherConfig {
@@ -59,6 +62,7 @@ impl Default for DispatcherConfig {
             lane_capacity: 10_000,
             backlog_poll: Duration::from_millis(500),
             address_policy: Arc::new(AddressPolicy::default()),
+            identity: None,
         }
     }
 }
@@ -118,6 +122,7 @@ impl Dispatcher {
                     master_key,
                     connections: Connections::default(),
                     policy: Arc::clone(&config.address_policy),
+                    identity: config.identity.clone(),
                 }),
                 config,
                 metrics,

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use switchyard_destination::{
-    Format, HeaderTemplate, SigningSpec, Transform, UrlTemplate, validate_header_name,
+    Format, HeaderTemplate, IdentityTokenSpec, SigningSpec, Transform, UrlTemplate,
+    validate_header_name,
 };
 use switchyard_pattern::Pattern;
 
@@ -102,6 +103,10 @@ pub struct Destination {
     /// Standard Webhooks signatures; the secrets are sealed before the subscription is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing: Option<SigningSpec>,
+    /// Sends `Authorization: Bearer <JWT>` signed by switchyard's key (published at
+    /// `/.well-known/jwks.json`), as Pub/Sub push does with OIDC tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<IdentityTokenSpec>,
     /// The name of a connection: how to authenticate (basic, API key, OAuth client credentials)
     /// and extra headers and query parameters.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -29,6 +29,7 @@ pub struct ServerSettings {
     pub max_hops: Option<u32>,
     pub history_retention_s: Option<u64>,
     pub master_key_file: Option<String>,
+    pub public_url: Option<String>,
     /// Networks deliveries may go to (empty: any not denied).
     pub destination_allow: Option<Vec<String>>,
     /// Networks deliveries may not go to; replaces the default (link-local and cloud metadata).

@@ -23,10 +23,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchyard_destination::IdentityKey;
 use switchyard_destination::parse_connection_spec;
-use switchyard_dispatcher::{AddressPolicy, Dispatcher, DispatcherConfig, LiveConnection};
+use switchyard_dispatcher::{
+    AddressPolicy, Dispatcher, DispatcherConfig, IdentitySigner, LiveConnection,
+};
 use switchyard_metrics::Metrics;
 use switchyard_secrets::MasterKey;
+use switchyard_secrets::SecretRef;
 use switchyard_store::{DocumentKind, Store};
 use tokio::net::TcpListener;
 
@@ -51,6 +55,9 @@ pub struct ApiConfig {
     pub max_hops: u32,
     /// Which addresses deliveries may go to; checked at subscription time and at every attempt.
     pub address_policy: Arc<AddressPolicy>,
+    /// switchyard's own base URL as receivers reach it: the issuer of identity tokens, under
+    /// which they find `/.well-known/jwks.json`.
+    pub public_url: String,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +68,7 @@ impl Default for ApiConfig {
             api_tokens: Vec::new(),
             max_hops: 8,
             address_policy: Arc::new(AddressPolicy::default()),
+            public_url: "http://127.0.0.1:8700".into(),
         }
     }
 }
@@ -76,6 +84,8 @@ pub struct App {
     pub sources: SourceRegistry,
     /// Seals secrets before they are stored and opens them when they are loaded.
     pub master_key: Arc<MasterKey>,
+    /// Signs identity tokens; its public key is served at `/.well-known/jwks.json`.
+    pub identity: Arc<IdentitySigner>,
 }
 
 impl App {
@@ -87,10 +97,15 @@ impl App {
     ) -> Result<Arc<App>, ServerError> {
         let metrics = Arc::new(Metrics::new());
         let master_key = Arc::new(master_key);
+        let identity = Arc::new(IdentitySigner {
+            key: identity_key(store.as_ref(), &master_key).await?,
+            issuer: config.public_url.clone(),
+        });
         let dispatcher = Dispatcher::new(
             Arc::clone(&store),
             DispatcherConfig {
                 address_policy: Arc::clone(&config.address_policy),
+                identity: Some(Arc::clone(&identity)),
                 ..DispatcherConfig::default()
             },
             Arc::clone(&metrics),
@@ -122,6 +137,7 @@ impl App {
             config,
             sources,
             master_key,
+            identity,
         });
         let upkeep = Arc::downgrade(&app);
         tokio::spawn(async move {
@@ -137,6 +153,33 @@ impl App {
         });
         Ok(app)
     }
+}
+
+/// The identity-token signing key: stored sealed in the store, so every node signs with the same
+/// key, and created on first start.
+async fn identity_key(
+    store: &dyn Store,
+    master_key: &MasterKey,
+) -> Result<IdentityKey, ServerError> {
+    const NAME: &str = "identity";
+    let stored = store
+        .list_documents(DocumentKind::Key)
+        .await?
+        .into_iter()
+        .find(|d| d.name == NAME);
+    if let Some(document) = stored {
+        let secret = SecretRef::parse(&document.body)
+            .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))?
+            .resolve(master_key)?;
+        return IdentityKey::from_pkcs8(&secret)
+            .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")));
+    }
+    let (key, pkcs8) = IdentityKey::generate()
+        .map_err(|e| ServerError::Invalid(format!("cannot create the identity key: {e}")))?;
+    store
+        .put_document(DocumentKind::Key, NAME, master_key.seal(&pkcs8)?)
+        .await?;
+    Ok(key)
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops taking requests, lets

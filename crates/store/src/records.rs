@@ -32,6 +32,8 @@ pub enum DocumentKind {
     Source,
     /// A connection: how to authenticate to destinations, secrets sealed.
     Connection,
+    /// A key of switchyard's own, sealed: the identity-token signing key.
+    Key,
 }
 
 impl DocumentKind {
@@ -39,6 +41,7 @@ impl DocumentKind {
         match self {
             DocumentKind::Source => "source",
             DocumentKind::Connection => "connection",
+            DocumentKind::Key => "key",
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// (169.254.0.0/16 and fd00:ec2::254, where cloud metadata services answer).
     #[arg(long = "deny-destination-network", value_name = "CIDR")]
     deny_destination_networks: Vec<String>,
+    /// switchyard's base URL as receivers reach it: the issuer of identity tokens, whose keys
+    /// are at URL/.well-known/jwks.json [default: http://LISTEN].
+    #[arg(long)]
+    public_url: Option<String>,
     /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
     #[arg(long)]
     master_key_file: Option<PathBuf>,
@@ -120,6 +124,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.max_event_bytes),
         api_tokens,
         address_policy: Arc::new(address_policy),
+        public_url: args
+            .public_url
+            .or_else(|| settings.public_url.clone())
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string(),
         max_hops: args
             .max_hops
             .or(settings.max_hops)

@@ -323,3 +323,81 @@ async fn the_address_policy_refuses_metadata_and_denied_networks() {
     );
     assert_eq!(receiver.count(), 0);
 }
+
+/// Verifies an ES256 JWT against a JWKS document, as a receiver would; returns its claims.
+fn verify_jwt(token: &str, jwks: &Value) -> Value {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "{token}");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the token's key is published");
+    let coordinate = |name: &str| URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap();
+    let point = [vec![4u8], coordinate("x"), coordinate("y")].concat();
+    let key =
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    key.verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .expect("a valid signature");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn identity_tokens_verify_against_the_published_keys() {
+    let dir = temp_dir();
+    let server = Server::start(
+        dir.path(),
+        &["--public-url", "https://switchyard.example.internal"],
+    );
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("shop").await;
+    let hit = deliver(
+        &api,
+        &receiver,
+        "idtoken",
+        json!({"url": format!("{}/push", receiver.url), "identity_token": {}}),
+    )
+    .await;
+    let token = hit
+        .header("authorization")
+        .strip_prefix("Bearer ")
+        .expect("a bearer token")
+        .to_string();
+    let (status, jwks) = api.get("/.well-known/jwks.json").await;
+    assert_eq!(status, 200);
+    let claims = verify_jwt(&token, &jwks);
+    assert_eq!(claims["iss"], "https://switchyard.example.internal");
+    assert_eq!(claims["aud"], format!("{}/push", receiver.url));
+    assert_eq!(claims["sub"], "buses/shop/subscriptions/idtoken");
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
+    assert!(exp > iat && exp - iat <= 3600, "{claims}");
+
+    let hit = deliver(
+        &api,
+        &receiver,
+        "audience",
+        json!({"url": receiver.url, "identity_token": {"audience": "billing-api"}}),
+    )
+    .await;
+    let token = hit
+        .header("authorization")
+        .strip_prefix("Bearer ")
+        .unwrap()
+        .to_string();
+    assert_eq!(verify_jwt(&token, &jwks)["aud"], "billing-api");
+
+    // The key is kept: after a restart, the published key is the same.
+    drop(server);
+    let restarted = Server::start(dir.path(), &[]);
+    let (_, again) = Api::new(&restarted).get("/.well-known/jwks.json").await;
+    assert_eq!(again["keys"][0]["kid"], jwks["keys"][0]["kid"]);
+}

@@ -84,6 +84,7 @@ pub fn router(app: Arc<App>) -> Router {
         .merge(v1)
         .route("/hooks/{name}", post(sources::receive))
         .route("/metrics", get(metrics::metrics))
+        .route("/.well-known/jwks.json", get(jwks))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -99,6 +100,11 @@ async fn openapi() -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         include_str!("openapi.json"),
     )
+}
+
+/// The public keys receivers use to verify switchyard's identity tokens.
+async fn jwks(State(app): State<Arc<App>>) -> axum::Json<switchyard_destination::Jwks> {
+    axum::Json(switchyard_destination::Jwks::new([&app.identity.key]))
 }
 
 async fn unknown_route() -> ApiError {
