@@ -149,11 +149,13 @@ async fn connections_authenticate_deliveries_and_keep_their_secrets() {
     );
     let (_, listed) = api.get("/v1/connections").await;
     assert_eq!(listed["items"].as_array().unwrap().len(), 3);
+    let log = server.log_text();
     drop(server);
     for secret in [PASSWORD, API_KEY, CLIENT_SECRET] {
         assert!(
             !contains_anywhere(&data, secret.as_bytes()),
             "{secret} is in the data directory"
         );
+        assert!(!log.contains(secret), "{secret} is in the log");
     }
 }
