@@ -16,17 +16,6 @@ const PASSWORD: &str = "pw-secret-8d1f";
 const API_KEY: &str = "key-secret-77aa";
 const CLIENT_SECRET: &str = "client-secret-c0ffee";
 
-fn contains_anywhere(dir: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
-        let path = entry.path();
-        if path.is_dir() {
-            contains_anywhere(&path, needle)
-        } else {
-            std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-        }
-    })
-}
-
 #[tokio::test]
 async fn connections_authenticate_deliveries_and_keep_their_secrets() {
     let dir = temp_dir();

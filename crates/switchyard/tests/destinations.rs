@@ -244,17 +244,6 @@ async fn standard_webhooks_signatures_verify_independently_and_secrets_stay_seal
     }
 }
 
-fn contains_anywhere(dir: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
-        let path = entry.path();
-        if path.is_dir() {
-            contains_anywhere(&path, needle)
-        } else {
-            std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-        }
-    })
-}
-
 #[tokio::test]
 async fn the_address_policy_refuses_metadata_and_denied_networks() {
     let dir = temp_dir();

@@ -7,15 +7,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
-
 #[tokio::test]
 async fn the_rate_limit_spaces_attempts() {
     let dir = temp_dir();
@@ -45,15 +36,7 @@ async fn the_rate_limit_spaces_attempts() {
     let (_, view) = api.get("/v1/buses/b/subscriptions/slow").await;
     assert_eq!(view["rate_limit_per_s"], 5);
     assert_eq!(api.stats("b", "slow").await["rate_limit_per_s"], 5);
-    let metrics = api
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&api).await;
     assert!(
         sample(
             &metrics,
@@ -121,15 +104,7 @@ async fn the_circuit_opens_on_repeated_failures_and_a_probe_closes_it() {
         "three failures, then the probe and the rest"
     );
     assert_eq!(api.stats("b", "flaky").await["circuit"], "closed");
-    let metrics = api
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&api).await;
     assert_eq!(
         sample(
             &metrics,

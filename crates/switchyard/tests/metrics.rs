@@ -7,33 +7,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
-/// The value of one sample line, e.g. `name{labels}`; 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
-
-async fn scrape(api: &Api<'_>) -> String {
-    let response = api
-        .client
-        .get(api.server.url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
-    response.text().await.unwrap()
-}
-
 const SUB: &str = "bus=\"b\",subscription=\"s\"";
 
 #[tokio::test]

@@ -247,15 +247,7 @@ response = {{ body = {{ response_type = "ephemeral", text = "Working on it..." }
         (401, Some("stale_timestamp"))
     );
     assert_eq!(api.stats("slack", "jobs").await["accepted"], 1);
-    let metrics = api
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&api).await;
     for line in [
         "switchyard_source_requests_total{source=\"slack\",result=\"published\"} 1",
         "switchyard_source_requests_total{source=\"slack\",result=\"refused\"} 2",

@@ -22,18 +22,6 @@ fn github_signature(body: &str) -> String {
     )
 }
 
-/// Every file under `dir`, read as bytes, so a plain secret cannot hide anywhere.
-fn contains_anywhere(dir: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
-        let path = entry.path();
-        if path.is_dir() {
-            contains_anywhere(&path, needle)
-        } else {
-            std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-        }
-    })
-}
-
 #[tokio::test]
 async fn secrets_are_write_only_and_sealed_at_rest() {
     let dir = temp_dir();

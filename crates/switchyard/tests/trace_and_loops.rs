@@ -102,15 +102,7 @@ async fn a_subscription_that_delivers_into_its_own_bus_stops_at_the_hop_limit() 
             .unwrap()
             .contains("max_hops")
     );
-    let metrics = api
-        .client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape(&api).await;
     assert!(
         metrics.contains("switchyard_events_rejected_total{bus=\"loop\",reason=\"max_hops\"} 1"),
         "{metrics}"

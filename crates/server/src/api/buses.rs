@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use switchyard_model::parse_bus_spec;
 
 use super::views::{BusView, Page};
-use super::{ApiError, Body, Params, names};
+use super::{ApiError, Body, Params, find_bus, names};
 use crate::App;
 
 pub async fn list(State(app): State<Arc<App>>) -> Response {
@@ -26,11 +26,7 @@ pub async fn get(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
 ) -> Result<Response, ApiError> {
-    names(&[("bus", &bus)])?;
-    let index = app
-        .catalog
-        .bus(&bus)
-        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    let index = find_bus(&app, &bus)?;
     Ok(Json(BusView::new(&index.record, index.subscriptions().count())).into_response())
 }
 

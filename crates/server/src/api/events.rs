@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use switchyard_model::{PublishContext, TraceContext, now_ms, parse_publish_request};
 
-use super::{ApiError, Body, names};
+use super::{ApiError, Body, find_bus};
 use crate::App;
 
 pub async fn publish(
@@ -21,11 +21,7 @@ pub async fn publish(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<Value>, ApiError> {
-    names(&[("bus", &bus)])?;
-    let index = app
-        .catalog
-        .bus(&bus)
-        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    let index = find_bus(&app, &bus)?;
     let bus_metrics = app.metrics.bus(&bus);
     let hops = hops(&headers)?;
     if hops >= app.config.max_hops {

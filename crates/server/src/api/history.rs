@@ -14,7 +14,7 @@ use switchyard_store::{AttemptRecord, DeliveryState};
 
 use super::subscriptions::find;
 use super::views::Page;
-use super::{ApiError, Params, names};
+use super::{ApiError, Params, find_bus};
 use crate::App;
 
 const DEFAULT_PAGE: u64 = 100;
@@ -121,11 +121,7 @@ pub async fn event(
     State(app): State<Arc<App>>,
     Path((bus, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    names(&[("bus", &bus)])?;
-    let index = app
-        .catalog
-        .bus(&bus)
-        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    let index = find_bus(&app, &bus)?;
     let trail = app.store.event_trail(&bus, &id).await?;
     let names: HashMap<u64, &str> = index
         .subscriptions()

@@ -222,6 +222,14 @@ impl Params {
     }
 }
 
+/// The bus a path names, or the 400/404 that says what is wrong with it.
+fn find_bus(app: &App, bus: &str) -> Result<Arc<crate::catalog::BusIndex>, ApiError> {
+    names(&[("bus", bus)])?;
+    app.catalog
+        .bus(bus)
+        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))
+}
+
 /// Checks the names in a path before anything is looked up.
 fn names(pairs: &[(&str, &str)]) -> Result<(), ApiError> {
     for (kind, name) in pairs {

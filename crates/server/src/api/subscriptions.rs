@@ -13,16 +13,13 @@ use switchyard_model::{now_ms, parse_subscription_spec};
 use switchyard_store::SubscriptionRecord;
 
 use super::views::{Page, SubscriptionView};
-use super::{ApiError, Body, names};
+use super::{ApiError, Body, find_bus, names};
 use crate::App;
 
 /// The subscription as the catalog knows it, or a 404 that says which of bus and name is wrong.
 pub(super) fn find(app: &App, bus: &str, name: &str) -> Result<Arc<SubscriptionRecord>, ApiError> {
-    names(&[("bus", bus), ("subscription", name)])?;
-    let index = app
-        .catalog
-        .bus(bus)
-        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    names(&[("subscription", name)])?;
+    let index = find_bus(app, bus)?;
     index.subscription(name).cloned().ok_or_else(|| {
         ApiError::not_found(format!(
             "subscription {name:?} does not exist on bus {bus:?}"
@@ -34,11 +31,7 @@ pub async fn list(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
 ) -> Result<Response, ApiError> {
-    names(&[("bus", &bus)])?;
-    let index = app
-        .catalog
-        .bus(&bus)
-        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    let index = find_bus(&app, &bus)?;
     let items: Vec<_> = index
         .subscriptions()
         .map(|s| SubscriptionView::new(s))

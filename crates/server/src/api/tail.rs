@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use switchyard_model::Activity;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{ApiError, names};
+use super::{ApiError, find_bus};
 use crate::App;
 
 pub async fn tail(
@@ -19,11 +19,7 @@ pub async fn tail(
     Path(bus): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    names(&[("bus", &bus)])?;
-    let index = app
-        .catalog
-        .bus(&bus)
-        .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))?;
+    let index = find_bus(&app, &bus)?;
     let subscription = query.get("subscription").cloned();
     if let Some(name) = &subscription {
         if index.subscription(name).is_none() {

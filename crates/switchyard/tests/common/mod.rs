@@ -411,3 +411,43 @@ pub fn assert_accounting(stats: &Value) {
         "accounting broken: {stats}"
     );
 }
+
+/// Whether any file under `dir` holds `needle`: plain secrets must be nowhere at rest.
+pub fn contains_anywhere(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
+        let path = entry.path();
+        if path.is_dir() {
+            contains_anywhere(&path, needle)
+        } else {
+            std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        }
+    })
+}
+
+/// `/metrics` as text.
+pub async fn scrape(api: &Api<'_>) -> String {
+    let response = api
+        .client
+        .get(api.server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    response.text().await.unwrap()
+}
+
+/// The value of one series (`name{labels}`) in Prometheus text; 0 when absent.
+pub fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
