@@ -583,6 +583,7 @@ mod tests {
                 pending: 2,
                 oldest_pending_age_seconds: 1.5,
                 in_flight: 1,
+                circuit_state: 1,
             },
         );
         let text = metrics.render(&gauges);
@@ -593,6 +594,7 @@ mod tests {
             "switchyard_dead_letters_total{bus=\"orders\",subscription=\"billing\",reason=\"max_age\"} 1",
             "switchyard_subscription_pending{bus=\"orders\",subscription=\"billing\"} 2",
             "switchyard_subscription_oldest_pending_age_seconds{bus=\"orders\",subscription=\"billing\"} 1.5",
+            "switchyard_subscription_circuit_state{bus=\"orders\",subscription=\"billing\"} 1",
             "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"0.001\"} 0",
             "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"0.005\"} 1",
             "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"3600\"} 1",
