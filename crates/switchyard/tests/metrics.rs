@@ -16,7 +16,17 @@ async fn a_down_endpoint_shows_backlog_and_5xx_then_recovers_to_zero() {
     let api = Api::new(&server);
     let receiver = Receiver::start(|_, _| Reply::status(503)).await;
     api.bus("b").await;
-    api.subscribe("b", "s", json!({"destination": {"url": receiver.url}, "retry": {"min_backoff_ms": 50, "max_backoff_ms": 100}})).await;
+    // The circuit breaker would pause attempts during the outage; this test watches retries.
+    api.subscribe(
+        "b",
+        "s",
+        json!({
+            "destination": {"url": receiver.url},
+            "retry": {"min_backoff_ms": 50, "max_backoff_ms": 100},
+            "circuit_breaker": {"failure_threshold": 0}
+        }),
+    )
+    .await;
     api.publish(
         "b",
         vec![
