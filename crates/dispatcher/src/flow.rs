@@ -129,9 +129,16 @@ impl Circuit {
         }
     }
 
+    /// An attempt ended without a result (its task failed); a probe may start again.
+    pub(crate) fn abandoned(&mut self) {
+        self.probing = false;
+    }
+
     /// An attempt finished with `class`; returns true when this opened the circuit.
     pub(crate) fn finished(&mut self, class: &str, now: Instant) -> bool {
         if self.config.failure_threshold == 0 || class == "invalid" {
+            // Says nothing about the destination; a probe that ended so lets the next one go.
+            self.probing = false;
             return false;
         }
         if !is_failure(class) {
@@ -207,6 +214,31 @@ mod tests {
         circuit.started();
         assert!(!circuit.finished("2xx", much_later));
         assert_eq!(circuit.state(), CircuitState::Closed);
+    }
+
+    #[test]
+    fn a_probe_that_says_nothing_about_the_destination_does_not_stall_the_circuit() {
+        let start = Instant::now();
+        let mut circuit = Circuit::new(
+            CircuitBreaker {
+                failure_threshold: 1,
+                open_ms: 10,
+            },
+            start,
+        );
+        circuit.finished("5xx", start);
+        let later = start + Duration::from_millis(10);
+        assert_eq!(circuit.may_attempt(later), Ok(()));
+        circuit.started();
+        circuit.finished("invalid", later);
+        assert_eq!(
+            circuit.may_attempt(later),
+            Ok(()),
+            "the next probe may start"
+        );
+        circuit.started();
+        circuit.abandoned();
+        assert_eq!(circuit.may_attempt(later), Ok(()));
     }
 
     #[test]

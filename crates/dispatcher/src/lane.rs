@@ -9,7 +9,9 @@
 //! window overflowed) the lane ignores handed-off deliveries, because they are in the store, and
 //! reads due deliveries from the store instead; a read that returns less than asked for has seen
 //! everything, and the lane returns to taking hand-offs. Ids already in memory are skipped, so a
-//! delivery seen both ways is attempted once.
+//! delivery seen both ways is never attempted twice at the same time. (A hand-off that arrives
+//! after the same delivery was loaded, delivered and let go can cause one more attempt, which
+//! at-least-once allows; the store ignores its outcome.)
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -150,7 +152,12 @@ impl Lane {
             let next_due = self.waiting.peek().map(|Reverse((due, _))| *due);
             let wake_for_backlog = self.backlog;
             tokio::select! {
-                _ = shutdown.changed() => {}
+                changed = shutdown.changed() => {
+                    // The dispatcher is gone without a shutdown: nothing will ever ask again.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
                 message = inbox.recv() => match message {
                     Some(message) => self.handle(message),
                     None => break,
@@ -321,6 +328,7 @@ impl Lane {
                 if let Some(id) = self.running.remove(&error.id()) {
                     self.held.remove(&id);
                 }
+                self.circuit.abandoned();
                 if error.is_panic() {
                     tracing::error!(subscription = %self.subscription.name, "a delivery attempt panicked; reloading from the store");
                 }

@@ -184,8 +184,8 @@ impl Dispatcher {
         );
     }
 
-    /// Stops the lane of a deleted subscription; attempts in flight finish, and their outcomes
-    /// find no delivery to update.
+    /// Stops the lane of a deleted subscription; attempts in flight are abandoned (their
+    /// deliveries are gone from the store with the subscription).
     pub fn remove(&self, subscription: u64) {
         if let Some(lane) = self.lanes().remove(&subscription) {
             lane.task.abort();

@@ -9,7 +9,7 @@
 //! - for every subscription, `accepted = delivered + dead + pending + purged` at every commit;
 //! - an event is kept as long as any pending delivery refers to it, and for the history retention
 //!   after that (dead letters keep a copy of theirs);
-//! - an attempt's record lives exactly as long as its event;
+//! - an attempt's record lives as long as its event (or its subscription, if deleted first);
 //! - delivery ids grow with time, so the first pending delivery of a subscription is its oldest.
 //!
 //! Every operation takes and returns batches: the embedded store turns concurrent callers into

@@ -6,8 +6,8 @@
 //! event's reference count (`REFS`) always equals the number of pending deliveries that need it.
 //!
 //! An event leaves the store when nothing pending needs it and it is older than the history
-//! retention: either at the moment its last delivery finishes (if already that old), or later
-//! when [`collect_history`] reaches it. Collection walks events once, in sequence order, behind a
+//! retention: either at the moment its last delivery finishes (if already that old, or if
+//! collection already walked past it), or later when [`collect_history`] reaches it. Collection walks events once, in sequence order, behind a
 //! cursor, so its cost does not grow with a backlog of old pending events.
 
 use std::collections::HashMap;
@@ -209,8 +209,12 @@ fn release(t: &mut Tables<'_>, seq: u64, now: u64, retention_ms: u64) -> Result<
         return Ok(());
     }
     t.refs.remove(seq)?;
+    // Collection never looks behind its cursor again, so an event it passed is dropped here.
+    let passed = seq < t.meta.get(GC_CURSOR)?.map_or(0, |v| v.value());
     let expired = match t.events.get(seq)? {
-        Some(bytes) => event_ingested_ms(bytes.value())?.saturating_add(retention_ms) <= now,
+        Some(bytes) => {
+            passed || event_ingested_ms(bytes.value())?.saturating_add(retention_ms) <= now
+        }
         None => false,
     };
     if expired {
@@ -350,7 +354,7 @@ pub(super) fn redrive(
         delivery_id += 1;
         count += 1;
     }
-    c.dead -= count;
+    c.dead = c.dead.saturating_sub(count);
     c.pending += count;
     t.counters.insert(sub, c.encode().as_slice())?;
     t.meta.insert(NEXT_DELIVERY_ID, delivery_id)?;
@@ -368,7 +372,7 @@ pub(super) fn purge(t: &mut Tables<'_>, sub: u64) -> Result<u64, StoreError> {
         count += 1;
         false
     })?;
-    c.dead -= count;
+    c.dead = c.dead.saturating_sub(count);
     c.purged += count;
     t.counters.insert(sub, c.encode().as_slice())?;
     Ok(count)

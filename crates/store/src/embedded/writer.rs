@@ -121,7 +121,14 @@ fn commit_group(db: &Database, mut group: Vec<Box<dyn Job>>) {
         }
     };
     let poisoned = match Tables::open(&txn) {
-        Ok(mut tables) => group.iter_mut().any(|job| job.run(&mut tables)),
+        // A job that panics must not take the writer thread (and every later write) with it.
+        Ok(mut tables) => group.iter_mut().any(|job| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut tables)))
+                .unwrap_or_else(|_| {
+                    tracing::error!("store: a write job panicked; its group is rolled back");
+                    true
+                })
+        }),
         Err(e) => {
             tracing::error!(error = %e, "store: cannot open tables");
             true
