@@ -7,6 +7,7 @@
 //! Applying a file creates or updates what it declares and leaves everything else alone.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use switchyard_destination::{ConnectionSpec, parse_connection_spec};
@@ -132,7 +133,7 @@ impl ConfigFile {
     }
 
     /// Creates or updates every bus, subscription and source the file declares.
-    pub async fn apply(&self, app: &App) -> Result<(), ServerError> {
+    pub async fn apply(&self, app: &Arc<App>) -> Result<(), ServerError> {
         for (name, spec) in &self.connections {
             app.put_connection(name, spec.clone()).await?;
         }

@@ -86,6 +86,8 @@ pub struct App {
     pub master_key: Arc<MasterKey>,
     /// Signs identity tokens; its public key is served at `/.well-known/jwks.json`.
     pub identity: Arc<IdentitySigner>,
+    /// Set when shutdown begins; long-lived answers (tails) end on it.
+    pub closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -138,6 +140,7 @@ impl App {
             sources,
             master_key,
             identity,
+            closing: tokio::sync::watch::channel(false).0,
         });
         let upkeep = Arc::downgrade(&app);
         tokio::spawn(async move {
@@ -192,6 +195,12 @@ pub async fn run(
     let router = api::router(Arc::clone(&app));
     // Sources' network allow-lists need the peer address.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let closing = Arc::clone(&app);
+    let shutdown = async move {
+        shutdown.await;
+        // Streams that would otherwise never end (tails) end now, so the server can stop.
+        closing.closing.send_replace(true);
+    };
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -4,6 +4,7 @@
 //! after it commits, all under the catalog's change lock, so that what publishers match against
 //! and what the store holds never disagree for longer than one change.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use switchyard_destination::ConnectionSpec;
@@ -16,188 +17,254 @@ use switchyard_store::{BusRecord, DocumentKind, DocumentRecord, StoreError, Subs
 use crate::sources::{LiveSource, StoredSource};
 use crate::{App, ServerError};
 
+/// Runs a change on its own task: a client that hangs up cancels its request, never a change
+/// half made (committed to the store but not yet applied to the catalog and the dispatcher).
+async fn complete<T, E>(work: impl Future<Output = Result<T, E>> + Send + 'static) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+{
+    tokio::spawn(work).await.unwrap_or_else(|e| {
+        Err(StoreError::Storage(format!("the change did not finish: {e}")).into())
+    })
+}
+
 impl App {
     pub async fn put_bus(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         spec: BusSpec,
     ) -> Result<(BusRecord, bool), StoreError> {
-        let _change = self.catalog.lock_changes().await;
-        let (record, created) = self.store.put_bus(name, spec).await?;
-        self.catalog.put_bus(record.clone());
-        self.metrics.bus(name);
-        Ok((record, created))
+        let app = Arc::clone(self);
+        let name = name.to_owned();
+        complete(async move {
+            let name = name.as_str();
+            let _change = app.catalog.lock_changes().await;
+            let (record, created) = app.store.put_bus(name, spec).await?;
+            app.catalog.put_bus(record.clone());
+            app.metrics.bus(name);
+            Ok((record, created))
+        })
+        .await
     }
 
-    pub async fn delete_bus(&self, name: &str, force: bool) -> Result<(), StoreError> {
-        let _change = self.catalog.lock_changes().await;
-        let removed = self.store.delete_bus(name, force).await?;
-        self.catalog.remove_bus(name);
-        self.metrics.remove_bus(name);
-        for subscription in removed {
-            self.dispatcher.remove(subscription.id);
-        }
-        Ok(())
+    pub async fn delete_bus(self: &Arc<Self>, name: &str, force: bool) -> Result<(), StoreError> {
+        let app = Arc::clone(self);
+        let name = name.to_owned();
+        complete(async move {
+            let name = name.as_str();
+            let _change = app.catalog.lock_changes().await;
+            let removed = app.store.delete_bus(name, force).await?;
+            app.catalog.remove_bus(name);
+            app.metrics.remove_bus(name);
+            for subscription in removed {
+                app.dispatcher.remove(subscription.id);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Takes effect at once: the next publish matches the new pattern, the next attempt uses the
     /// new destination and policy.
     pub async fn put_subscription(
-        &self,
+        self: &Arc<Self>,
         bus: &str,
         name: &str,
         spec: SubscriptionSpec,
     ) -> Result<(Arc<SubscriptionRecord>, bool), ServerError> {
-        let _change = self.catalog.lock_changes().await;
-        let mut spec = spec;
-        if let Some(connection) = &spec.destination.connection {
-            if self.dispatcher.connections().get(connection).is_none() {
-                return Err(ServerError::Invalid(format!(
-                    "field \"destination.connection\": connection {connection:?} does not exist; create it first"
-                )));
+        let app = Arc::clone(self);
+        let bus = bus.to_owned();
+        let name = name.to_owned();
+        complete(async move {
+            let (bus, name) = (bus.as_str(), name.as_str());
+            let _change = app.catalog.lock_changes().await;
+            let mut spec = spec;
+            if let Some(connection) = &spec.destination.connection {
+                if app.dispatcher.connections().get(connection).is_none() {
+                    return Err(ServerError::Invalid(format!(
+                        "field \"destination.connection\": connection {connection:?} does not exist; create it first"
+                    )));
+                }
             }
-        }
-        if let Some(ip) = literal_address(spec.destination.url.as_str()) {
-            if !self.config.address_policy.permits(ip) {
-                return Err(ServerError::Invalid(format!(
-                    "field \"destination.url\": address {ip} is refused by the destination address policy"
-                )));
+            if let Some(ip) = literal_address(spec.destination.url.as_str()) {
+                if !app.config.address_policy.permits(ip) {
+                    return Err(ServerError::Invalid(format!(
+                        "field \"destination.url\": address {ip} is refused by the destination address policy"
+                    )));
+                }
             }
-        }
-        // Signing secrets are stored sealed (or as `file:` references), never as written.
-        if let Some(signing) = &spec.destination.signing {
-            spec.destination.signing = Some(signing.seal(&self.master_key).map_err(|e| {
-                StoreError::Storage(format!("cannot seal the signing secrets: {e}"))
-            })?);
-        }
-        let (record, created) = self.store.put_subscription(bus, name, spec).await?;
-        let record = Arc::new(record);
-        self.catalog.put_subscription(Arc::clone(&record))?;
-        self.dispatcher.upsert(Arc::clone(&record));
-        Ok((record, created))
+            // Signing secrets are stored sealed (or as `file:` references), never as written.
+            if let Some(signing) = &spec.destination.signing {
+                spec.destination.signing = Some(signing.seal(&app.master_key).map_err(|e| {
+                    StoreError::Storage(format!("cannot seal the signing secrets: {e}"))
+                })?);
+            }
+            let (record, created) = app.store.put_subscription(bus, name, spec).await?;
+            let record = Arc::new(record);
+            app.catalog.put_subscription(Arc::clone(&record))?;
+            app.dispatcher.upsert(Arc::clone(&record));
+            Ok((record, created))
+        })
+        .await
     }
 
-    pub async fn delete_subscription(&self, bus: &str, name: &str) -> Result<(), StoreError> {
-        let _change = self.catalog.lock_changes().await;
-        let record = self.store.delete_subscription(bus, name).await?;
-        self.catalog.remove_subscription(bus, name);
-        self.dispatcher.remove(record.id);
-        Ok(())
+    pub async fn delete_subscription(
+        self: &Arc<Self>,
+        bus: &str,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let app = Arc::clone(self);
+        let bus = bus.to_owned();
+        let name = name.to_owned();
+        complete(async move {
+            let (bus, name) = (bus.as_str(), name.as_str());
+            let _change = app.catalog.lock_changes().await;
+            let record = app.store.delete_subscription(bus, name).await?;
+            app.catalog.remove_subscription(bus, name);
+            app.dispatcher.remove(record.id);
+            Ok(())
+        })
+        .await
     }
 
     /// Creates or replaces a webhook source. Its secret is sealed with the master key before it
     /// is stored (a `file:` reference is stored as such); a replacement that leaves the secret
     /// out keeps the current one, since answers never show it.
     pub async fn put_source(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         mut spec: SourceSpec,
     ) -> Result<(Arc<LiveSource>, bool), ServerError> {
-        let _change = self.catalog.lock_changes().await;
-        if self.catalog.bus(&spec.bus).is_none() {
-            return Err(ServerError::Invalid(format!(
-                "field \"bus\": bus {:?} does not exist; create it first",
-                spec.bus
-            )));
-        }
-        let field = spec.secret_field();
-        let secret = match spec.take_secret() {
-            Some(secret) => {
-                let reference = SecretRef::parse(secret.expose())
-                    .map_err(|e| ServerError::Invalid(format!("field \"{field}\": {e}")))?;
-                let sealed = reference.seal(&self.master_key)?;
-                serde_json::to_value(&sealed)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .ok_or_else(|| {
-                        ServerError::Invalid(format!("field \"{field}\" cannot be stored"))
-                    })?
+        let app = Arc::clone(self);
+        let name = name.to_owned();
+        complete(async move {
+            let name = name.as_str();
+            let _change = app.catalog.lock_changes().await;
+            if app.catalog.bus(&spec.bus).is_none() {
+                return Err(ServerError::Invalid(format!(
+                    "field \"bus\": bus {:?} does not exist; create it first",
+                    spec.bus
+                )));
             }
-            None => match self.sources.get(name) {
-                Some(live) => live.secret.clone(),
-                None => {
-                    return Err(ServerError::Invalid(format!(
-                        "field \"{field}\" is required"
-                    )));
+            let field = spec.secret_field();
+            let secret = match spec.take_secret() {
+                Some(secret) => {
+                    let reference = SecretRef::parse(secret.expose())
+                        .map_err(|e| ServerError::Invalid(format!("field \"{field}\": {e}")))?;
+                    let sealed = reference.seal(&app.master_key)?;
+                    serde_json::to_value(&sealed)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .ok_or_else(|| {
+                            ServerError::Invalid(format!("field \"{field}\" cannot be stored"))
+                        })?
                 }
-            },
-        };
-        let spec = serde_json::to_value(&spec)
-            .map_err(|e| ServerError::Invalid(format!("cannot encode the source: {e}")))?;
-        let body = serde_json::to_string(&StoredSource { spec, secret })
-            .map_err(|e| ServerError::Invalid(format!("cannot encode the source: {e}")))?;
-        let draft = DocumentRecord {
-            name: name.to_string(),
-            body,
-            created_ms: now_ms(),
-            updated_ms: now_ms(),
-        };
-        // Compiled before it is stored, so that a source that cannot verify anything is refused.
-        let mut live = LiveSource::compile(draft, &self.master_key)?;
-        let (stored, created) = self
-            .store
-            .put_document(DocumentKind::Source, name, live.record.body.clone())
-            .await?;
-        live.record = stored;
-        Ok((self.sources.insert(live), created))
+                None => match app.sources.get(name) {
+                    Some(live) => live.secret.clone(),
+                    None => {
+                        return Err(ServerError::Invalid(format!(
+                            "field \"{field}\" is required"
+                        )));
+                    }
+                },
+            };
+            let spec = serde_json::to_value(&spec)
+                .map_err(|e| ServerError::Invalid(format!("cannot encode the source: {e}")))?;
+            let body = serde_json::to_string(&StoredSource { spec, secret })
+                .map_err(|e| ServerError::Invalid(format!("cannot encode the source: {e}")))?;
+            let draft = DocumentRecord {
+                name: name.to_string(),
+                body,
+                created_ms: now_ms(),
+                updated_ms: now_ms(),
+            };
+            // Compiled before it is stored, so that a source that cannot verify anything is refused.
+            let mut live = LiveSource::compile(draft, &app.master_key)?;
+            let (stored, created) = app
+                .store
+                .put_document(DocumentKind::Source, name, live.record.body.clone())
+                .await?;
+            live.record = stored;
+            Ok((app.sources.insert(live), created))
+        })
+        .await
     }
 
-    pub async fn delete_source(&self, name: &str) -> Result<(), StoreError> {
-        let _change = self.catalog.lock_changes().await;
-        self.store
-            .delete_document(DocumentKind::Source, name)
-            .await?;
-        self.sources.remove(name);
-        self.metrics.remove_source(name);
-        Ok(())
+    pub async fn delete_source(self: &Arc<Self>, name: &str) -> Result<(), StoreError> {
+        let app = Arc::clone(self);
+        let name = name.to_owned();
+        complete(async move {
+            let name = name.as_str();
+            let _change = app.catalog.lock_changes().await;
+            app.store
+                .delete_document(DocumentKind::Source, name)
+                .await?;
+            app.sources.remove(name);
+            app.metrics.remove_source(name);
+            Ok(())
+        })
+        .await
     }
 
     /// Creates or replaces a connection. Its secrets are sealed with the master key before it is
     /// stored; it is resolved once first, so that an unreadable `file:` secret is refused now.
     pub async fn put_connection(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         spec: ConnectionSpec,
     ) -> Result<(DocumentRecord, bool), ServerError> {
-        let _change = self.catalog.lock_changes().await;
-        let sealed = spec.seal(&self.master_key)?;
-        sealed
-            .resolve(&self.master_key)
-            .map_err(|e| ServerError::Invalid(e.to_string()))?;
-        let body = serde_json::to_string(&sealed)
-            .map_err(|e| ServerError::Invalid(format!("cannot encode the connection: {e}")))?;
-        let (record, created) = self
-            .store
-            .put_document(DocumentKind::Connection, name, body)
-            .await?;
-        self.dispatcher
-            .connections()
-            .insert(name, LiveConnection::new(sealed));
-        Ok((record, created))
+        let app = Arc::clone(self);
+        let name = name.to_owned();
+        complete(async move {
+            let name = name.as_str();
+            let _change = app.catalog.lock_changes().await;
+            let sealed = spec.seal(&app.master_key)?;
+            sealed
+                .resolve(&app.master_key)
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            let body = serde_json::to_string(&sealed)
+                .map_err(|e| ServerError::Invalid(format!("cannot encode the connection: {e}")))?;
+            let (record, created) = app
+                .store
+                .put_document(DocumentKind::Connection, name, body)
+                .await?;
+            app.dispatcher
+                .connections()
+                .insert(name, LiveConnection::new(sealed));
+            Ok((record, created))
+        })
+        .await
     }
 
     /// Deletes a connection no subscription uses.
-    pub async fn delete_connection(&self, name: &str) -> Result<(), ServerError> {
-        let _change = self.catalog.lock_changes().await;
-        let users: Vec<String> = self
-            .catalog
-            .all_subscriptions()
-            .iter()
-            .filter(|s| s.spec.destination.connection.as_deref() == Some(name))
-            .map(|s| format!("{}/{}", s.bus, s.name))
-            .collect();
-        if !users.is_empty() {
-            return Err(StoreError::Conflict(format!(
-                "connection {name:?} is used by {}; change them first",
-                users.join(", ")
-            ))
-            .into());
-        }
-        self.store
-            .delete_document(DocumentKind::Connection, name)
-            .await?;
-        self.dispatcher.connections().remove(name);
-        Ok(())
+    pub async fn delete_connection(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
+        let app = Arc::clone(self);
+        let name = name.to_owned();
+        complete(async move {
+            let name = name.as_str();
+            let _change = app.catalog.lock_changes().await;
+            let users: Vec<String> = app
+                .catalog
+                .all_subscriptions()
+                .iter()
+                .filter(|s| s.spec.destination.connection.as_deref() == Some(name))
+                .map(|s| format!("{}/{}", s.bus, s.name))
+                .collect();
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "connection {name:?} is used by {}; change them first",
+                    users.join(", ")
+                ))
+                .into());
+            }
+            app.store
+                .delete_document(DocumentKind::Connection, name)
+                .await?;
+            app.dispatcher.connections().remove(name);
+            Ok(())
+        })
+        .await
     }
 }
 

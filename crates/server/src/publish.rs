@@ -14,8 +14,24 @@ use crate::App;
 use crate::catalog::BusIndex;
 
 /// Publishes the valid entries; returns, per entry in order, the event id or why it was refused.
-/// Refused entries are counted as `invalid`; a store failure publishes nothing.
+/// Refused entries are counted as `invalid`; a store failure publishes nothing. Runs on its own
+/// task: a publisher that hangs up must not leave committed deliveries unhanded to their lanes.
 pub async fn publish(
+    app: &Arc<App>,
+    index: Arc<BusIndex>,
+    entries: Vec<Result<Event, ModelError>>,
+) -> Result<Vec<Result<String, ModelError>>, StoreError> {
+    let app = Arc::clone(app);
+    tokio::spawn(async move { publish_now(&app, &index, entries).await })
+        .await
+        .unwrap_or_else(|e| {
+            Err(StoreError::Storage(format!(
+                "the publish did not finish: {e}"
+            )))
+        })
+}
+
+async fn publish_now(
     app: &App,
     index: &BusIndex,
     entries: Vec<Result<Event, ModelError>>,

@@ -188,3 +188,21 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
         "{log}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_while_a_tail_is_open() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    let tail = api
+        .client
+        .get(server.url("/v1/buses/b/tail"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 200);
+    // `terminate` waits (bounded) for the exit: before the fix, an open tail kept it running.
+    assert_eq!(server.terminate().await.code(), Some(0));
+    drop(tail);
+}

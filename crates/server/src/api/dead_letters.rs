@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -60,8 +61,22 @@ pub async fn redrive(
 ) -> Result<Response, ApiError> {
     let subscription = find(&app, &bus, &name)?;
     let ids = parse_ids(&body)?;
-    let redriven = app.store.redrive(subscription.id, ids).await?;
-    app.dispatcher.reload(subscription.id);
+    // On its own task, and the lane told whatever happened: chunks may have committed before a
+    // later one failed, and a client that hangs up must not leave them unseen by the lane.
+    let task_app = Arc::clone(&app);
+    let redriven = tokio::spawn(async move {
+        let result = task_app.store.redrive(subscription.id, ids).await;
+        task_app.dispatcher.reload(subscription.id);
+        result
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the redrive did not finish: {e}"),
+        )
+    })??;
     Ok(Json(json!({ "redriven": redriven })).into_response())
 }
 

@@ -50,7 +50,7 @@ pub async fn publish(
             return Err(error.clone().into());
         }
     }
-    let answers = crate::publish::publish(&app, &index, request.entries).await?;
+    let answers = crate::publish::publish(&app, index, request.entries).await?;
     let failed = answers.iter().filter(|a| a.is_err()).count();
     let entries: Vec<Value> = answers
         .into_iter()

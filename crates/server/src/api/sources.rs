@@ -150,7 +150,7 @@ pub async fn receive(
         trace: TraceContext::from_headers(header("traceparent"), header("tracestate")),
     };
     let request = parse_publish_request(&event.to_publish_json(), &context)?;
-    let answers = crate::publish::publish(&app, &index, request.entries).await?;
+    let answers = crate::publish::publish(&app, index, request.entries).await?;
     if let Some(Err(error)) = answers.into_iter().next() {
         return Err(error.into());
     }

@@ -29,30 +29,42 @@ pub async fn tail(
         }
     }
     let receiver = app.dispatcher.activity().subscribe();
-    let lines = futures_util::stream::unfold(receiver, move |mut receiver| {
-        let (bus, subscription) = (bus.clone(), subscription.clone());
-        async move {
-            loop {
-                let activity = match receiver.recv().await {
-                    Ok(activity) => activity,
-                    Err(RecvError::Lagged(missed)) => Activity::Lagged { missed },
-                    Err(RecvError::Closed) => return None,
-                };
-                let wanted = match (&activity, &subscription) {
-                    (Activity::Lagged { .. }, _) => true,
-                    (_, None) => activity.bus() == Some(&bus),
-                    (_, Some(name)) => {
-                        activity.bus() == Some(&bus) && activity.subscription() == Some(name)
+    let closing = app.closing.subscribe();
+    let lines =
+        futures_util::stream::unfold((receiver, closing), move |(mut receiver, mut closing)| {
+            let (bus, subscription) = (bus.clone(), subscription.clone());
+            async move {
+                loop {
+                    if *closing.borrow() {
+                        return None;
                     }
-                };
-                if wanted {
-                    let mut line = serde_json::to_vec(&activity).unwrap_or_default();
-                    line.push(b'\n');
-                    return Some((Ok::<_, std::convert::Infallible>(line), receiver));
+                    let next = tokio::select! {
+                        next = receiver.recv() => next,
+                        _ = closing.changed() => return None,
+                    };
+                    let activity = match next {
+                        Ok(activity) => activity,
+                        Err(RecvError::Lagged(missed)) => Activity::Lagged { missed },
+                        Err(RecvError::Closed) => return None,
+                    };
+                    let wanted = match (&activity, &subscription) {
+                        (Activity::Lagged { .. }, _) => true,
+                        (_, None) => activity.bus() == Some(&bus),
+                        (_, Some(name)) => {
+                            activity.bus() == Some(&bus) && activity.subscription() == Some(name)
+                        }
+                    };
+                    if wanted {
+                        let mut line = serde_json::to_vec(&activity).unwrap_or_default();
+                        line.push(b'\n');
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(line),
+                            (receiver, closing),
+                        ));
+                    }
                 }
             }
-        }
-    });
+        });
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
         Body::from_stream(lines),
