@@ -40,6 +40,17 @@ impl AddressPolicy {
         AddressPolicy { allow, deny }
     }
 
+    /// The address a URL names literally, when the policy refuses it. Names are checked when
+    /// they resolve; an address written in the URL never reaches the resolver.
+    pub fn refused_literal(&self, url: &str) -> Option<IpAddr> {
+        let address: IpAddr = match url::Url::parse(url).ok()?.host()? {
+            url::Host::Ipv4(ip) => ip.into(),
+            url::Host::Ipv6(ip) => ip.into(),
+            url::Host::Domain(_) => return None,
+        };
+        (!self.permits(address)).then_some(address)
+    }
+
     pub fn permits(&self, address: IpAddr) -> bool {
         !self.deny.iter().any(|n| n.contains(address))
             && (self.allow.is_empty() || self.allow.iter().any(|n| n.contains(address)))

@@ -5,7 +5,6 @@
 //! Must not: put a secret in an error. A rendered URL may carry secret query values, so transport
 //! errors never quote it.
 
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::sync::Arc;
@@ -159,13 +158,7 @@ async fn send_once(
     };
     let rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
     let url = reqwest::Url::parse(&rendered.url).map_err(|e| invalid(format!("url: {e}")))?;
-    // Names are checked by the resolver; an address written in the URL never reaches it.
-    let literal = match url.host() {
-        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-        _ => None,
-    };
-    if let Some(ip) = literal.filter(|ip| !context.policy.permits(*ip)) {
+    if let Some(ip) = context.policy.refused_literal(url.as_str()) {
         return Err(invalid(format!(
             "address {ip} is refused by the destination address policy"
         )));

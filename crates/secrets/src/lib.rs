@@ -40,4 +40,4 @@ mod secret;
 
 pub use error::SecretError;
 pub use master_key::{KEY_LEN, MasterKey};
-pub use secret::{REDACTED, Secret, SecretRef};
+pub use secret::{REDACTED, Secret, SecretRef, constant_time_eq};

@@ -68,11 +68,21 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Equality of two byte strings in time that depends only on their lengths, so that comparing a
+/// presented token or signature with the real one does not reveal how much of it matched.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    // Keeps the optimizer from turning the fold into an early-exit comparison.
+    std::hint::black_box(difference) == 0
+}
+
 /// Constant time: equality of secrets must not reveal how much of one matched.
 impl PartialEq for Secret {
     fn eq(&self, other: &Secret) -> bool {
-        let (a, b) = (self.expose().as_bytes(), other.expose().as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        constant_time_eq(self.expose().as_bytes(), other.expose().as_bytes())
     }
 }
 
@@ -242,6 +252,13 @@ impl<'de> Deserialize<'de> for SecretRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_equality() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
 
     fn key() -> MasterKey {
         MasterKey::from_keys(&[[7u8; 32]])

@@ -87,18 +87,14 @@ impl App {
                     )));
                 }
             }
-            if let Some(ip) = literal_address(spec.destination.url.as_str()) {
-                if !app.config.address_policy.permits(ip) {
-                    return Err(ServerError::Invalid(format!(
-                        "field \"destination.url\": address {ip} is refused by the destination address policy"
-                    )));
-                }
+            if let Some(ip) = app.config.address_policy.refused_literal(spec.destination.url.as_str()) {
+                return Err(ServerError::Invalid(format!(
+                    "field \"destination.url\": address {ip} is refused by the destination address policy"
+                )));
             }
             // Signing secrets are stored sealed (or as `file:` references), never as written.
             if let Some(signing) = &spec.destination.signing {
-                spec.destination.signing = Some(signing.seal(&app.master_key).map_err(|e| {
-                    StoreError::Storage(format!("cannot seal the signing secrets: {e}"))
-                })?);
+                spec.destination.signing = Some(signing.seal(&app.master_key)?);
             }
             let (record, created) = app.store.put_subscription(bus, name, spec).await?;
             let record = Arc::new(record);
@@ -265,14 +261,5 @@ impl App {
             Ok(())
         })
         .await
-    }
-}
-
-/// The IP address a URL names literally, if it does (names are checked when they resolve).
-fn literal_address(url: &str) -> Option<std::net::IpAddr> {
-    match url::Url::parse(url).ok()?.host()? {
-        url::Host::Ipv4(ip) => Some(ip.into()),
-        url::Host::Ipv6(ip) => Some(ip.into()),
-        url::Host::Domain(_) => None,
     }
 }

@@ -389,16 +389,8 @@ fn strip_prefix_ignore_case<'a>(value: &'a [u8], prefix: &[u8]) -> Option<&'a [u
         .then(|| &value[prefix.len()..])
 }
 
-/// Equality of two byte strings in time that depends only on their lengths (which, for
-/// signatures, are public: the algorithm's output size).
-pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // Keeps the optimizer from turning the fold into an early-exit comparison.
-    std::hint::black_box(difference) == 0
-}
+/// Signatures are compared in constant time (their lengths are public: the algorithm's output).
+pub(crate) use switchyard_secrets::constant_time_eq as ct_eq;
 
 /// Hex in either case; `None` for anything else, including an odd length.
 pub(crate) fn decode_hex(text: &str) -> Option<Vec<u8>> {

@@ -133,7 +133,7 @@ async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next
         app.config
             .api_tokens
             .iter()
-            .any(|known| constant_time_eq(known.as_bytes(), token.as_bytes()))
+            .any(|known| switchyard_secrets::constant_time_eq(known.as_bytes(), token.as_bytes()))
     });
     if accepted {
         next.run(request).await
@@ -145,14 +145,6 @@ async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next
         )
         .into_response()
     }
-}
-
-/// Compares without an early exit, so response time does not reveal how much of a token matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A UTF-8 request body within the configured size limit; refusals use the API's error shape.
@@ -236,16 +228,4 @@ fn names(pairs: &[(&str, &str)]) -> Result<(), ApiError> {
         switchyard_model::validate_name(kind, name)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::constant_time_eq;
-
-    #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-    }
 }

@@ -333,10 +333,11 @@ pub(super) fn redrive(
                 letter.event_seq,
                 encode_event(&event, &letter.bus, &[(sub, delivery_id)]).as_slice(),
             )?;
-            t.event_ids.insert(
-                (letter.bus.as_str(), letter.event_id.as_str()),
-                letter.event_seq,
-            )?;
+            // A newer event may have taken the publisher's id meanwhile; it keeps it.
+            let id_key = (letter.bus.as_str(), letter.event_id.as_str());
+            if t.event_ids.get(id_key)?.is_none() {
+                t.event_ids.insert(id_key, letter.event_seq)?;
+            }
         }
         t.refs.insert(letter.event_seq, refs + 1)?;
         let row = DeliveryRow {
