@@ -17,6 +17,7 @@ use switchyard_secrets::{MasterKey, Secret};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
 use crate::address::{AddressPolicy, AddressRefused};
+use crate::otlp::SpanExporter;
 use crate::{Connections, DeliveryError, ErrorKind};
 
 /// Bytes of a failed answer's body kept for the dead letter and logs: enough to see the
@@ -35,6 +36,8 @@ pub(crate) struct Context {
     pub(crate) policy: Arc<AddressPolicy>,
     /// Signs identity tokens, with the issuer (switchyard's public URL).
     pub(crate) identity: Option<Arc<IdentitySigner>>,
+    /// Exports attempt spans, when an OTLP endpoint is configured.
+    pub(crate) spans: Option<SpanExporter>,
 }
 
 /// switchyard's identity-token key and the issuer its tokens name. (`IdentityKey`'s Debug shows
@@ -52,6 +55,7 @@ pub(crate) async fn send(
     context: &Context,
     subscription: &SubscriptionRecord,
     delivery: &PendingDelivery,
+    span_id: &str,
 ) -> Result<u16, DeliveryError> {
     let connection = match &subscription.spec.destination.connection {
         Some(name) => Some(
@@ -82,6 +86,7 @@ pub(crate) async fn send(
         context,
         subscription,
         delivery,
+        span_id,
         resolved.as_ref(),
         token.as_ref(),
     )
@@ -95,6 +100,7 @@ pub(crate) async fn send(
                 context,
                 subscription,
                 delivery,
+                span_id,
                 resolved.as_ref(),
                 Some(&fresh),
             )
@@ -108,6 +114,7 @@ async fn send_once(
     context: &Context,
     subscription: &SubscriptionRecord,
     delivery: &PendingDelivery,
+    span_id: &str,
     connection: Option<&ResolvedConnection>,
     access_token: Option<&Secret>,
 ) -> Result<u16, DeliveryError> {
@@ -184,7 +191,10 @@ async fn send_once(
     }
     let request = request
         .header("switchyard-hops", (delivery.event.hops + 1).to_string())
-        .header("traceparent", delivery.event.trace.child_traceparent())
+        .header(
+            "traceparent",
+            delivery.event.trace.child_traceparent(span_id),
+        )
         .body(rendered.body);
     let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();

@@ -19,13 +19,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use switchyard_metrics::SubscriptionMetrics;
-use switchyard_model::{Activity, format_rfc3339_ms, now_ms};
+use switchyard_model::{Activity, TraceContext, format_rfc3339_ms, now_ms};
 use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::flow::{Circuit, RateLimit};
+use crate::otlp::Span;
 use crate::{DispatcherConfig, attempt, policy};
 
 pub(crate) enum Message {
@@ -461,11 +463,35 @@ async fn attempt(
     }
     let started_ms = now_ms();
     let started = std::time::Instant::now();
-    let result = attempt::send(&context, &subscription, &delivery).await;
+    let span_id = TraceContext::new_span_id();
+    let result = attempt::send(&context, &subscription, &delivery, &span_id).await;
     let duration = started.elapsed();
     let class = result.as_ref().map_or_else(|e| e.class(), |_| "2xx");
     metrics.attempt_duration.observe(duration);
     metrics.attempt(class);
+    if let Some(spans) = &context.spans {
+        let start_unix_ns = started_ms.saturating_mul(1_000_000);
+        let mut attributes = vec![
+            ("switchyard.bus", json!(subscription.bus)),
+            ("switchyard.subscription", json!(subscription.name)),
+            ("switchyard.event_id", json!(delivery.event.id)),
+            ("switchyard.attempt", json!(delivery.attempts + 1)),
+            ("switchyard.outcome_class", json!(class)),
+        ];
+        if let Some(status) = result.as_ref().map_or_else(|e| e.status(), |s| Some(*s)) {
+            attributes.push(("http.response.status_code", json!(status)));
+        }
+        spans.export(Span {
+            trace_id: delivery.event.trace.trace_id().to_string(),
+            span_id,
+            parent_span_id: delivery.event.trace.span_id().to_string(),
+            name: format!("deliver {}/{}", subscription.bus, subscription.name),
+            start_unix_ns,
+            end_unix_ns: start_unix_ns.saturating_add(duration.as_nanos() as u64),
+            attributes,
+            failed: result.is_err(),
+        });
+    }
     let attempts = delivery.attempts + 1;
     let policy = &subscription.spec.retry;
     let kind = policy::decide(

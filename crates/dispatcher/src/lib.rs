@@ -19,6 +19,7 @@ mod connections;
 mod error;
 mod flow;
 mod lane;
+mod otlp;
 pub mod policy;
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ pub use connections::{Connections, LiveConnection};
 pub use error::{DeliveryError, DispatchError, ErrorKind};
 pub use flow::CircuitState;
 pub use lane::LaneGauges;
+use otlp::SpanExporter;
 
 /// Activity records buffered for slow tails before they are told they lagged.
 const ACTIVITY_BUFFER: usize = 4_096;
@@ -54,6 +56,8 @@ pub struct DispatcherConfig {
     pub address_policy: Arc<AddressPolicy>,
     /// Signs identity tokens for destinations that ask for them.
     pub identity: Option<Arc<IdentitySigner>>,
+    /// Where to export attempt spans over OTLP/HTTP; `None` (the default) exports nothing.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for DispatcherConfig {
@@ -63,6 +67,7 @@ impl Default for DispatcherConfig {
             backlog_poll: Duration::from_millis(500),
             address_policy: Arc::new(AddressPolicy::default()),
             identity: None,
+            otlp_endpoint: None,
         }
     }
 }
@@ -118,11 +123,15 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 store,
                 context: Arc::new(attempt::Context {
-                    client,
                     master_key,
                     connections: Connections::default(),
                     policy: Arc::clone(&config.address_policy),
                     identity: config.identity.clone(),
+                    spans: config
+                        .otlp_endpoint
+                        .as_deref()
+                        .map(|e| SpanExporter::start(e, client.clone())),
+                    client,
                 }),
                 config,
                 metrics,

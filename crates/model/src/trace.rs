@@ -95,9 +95,19 @@ impl TraceContext {
         format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
     }
 
-    /// `traceparent` for a new child span (one attempt).
-    pub fn child_traceparent(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, random_hex(8), self.flags)
+    /// The span this context names: the publisher's, or the root switchyard started.
+    pub fn span_id(&self) -> &str {
+        &self.span_id
+    }
+
+    /// A new span id for a child span (one attempt).
+    pub fn new_span_id() -> String {
+        random_hex(8)
+    }
+
+    /// `traceparent` for the child span `span_id` of this context.
+    pub fn child_traceparent(&self, span_id: &str) -> String {
+        format!("00-{}-{}-{}", self.trace_id, span_id, self.flags)
     }
 }
 
@@ -112,7 +122,7 @@ mod tests {
         let context = TraceContext::parse(SAMPLE, Some("congo=t61rcWkgMzE")).unwrap();
         assert_eq!(context.traceparent(), SAMPLE);
         assert_eq!(context.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
-        let child = context.child_traceparent();
+        let child = context.child_traceparent(&TraceContext::new_span_id());
         assert!(
             child.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && child.ends_with("-01")
         );

@@ -31,6 +31,7 @@ pub struct ServerSettings {
     pub history_retention_s: Option<u64>,
     pub master_key_file: Option<String>,
     pub public_url: Option<String>,
+    pub otlp_endpoint: Option<String>,
     /// Networks deliveries may go to (empty: any not denied).
     pub destination_allow: Option<Vec<String>>,
     /// Networks deliveries may not go to; replaces the default (link-local and cloud metadata).

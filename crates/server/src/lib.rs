@@ -58,6 +58,8 @@ pub struct ApiConfig {
     /// switchyard's own base URL as receivers reach it: the issuer of identity tokens, under
     /// which they find `/.well-known/jwks.json`.
     pub public_url: String,
+    /// OTLP/HTTP collector for attempt spans; `None` exports nothing.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -69,6 +71,7 @@ impl Default for ApiConfig {
             max_hops: 8,
             address_policy: Arc::new(AddressPolicy::default()),
             public_url: "http://127.0.0.1:8700".into(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -108,6 +111,7 @@ impl App {
             DispatcherConfig {
                 address_policy: Arc::clone(&config.address_policy),
                 identity: Some(Arc::clone(&identity)),
+                otlp_endpoint: config.otlp_endpoint.clone(),
                 ..DispatcherConfig::default()
             },
             Arc::clone(&metrics),

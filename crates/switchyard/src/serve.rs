@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// are at URL/.well-known/jwks.json [default: http://LISTEN].
     #[arg(long)]
     public_url: Option<String>,
+    /// Export a span per delivery attempt to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318)
+    /// [default: off].
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
     /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
     #[arg(long)]
     master_key_file: Option<PathBuf>,
@@ -124,6 +128,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.max_event_bytes),
         api_tokens,
         address_policy: Arc::new(address_policy),
+        otlp_endpoint: args
+            .otlp_endpoint
+            .or_else(|| settings.otlp_endpoint.clone()),
         public_url: args
             .public_url
             .or_else(|| settings.public_url.clone())

@@ -144,3 +144,46 @@ async fn a_bad_hops_header_is_refused() {
         (400, Some("max_hops"))
     );
 }
+
+#[tokio::test]
+async fn attempts_are_exported_as_spans_under_the_publish_span() {
+    let dir = temp_dir();
+    let collector = Receiver::ok().await;
+    let server = Server::start(dir.path(), &["--otlp-endpoint", &collector.url]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("b").await;
+    api.subscribe("b", "s", json!({"destination": {"url": receiver.url}}))
+        .await;
+    let (status, _) = call(
+        api.client
+            .post(server.url("/v1/buses/b/events"))
+            .header("traceparent", PARENT)
+            .body(event("x", json!({})).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for("an exported span", Duration::from_secs(20), async || {
+        collector.count() >= 1
+    })
+    .await;
+    let export = &collector.hits()[0];
+    assert_eq!(export.path, "/v1/traces");
+    let span = &export.body["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    assert_eq!(span["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(span["parentSpanId"], "00f067aa0ba902b7");
+    let sent = receiver.hits()[0].header("traceparent").to_string();
+    assert_eq!(
+        sent.split('-').nth(2),
+        span["spanId"].as_str(),
+        "the span is the one the attempt announced"
+    );
+    assert_eq!(span["name"], "deliver b/s");
+    assert!(
+        span["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["key"] == "http.response.status_code")
+    );
+}
