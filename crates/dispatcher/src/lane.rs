@@ -282,17 +282,17 @@ impl Lane {
                 self.wake_at = retry;
                 break;
             }
-            if let Some(rate) = &mut self.rate {
-                if let Err(next) = rate.try_take(now) {
-                    if !self.rate_limited {
-                        self.rate_limited = true;
-                        self.metrics
-                            .rate_limit_waits
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.wake_at = Some(next);
-                    break;
+            if let Some(rate) = &mut self.rate
+                && let Err(next) = rate.try_take(now)
+            {
+                if !self.rate_limited {
+                    self.rate_limited = true;
+                    self.metrics
+                        .rate_limit_waits
+                        .fetch_add(1, Ordering::Relaxed);
                 }
+                self.wake_at = Some(next);
+                break;
             }
             self.rate_limited = false;
             self.circuit.started();

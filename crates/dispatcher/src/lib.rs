@@ -156,14 +156,13 @@ impl Dispatcher {
             return;
         }
         let mut lanes = self.lanes();
-        if let Some(lane) = lanes.get(&subscription.id) {
-            if lane
+        if let Some(lane) = lanes.get(&subscription.id)
+            && lane
                 .inbox
                 .send(lane::Message::Update(Arc::clone(&subscription)))
                 .is_ok()
-            {
-                return;
-            }
+        {
+            return;
         }
         let (inbox, messages) = mpsc::unbounded_channel();
         let gauges = Arc::new(LaneGauges::default());

@@ -454,7 +454,8 @@ impl Metrics {
         fn circuit_opened(s: &SubscriptionMetrics) -> &AtomicU64 {
             &s.circuit_opened
         }
-        let flow_counters: [(&str, &str, fn(&SubscriptionMetrics) -> &AtomicU64); 2] = [
+        type Pick = fn(&SubscriptionMetrics) -> &AtomicU64;
+        let flow_counters: [(&str, &str, Pick); 2] = [
             (
                 "switchyard_rate_limit_waits_total",
                 "Times the subscription's rate limit held attempts back.",

@@ -161,12 +161,12 @@ fn build_event(
             "unknown field \"{unknown}\"; an event has {KNOWN:?}"
         )));
     }
-    if let Some(version) = fields.get("version") {
-        if version.get() != "\"0\"" {
-            return Err(ModelError::invalid(
-                "field \"version\" must be \"0\" when given",
-            ));
-        }
+    if let Some(version) = fields.get("version")
+        && version.get() != "\"0\""
+    {
+        return Err(ModelError::invalid(
+            "field \"version\" must be \"0\" when given",
+        ));
     }
     let ingested_ms = context.ingested_ms;
     let source: String = required_text(fields, "source", MAX_SOURCE_LEN)?;

@@ -13,21 +13,21 @@ use std::sync::{Arc, RwLock};
 use switchyard_pattern::{EventError, Matcher, MatcherBuilder, Pattern};
 use switchyard_store::{BusRecord, Store, StoreError, SubscriptionRecord};
 
+/// A bus's subscriptions by name, each with its compiled pattern (`None`: every event).
+type Compiled = BTreeMap<String, (Arc<SubscriptionRecord>, Option<Pattern>)>;
+
 /// A bus as the publish path sees it.
 pub struct BusIndex {
     pub record: BusRecord,
     /// By name, with the compiled pattern (`None`: every event).
-    subscriptions: BTreeMap<String, (Arc<SubscriptionRecord>, Option<Pattern>)>,
+    subscriptions: Compiled,
     matcher: Matcher<u64>,
     /// Subscriptions without a pattern: they take every event without consulting the matcher.
     match_all: Vec<u64>,
 }
 
 impl BusIndex {
-    fn build(
-        record: BusRecord,
-        subscriptions: BTreeMap<String, (Arc<SubscriptionRecord>, Option<Pattern>)>,
-    ) -> BusIndex {
+    fn build(record: BusRecord, subscriptions: Compiled) -> BusIndex {
         let mut builder = MatcherBuilder::new();
         let mut match_all = Vec::new();
         for (subscription, pattern) in subscriptions.values() {
@@ -86,10 +86,7 @@ fn compile(subscription: &SubscriptionRecord) -> Result<Option<Pattern>, StoreEr
 
 impl Catalog {
     pub async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
-        let mut grouped: HashMap<
-            String,
-            BTreeMap<String, (Arc<SubscriptionRecord>, Option<Pattern>)>,
-        > = HashMap::new();
+        let mut grouped: HashMap<String, Compiled> = HashMap::new();
         for subscription in store.list_subscriptions(None).await? {
             let pattern = compile(&subscription)?;
             grouped
@@ -175,11 +172,7 @@ impl Catalog {
         });
     }
 
-    fn rebuild(
-        &self,
-        bus: &str,
-        change: impl FnOnce(&mut BTreeMap<String, (Arc<SubscriptionRecord>, Option<Pattern>)>),
-    ) {
+    fn rebuild(&self, bus: &str, change: impl FnOnce(&mut Compiled)) {
         let Some(current) = self.bus(bus) else { return };
         let mut subscriptions = current.subscriptions.clone();
         change(&mut subscriptions);

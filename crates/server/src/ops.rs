@@ -80,13 +80,12 @@ impl App {
             let (bus, name) = (bus.as_str(), name.as_str());
             let _change = app.catalog.lock_changes().await;
             let mut spec = spec;
-            if let Some(connection) = &spec.destination.connection {
-                if app.dispatcher.connections().get(connection).is_none() {
+            if let Some(connection) = &spec.destination.connection
+                && app.dispatcher.connections().get(connection).is_none() {
                     return Err(ServerError::Invalid(format!(
                         "field \"destination.connection\": connection {connection:?} does not exist; create it first"
                     )));
                 }
-            }
             if let Some(ip) = app.config.address_policy.refused_literal(spec.destination.url.as_str()) {
                 return Err(ServerError::Invalid(format!(
                     "field \"destination.url\": address {ip} is refused by the destination address policy"

@@ -44,11 +44,11 @@ pub async fn publish(
     };
     let request = parse_publish_request(&body, &context)
         .inspect_err(|error| bus_metrics.rejected(error.code_for_metrics(), 1))?;
-    if request.single {
-        if let Some(Err(error)) = request.entries.first() {
-            bus_metrics.rejected(error.code_for_metrics(), 1);
-            return Err(error.clone().into());
-        }
+    if request.single
+        && let Some(Err(error)) = request.entries.first()
+    {
+        bus_metrics.rejected(error.code_for_metrics(), 1);
+        return Err(error.clone().into());
     }
     let answers = crate::publish::publish(&app, index, request.entries).await?;
     let failed = answers.iter().filter(|a| a.is_err()).count();

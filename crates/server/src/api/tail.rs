@@ -21,12 +21,12 @@ pub async fn tail(
 ) -> Result<Response, ApiError> {
     let index = find_bus(&app, &bus)?;
     let subscription = query.get("subscription").cloned();
-    if let Some(name) = &subscription {
-        if index.subscription(name).is_none() {
-            return Err(ApiError::not_found(format!(
-                "subscription {name:?} does not exist on bus {bus:?}"
-            )));
-        }
+    if let Some(name) = &subscription
+        && index.subscription(name).is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "subscription {name:?} does not exist on bus {bus:?}"
+        )));
     }
     let receiver = app.dispatcher.activity().subscribe();
     let closing = app.closing.subscribe();

@@ -46,8 +46,8 @@ impl CounterCache {
         table: &Table<u64, &'static [u8]>,
         sub: u64,
     ) -> Result<Option<&mut Counters>, StoreError> {
-        if !self.0.contains_key(&sub) {
-            self.0.insert(sub, load_counters(table, sub)?);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.0.entry(sub) {
+            e.insert(load_counters(table, sub)?);
         }
         Ok(self.0.get_mut(&sub).and_then(Option::as_mut))
     }

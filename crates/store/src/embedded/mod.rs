@@ -281,7 +281,7 @@ impl Store for EmbeddedStore {
                     },
                     None => {
                         let meta = &mut t.meta;
-                        let id = meta_get(&meta, NEXT_SUBSCRIPTION_ID)?;
+                        let id = meta_get(meta, NEXT_SUBSCRIPTION_ID)?;
                         meta.insert(NEXT_SUBSCRIPTION_ID, id + 1)?;
                         t.counters
                             .insert(id, Counters::default().encode().as_slice())?;
