@@ -11,7 +11,7 @@ use switchyard_destination::parse_connection_spec;
 use switchyard_model::format_rfc3339_ms;
 use switchyard_store::{DocumentKind, DocumentRecord};
 
-use super::views::Page;
+use super::views::{Page, redact_sealed};
 use super::{ApiError, Body, names};
 use crate::App;
 
@@ -28,7 +28,9 @@ fn render(record: &DocumentRecord) -> serde_json::Value {
         "updated_at".into(),
         format_rfc3339_ms(record.updated_ms).into(),
     );
-    serde_json::Value::Object(view)
+    let mut view = serde_json::Value::Object(view);
+    redact_sealed(&mut view);
+    view
 }
 
 pub async fn list(State(app): State<Arc<App>>) -> Result<Response, ApiError> {

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use switchyard_model::{CircuitBreaker, Destination, RetryPolicy, format_rfc3339_ms};
+use switchyard_model::{CircuitBreaker, RetryPolicy, format_rfc3339_ms};
+use switchyard_secrets::REDACTED;
 use switchyard_store::{BusRecord, DeadLetter, SubscriptionRecord};
 
 /// A list answer. A struct rather than `json!`, so that raw JSON inside items (patterns, events)
@@ -43,7 +44,8 @@ pub struct SubscriptionView<'a> {
     bus: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pattern: Option<&'a RawValue>,
-    destination: &'a Destination,
+    /// With sealed secrets shown as `********`: see [`redact_sealed`].
+    destination: serde_json::Value,
     retry: &'a RetryPolicy,
     max_concurrency: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,7 +61,7 @@ impl<'a> SubscriptionView<'a> {
             name: &record.name,
             bus: &record.bus,
             pattern: record.spec.pattern.as_deref(),
-            destination: &record.spec.destination,
+            destination: redacted(&record.spec.destination),
             retry: &record.spec.retry,
             max_concurrency: record.spec.max_concurrency,
             rate_limit_per_s: record.spec.rate_limit_per_s,
@@ -97,5 +99,40 @@ impl<'a> DeadLetterView<'a> {
             ingested_at: format_rfc3339_ms(letter.ingested_ms),
             dead_at: format_rfc3339_ms(letter.dead_ms),
         }
+    }
+}
+
+/// Replaces sealed secrets (`sealed:...` strings) by `********`. A sealed value is not the secret,
+/// but an API client that could read one could copy it into a destination of its own and have
+/// switchyard sign or authenticate with it there; answers therefore never show one.
+pub fn redact_sealed(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) if text.starts_with("sealed:") => {
+            *text = REDACTED.to_string()
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact_sealed),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(redact_sealed),
+        _ => {}
+    }
+}
+
+fn redacted(value: &impl Serialize) -> serde_json::Value {
+    let mut value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+    redact_sealed(&mut value);
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_sealed;
+
+    #[test]
+    fn sealed_values_never_leave_in_answers() {
+        let mut value = serde_json::json!({"a": "sealed:v1:k:xyz", "b": ["file:/x", "sealed:v1:k:abc"], "c": {"d": 1}});
+        redact_sealed(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({"a": "********", "b": ["file:/x", "********"], "c": {"d": 1}})
+        );
     }
 }
