@@ -6,7 +6,9 @@
 //! everything else (deliveries pending at start, redriven dead letters, a backlog too large to
 //! hold in memory) is read from the store by the lane itself.
 //!
-//! Owns: the HTTP client, the lanes and their in-memory queues, the retry decision ([`policy`]).
+//! Owns: the HTTP client, the lanes and their in-memory queues, the retry decision ([`policy`]),
+//! per-subscription flow control (rate limit, circuit breaker), the destination address policy,
+//! connections with their OAuth tokens, and the optional OTLP export of attempt spans.
 //! Must not: acknowledge anything to publishers, or forget a delivery without the store knowing:
 //! every attempt's outcome is committed before the lane lets go of the delivery.
 //!

@@ -1,9 +1,13 @@
-//! The server: the REST API under `/v1`, health endpoints, and the publish path.
+//! The server: the REST API under `/v1`, webhook sources under `/hooks`, health, metrics, and the
+//! publish path.
 //!
 //! Owns the [`catalog`] (buses with their compiled matchers, kept in memory for the hot path),
-//! the HTTP routes, API authentication and the declarative [`config`] file. It borrows the store
-//! and the dispatcher: a publish is validated and matched here, made durable by the store, and
-//! only then answered and handed to the dispatcher.
+//! the [`publish`] path shared by the API and [`sources`], the HTTP routes, API authentication,
+//! the master key's use for sealing secrets, and the declarative [`config`] file. It borrows the
+//! store and the dispatcher: a publish is validated and matched here, made durable by the store,
+//! and only then answered and handed to the dispatcher. Changes (buses, subscriptions, sources,
+//! connections) go to the store first and then to memory, on a task of their own so that a client
+//! hanging up cannot leave one half applied.
 //!
 //! Must not: answer a publisher before the store has committed, or hold a lock across an
 //! `.await` on the publish path.
