@@ -373,3 +373,34 @@ async fn deleting_a_subscription_stops_its_deliveries() {
         (Some(0), Some(0))
     );
 }
+
+#[tokio::test]
+async fn a_redirect_is_an_outcome_not_followed() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let target = Receiver::ok().await;
+    let target_url = target.url.clone();
+    let redirecting = Receiver::start(move |_, _| Reply {
+        headers: vec![("location", target_url.clone())],
+        ..Reply::status(302)
+    })
+    .await;
+    api.bus("b").await;
+    api.subscribe("b", "s", json!({"destination": {"url": redirecting.url}}))
+        .await;
+    api.publish("b", vec![event("x", json!({}))]).await;
+    wait_for("a dead letter", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["dead"] == 1
+    })
+    .await;
+    let (_, page) = api.get("/v1/buses/b/subscriptions/s/dead-letters").await;
+    assert_eq!(
+        (
+            page["items"][0]["last_status"].as_u64(),
+            page["items"][0]["reason"].as_str()
+        ),
+        (Some(302), Some("non_retryable_status"))
+    );
+    assert_eq!(target.count(), 0, "the redirect was followed");
+}
