@@ -143,18 +143,22 @@ pub(super) fn record_outcomes(
         let Some(c) = counters.get(&t.counters, outcome.subscription)? else {
             continue;
         };
+        // A delivery whose event is gone cannot be recorded; skipping it (before writing
+        // anything for it) keeps one corrupt row from failing every write it shares a commit with.
+        let Some(event) = t
+            .events
+            .get(row.event_seq)?
+            .map(|b| decode_event(b.value()))
+            .transpose()?
+        else {
+            tracing::error!(error = %missing_event(row.event_seq, outcome.delivery), "store: outcome not recorded");
+            continue;
+        };
         t.due
             .remove((outcome.subscription, row.due_ms, outcome.delivery))?;
         row.attempts = outcome.attempts;
         row.last_status = outcome.status.unwrap_or(0);
         row.last_error = outcome.error.clone().unwrap_or_default();
-        let event = {
-            let bytes = t
-                .events
-                .get(row.event_seq)?
-                .ok_or_else(|| missing_event(row.event_seq, outcome.delivery))?;
-            decode_event(bytes.value())?
-        };
         history::record_attempt(t, row.event_seq, &event.event.id, &outcome)?;
         match outcome.kind {
             OutcomeKind::Delivered => {
