@@ -186,6 +186,9 @@ async fn send_once(
         value.set_sensitive(header.sensitive);
         request = request.header(header.name.as_str(), value);
     }
+    if let Some(key) = &delivery.event.ordering_key {
+        request = request.header("switchyard-ordering-key", key.as_str());
+    }
     if let Some(tracestate) = &delivery.event.trace.tracestate {
         request = request.header("tracestate", tracestate.as_str());
     }

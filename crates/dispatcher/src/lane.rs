@@ -14,7 +14,7 @@
 //! at-least-once allows; the store ignores its outcome.)
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use switchyard_metrics::SubscriptionMetrics;
 use switchyard_model::{Activity, TraceContext, format_rfc3339_ms, now_ms};
-use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, Store, SubscriptionRecord};
+use switchyard_store::{
+    Outcome, OutcomeKind, PendingDelivery, PendingOrder, Store, SubscriptionRecord,
+};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -94,6 +96,14 @@ pub(crate) struct Lane {
     circuit: Circuit,
     /// When the circuit or the rate limit lets the next attempt start.
     wake_at: Option<Instant>,
+    /// Ordered subscriptions only: every held delivery not under way, in publish order. Of each
+    /// ordering key, only the first may become ready, and only while no other is under way.
+    queued: BTreeMap<u64, PendingDelivery>,
+    /// Ordered subscriptions only: the ordering keys with a delivery under way (ready, in
+    /// flight, or with its outcome not yet committed), and which delivery.
+    busy: HashMap<String, u64>,
+    /// Ordered subscriptions only: when the first queued delivery that is not yet due becomes due.
+    queued_due_ms: Option<u64>,
 }
 
 impl Lane {
@@ -131,6 +141,9 @@ impl Lane {
             rate_limited: false,
             circuit,
             wake_at: None,
+            queued: BTreeMap::new(),
+            busy: HashMap::new(),
+            queued_due_ms: None,
         }
     }
 
@@ -147,11 +160,19 @@ impl Lane {
             {
                 self.refill().await;
             }
-            self.promote_due(now_ms());
+            if self.subscription.spec.ordered {
+                self.promote_ordered(now_ms());
+            } else {
+                self.promote_due(now_ms());
+            }
             self.start_attempts();
             self.start_commit();
             self.publish_gauges();
-            let next_due = self.waiting.peek().map(|Reverse((due, _))| *due);
+            let next_due = if self.subscription.spec.ordered {
+                self.queued_due_ms
+            } else {
+                self.waiting.peek().map(|Reverse((due, _))| *due)
+            };
             let wake_for_backlog = self.backlog;
             tokio::select! {
                 changed = shutdown.changed() => {
@@ -192,6 +213,13 @@ impl Lane {
     fn handle(&mut self, message: Message) {
         match message {
             Message::Deliveries(batch) => {
+                // An ordered lane reads the store in publish order instead: hand-offs of
+                // concurrent publishes can arrive out of that order.
+                if self.subscription.spec.ordered {
+                    self.backlog = true;
+                    self.next_refill_ms = 0;
+                    return;
+                }
                 if self.backlog {
                     return;
                 }
@@ -210,7 +238,11 @@ impl Lane {
                 if rate.map(f64::from) != self.rate.as_ref().map(RateLimit::per_s) {
                     self.rate = rate.map(|r| RateLimit::new(r, Instant::now()));
                 }
+                let reshelve = subscription.spec.ordered != self.subscription.spec.ordered;
                 self.subscription = subscription;
+                if reshelve {
+                    self.reshelve();
+                }
             }
             Message::Reload => {
                 self.backlog = true;
@@ -221,7 +253,16 @@ impl Lane {
 
     async fn refill(&mut self) {
         let limit = self.config.lane_capacity;
-        match self.store.load_pending(self.subscription.id, limit).await {
+        let order = if self.subscription.spec.ordered {
+            PendingOrder::Publish
+        } else {
+            PendingOrder::Due
+        };
+        match self
+            .store
+            .load_pending(self.subscription.id, limit, order)
+            .await
+        {
             Ok(found) => {
                 let saw_everything = found.len() < limit;
                 let now = now_ms();
@@ -247,7 +288,9 @@ impl Lane {
         if !self.held.insert(delivery.id) {
             return;
         }
-        if delivery.due_ms <= now {
+        if self.subscription.spec.ordered {
+            self.queued.insert(delivery.id, delivery);
+        } else if delivery.due_ms <= now {
             self.ready.push_back(delivery);
         } else {
             self.park(delivery);
@@ -255,8 +298,69 @@ impl Lane {
     }
 
     fn park(&mut self, delivery: PendingDelivery) {
+        if self.subscription.spec.ordered {
+            self.queued.insert(delivery.id, delivery);
+            return;
+        }
         self.waiting.push(Reverse((delivery.due_ms, delivery.id)));
         self.parked.insert(delivery.id, delivery);
+    }
+
+    /// Ordered lanes: makes ready the first queued delivery of every key that has none under
+    /// way and is due (and every due delivery without a key), in publish order.
+    fn promote_ordered(&mut self, now: u64) {
+        let mut blocked: HashSet<String> = self.busy.keys().cloned().collect();
+        let mut eligible = Vec::new();
+        self.queued_due_ms = None;
+        for (id, delivery) in &self.queued {
+            let key = delivery.event.ordering_key.as_ref();
+            if key.is_some_and(|k| blocked.contains(k)) {
+                continue;
+            }
+            if delivery.due_ms > now {
+                self.queued_due_ms = Some(
+                    self.queued_due_ms
+                        .map_or(delivery.due_ms, |d| d.min(delivery.due_ms)),
+                );
+            } else {
+                eligible.push(*id);
+            }
+            // The first delivery of a key holds back the later ones, due or not.
+            if let Some(key) = key {
+                blocked.insert(key.clone());
+            }
+        }
+        for id in eligible {
+            if let Some(delivery) = self.queued.remove(&id) {
+                if let Some(key) = &delivery.event.ordering_key {
+                    self.busy.insert(key.clone(), id);
+                }
+                self.ready.push_back(delivery);
+            }
+        }
+    }
+
+    /// Moves the deliveries not under way to the structures of the lane's (new) mode.
+    fn reshelve(&mut self) {
+        let mut waiting: Vec<PendingDelivery> =
+            std::mem::take(&mut self.parked).into_values().collect();
+        waiting.extend(std::mem::take(&mut self.queued).into_values());
+        // Ready deliveries of an ordered lane hold their key; give them back to be promoted.
+        if self.subscription.spec.ordered {
+            waiting.extend(self.ready.drain(..));
+        }
+        self.waiting.clear();
+        self.busy.clear();
+        let now = now_ms();
+        for delivery in waiting {
+            self.held.remove(&delivery.id);
+            self.admit(delivery, now);
+        }
+    }
+
+    /// The delivery's attempt is over (its outcome committed, or lost): its key may go on.
+    fn release(&mut self, delivery: u64) {
+        self.busy.retain(|_, id| *id != delivery);
     }
 
     fn promote_due(&mut self, now: u64) {
@@ -329,6 +433,7 @@ impl Lane {
                 // read it back.
                 if let Some(id) = self.running.remove(&error.id()) {
                     self.held.remove(&id);
+                    self.release(id);
                 }
                 self.circuit.abandoned();
                 if error.is_panic() {
@@ -363,6 +468,7 @@ impl Lane {
                 let now = now_ms();
                 let tailing = self.activity.receiver_count() > 0;
                 for attempted in batch {
+                    self.release(attempted.delivery.id);
                     if tailing {
                         let _ = self.activity.send(self.describe(&attempted, now));
                     }
@@ -396,6 +502,7 @@ impl Lane {
                 tracing::warn!(subscription = %self.subscription.name, bus = %self.subscription.bus, %error, outcomes = batch.len(), "cannot record attempt outcomes; will attempt again");
                 let due_ms = now_ms() + self.subscription.spec.retry.min_backoff_ms;
                 for Attempted { delivery, .. } in batch {
+                    self.release(delivery.id);
                     self.park(PendingDelivery { due_ms, ..delivery });
                 }
             }

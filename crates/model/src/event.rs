@@ -35,6 +35,8 @@ pub struct Event {
     pub hops: u32,
     /// The publish's trace context; every attempt is sent as a child span of it.
     pub trace: TraceContext,
+    /// Events of one key are delivered in publish order to subscriptions with `ordered: true`.
+    pub ordering_key: Option<String>,
 }
 
 /// What a publish request says besides its body.
@@ -147,7 +149,7 @@ fn build_event(
 ) -> Result<Event, ModelError> {
     // `version` is accepted so that an envelope switchyard delivered can be published as is
     // (bus-to-bus forwarding); the envelope fields a publisher cannot set are refused.
-    const KNOWN: [&str; 7] = [
+    const KNOWN: [&str; 8] = [
         "source",
         "detail-type",
         "detail",
@@ -155,6 +157,7 @@ fn build_event(
         "time",
         "id",
         "version",
+        "ordering-key",
     ];
     if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(ModelError::invalid(format!(
@@ -201,6 +204,16 @@ fn build_event(
         }
         Some(id) => id,
     };
+    let ordering_key = match field::<String>(fields, "ordering-key", "a string")? {
+        Some(key)
+            if key.is_empty() || key.len() > MAX_ID_LEN || key.chars().any(char::is_control) =>
+        {
+            return Err(ModelError::invalid(format!(
+                "field \"ordering-key\" must be 1 to {MAX_ID_LEN} characters without control characters"
+            )));
+        }
+        key => key,
+    };
     let envelope = Envelope {
         version: "0",
         id: &id,
@@ -218,6 +231,7 @@ fn build_event(
         ingested_ms,
         hops: context.hops,
         trace: context.trace.clone(),
+        ordering_key,
     })
 }
 

@@ -47,6 +47,10 @@ pub struct SubscriptionSpec {
     /// Pauses attempts to a destination that keeps failing, then probes it before resuming.
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
+    /// Deliver the events of one `ordering-key` strictly in publish order: the next is not
+    /// attempted before the previous one is delivered or dead-lettered. Keys proceed in parallel.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ordered: bool,
 }
 
 /// After `failure_threshold` failed attempts in a row (5xx, 429, timeout, connection error), the

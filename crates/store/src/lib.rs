@@ -27,6 +27,15 @@ pub use records::{
     SubscriptionRecord, SubscriptionStats,
 };
 
+/// The order in which [`Store::load_pending`] returns deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PendingOrder {
+    /// Soonest due first: what an unordered lane attempts next.
+    Due,
+    /// Publish order (delivery ids): an ordered lane must see the oldest delivery of every key.
+    Publish,
+}
+
 /// How long history is kept: events and their attempt log, once nothing pending needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -105,11 +114,12 @@ pub trait Store: Send + Sync + 'static {
     /// Makes attempt outcomes durable. Outcomes of deliveries that no longer exist (their
     /// subscription was deleted meanwhile) are ignored.
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError>;
-    /// Up to `limit` pending deliveries of a subscription, soonest due first.
+    /// Up to `limit` pending deliveries of a subscription, soonest due first or in publish order.
     async fn load_pending(
         &self,
         subscription: u64,
         limit: usize,
+        order: PendingOrder,
     ) -> Result<Vec<PendingDelivery>, StoreError>;
 
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError>;

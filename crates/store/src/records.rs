@@ -144,8 +144,10 @@ pub struct DeadLetter {
     pub event_id: String,
     /// The event envelope as JSON text: dead letters outlive the event table's copy.
     pub envelope: String,
-    /// Kept so that a redriven delivery carries the event's loop count and trace.
+    /// Kept so that a redriven delivery carries the event's loop count, trace and ordering key.
     pub hops: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     pub traceparent: String,
     pub tracestate: Option<String>,
     pub attempts: u32,

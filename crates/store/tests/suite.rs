@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use switchyard_model::{Event, TraceContext, parse_subscription_spec};
 use switchyard_store::{
-    DeadReason, DocumentKind, EmbeddedStore, NewEvent, Outcome, OutcomeKind, Store, StoreError,
-    StoreOptions, SubscriptionStats,
+    DeadReason, DocumentKind, EmbeddedStore, NewEvent, Outcome, OutcomeKind, PendingOrder, Store,
+    StoreError, StoreOptions, SubscriptionStats,
 };
 
 fn spec() -> switchyard_model::SubscriptionSpec {
@@ -20,6 +20,7 @@ fn event(id: &str, at: u64) -> Arc<Event> {
         ingested_ms: at,
         hops: 2,
         trace: TraceContext::new_root(),
+        ordering_key: None,
     })
 }
 
@@ -117,7 +118,10 @@ async fn delivery_lifecycle(store: &dyn Store) {
         created.iter().map(Vec::len).collect::<Vec<_>>(),
         [2, 1, 0, 0]
     );
-    let pending_a = store.load_pending(a.id, 10).await.unwrap();
+    let pending_a = store
+        .load_pending(a.id, 10, PendingOrder::Due)
+        .await
+        .unwrap();
     assert_eq!(
         pending_a
             .iter()
@@ -144,7 +148,7 @@ async fn delivery_lifecycle(store: &dyn Store) {
         .await
         .unwrap();
     let order: Vec<_> = store
-        .load_pending(a.id, 10)
+        .load_pending(a.id, 10, PendingOrder::Due)
         .await
         .unwrap()
         .iter()
@@ -199,7 +203,10 @@ async fn delivery_lifecycle(store: &dyn Store) {
 
     // Event collection keeps what b still needs, and what dead letters refer to survives via copy.
     store.maintain().await.unwrap();
-    let pending_b = store.load_pending(b.id, 10).await.unwrap();
+    let pending_b = store
+        .load_pending(b.id, 10, PendingOrder::Due)
+        .await
+        .unwrap();
     assert_eq!(pending_b.len(), 1);
     assert_eq!(pending_b[0].event.id, "e1");
 
@@ -208,7 +215,10 @@ async fn delivery_lifecycle(store: &dyn Store) {
     let stats = store.stats(a.id).await.unwrap();
     assert_eq!((stats.dead, stats.pending), (0, 1));
     check_accounting(&stats);
-    let redriven = store.load_pending(a.id, 10).await.unwrap();
+    let redriven = store
+        .load_pending(a.id, 10, PendingOrder::Due)
+        .await
+        .unwrap();
     assert_eq!(
         (redriven[0].event.id.as_str(), redriven[0].attempts),
         ("e1", 0)
@@ -241,8 +251,21 @@ async fn delivery_lifecycle(store: &dyn Store) {
         store.stats(a.id).await,
         Err(StoreError::NotFound(_))
     ));
-    assert!(store.load_pending(a.id, 10).await.unwrap().is_empty());
-    assert_eq!(store.load_pending(b.id, 10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .load_pending(a.id, 10, PendingOrder::Due)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .load_pending(b.id, 10, PendingOrder::Due)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn concurrent_appends_share_commits_and_lose_nothing(store: Arc<dyn Store>) {
@@ -267,7 +290,10 @@ async fn concurrent_appends_share_commits_and_lose_nothing(store: Arc<dyn Store>
     for task in tasks {
         task.await.unwrap();
     }
-    let pending = store.load_pending(s.id, 10_000).await.unwrap();
+    let pending = store
+        .load_pending(s.id, 10_000, PendingOrder::Due)
+        .await
+        .unwrap();
     assert_eq!(pending.len(), 2_000);
     let mut ids: Vec<u64> = pending.iter().map(|d| d.id).collect();
     ids.sort_unstable();
@@ -308,7 +334,11 @@ async fn redrive_of_many_dead_letters_misses_none(store: &dyn Store) {
     assert_eq!((stats.dead, stats.pending), (0, 12_000));
     check_accounting(&stats);
     assert_eq!(
-        store.load_pending(s.id, 20_000).await.unwrap().len(),
+        store
+            .load_pending(s.id, 20_000, PendingOrder::Due)
+            .await
+            .unwrap()
+            .len(),
         12_000
     );
 }
@@ -400,6 +430,6 @@ async fn embedded_store_keeps_everything_across_reopen() {
     }
     let store = reopened.expect("reopen");
     assert_eq!(store.get_subscription("b", "s").await.unwrap().id, id);
-    let pending = store.load_pending(id, 10).await.unwrap();
+    let pending = store.load_pending(id, 10, PendingOrder::Due).await.unwrap();
     assert_eq!(pending[0].event.id, "kept");
 }

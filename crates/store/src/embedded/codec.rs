@@ -160,7 +160,8 @@ pub(super) struct EventRow {
     pub deliveries: Vec<(u64, u64)>,
 }
 
-/// Layout: version, ingested ms, hops, then length-prefixed id, traceparent, tracestate and bus,
+/// Layout: version, ingested ms, hops, then length-prefixed id, traceparent, tracestate, bus and
+/// ordering key (empty for none),
 /// its deliveries as (subscription, delivery id) pairs, and the envelope as the rest. Ingested ms comes first so that
 /// history collection can read it without decoding the rest.
 pub(super) fn encode_event(event: &Event, bus: &str, deliveries: &[(u64, u64)]) -> Vec<u8> {
@@ -184,6 +185,7 @@ pub(super) fn encode_event(event: &Event, bus: &str, deliveries: &[(u64, u64)]) 
     push_text(&mut out, &traceparent);
     push_text(&mut out, tracestate);
     push_text(&mut out, bus);
+    push_text(&mut out, event.ordering_key.as_deref().unwrap_or(""));
     out.extend_from_slice(&(deliveries.len() as u32).to_le_bytes());
     for (sub, delivery) in deliveries {
         out.extend_from_slice(&sub.to_le_bytes());
@@ -201,6 +203,7 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<EventRow, StoreError> {
     let traceparent = r.prefixed_text()?;
     let tracestate = r.prefixed_text()?;
     let bus = r.prefixed_text()?;
+    let ordering_key = Some(r.prefixed_text()?).filter(|k| !k.is_empty());
     let count = r.u32()? as usize;
     let mut deliveries = Vec::with_capacity(count.min(1024));
     for _ in 0..count {
@@ -214,6 +217,7 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<EventRow, StoreError> {
     let envelope = r.rest_text()?;
     Ok(EventRow {
         event: Arc::new(Event {
+            ordering_key,
             id,
             envelope,
             ingested_ms,
@@ -333,6 +337,7 @@ mod tests {
             envelope: "{\"a\":1}".into(),
             ingested_ms: 99,
             hops: 3,
+            ordering_key: Some("customer-7".into()),
             trace: TraceContext::parse(
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                 Some("a=b"),

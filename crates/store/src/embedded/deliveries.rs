@@ -182,6 +182,7 @@ pub(super) fn record_outcomes(
                     event_id: event.event.id.clone(),
                     envelope: event.event.envelope.clone(),
                     hops: event.event.hops,
+                    ordering_key: event.event.ordering_key.clone(),
                     traceparent: event.event.trace.traceparent(),
                     tracestate: event.event.trace.tracestate.clone(),
                     attempts: outcome.attempts,
@@ -332,6 +333,7 @@ pub(super) fn redrive(
                 ingested_ms: letter.ingested_ms,
                 hops: letter.hops,
                 trace,
+                ordering_key: letter.ordering_key.clone(),
             };
             t.events.insert(
                 letter.event_seq,

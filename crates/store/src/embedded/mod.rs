@@ -23,7 +23,7 @@ use self::codec::*;
 use self::writer::Writer;
 use crate::{
     AttemptRecord, BusRecord, DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent,
-    Outcome, PendingDelivery, Store, StoreError, StoreOptions, SubscriptionRecord,
+    Outcome, PendingDelivery, PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord,
     SubscriptionStats,
 };
 
@@ -431,18 +431,30 @@ impl Store for EmbeddedStore {
         &self,
         subscription: u64,
         limit: usize,
+        order: PendingOrder,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         self.read(move |txn| {
-            let due = txn.open_table(DUE)?;
             let deliveries = txn.open_table(DELIVERIES)?;
             let events = txn.open_table(EVENTS)?;
+            let ids: Vec<u64> = match order {
+                PendingOrder::Due => {
+                    let due = txn.open_table(DUE)?;
+                    let rows =
+                        due.range((subscription, 0, 0)..=(subscription, u64::MAX, u64::MAX))?;
+                    rows.take(limit)
+                        .map(|row| row.map(|r| r.0.value().2))
+                        .collect::<Result<_, _>>()?
+                }
+                PendingOrder::Publish => {
+                    let rows = deliveries.range((subscription, 0)..=(subscription, u64::MAX))?;
+                    rows.take(limit)
+                        .map(|row| row.map(|r| r.0.value().1))
+                        .collect::<Result<_, _>>()?
+                }
+            };
             let mut cache = HashMap::new();
-            let mut out = Vec::new();
-            for row in due
-                .range((subscription, 0, 0)..=(subscription, u64::MAX, u64::MAX))?
-                .take(limit)
-            {
-                let (_, _, id) = row?.0.value();
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
                 let Some(bytes) = deliveries.get((subscription, id))? else {
                     continue;
                 };
