@@ -37,6 +37,9 @@ pub struct Event {
     pub trace: TraceContext,
     /// Events of one key are delivered in publish order to subscriptions with `ordered: true`.
     pub ordering_key: Option<String>,
+    /// Whether the publisher chose the id: only such events are de-duplicated (a generated id
+    /// is new by construction). Not stored.
+    pub explicit_id: bool,
 }
 
 /// What a publish request says besides its body.
@@ -195,7 +198,9 @@ fn build_event(
         None => format_rfc3339_ms(ingested_ms),
         Some(text) => canonical_time(&text)?,
     };
-    let id = match field::<String>(fields, "id", "a string")? {
+    let given_id = field::<String>(fields, "id", "a string")?;
+    let explicit_id = given_id.is_some();
+    let id = match given_id {
         None => uuid::Uuid::now_v7().to_string(),
         Some(id) if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) => {
             return Err(ModelError::invalid(format!(
@@ -232,6 +237,7 @@ fn build_event(
         hops: context.hops,
         trace: context.trace.clone(),
         ordering_key,
+        explicit_id,
     })
 }
 

@@ -29,6 +29,7 @@ pub struct ServerSettings {
     pub max_event_bytes: Option<usize>,
     pub max_hops: Option<u32>,
     pub history_retention_s: Option<u64>,
+    pub dedup_window_s: Option<u64>,
     pub master_key_file: Option<String>,
     pub public_url: Option<String>,
     pub otlp_endpoint: Option<String>,

@@ -40,12 +40,16 @@ pub enum PendingOrder {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
     pub history_retention_ms: u64,
+    /// How long a publisher-chosen event id is remembered: a publish that repeats it within the
+    /// window is acknowledged but not delivered again.
+    pub dedup_window_ms: u64,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             history_retention_ms: 3_600_000,
+            dedup_window_ms: 86_400_000,
         }
     }
 }

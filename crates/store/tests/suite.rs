@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use switchyard_model::{Event, TraceContext, parse_subscription_spec};
+use switchyard_model::{Event, TraceContext, now_ms, parse_subscription_spec};
 use switchyard_store::{
     DeadReason, DocumentKind, EmbeddedStore, NewEvent, Outcome, OutcomeKind, PendingOrder, Store,
     StoreError, StoreOptions, SubscriptionStats,
@@ -21,6 +21,7 @@ fn event(id: &str, at: u64) -> Arc<Event> {
         hops: 2,
         trace: TraceContext::new_root(),
         ordering_key: None,
+        explicit_id: false,
     })
 }
 
@@ -383,9 +384,35 @@ async fn documents(store: &dyn Store) {
     );
 }
 
+async fn repeated_publisher_ids_are_not_appended_twice(store: &dyn Store) {
+    store.put_bus("dedup", Default::default()).await.unwrap();
+    let (s, _) = store.put_subscription("dedup", "s", spec()).await.unwrap();
+    let explicit = |at| {
+        let mut e = (*event("same-id", at)).clone();
+        e.explicit_id = true;
+        NewEvent {
+            bus: "dedup".into(),
+            event: Arc::new(e),
+            subscriptions: vec![s.id],
+        }
+    };
+    let first = store.append(vec![explicit(now_ms())]).await.unwrap();
+    let again = store
+        .append(vec![explicit(now_ms()), explicit(now_ms())])
+        .await
+        .unwrap();
+    assert_eq!(first[0].len(), 1);
+    assert!(
+        again.iter().all(Vec::is_empty),
+        "within the window, the id is known"
+    );
+    assert_eq!(store.stats(s.id).await.unwrap().accepted, 1);
+}
+
 async fn run_suite(store: Arc<dyn Store>) {
     catalog(store.as_ref()).await;
     documents(store.as_ref()).await;
+    repeated_publisher_ids_are_not_appended_twice(store.as_ref()).await;
     delivery_lifecycle(store.as_ref()).await;
     redrive_of_many_dead_letters_misses_none(store.as_ref()).await;
     concurrent_appends_share_commits_and_lose_nothing(store).await;

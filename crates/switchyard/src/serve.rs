@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
     #[arg(long)]
     master_key_file: Option<PathBuf>,
+    /// Seconds a publisher-chosen event id is remembered: a publish repeating it within the window
+    /// is acknowledged but not delivered again [default: 86400].
+    #[arg(long)]
+    dedup_window_s: Option<u64>,
     /// Seconds to keep events and their attempt log once delivered [default: 3600].
     #[arg(long)]
     history_retention_s: Option<u64>,
@@ -143,10 +147,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.max_hops),
         ..defaults
     };
-    let retention_s = args.history_retention_s.or(settings.history_retention_s);
-    let options = retention_s.map_or_else(StoreOptions::default, |s| StoreOptions {
-        history_retention_ms: s.saturating_mul(1000),
-    });
+    let store_defaults = StoreOptions::default();
+    let seconds = |flag: Option<u64>, file: Option<u64>, default_ms: u64| {
+        flag.or(file).map_or(default_ms, |s| s.saturating_mul(1000))
+    };
+    let options = StoreOptions {
+        history_retention_ms: seconds(
+            args.history_retention_s,
+            settings.history_retention_s,
+            store_defaults.history_retention_ms,
+        ),
+        dedup_window_ms: seconds(
+            args.dedup_window_s,
+            settings.dedup_window_s,
+            store_defaults.dedup_window_ms,
+        ),
+    };
     let store = open_store(
         args.store.as_deref().or(settings.store.as_deref()),
         &data_dir,

@@ -206,3 +206,57 @@ async fn sigterm_stops_the_server_while_a_tail_is_open() {
     assert_eq!(server.terminate().await.code(), Some(0));
     drop(tail);
 }
+
+#[tokio::test]
+async fn a_repeated_event_id_is_acknowledged_but_not_delivered_again_even_after_a_restart() {
+    let dir = temp_dir();
+    let receiver = Receiver::ok().await;
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    api.bus("other").await;
+    api.subscribe("b", "s", json!({"destination": {"url": receiver.url}}))
+        .await;
+    api.subscribe("other", "s", json!({"destination": {"url": receiver.url}}))
+        .await;
+    let order =
+        json!({"source": "shop", "detail-type": "Order Placed", "id": "order-1001", "detail": {}});
+    assert_eq!(api.publish("b", vec![order.clone()]).await, ["order-1001"]);
+    assert_eq!(
+        api.publish("b", vec![order.clone()]).await,
+        ["order-1001"],
+        "the retry is acknowledged"
+    );
+    // Ids are per bus.
+    api.publish("other", vec![order.clone()]).await;
+    wait_for(
+        "both deliveries committed",
+        Duration::from_secs(20),
+        async || {
+            api.stats("b", "s").await["delivered"] == 1
+                && api.stats("other", "s").await["delivered"] == 1
+        },
+    )
+    .await;
+    server.kill();
+
+    let restarted = Server::start(dir.path(), &[]);
+    let api = Api::new(&restarted);
+    assert_eq!(api.publish("b", vec![order.clone()]).await, ["order-1001"]);
+    api.publish("b", vec![event("shop", json!({"n": 2}))]).await;
+    wait_for("the new event", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["delivered"] == 2
+    })
+    .await;
+    let stats = api.stats("b", "s").await;
+    assert_eq!(
+        stats["accepted"], 2,
+        "a repeated id became a delivery again: {stats}"
+    );
+    let on_b = receiver
+        .hits()
+        .iter()
+        .filter(|h| h.header("switchyard-bus") == "b" && h.event_id() == "order-1001")
+        .count();
+    assert_eq!(on_b, 1);
+}

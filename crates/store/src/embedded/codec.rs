@@ -32,6 +32,11 @@ pub(super) const DEAD: TableDefinition<(u64, u64), &str> = TableDefinition::new(
 pub(super) const COUNTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("counters");
 /// (kind, name) -> DocumentRecord JSON: sources, connections.
 pub(super) const DOCUMENTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("documents");
+/// (bus, publisher's event id) -> when it was accepted: the de-duplication window.
+pub(super) const DEDUP: TableDefinition<(&str, &str), u64> = TableDefinition::new("dedup");
+/// (accepted ms, bus, event id): the order in which de-duplication entries expire.
+pub(super) const DEDUP_EXPIRY: TableDefinition<(u64, &str, &str), ()> =
+    TableDefinition::new("dedup_expiry");
 /// (bus, event id) -> event sequence, for looking events up by id.
 pub(super) const EVENT_IDS: TableDefinition<(&str, &str), u64> = TableDefinition::new("event_ids");
 /// Event sequence -> pending deliveries that refer to it; absent means none.
@@ -59,6 +64,8 @@ pub(super) struct Tables<'txn> {
     pub refs: Table<'txn, u64, u32>,
     pub attempts: Table<'txn, (u64, u64, u64, u32), &'static str>,
     pub attempts_by_subscription: Table<'txn, (u64, u64, u64, u32), u64>,
+    pub dedup: Table<'txn, (&'static str, &'static str), u64>,
+    pub dedup_expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -77,6 +84,8 @@ impl<'txn> Tables<'txn> {
             refs: txn.open_table(REFS)?,
             attempts: txn.open_table(ATTEMPTS)?,
             attempts_by_subscription: txn.open_table(ATTEMPTS_BY_SUBSCRIPTION)?,
+            dedup: txn.open_table(DEDUP)?,
+            dedup_expiry: txn.open_table(DEDUP_EXPIRY)?,
         })
     }
 }
@@ -218,6 +227,7 @@ pub(super) fn decode_event(bytes: &[u8]) -> Result<EventRow, StoreError> {
     Ok(EventRow {
         event: Arc::new(Event {
             ordering_key,
+            explicit_id: false,
             id,
             envelope,
             ingested_ms,
@@ -338,6 +348,7 @@ mod tests {
             ingested_ms: 99,
             hops: 3,
             ordering_key: Some("customer-7".into()),
+            explicit_id: false,
             trace: TraceContext::parse(
                 "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
                 Some("a=b"),

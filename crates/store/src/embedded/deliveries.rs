@@ -18,7 +18,9 @@ use switchyard_model::{Event, TraceContext, now_ms};
 
 use super::codec::*;
 use super::{from_json, history, json, load_counters, meta_get};
-use crate::{DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, StoreError};
+use crate::{
+    DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, StoreError, StoreOptions,
+};
 
 /// Events looked at per collection job, so that collection never holds a commit for long.
 pub(super) const GC_CHUNK: usize = 2_000;
@@ -65,14 +67,29 @@ impl CounterCache {
 pub(super) fn append(
     t: &mut Tables<'_>,
     events: Vec<NewEvent>,
-    retention_ms: u64,
+    options: StoreOptions,
 ) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
+    let retention_ms = options.history_retention_ms;
     let mut counters = CounterCache::new();
     let mut seq = meta_get(&t.meta, NEXT_EVENT_SEQ)?;
     let mut delivery_id = meta_get(&t.meta, NEXT_DELIVERY_ID)?;
     let mut created = Vec::with_capacity(events.len());
     for new in events {
         let at = new.event.ingested_ms;
+        // A publisher's retry of an event already accepted: acknowledged, not delivered again.
+        if new.event.explicit_id {
+            let key = (new.bus.as_str(), new.event.id.as_str());
+            let seen = t.dedup.get(key)?.map(|v| v.value());
+            if seen.is_some_and(|seen| seen.saturating_add(options.dedup_window_ms) > at) {
+                created.push(Vec::new());
+                continue;
+            }
+            if let Some(seen) = seen {
+                t.dedup_expiry.remove((seen, key.0, key.1))?;
+            }
+            t.dedup.insert(key, at)?;
+            t.dedup_expiry.insert((at, key.0, key.1), ())?;
+        }
         let mut matched = Vec::with_capacity(new.subscriptions.len());
         let mut pending = Vec::with_capacity(new.subscriptions.len());
         for sub in new.subscriptions {
@@ -334,6 +351,7 @@ pub(super) fn redrive(
                 hops: letter.hops,
                 trace,
                 ordering_key: letter.ordering_key.clone(),
+                explicit_id: false,
             };
             t.events.insert(
                 letter.event_seq,
@@ -412,6 +430,35 @@ pub(super) fn collect_history(
     }
     if next != cursor {
         t.meta.insert(GC_CURSOR, next)?;
+    }
+    Ok(expired.len())
+}
+
+/// Forgets up to `GC_CHUNK` publisher ids whose de-duplication window is over; returns how many.
+pub(super) fn collect_dedup(
+    t: &mut Tables<'_>,
+    now: u64,
+    window_ms: u64,
+) -> Result<usize, StoreError> {
+    let cutoff = now.saturating_sub(window_ms);
+    let mut expired = Vec::new();
+    for row in t
+        .dedup_expiry
+        .range::<(u64, &str, &str)>(..(cutoff, "", ""))?
+        .take(GC_CHUNK)
+    {
+        let (key, _) = row?;
+        let (at, bus, id) = key.value();
+        expired.push((at, bus.to_string(), id.to_string()));
+    }
+    for (at, bus, id) in &expired {
+        t.dedup_expiry.remove((*at, bus.as_str(), id.as_str()))?;
+        if t.dedup
+            .get((bus.as_str(), id.as_str()))?
+            .is_some_and(|v| v.value() == *at)
+        {
+            t.dedup.remove((bus.as_str(), id.as_str()))?;
+        }
     }
     Ok(expired.len())
 }

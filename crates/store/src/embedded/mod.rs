@@ -414,9 +414,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
-        let retention_ms = self.options.history_retention_ms;
+        let options = self.options;
         self.writer
-            .write(move |t| deliveries::append(t, events, retention_ms))
+            .write(move |t| deliveries::append(t, events, options))
             .await
     }
 
@@ -579,6 +579,13 @@ impl Store for EmbeddedStore {
         if looked_at > 0 {
             tracing::debug!(looked_at, "store: collected history past its retention");
         }
+        let window_ms = self.options.dedup_window_ms;
+        while self
+            .writer
+            .write(move |t| deliveries::collect_dedup(t, now_ms(), window_ms))
+            .await?
+            == deliveries::GC_CHUNK
+        {}
         Ok(())
     }
 }
