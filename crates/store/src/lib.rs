@@ -151,6 +151,9 @@ pub trait Store: Send + Sync + 'static {
     /// An event of a bus with its deliveries and attempts, while it is kept.
     async fn event_trail(&self, bus: &str, event_id: &str) -> Result<EventTrail, StoreError>;
 
+    /// Whether the store can read and write now: what readiness probes ask.
+    async fn check(&self) -> Result<(), StoreError>;
+
     /// Background upkeep (removing history past its retention); call it periodically.
     async fn maintain(&self) -> Result<(), StoreError>;
 }

@@ -410,6 +410,7 @@ async fn repeated_publisher_ids_are_not_appended_twice(store: &dyn Store) {
 }
 
 async fn run_suite(store: Arc<dyn Store>) {
+    store.check().await.unwrap();
     catalog(store.as_ref()).await;
     documents(store.as_ref()).await;
     repeated_publisher_ids_are_not_appended_twice(store.as_ref()).await;

@@ -14,7 +14,7 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(app): State<Arc<App>>) -> (StatusCode, Json<Value>) {
-    match app.store.list_buses().await {
+    match app.store.check().await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,

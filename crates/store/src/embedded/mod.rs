@@ -563,6 +563,14 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn check(&self) -> Result<(), StoreError> {
+        self.read(|txn| txn.open_table(META).map(|_| ()).map_err(StoreError::from))
+            .await?;
+        // An empty job through the writer: it answers only if the writer thread is alive and
+        // commits succeed.
+        self.writer.write(|_| Ok(())).await
+    }
+
     async fn maintain(&self) -> Result<(), StoreError> {
         let retention_ms = self.options.history_retention_ms;
         let mut looked_at = 0;
