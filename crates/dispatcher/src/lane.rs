@@ -13,8 +13,7 @@
 //! after the same delivery was loaded, delivered and let go can cause one more attempt, which
 //! at-least-once allows; the store ignores its outcome.)
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -74,8 +73,9 @@ pub(crate) struct Lane {
     /// name one of these are duplicates.
     held: HashSet<u64>,
     ready: VecDeque<PendingDelivery>,
-    /// Retry times, soonest first, of the deliveries in `parked`.
-    waiting: BinaryHeap<Reverse<(u64, u64)>>,
+    /// (retry time, id) of the deliveries in `parked`, soonest first: the first are promoted
+    /// when due, the last are let go first when memory is needed for sooner ones.
+    waiting: BTreeSet<(u64, u64)>,
     parked: HashMap<u64, PendingDelivery>,
     /// HTTP attempts under way; their number is what `max_concurrency` limits.
     in_flight: JoinSet<Attempted>,
@@ -128,7 +128,7 @@ impl Lane {
             activity,
             held: HashSet::new(),
             ready: VecDeque::new(),
-            waiting: BinaryHeap::new(),
+            waiting: BTreeSet::new(),
             parked: HashMap::new(),
             in_flight: JoinSet::new(),
             running: HashMap::new(),
@@ -154,9 +154,11 @@ impl Lane {
     ) {
         while !*shutdown.borrow() {
             let now = now_ms();
+            // Parked retries do not count: deliveries due sooner may displace them (see refill).
             if self.backlog
                 && now >= self.next_refill_ms
-                && self.held.len() <= self.config.lane_capacity / 2
+                && self.held.len().saturating_sub(self.parked.len())
+                    <= self.config.lane_capacity / 2
             {
                 self.refill().await;
             }
@@ -171,7 +173,7 @@ impl Lane {
             let next_due = if self.subscription.spec.ordered {
                 self.queued_due_ms
             } else {
-                self.waiting.peek().map(|Reverse((due, _))| *due)
+                self.waiting.first().map(|(due, _)| *due)
             };
             let wake_for_backlog = self.backlog;
             tokio::select! {
@@ -266,16 +268,27 @@ impl Lane {
             Ok(found) => {
                 let saw_everything = found.len() < limit;
                 let now = now_ms();
-                let mut overflowed = false;
+                let mut left_out = false;
+                let mut admitted = 0;
                 for delivery in found {
-                    if self.held.len() >= limit {
-                        overflowed = true;
+                    if self.held.contains(&delivery.id) {
+                        continue;
+                    }
+                    // Memory is bounded; the soonest due deliveries are the ones worth holding.
+                    if self.held.len() >= limit && !self.evict_parked_after(delivery.due_ms) {
+                        left_out = true;
                         break;
                     }
                     self.admit(delivery, now);
+                    admitted += 1;
                 }
-                self.backlog = !saw_everything || overflowed;
-                self.next_refill_ms = 0;
+                self.backlog = !saw_everything || left_out;
+                // A read that brought nothing new waits for the next poll rather than spinning.
+                self.next_refill_ms = if admitted == 0 {
+                    now + self.config.backlog_poll.as_millis() as u64
+                } else {
+                    0
+                };
             }
             Err(error) => {
                 tracing::warn!(subscription = %self.subscription.name, bus = %self.subscription.bus, %error, "cannot read pending deliveries; will try again");
@@ -302,7 +315,7 @@ impl Lane {
             self.queued.insert(delivery.id, delivery);
             return;
         }
-        self.waiting.push(Reverse((delivery.due_ms, delivery.id)));
+        self.waiting.insert((delivery.due_ms, delivery.id));
         self.parked.insert(delivery.id, delivery);
     }
 
@@ -364,14 +377,28 @@ impl Lane {
     }
 
     fn promote_due(&mut self, now: u64) {
-        while let Some(Reverse((due, id))) = self.waiting.peek().copied() {
+        while let Some((due, id)) = self.waiting.first().copied() {
             if due > now {
                 break;
             }
-            self.waiting.pop();
+            self.waiting.pop_first();
             if let Some(delivery) = self.parked.remove(&id) {
                 self.ready.push_back(delivery);
             }
+        }
+    }
+
+    /// Lets go of the parked delivery due last, if it is due after `due_ms`, to make room for a
+    /// sooner one; the store keeps it, and a later read brings it back when its turn comes.
+    fn evict_parked_after(&mut self, due_ms: u64) -> bool {
+        match self.waiting.last().copied() {
+            Some((last_due, id)) if last_due > due_ms => {
+                self.waiting.pop_last();
+                self.parked.remove(&id);
+                self.held.remove(&id);
+                true
+            }
+            _ => false,
         }
     }
 

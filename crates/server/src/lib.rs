@@ -64,6 +64,8 @@ pub struct ApiConfig {
     pub public_url: String,
     /// OTLP/HTTP collector for attempt spans; `None` exports nothing.
     pub otlp_endpoint: Option<String>,
+    /// Deliveries a subscription's lane holds in memory (the rest wait in the store).
+    pub lane_capacity: usize,
 }
 
 impl Default for ApiConfig {
@@ -76,6 +78,7 @@ impl Default for ApiConfig {
             address_policy: Arc::new(AddressPolicy::default()),
             public_url: "http://127.0.0.1:8700".into(),
             otlp_endpoint: None,
+            lane_capacity: DispatcherConfig::default().lane_capacity,
         }
     }
 }
@@ -116,6 +119,7 @@ impl App {
                 address_policy: Arc::clone(&config.address_policy),
                 identity: Some(Arc::clone(&identity)),
                 otlp_endpoint: config.otlp_endpoint.clone(),
+                lane_capacity: config.lane_capacity.max(2),
                 ..DispatcherConfig::default()
             },
             Arc::clone(&metrics),

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long)]
     otlp_endpoint: Option<String>,
+    /// Deliveries each subscription holds in memory; the rest wait in the store [default: 10000].
+    #[arg(long)]
+    lane_capacity: Option<usize>,
     /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
     #[arg(long)]
     master_key_file: Option<PathBuf>,
@@ -132,6 +135,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .unwrap_or(defaults.max_event_bytes),
         api_tokens,
         address_policy: Arc::new(address_policy),
+        lane_capacity: args.lane_capacity.unwrap_or(defaults.lane_capacity),
         otlp_endpoint: args
             .otlp_endpoint
             .or_else(|| settings.otlp_endpoint.clone()),

@@ -404,3 +404,51 @@ async fn a_redirect_is_an_outcome_not_followed() {
     );
     assert_eq!(target.count(), 0, "the redirect was followed");
 }
+
+#[tokio::test]
+async fn retries_parked_far_ahead_do_not_starve_new_deliveries() {
+    let dir = temp_dir();
+    // A lane that holds only 10 deliveries in memory, filled with retries due in a minute.
+    let server = Server::start(dir.path(), &["--lane-capacity", "10"]);
+    let api = Api::new(&server);
+    let receiver = Receiver::start(|hit, _| {
+        Reply::status(if hit.body["source"] == "bad" {
+            503
+        } else {
+            200
+        })
+    })
+    .await;
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "s",
+        json!({
+            "destination": {"url": receiver.url},
+            "retry": {"min_backoff_ms": 60000, "max_backoff_ms": 60000},
+            "circuit_breaker": {"failure_threshold": 0}
+        }),
+    )
+    .await;
+    api.publish(
+        "b",
+        (0..12).map(|i| event("bad", json!({"i": i}))).collect(),
+    )
+    .await;
+    wait_for(
+        "the failing events parked",
+        Duration::from_secs(20),
+        async || api.stats("b", "s").await["failed_attempts"].as_u64() >= Some(10),
+    )
+    .await;
+    api.publish(
+        "b",
+        (0..5).map(|i| event("good", json!({"i": i}))).collect(),
+    )
+    .await;
+    // Before the fix, these waited until the parked retries were due, a minute later.
+    wait_for("the new deliveries", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["delivered"] == 5
+    })
+    .await;
+}
