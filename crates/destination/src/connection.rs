@@ -22,7 +22,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use switchyard_secrets::{MasterKey, Secret, SecretError, SecretRef};
 
 use crate::config::validate_header_name;
-use crate::error::{ConfigError, ResolveError};
+use crate::error::{ConfigError, ResolveError, parse_json};
 use crate::oauth2::{ClientAuth, OAuth2ClientCredentials};
 
 const MAX_PARAMS: usize = 50;
@@ -267,34 +267,9 @@ impl<'de> Deserialize<'de> for ParamValue {
 
 /// Parses and validates a connection body; errors name the field (`field "auth.token_url": ...`).
 pub fn parse_connection_spec(text: &str) -> Result<ConnectionSpec, ConfigError> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let spec: ConnectionSpec =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let message = strip_position(&inner);
-            if inner.is_syntax() || inner.is_eof() {
-                ConfigError::new("", format!("the connection is not valid JSON: {inner}"))
-            } else if path == "." {
-                ConfigError::new("", message)
-            } else {
-                ConfigError::new(path, message)
-            }
-        })?;
-    deserializer
-        .end()
-        .map_err(|e| ConfigError::new("", format!("the connection is not valid JSON: {e}")))?;
+    let spec: ConnectionSpec = parse_json(text, "the connection")?;
     spec.validate()?;
     Ok(spec)
-}
-
-/// serde's "at line 1 column 9" is noise once the field is named.
-fn strip_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
 }
 
 impl ConnectionSpec {

@@ -11,10 +11,51 @@ use switchyard_secrets::SecretError;
 /// (`transform.input_template`, `auth.token_url`); [`ConfigError::under`] prefixes it with the
 /// path of that object in a larger document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("field \"{field}\": {message}")]
 pub struct ConfigError {
     pub field: String,
     pub message: String,
+}
+
+/// `field "auth.token_url": ...`, or the message alone when no field is at fault (a body that
+/// is not JSON at all).
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "field \"{}\": {}", self.field, self.message)
+        }
+    }
+}
+
+/// Parses a JSON document into `T`; a type error names the field at fault
+/// (`destination.timeout_ms`), without serde's "at line 1 column 9", which is noise once the
+/// field is named. `what` names the document in errors that concern it as a whole.
+pub fn parse_json<'de, T: serde::Deserialize<'de>>(
+    text: &'de str,
+    what: &str,
+) -> Result<T, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let text = inner.to_string();
+        let message = text
+            .rfind(" at line ")
+            .map_or(text.as_str(), |at| &text[..at])
+            .to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            ConfigError::new("", format!("{what} is not valid JSON: {inner}"))
+        } else if path == "." {
+            ConfigError::new("", format!("{what}: {message}"))
+        } else {
+            ConfigError::new(path, message)
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ConfigError::new("", format!("{what} is not valid JSON: {e}")))?;
+    Ok(value)
 }
 
 impl ConfigError {
@@ -89,4 +130,30 @@ pub enum RenderError {
     /// The identity token could not be signed.
     #[error("the identity token cannot be signed: {0}")]
     Signing(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_name_the_field_or_the_document_never_an_empty_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Doc {
+            timeout_ms: u64,
+        }
+        let type_error = parse_json::<Doc>(r#"{"timeout_ms": "5s"}"#, "the doc")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            type_error.starts_with("field \"timeout_ms\": invalid type"),
+            "{type_error}"
+        );
+        assert!(!type_error.contains(" at line "), "{type_error}");
+        let syntax = parse_json::<Doc>("{", "the doc").unwrap_err().to_string();
+        assert!(syntax.starts_with("the doc is not valid JSON"), "{syntax}");
+        let whole = parse_json::<Doc>("7", "the doc").unwrap_err().to_string();
+        assert!(whole.starts_with("the doc: invalid type"), "{whole}");
+    }
 }

@@ -39,7 +39,7 @@ pub use config::{
 pub use connection::{
     ConnectionAuth, ConnectionSpec, ParamValue, ResolvedConnection, parse_connection_spec,
 };
-pub use error::{ConfigError, RenderError, ResolveError};
+pub use error::{ConfigError, RenderError, ResolveError, parse_json};
 pub use jwt::{Claims, IdentityKey, Jwk, Jwks, JwtError};
 pub use render::{Attempt, Credentials, Header, Identity, RenderSpec, RenderedRequest, render};
 pub use signing::{

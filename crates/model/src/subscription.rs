@@ -179,31 +179,7 @@ const MAX_BACKOFF_MS: u64 = 86_400_000;
 
 /// Parses a JSON body into `T`, naming the field of a type error (`destination.timeout_ms: ...`).
 fn parse_json<'de, T: Deserialize<'de>>(text: &'de str, what: &str) -> Result<T, ModelError> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ModelError::invalid(format!("{what} is not valid JSON: {inner}"))
-        } else if path == "." {
-            ModelError::invalid(format!("{what}: {}", strip_position(&inner)))
-        } else {
-            ModelError::invalid(format!("field \"{path}\": {}", strip_position(&inner)))
-        }
-    })?;
-    deserializer
-        .end()
-        .map_err(|e| ModelError::invalid(format!("{what} is not valid JSON: {e}")))?;
-    Ok(value)
-}
-
-/// serde's "at line 1 column 9" is noise once the field is named.
-fn strip_position(error: &serde_json::Error) -> String {
-    let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
+    switchyard_destination::parse_json(text, what).map_err(|e| ModelError::invalid(e.to_string()))
 }
 
 pub fn parse_bus_spec(text: &str) -> Result<BusSpec, ModelError> {
