@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::{ModelError, TraceContext, format_rfc3339_ms};
+use crate::{ModelError, TraceContext, format_rfc3339_ms, parse_rfc3339_ms};
 
 /// EventBridge's limits for the same fields, so that events move freely between the two.
 const MAX_SOURCE_LEN: usize = 256;
@@ -276,14 +274,7 @@ fn required_text(
 /// Accepts any RFC 3339 time and stores it in UTC with milliseconds, the format of times switchyard
 /// assigns itself, so patterns and receivers see one format.
 fn canonical_time(text: &str) -> Result<String, ModelError> {
-    let parsed = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
-        ModelError::invalid(format!(
-            "field \"time\" must be an RFC 3339 time such as 2026-11-24T10:00:00Z, not {text:?}"
-        ))
-    })?;
-    let millis = u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000)
-        .map_err(|_| ModelError::invalid(format!("field \"time\" {text:?} is before 1970")))?;
-    Ok(format_rfc3339_ms(millis))
+    Ok(format_rfc3339_ms(parse_rfc3339_ms("time", text)?))
 }
 
 #[cfg(test)]

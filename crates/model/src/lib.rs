@@ -10,6 +10,7 @@
 //! successful validation is well formed; later layers do not re-check it.
 
 mod activity;
+mod archive;
 mod error;
 mod event;
 mod name;
@@ -19,6 +20,9 @@ mod time;
 mod trace;
 
 pub use activity::Activity;
+pub use archive::{
+    ArchiveSpec, ReplaySpec, parse_archive_spec, parse_replay_spec, replayed_envelope,
+};
 pub use error::ModelError;
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::validate_name;
@@ -27,5 +31,5 @@ pub use subscription::{
     BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
     parse_bus_spec, parse_subscription_spec,
 };
-pub use time::{format_rfc3339_ms, now_ms};
+pub use time::{format_rfc3339_ms, now_ms, parse_rfc3339_ms};
 pub use trace::TraceContext;

@@ -1,4 +1,4 @@
-//! Names of buses, subscriptions and (later) connections and sources.
+//! Names of buses, subscriptions, archives, replays, connections and sources.
 //!
 //! Names appear in URL paths, metric labels and config keys, so they are restricted to a small,
 //! URL-safe alphabet that needs no escaping anywhere.

@@ -10,6 +10,23 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Parses an RFC 3339 time (`2026-11-24T10:00:00Z`, any offset) into Unix milliseconds; the
+/// error names `field`.
+pub fn parse_rfc3339_ms(field: &str, text: &str) -> Result<u64, crate::ModelError> {
+    let parsed = ::time::OffsetDateTime::parse(
+        text,
+        &::time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| {
+        crate::ModelError::Invalid(format!(
+            "field \"{field}\" must be an RFC 3339 time such as 2026-11-24T10:00:00Z, not {text:?}"
+        ))
+    })?;
+    u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).map_err(|_| {
+        crate::ModelError::Invalid(format!("field \"{field}\" {text:?} is before 1970"))
+    })
+}
+
 /// `2026-11-24T10:00:00.123Z` for a Unix-milliseconds time.
 pub fn format_rfc3339_ms(ms: u64) -> String {
     let nanos = i128::from(ms) * 1_000_000;

@@ -22,9 +22,9 @@ mod records;
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
 pub use records::{
-    AttemptRecord, BusRecord, DeadLetter, DeadReason, DeliveryState, DeliveryTrail, DocumentKind,
-    DocumentRecord, EventTrail, NewEvent, Outcome, OutcomeKind, PendingDelivery,
-    SubscriptionRecord, SubscriptionStats,
+    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord,
+    DeadLetter, DeadReason, DeliveryState, DeliveryTrail, DocumentKind, DocumentRecord, EventTrail,
+    NewEvent, Outcome, OutcomeKind, PendingDelivery, SubscriptionRecord, SubscriptionStats,
 };
 
 /// The order in which [`Store::load_pending`] returns deliveries.
@@ -55,7 +55,7 @@ impl Default for StoreOptions {
 }
 
 use async_trait::async_trait;
-use switchyard_model::{BusSpec, SubscriptionSpec};
+use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec};
 
 /// The durable state of one switchyard deployment.
 #[async_trait]
@@ -64,8 +64,9 @@ pub trait Store: Send + Sync + 'static {
     async fn put_bus(&self, name: &str, spec: BusSpec) -> Result<(BusRecord, bool), StoreError>;
     async fn get_bus(&self, name: &str) -> Result<BusRecord, StoreError>;
     async fn list_buses(&self) -> Result<Vec<BusRecord>, StoreError>;
-    /// Deletes a bus. With `force`, its subscriptions go too (pending deliveries and dead letters
-    /// included); without it, a bus that still has subscriptions is a [`StoreError::Conflict`].
+    /// Deletes a bus. With `force`, its subscriptions (pending deliveries and dead letters
+    /// included) and archives go too; without it, a bus that still has subscriptions or archives
+    /// is a [`StoreError::Conflict`].
     /// Returns the deleted subscriptions.
     async fn delete_bus(
         &self,
@@ -97,6 +98,38 @@ pub trait Store: Send + Sync + 'static {
         bus: &str,
         name: &str,
     ) -> Result<SubscriptionRecord, StoreError>;
+
+    /// Creates or replaces an archive of an existing bus. Replacing keeps its id and the events
+    /// it holds; a new retention applies to them too.
+    async fn put_archive(
+        &self,
+        bus: &str,
+        name: &str,
+        spec: ArchiveSpec,
+    ) -> Result<(ArchiveRecord, bool), StoreError>;
+    async fn get_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError>;
+    /// The archives of one bus, or of every bus with `None`.
+    async fn list_archives(&self, bus: Option<&str>) -> Result<Vec<ArchiveRecord>, StoreError>;
+    /// Deletes an archive at once; the events it held are removed in the background.
+    async fn delete_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError>;
+    async fn archive_stats(&self, archive: u64) -> Result<ArchiveStats, StoreError>;
+    /// Up to `limit` events of an archive accepted in `[from_ms, to_ms)`, after `after`, in
+    /// archive order.
+    async fn read_archive(
+        &self,
+        archive: u64,
+        from_ms: u64,
+        to_ms: u64,
+        after: Option<ArchiveCursor>,
+        limit: usize,
+    ) -> Result<Vec<ArchivedEvent>, StoreError>;
+    /// How many events of an archive were accepted in `[from_ms, to_ms)`.
+    async fn count_archived(
+        &self,
+        archive: u64,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<u64, StoreError>;
 
     /// Creates or replaces a named document of a kind; a replacement keeps its creation time.
     async fn put_document(
@@ -154,6 +187,7 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the store can read and write now: what readiness probes ask.
     async fn check(&self) -> Result<(), StoreError>;
 
-    /// Background upkeep (removing history past its retention); call it periodically.
+    /// Background upkeep (removing history and archived events past their retention, and the
+    /// events of deleted archives), in bounded chunks; call it periodically.
     async fn maintain(&self) -> Result<(), StoreError>;
 }

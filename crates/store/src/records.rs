@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchyard_model::{BusSpec, Event, SubscriptionSpec};
+use switchyard_model::{ArchiveSpec, BusSpec, Event, SubscriptionSpec};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BusRecord {
@@ -25,6 +25,44 @@ pub struct SubscriptionRecord {
     pub updated_ms: u64,
 }
 
+/// An archive of a bus: the events its pattern matches, kept for its retention.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchiveRecord {
+    /// Internal and never reused, like a subscription's: archived events are keyed by it, and
+    /// those of a deleted archive are collected in the background.
+    pub id: u64,
+    pub bus: String,
+    pub name: String,
+    pub spec: ArchiveSpec,
+    pub created_ms: u64,
+    pub updated_ms: u64,
+}
+
+/// What an archive holds now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveStats {
+    pub events: u64,
+    /// Envelope bytes kept.
+    pub bytes: u64,
+    /// When the oldest kept event was accepted; `None` when the archive is empty.
+    pub oldest_ms: Option<u64>,
+}
+
+/// Where a read of an archive stands: the position of the last event read. Archived events are
+/// ordered by when the bus accepted them, then by publish order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ArchiveCursor {
+    pub ingested_ms: u64,
+    pub seq: u64,
+}
+
+/// One event read back from an archive.
+#[derive(Debug, Clone)]
+pub struct ArchivedEvent {
+    pub cursor: ArchiveCursor,
+    pub event: Arc<Event>,
+}
+
 /// The kinds of named configuration documents the store keeps besides buses and subscriptions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DocumentKind {
@@ -34,6 +72,8 @@ pub enum DocumentKind {
     Connection,
     /// A key of switchyard's own, sealed: the identity-token signing key.
     Key,
+    /// A replay: its request, state and progress, so that any node can show or resume it.
+    Replay,
 }
 
 impl DocumentKind {
@@ -42,6 +82,7 @@ impl DocumentKind {
             DocumentKind::Source => "source",
             DocumentKind::Connection => "connection",
             DocumentKind::Key => "key",
+            DocumentKind::Replay => "replay",
         }
     }
 }
@@ -56,12 +97,15 @@ pub struct DocumentRecord {
     pub updated_ms: u64,
 }
 
-/// An event to append, with the subscriptions it matched.
+/// An event to append, with the subscriptions and archives it matched.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
     pub bus: String,
     pub event: Arc<Event>,
     pub subscriptions: Vec<u64>,
+    /// Ids of the archives that keep a copy; empty for replayed events, which are never archived
+    /// again.
+    pub archives: Vec<u64>,
 }
 
 /// A delivery that is not finished: what the dispatcher needs to make the next attempt.

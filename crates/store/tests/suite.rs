@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use switchyard_model::{Event, TraceContext, now_ms, parse_subscription_spec};
 use switchyard_store::{
-    DeadReason, DocumentKind, EmbeddedStore, NewEvent, Outcome, OutcomeKind, PendingOrder, Store,
-    StoreError, StoreOptions, SubscriptionStats,
+    ArchiveCursor, DeadReason, DocumentKind, EmbeddedStore, NewEvent, Outcome, OutcomeKind,
+    PendingOrder, Store, StoreError, StoreOptions, SubscriptionStats,
 };
 
 fn spec() -> switchyard_model::SubscriptionSpec {
@@ -96,21 +96,25 @@ async fn delivery_lifecycle(store: &dyn Store) {
                 bus: "b".into(),
                 event: event("e1", 1_000),
                 subscriptions: vec![a.id, b.id],
+                archives: vec![],
             },
             NewEvent {
                 bus: "b".into(),
                 event: event("e2", 2_000),
                 subscriptions: vec![a.id],
+                archives: vec![],
             },
             NewEvent {
                 bus: "b".into(),
                 event: event("e3", 3_000),
                 subscriptions: vec![],
+                archives: vec![],
             },
             NewEvent {
                 bus: "b".into(),
                 event: event("e4", 4_000),
                 subscriptions: vec![9_999_999],
+                archives: vec![],
             },
         ])
         .await
@@ -282,6 +286,7 @@ async fn concurrent_appends_share_commits_and_lose_nothing(store: Arc<dyn Store>
                         bus: "b".into(),
                         event: event(&format!("w{writer}-{batch}-{i}"), 10),
                         subscriptions: vec![s.id],
+                        archives: vec![],
                     })
                     .collect();
                 store.append(events).await.unwrap();
@@ -311,6 +316,7 @@ async fn redrive_of_many_dead_letters_misses_none(store: &dyn Store) {
             bus: "b".into(),
             event: event(&format!("d{i}"), 1),
             subscriptions: vec![s.id],
+            archives: vec![],
         })
         .collect();
     let created = store.append(events).await.unwrap();
@@ -394,6 +400,7 @@ async fn repeated_publisher_ids_are_not_appended_twice(store: &dyn Store) {
             bus: "dedup".into(),
             event: Arc::new(e),
             subscriptions: vec![s.id],
+            archives: vec![],
         }
     };
     let first = store.append(vec![explicit(now_ms())]).await.unwrap();
@@ -409,8 +416,110 @@ async fn repeated_publisher_ids_are_not_appended_twice(store: &dyn Store) {
     assert_eq!(store.stats(s.id).await.unwrap().accepted, 1);
 }
 
+fn archive_spec(retention_days: f64) -> switchyard_model::ArchiveSpec {
+    switchyard_model::ArchiveSpec {
+        retention_days,
+        ..Default::default()
+    }
+}
+
+async fn archives(store: &dyn Store) {
+    assert!(matches!(
+        store.put_archive("nobus", "a", archive_spec(0.0)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.put_bus("arch", Default::default()).await.unwrap();
+    let (s, _) = store.put_subscription("arch", "s", spec()).await.unwrap();
+    let (forever, created) = store
+        .put_archive("arch", "all", archive_spec(0.0))
+        .await
+        .unwrap();
+    assert!(created);
+    let (week, _) = store
+        .put_archive("arch", "week", archive_spec(7.0))
+        .await
+        .unwrap();
+    let (again, created) = store
+        .put_archive("arch", "all", archive_spec(0.0))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(again.id, forever.id, "an update keeps the archive's id");
+    assert!(matches!(
+        store.delete_bus("arch", false).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let day = 86_400_000;
+    let now = now_ms();
+    // Ten events a day apart, the oldest ten days ago; only the even ones go to "week".
+    let events: Vec<NewEvent> = (0..10u64)
+        .map(|i| NewEvent {
+            bus: "arch".into(),
+            event: event(&format!("arch-{i}"), now - (10 - i) * day),
+            subscriptions: if i == 9 { vec![s.id] } else { vec![] },
+            archives: if i % 2 == 0 {
+                vec![forever.id, week.id]
+            } else {
+                vec![forever.id]
+            },
+        })
+        .collect();
+    store.append(events).await.unwrap();
+    assert_eq!(store.archive_stats(forever.id).await.unwrap().events, 10);
+    assert_eq!(store.archive_stats(week.id).await.unwrap().events, 5);
+
+    // Reading in pages keeps publish order and honours the range's ends.
+    let (from, to) = (now - 8 * day, now - 3 * day);
+    assert_eq!(store.count_archived(forever.id, from, to).await.unwrap(), 5);
+    let mut seen = Vec::new();
+    let mut after: Option<ArchiveCursor> = None;
+    loop {
+        let page = store
+            .read_archive(forever.id, from, to, after, 2)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.cursor);
+        seen.extend(page.iter().map(|a| a.event.id.clone()));
+    }
+    assert_eq!(seen, ["arch-2", "arch-3", "arch-4", "arch-5", "arch-6"]);
+
+    // Upkeep drops what is past the retention: "week" keeps the events of the last 7 days.
+    store.maintain().await.unwrap();
+    let kept = store.archive_stats(week.id).await.unwrap();
+    assert_eq!(kept.events, 3, "{kept:?}");
+    assert!(kept.oldest_ms.unwrap() >= now - 7 * day);
+    assert_eq!(store.archive_stats(forever.id).await.unwrap().events, 10);
+
+    // A deleted archive is gone at once; its events are collected by upkeep.
+    store.delete_archive("arch", "all").await.unwrap();
+    assert!(matches!(
+        store.get_archive("arch", "all").await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.maintain().await.unwrap();
+    let left = store
+        .read_archive(forever.id, 0, u64::MAX, None, 100)
+        .await
+        .unwrap();
+    assert!(left.is_empty());
+    assert_eq!(store.list_archives(Some("arch")).await.unwrap().len(), 1);
+    store.delete_bus("arch", true).await.unwrap();
+    assert!(store.list_archives(None).await.unwrap().is_empty());
+    store.maintain().await.unwrap();
+    assert!(
+        store
+            .read_archive(week.id, 0, u64::MAX, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 async fn run_suite(store: Arc<dyn Store>) {
     store.check().await.unwrap();
+    archives(store.as_ref()).await;
     catalog(store.as_ref()).await;
     documents(store.as_ref()).await;
     repeated_publisher_ids_are_not_appended_twice(store.as_ref()).await;
@@ -440,6 +549,7 @@ async fn embedded_store_keeps_everything_across_reopen() {
                 bus: "b".into(),
                 event: event("kept", 5),
                 subscriptions: vec![s.id],
+                archives: vec![],
             }])
             .await
             .unwrap();

@@ -47,6 +47,17 @@ pub(super) const ATTEMPTS: TableDefinition<(u64, u64, u64, u32), &str> =
 /// (subscription, started ms, delivery, attempt) -> event sequence: the attempt log's order.
 pub(super) const ATTEMPTS_BY_SUBSCRIPTION: TableDefinition<(u64, u64, u64, u32), u64> =
     TableDefinition::new("attempts_by_subscription");
+/// (bus, archive name) -> ArchiveRecord JSON.
+pub(super) const ARCHIVES: TableDefinition<(&str, &str), &str> = TableDefinition::new("archives");
+/// (archive id, accepted ms, event sequence) -> event, encoded as in `EVENTS` without deliveries.
+pub(super) const ARCHIVED: TableDefinition<(u64, u64, u64), &[u8]> =
+    TableDefinition::new("archived_events");
+/// Archive id -> (events, bytes) it holds; its presence marks a live archive id.
+pub(super) const ARCHIVE_COUNTS: TableDefinition<u64, (u64, u64)> =
+    TableDefinition::new("archive_counts");
+/// Ids of deleted archives whose events are still being collected.
+pub(super) const DELETED_ARCHIVES: TableDefinition<u64, ()> =
+    TableDefinition::new("deleted_archives");
 
 /// Every table, opened once per group commit and lent to each job of the group: opening a table
 /// is a B-tree lookup, too costly to repeat for every outcome of a busy commit.
@@ -66,6 +77,10 @@ pub(super) struct Tables<'txn> {
     pub attempts_by_subscription: Table<'txn, (u64, u64, u64, u32), u64>,
     pub dedup: Table<'txn, (&'static str, &'static str), u64>,
     pub dedup_expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
+    pub archives: Table<'txn, (&'static str, &'static str), &'static str>,
+    pub archived: Table<'txn, (u64, u64, u64), &'static [u8]>,
+    pub archive_counts: Table<'txn, u64, (u64, u64)>,
+    pub deleted_archives: Table<'txn, u64, ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -86,6 +101,10 @@ impl<'txn> Tables<'txn> {
             attempts_by_subscription: txn.open_table(ATTEMPTS_BY_SUBSCRIPTION)?,
             dedup: txn.open_table(DEDUP)?,
             dedup_expiry: txn.open_table(DEDUP_EXPIRY)?,
+            archives: txn.open_table(ARCHIVES)?,
+            archived: txn.open_table(ARCHIVED)?,
+            archive_counts: txn.open_table(ARCHIVE_COUNTS)?,
+            deleted_archives: txn.open_table(DELETED_ARCHIVES)?,
         })
     }
 }
@@ -93,6 +112,7 @@ impl<'txn> Tables<'txn> {
 pub(super) const NEXT_EVENT_SEQ: &str = "next_event_seq";
 pub(super) const NEXT_DELIVERY_ID: &str = "next_delivery_id";
 pub(super) const NEXT_SUBSCRIPTION_ID: &str = "next_subscription_id";
+pub(super) const NEXT_ARCHIVE_ID: &str = "next_archive_id";
 pub(super) const SCHEMA_VERSION: &str = "schema_version";
 /// The next event sequence history collection looks at; everything below it was looked at.
 pub(super) const GC_CURSOR: &str = "gc_cursor";

@@ -17,7 +17,7 @@ use redb::{ReadableTable, Table};
 use switchyard_model::{Event, TraceContext, now_ms};
 
 use super::codec::*;
-use super::{from_json, history, json, load_counters, meta_get};
+use super::{archives, from_json, history, json, load_counters, meta_get};
 use crate::{
     DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, StoreError, StoreOptions,
 };
@@ -71,6 +71,7 @@ pub(super) fn append(
 ) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
     let retention_ms = options.history_retention_ms;
     let mut counters = CounterCache::new();
+    let mut keeper = archives::Keeper::new();
     let mut seq = meta_get(&t.meta, NEXT_EVENT_SEQ)?;
     let mut delivery_id = meta_get(&t.meta, NEXT_DELIVERY_ID)?;
     let mut created = Vec::with_capacity(events.len());
@@ -90,6 +91,7 @@ pub(super) fn append(
             t.dedup.insert(key, at)?;
             t.dedup_expiry.insert((at, key.0, key.1), ())?;
         }
+        keeper.keep(t, &new.archives, &new.event, &new.bus, seq)?;
         let mut matched = Vec::with_capacity(new.subscriptions.len());
         let mut pending = Vec::with_capacity(new.subscriptions.len());
         for sub in new.subscriptions {
@@ -130,11 +132,13 @@ pub(super) fn append(
             if !matched.is_empty() {
                 t.refs.insert(seq, matched.len() as u32)?;
             }
-            seq += 1;
         }
+        // Every event takes a sequence, kept or not: archived copies are keyed by it too.
+        seq += 1;
         created.push(pending);
     }
     counters.write(&mut t.counters)?;
+    keeper.write(t)?;
     t.meta.insert(NEXT_EVENT_SEQ, seq)?;
     t.meta.insert(NEXT_DELIVERY_ID, delivery_id)?;
     Ok(created)

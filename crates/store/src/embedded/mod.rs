@@ -6,6 +6,7 @@
 //!
 //! Must not: decide delivery policy, or hold a write transaction across an `.await`.
 
+mod archives;
 mod codec;
 mod deliveries;
 mod history;
@@ -17,14 +18,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table};
-use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
+use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
 
 use self::codec::*;
 use self::writer::Writer;
 use crate::{
-    AttemptRecord, BusRecord, DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent,
-    Outcome, PendingDelivery, PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord,
-    SubscriptionStats,
+    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord,
+    DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent, Outcome, PendingDelivery,
+    PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
 };
 
 pub struct EmbeddedStore {
@@ -238,11 +239,16 @@ impl Store for EmbeddedStore {
                     return Err(bus_not_found(&name));
                 }
                 let doomed = subscriptions_of(&t.subscriptions, Some(&name))?;
-                if !doomed.is_empty() && !force {
+                let archives = archives::of_bus(&t.archives, Some(&name))?;
+                if (!doomed.is_empty() || !archives.is_empty()) && !force {
                     return Err(StoreError::Conflict(format!(
-                        "bus {name:?} still has {} subscription(s); delete them first, or add ?force=true to delete them with the bus",
-                        doomed.len()
+                        "bus {name:?} still has {} subscription(s) and {} archive(s); delete them first, or add ?force=true to delete them with the bus",
+                        doomed.len(),
+                        archives.len()
                     )));
+                }
+                for archive in &archives {
+                    archives::delete(t, archive)?;
                 }
                 for sub in &doomed {
                     t.subscriptions.remove((sub.bus.as_str(), sub.name.as_str()))?;
@@ -347,6 +353,77 @@ impl Store for EmbeddedStore {
                 deliveries::delete_subscription_rows(t, record.id, retention_ms)?;
                 Ok(record)
             })
+            .await
+    }
+
+    async fn put_archive(
+        &self,
+        bus: &str,
+        name: &str,
+        spec: ArchiveSpec,
+    ) -> Result<(ArchiveRecord, bool), StoreError> {
+        let (bus, name) = (bus.to_string(), name.to_string());
+        self.writer
+            .write(move |t| archives::put(t, bus, name, spec))
+            .await
+    }
+
+    async fn get_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError> {
+        let (bus, name) = (bus.to_string(), name.to_string());
+        self.read(move |txn| {
+            let table = txn.open_table(ARCHIVES)?;
+            let row = table.get((bus.as_str(), name.as_str()))?;
+            match row {
+                Some(v) => from_json("archives", v.value()),
+                None => Err(archives::not_found(&bus, &name)),
+            }
+        })
+        .await
+    }
+
+    async fn list_archives(&self, bus: Option<&str>) -> Result<Vec<ArchiveRecord>, StoreError> {
+        let bus = bus.map(str::to_string);
+        self.read(move |txn| archives::of_bus(&txn.open_table(ARCHIVES)?, bus.as_deref()))
+            .await
+    }
+
+    async fn delete_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError> {
+        let (bus, name) = (bus.to_string(), name.to_string());
+        self.writer
+            .write(move |t| {
+                let record: ArchiveRecord = match t.archives.get((bus.as_str(), name.as_str()))? {
+                    Some(v) => from_json("archives", v.value())?,
+                    None => return Err(archives::not_found(&bus, &name)),
+                };
+                archives::delete(t, &record)?;
+                Ok(record)
+            })
+            .await
+    }
+
+    async fn archive_stats(&self, archive: u64) -> Result<ArchiveStats, StoreError> {
+        self.read(move |txn| archives::stats(txn, archive)).await
+    }
+
+    async fn read_archive(
+        &self,
+        archive: u64,
+        from_ms: u64,
+        to_ms: u64,
+        after: Option<ArchiveCursor>,
+        limit: usize,
+    ) -> Result<Vec<ArchivedEvent>, StoreError> {
+        self.read(move |txn| archives::read(txn, archive, from_ms, to_ms, after, limit))
+            .await
+    }
+
+    async fn count_archived(
+        &self,
+        archive: u64,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<u64, StoreError> {
+        self.read(move |txn| archives::count(txn, archive, from_ms, to_ms))
             .await
     }
 
@@ -591,6 +668,12 @@ impl Store for EmbeddedStore {
         while self
             .writer
             .write(move |t| deliveries::collect_dedup(t, now_ms(), window_ms))
+            .await?
+            == deliveries::GC_CHUNK
+        {}
+        while self
+            .writer
+            .write(move |t| archives::collect(t, now_ms()))
             .await?
             == deliveries::GC_CHUNK
         {}
