@@ -100,6 +100,10 @@ fn counters<const N: usize>() -> [AtomicU64; N] {
 #[derive(Debug)]
 pub struct BusMetrics {
     pub published: AtomicU64,
+    /// Events published again by replays (not counted in `published`).
+    pub replayed: AtomicU64,
+    /// Copies of events kept by the bus's archives (an event kept by two archives counts twice).
+    pub archived: AtomicU64,
     rejected: [AtomicU64; REJECT_REASONS.len()],
 }
 
@@ -222,6 +226,8 @@ impl Metrics {
         let entry = buses.entry(bus.to_string()).or_insert_with(|| {
             Arc::new(BusMetrics {
                 published: AtomicU64::new(0),
+                replayed: AtomicU64::new(0),
+                archived: AtomicU64::new(0),
                 rejected: counters(),
             })
         });
@@ -336,6 +342,34 @@ impl Metrics {
                 "switchyard_events_published_total{{bus=\"{}\"}} {}",
                 escape(bus),
                 m.published.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "switchyard_events_replayed_total",
+            "counter",
+            "Events published again to subscriptions by replays of the bus's archives.",
+        );
+        for (bus, m) in &buses {
+            let _ = writeln!(
+                out,
+                "switchyard_events_replayed_total{{bus=\"{}\"}} {}",
+                escape(bus),
+                m.replayed.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "switchyard_events_archived_total",
+            "counter",
+            "Copies of events kept by the bus's archives (one per archive that matched).",
+        );
+        for (bus, m) in &buses {
+            let _ = writeln!(
+                out,
+                "switchyard_events_archived_total{{bus=\"{}\"}} {}",
+                escape(bus),
+                m.archived.load(Ordering::Relaxed)
             );
         }
         header(

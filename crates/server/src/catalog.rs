@@ -1,4 +1,4 @@
-//! The in-memory catalog: every bus with its subscriptions and its compiled matcher.
+//! The in-memory catalog: every bus with its subscriptions, its archives and its compiled matcher.
 //!
 //! The publish path reads it on every request, so it is built for reading: a bus's index is an
 //! immutable `Arc<BusIndex>`, rebuilt off to the side on every change and swapped in under a
@@ -11,48 +11,86 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use switchyard_pattern::{EventError, Matcher, MatcherBuilder, Pattern};
-use switchyard_store::{BusRecord, Store, StoreError, SubscriptionRecord};
+use switchyard_store::{ArchiveRecord, BusRecord, Store, StoreError, SubscriptionRecord};
 
-/// A bus's subscriptions by name, each with its compiled pattern (`None`: every event).
-type Compiled = BTreeMap<String, (Arc<SubscriptionRecord>, Option<Pattern>)>;
+/// Records of one kind on a bus by name, each with its compiled pattern (`None`: every event).
+type Compiled<R> = BTreeMap<String, (Arc<R>, Option<Pattern>)>;
+
+/// What a pattern of a bus belongs to: one matcher serves both, so an event is parsed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Target {
+    Subscription(u64),
+    Archive(u64),
+}
+
+/// Where one event goes: ids of the subscriptions it is delivered to and the archives that keep it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Routes {
+    pub subscriptions: Vec<u64>,
+    pub archives: Vec<u64>,
+}
 
 /// A bus as the publish path sees it.
 pub struct BusIndex {
     pub record: BusRecord,
-    /// By name, with the compiled pattern (`None`: every event).
-    subscriptions: Compiled,
-    matcher: Matcher<u64>,
-    /// Subscriptions without a pattern: they take every event without consulting the matcher.
-    match_all: Vec<u64>,
+    subscriptions: Compiled<SubscriptionRecord>,
+    archives: Compiled<ArchiveRecord>,
+    matcher: Matcher<Target>,
+    /// Targets without a pattern: they take every event without consulting the matcher.
+    match_all: Vec<Target>,
 }
 
 impl BusIndex {
-    fn build(record: BusRecord, subscriptions: Compiled) -> BusIndex {
+    fn build(
+        record: BusRecord,
+        subscriptions: Compiled<SubscriptionRecord>,
+        archives: Compiled<ArchiveRecord>,
+    ) -> BusIndex {
         let mut builder = MatcherBuilder::new();
         let mut match_all = Vec::new();
-        for (subscription, pattern) in subscriptions.values() {
+        let targets = subscriptions
+            .values()
+            .map(|(s, p)| (Target::Subscription(s.id), p))
+            .chain(archives.values().map(|(a, p)| (Target::Archive(a.id), p)));
+        for (target, pattern) in targets {
             match pattern {
-                Some(pattern) => builder.add(subscription.id, pattern),
-                None => match_all.push(subscription.id),
+                Some(pattern) => builder.add(target, pattern),
+                None => match_all.push(target),
             }
         }
         BusIndex {
             record,
             subscriptions,
+            archives,
             matcher: builder.build(),
             match_all,
         }
     }
 
-    /// Ids of the subscriptions an event (its envelope's JSON text) goes to.
-    pub fn route(&self, envelope: &str) -> Result<Vec<u64>, EventError> {
+    /// Where an event (its envelope's JSON text) goes.
+    pub fn route(&self, envelope: &str) -> Result<Routes, EventError> {
         let mut matched = if self.matcher.is_empty() {
             Vec::new()
         } else {
             self.matcher.matches(envelope)?
         };
         matched.extend_from_slice(&self.match_all);
-        Ok(matched)
+        let mut routes = Routes::default();
+        for target in matched {
+            match target {
+                Target::Subscription(id) => routes.subscriptions.push(id),
+                Target::Archive(id) => routes.archives.push(id),
+            }
+        }
+        Ok(routes)
+    }
+
+    pub fn archive(&self, name: &str) -> Option<&Arc<ArchiveRecord>> {
+        self.archives.get(name).map(|(a, _)| a)
+    }
+
+    pub fn archives(&self) -> impl Iterator<Item = &Arc<ArchiveRecord>> {
+        self.archives.values().map(|(a, _)| a)
     }
 
     pub fn subscription(&self, name: &str) -> Option<&Arc<SubscriptionRecord>> {
@@ -75,18 +113,31 @@ fn compile(subscription: &SubscriptionRecord) -> Result<Option<Pattern>, StoreEr
     subscription
         .spec
         .compile_pattern()
-        .map_err(|e| StoreError::Corrupt {
-            table: "subscriptions",
-            detail: format!(
-                "stored pattern of {}/{} no longer compiles: {e}",
-                subscription.bus, subscription.name
-            ),
-        })
+        .map_err(|e| no_longer_compiles("subscriptions", &subscription.bus, &subscription.name, e))
+}
+
+fn compile_archive(archive: &ArchiveRecord) -> Result<Option<Pattern>, StoreError> {
+    archive
+        .spec
+        .compile_pattern()
+        .map_err(|e| no_longer_compiles("archives", &archive.bus, &archive.name, e))
+}
+
+fn no_longer_compiles(
+    table: &'static str,
+    bus: &str,
+    name: &str,
+    error: switchyard_model::ModelError,
+) -> StoreError {
+    StoreError::Corrupt {
+        table,
+        detail: format!("stored pattern of {bus}/{name} no longer compiles: {error}"),
+    }
 }
 
 impl Catalog {
     pub async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
-        let mut grouped: HashMap<String, Compiled> = HashMap::new();
+        let mut grouped: HashMap<String, Compiled<SubscriptionRecord>> = HashMap::new();
         for subscription in store.list_subscriptions(None).await? {
             let pattern = compile(&subscription)?;
             grouped
@@ -94,12 +145,21 @@ impl Catalog {
                 .or_default()
                 .insert(subscription.name.clone(), (Arc::new(subscription), pattern));
         }
+        let mut archives: HashMap<String, Compiled<ArchiveRecord>> = HashMap::new();
+        for archive in store.list_archives(None).await? {
+            let pattern = compile_archive(&archive)?;
+            archives
+                .entry(archive.bus.clone())
+                .or_default()
+                .insert(archive.name.clone(), (Arc::new(archive), pattern));
+        }
         let mut buses = HashMap::new();
         for record in store.list_buses().await? {
             let subscriptions = grouped.remove(&record.name).unwrap_or_default();
+            let archives = archives.remove(&record.name).unwrap_or_default();
             buses.insert(
                 record.name.clone(),
-                Arc::new(BusIndex::build(record, subscriptions)),
+                Arc::new(BusIndex::build(record, subscriptions, archives)),
             );
         }
         Ok(Catalog {
@@ -143,11 +203,11 @@ impl Catalog {
     }
 
     pub fn put_bus(&self, record: BusRecord) {
-        let subscriptions = self
+        let (subscriptions, archives) = self
             .bus(&record.name)
-            .map(|b| b.subscriptions.clone())
+            .map(|b| (b.subscriptions.clone(), b.archives.clone()))
             .unwrap_or_default();
-        let index = Arc::new(BusIndex::build(record, subscriptions));
+        let index = Arc::new(BusIndex::build(record, subscriptions, archives));
         self.write().insert(index.record.name.clone(), index);
     }
 
@@ -160,24 +220,47 @@ impl Catalog {
         subscription: Arc<SubscriptionRecord>,
     ) -> Result<(), StoreError> {
         let pattern = compile(&subscription)?;
-        self.rebuild(&subscription.bus.clone(), |subscriptions| {
+        self.rebuild(&subscription.bus.clone(), |subscriptions, _| {
             subscriptions.insert(subscription.name.clone(), (subscription, pattern));
         });
         Ok(())
     }
 
     pub fn remove_subscription(&self, bus: &str, name: &str) {
-        self.rebuild(bus, |subscriptions| {
+        self.rebuild(bus, |subscriptions, _| {
             subscriptions.remove(name);
         });
     }
 
-    fn rebuild(&self, bus: &str, change: impl FnOnce(&mut Compiled)) {
+    pub fn put_archive(&self, archive: Arc<ArchiveRecord>) -> Result<(), StoreError> {
+        let pattern = compile_archive(&archive)?;
+        self.rebuild(&archive.bus.clone(), |_, archives| {
+            archives.insert(archive.name.clone(), (archive, pattern));
+        });
+        Ok(())
+    }
+
+    pub fn remove_archive(&self, bus: &str, name: &str) {
+        self.rebuild(bus, |_, archives| {
+            archives.remove(name);
+        });
+    }
+
+    fn rebuild(
+        &self,
+        bus: &str,
+        change: impl FnOnce(&mut Compiled<SubscriptionRecord>, &mut Compiled<ArchiveRecord>),
+    ) {
         let Some(current) = self.bus(bus) else { return };
         let mut subscriptions = current.subscriptions.clone();
-        change(&mut subscriptions);
+        let mut archives = current.archives.clone();
+        change(&mut subscriptions, &mut archives);
         // The build happens here, outside the lock; publishers keep using `current` meanwhile.
-        let index = Arc::new(BusIndex::build(current.record.clone(), subscriptions));
+        let index = Arc::new(BusIndex::build(
+            current.record.clone(),
+            subscriptions,
+            archives,
+        ));
         self.write().insert(bus.to_string(), index);
     }
 }

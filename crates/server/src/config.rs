@@ -1,4 +1,5 @@
-//! The declarative config file (TOML): server settings, buses and subscriptions.
+//! The declarative config file (TOML): server settings, buses with their subscriptions and
+//! archives, sources and connections.
 //!
 //! A subscription in the file has exactly the fields of the REST API's PUT body. To keep one
 //! definition of those fields, the file is read as TOML, converted to JSON, and parsed by the
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use switchyard_destination::{ConnectionSpec, parse_connection_spec};
 use switchyard_model::{
-    BusSpec, ModelError, SubscriptionSpec, parse_bus_spec, parse_subscription_spec, validate_name,
+    ArchiveSpec, BusSpec, ModelError, SubscriptionSpec, parse_archive_spec, parse_bus_spec,
+    parse_subscription_spec, validate_name,
 };
 use switchyard_sources::{SourceSpec, parse_source_spec};
 
@@ -42,12 +44,21 @@ pub struct ServerSettings {
 #[derive(Debug, Clone, Default)]
 pub struct ConfigFile {
     pub server: ServerSettings,
-    /// Bus name -> (bus settings, subscriptions by name), in name order.
-    pub buses: BTreeMap<String, (BusSpec, BTreeMap<String, SubscriptionSpec>)>,
+    /// Buses by name, in name order.
+    pub buses: BTreeMap<String, DeclaredBus>,
     /// Webhook sources by name; their secrets are best written as `file:/path` references.
     pub sources: BTreeMap<String, SourceSpec>,
     /// Connections by name, applied before the subscriptions that use them.
     pub connections: BTreeMap<String, ConnectionSpec>,
+}
+
+/// A bus as the file declares it: `[buses.NAME]` with `[buses.NAME.subscriptions.SUB]` and
+/// `[buses.NAME.archives.ARCHIVE]` tables.
+#[derive(Debug, Clone, Default)]
+pub struct DeclaredBus {
+    pub spec: BusSpec,
+    pub subscriptions: BTreeMap<String, SubscriptionSpec>,
+    pub archives: BTreeMap<String, ArchiveSpec>,
 }
 
 #[derive(Deserialize)]
@@ -78,31 +89,27 @@ impl ConfigFile {
                 error,
             };
             validate_name("bus", &bus).map_err(entry)?;
-            let declared = match fields.remove("subscriptions") {
-                None => serde_json::Map::new(),
-                Some(serde_json::Value::Object(map)) => map,
-                Some(_) => {
-                    return Err(entry(ModelError::Invalid(
-                        "\"subscriptions\" must be a table".into(),
-                    )));
-                }
+            let mut table = |key: &str| match fields.remove(key) {
+                None => Ok(serde_json::Map::new()),
+                Some(serde_json::Value::Object(map)) => Ok(map),
+                Some(_) => Err(entry(ModelError::Invalid(format!(
+                    "\"{key}\" must be a table"
+                )))),
             };
+            let (subscriptions, archives) = (table("subscriptions")?, table("archives")?);
             let spec =
                 parse_bus_spec(&serde_json::Value::Object(fields).to_string()).map_err(entry)?;
-            let mut subscriptions = BTreeMap::new();
-            for (name, body) in declared {
-                let context = format!("buses.{bus}.subscriptions.{name}");
-                let entry = |error: ModelError| ServerError::ConfigEntry {
-                    context: context.clone(),
-                    error,
-                };
-                validate_name("subscription", &name).map_err(entry)?;
-                subscriptions.insert(
-                    name,
-                    parse_subscription_spec(&body.to_string()).map_err(entry)?,
-                );
-            }
-            buses.insert(bus, (spec, subscriptions));
+            let subscriptions =
+                parse_entries(&bus, "subscription", subscriptions, parse_subscription_spec)?;
+            let archives = parse_entries(&bus, "archive", archives, parse_archive_spec)?;
+            buses.insert(
+                bus,
+                DeclaredBus {
+                    spec,
+                    subscriptions,
+                    archives,
+                },
+            );
         }
         let mut sources = BTreeMap::new();
         for (name, body) in raw.sources {
@@ -139,10 +146,13 @@ impl ConfigFile {
         for (name, spec) in &self.connections {
             app.put_connection(name, spec.clone()).await?;
         }
-        for (bus, (spec, subscriptions)) in &self.buses {
-            app.put_bus(bus, spec.clone()).await?;
-            for (name, spec) in subscriptions {
+        for (bus, declared) in &self.buses {
+            app.put_bus(bus, declared.spec.clone()).await?;
+            for (name, spec) in &declared.subscriptions {
                 app.put_subscription(bus, name, spec.clone()).await?;
+            }
+            for (name, spec) in &declared.archives {
+                app.put_archive(bus, name, spec.clone()).await?;
             }
         }
         for (name, spec) in &self.sources {
@@ -157,6 +167,26 @@ impl ConfigFile {
         }
         Ok(())
     }
+}
+
+/// Parses the `[buses.BUS.KINDs.NAME]` tables of one bus with the API's own parser.
+fn parse_entries<T>(
+    bus: &str,
+    kind: &str,
+    declared: serde_json::Map<String, serde_json::Value>,
+    parse: impl Fn(&str) -> Result<T, ModelError>,
+) -> Result<BTreeMap<String, T>, ServerError> {
+    let mut parsed = BTreeMap::new();
+    for (name, body) in declared {
+        let entry = |error: ModelError| ServerError::ConfigEntry {
+            context: format!("buses.{bus}.{kind}s.{name}"),
+            error,
+        };
+        validate_name(kind, &name).map_err(entry)?;
+        let value = parse(&body.to_string()).map_err(entry)?;
+        parsed.insert(name, value);
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]
@@ -180,9 +210,9 @@ mod tests {
             "#,
         )
         .unwrap();
-        let (bus, subscriptions) = &file.buses["orders"];
-        assert_eq!(bus.description.as_deref(), Some("shop orders"));
-        let billing = &subscriptions["billing"];
+        let bus = &file.buses["orders"];
+        assert_eq!(bus.spec.description.as_deref(), Some("shop orders"));
+        let billing = &bus.subscriptions["billing"];
         assert_eq!(billing.retry.max_attempts, 10);
         assert_eq!(billing.retry.min_backoff_ms, 1_000);
         assert_eq!(billing.max_concurrency, 16);

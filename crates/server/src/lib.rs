@@ -21,6 +21,7 @@ pub mod config;
 mod error;
 mod ops;
 pub mod publish;
+pub mod replay;
 pub mod sources;
 
 use std::future::Future;
@@ -98,6 +99,8 @@ pub struct App {
     pub identity: Arc<IdentitySigner>,
     /// Set when shutdown begins; long-lived answers (tails) end on it.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Replays running in this process, so that a cancel reaches their runner.
+    replays: replay::Replays,
 }
 
 impl App {
@@ -153,7 +156,9 @@ impl App {
             master_key,
             identity,
             closing: tokio::sync::watch::channel(false).0,
+            replays: replay::Replays::default(),
         });
+        app.resume_replays().await?;
         let upkeep = Arc::downgrade(&app);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(MAINTENANCE_INTERVAL);

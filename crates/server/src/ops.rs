@@ -1,4 +1,5 @@
-//! Changes to buses and subscriptions, shared by the REST API and the config file.
+//! Changes to buses, subscriptions, archives, sources and connections, shared by the REST API and
+//! the config file.
 //!
 //! Each change is written to the store first and applied to the catalog and the dispatcher
 //! after it commits, all under the catalog's change lock, so that what publishers match against
@@ -9,10 +10,12 @@ use std::sync::Arc;
 
 use switchyard_destination::ConnectionSpec;
 use switchyard_dispatcher::LiveConnection;
-use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
+use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
 use switchyard_secrets::SecretRef;
 use switchyard_sources::SourceSpec;
-use switchyard_store::{BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord};
+use switchyard_store::{
+    ArchiveRecord, BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord,
+};
 
 use crate::sources::{LiveSource, StoredSource};
 use crate::{App, ServerError};
@@ -118,6 +121,39 @@ impl App {
             let record = app.store.delete_subscription(bus, name).await?;
             app.catalog.remove_subscription(bus, name);
             app.dispatcher.remove(record.id);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Takes effect at once: the next publish is archived by the new pattern. A new retention
+    /// applies to the events already kept too.
+    pub async fn put_archive(
+        self: &Arc<Self>,
+        bus: &str,
+        name: &str,
+        spec: ArchiveSpec,
+    ) -> Result<(Arc<ArchiveRecord>, bool), StoreError> {
+        let app = Arc::clone(self);
+        let (bus, name) = (bus.to_owned(), name.to_owned());
+        complete(async move {
+            let _change = app.catalog.lock_changes().await;
+            let (record, created) = app.store.put_archive(&bus, &name, spec).await?;
+            let record = Arc::new(record);
+            app.catalog.put_archive(Arc::clone(&record))?;
+            Ok((record, created))
+        })
+        .await
+    }
+
+    /// Stops archiving at once; the events the archive kept are removed in the background.
+    pub async fn delete_archive(self: &Arc<Self>, bus: &str, name: &str) -> Result<(), StoreError> {
+        let app = Arc::clone(self);
+        let (bus, name) = (bus.to_owned(), name.to_owned());
+        complete(async move {
+            let _change = app.catalog.lock_changes().await;
+            app.store.delete_archive(&bus, &name).await?;
+            app.catalog.remove_archive(&bus, &name);
             Ok(())
         })
         .await

@@ -42,18 +42,19 @@ async fn publish_now(
     let mut accepted = Vec::with_capacity(entries.len());
     for entry in entries {
         let routed = entry.and_then(|event| match index.route(&event.envelope) {
-            Ok(subscriptions) => Ok((event, subscriptions)),
+            Ok(routes) => Ok((event, routes)),
             Err(e) => Err(ModelError::Invalid(format!(
                 "the event cannot be matched: {e}"
             ))),
         });
         match routed {
-            Ok((event, subscriptions)) => {
+            Ok((event, routes)) => {
                 answers.push(Ok(event.id.clone()));
                 accepted.push(NewEvent {
                     bus: bus.to_string(),
                     event: Arc::new(event),
-                    subscriptions,
+                    subscriptions: routes.subscriptions,
+                    archives: routes.archives,
                 });
             }
             Err(error) => answers.push(Err(error)),
@@ -61,10 +62,31 @@ async fn publish_now(
     }
     let refused = answers.iter().filter(|a| a.is_err()).count() as u64;
     bus_metrics.rejected("invalid", refused);
+    commit(app, bus, accepted, Origin::Publish).await?;
+    Ok(answers)
+}
+
+/// Where committed events come from, for counting them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Publish,
+    Replay,
+}
+
+/// Makes routed events durable, counts them, tells tails and hands their deliveries to the
+/// dispatcher. Returns how many deliveries were created.
+pub(crate) async fn commit(
+    app: &App,
+    bus: &str,
+    accepted: Vec<NewEvent>,
+    origin: Origin,
+) -> Result<u64, StoreError> {
     if accepted.is_empty() {
-        return Ok(answers);
+        return Ok(0);
     }
+    let bus_metrics = app.metrics.bus(bus);
     let count = accepted.len() as u64;
+    let archived: u64 = accepted.iter().map(|e| e.archives.len() as u64).sum();
     // Only while someone tails: keep the events to announce once they are durable.
     let tailing = app.dispatcher.activity().receiver_count() > 0;
     let published: Vec<Arc<Event>> = if tailing {
@@ -79,7 +101,11 @@ async fn publish_now(
         .into_iter()
         .flatten()
         .collect();
-    bus_metrics.published.fetch_add(count, Ordering::Relaxed);
+    match origin {
+        Origin::Publish => bus_metrics.published.fetch_add(count, Ordering::Relaxed),
+        Origin::Replay => bus_metrics.replayed.fetch_add(count, Ordering::Relaxed),
+    };
+    bus_metrics.archived.fetch_add(archived, Ordering::Relaxed);
     if tailing {
         announce(app, bus, &published, &deliveries);
     }
@@ -88,8 +114,9 @@ async fn publish_now(
             subscription.matched.fetch_add(1, Ordering::Relaxed);
         }
     }
+    let created = deliveries.len() as u64;
     app.dispatcher.hand_off(deliveries);
-    Ok(answers)
+    Ok(created)
 }
 
 /// Tells tails about published events; only called while someone tails.

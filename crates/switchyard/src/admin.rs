@@ -23,21 +23,28 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let file = ConfigFile::parse(&text).with_context(|| format!("in {}", args.file.display()))?;
     let client = ApiClient::new(&args.client)?;
-    for (bus, (spec, subscriptions)) in &file.buses {
+    for (bus, declared) in &file.buses {
         client
             .call(
                 Method::PUT,
                 &format!("/v1/buses/{bus}"),
-                Some(serde_json::to_string(spec)?),
+                Some(serde_json::to_string(&declared.spec)?),
             )
             .await?;
         println!("bus {bus}: applied");
-        for (name, spec) in subscriptions {
+        for (name, spec) in &declared.subscriptions {
             let path = format!("/v1/buses/{bus}/subscriptions/{name}");
             client
                 .call(Method::PUT, &path, Some(serde_json::to_string(spec)?))
                 .await?;
             println!("subscription {bus}/{name}: applied");
+        }
+        for (name, spec) in &declared.archives {
+            let path = format!("/v1/buses/{bus}/archives/{name}");
+            client
+                .call(Method::PUT, &path, Some(serde_json::to_string(spec)?))
+                .await?;
+            println!("archive {bus}/{name}: applied");
         }
     }
     Ok(())

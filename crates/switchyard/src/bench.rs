@@ -2,7 +2,9 @@
 //!
 //! Starts a sink on 127.0.0.1 that answers 200 at once, subscribes it to a fresh bus, publishes
 //! batches (as fast as possible or at a fixed rate) and measures, per event, the time from just
-//! before its publish request to its arrival at the sink. Removes its bus afterwards.
+//! before its publish request to its arrival at the sink. With `--archives N`, the bus also has N
+//! archives that keep every event, to show what archiving costs the publish path. Removes its
+//! bus afterwards.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,6 +39,9 @@ pub struct BenchArgs {
     /// Bytes of filler in each event's detail.
     #[arg(long, default_value_t = 200)]
     payload: usize,
+    /// Archives on the bench bus, each keeping every event.
+    #[arg(long, default_value_t = 0)]
+    archives: u32,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -135,6 +140,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         )
         .await?;
 
+    for archive in 0..args.archives {
+        client
+            .call(
+                Method::PUT,
+                &format!("{bus_path}/archives/bench-{archive}"),
+                Some("{}".into()),
+            )
+            .await?;
+    }
+
     let filler = "x".repeat(args.payload);
     let next_batch = Arc::new(AtomicU64::new(0));
     let batches = args.events.div_ceil(args.batch);
@@ -209,10 +224,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies[rank] as f64 / 1000.0
     };
     println!(
-        "switchyard bench: {} events in batches of {}, {} publishers, rate {}",
+        "switchyard bench: {} events in batches of {}, {} publishers, {} archives, rate {}",
         args.events,
         args.batch,
         args.publishers,
+        args.archives,
         if args.rate == 0 {
             "unlimited".to_string()
         } else {

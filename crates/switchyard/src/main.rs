@@ -7,6 +7,7 @@ mod bench;
 mod bench_hooks;
 mod bench_match;
 mod client;
+mod replay;
 mod serve;
 mod sink;
 mod tail;
@@ -46,6 +47,8 @@ enum Command {
     Publish(admin::PublishArgs),
     /// List, redrive or purge a subscription's dead letters.
     DeadLetters(admin::DeadLetterArgs),
+    /// Start, follow or cancel a replay of a bus's archived events.
+    Replay(replay::ReplayArgs),
     /// Drive a running server with batched publishes into a local sink and report publish rate,
     /// delivered rate and publish-to-delivery latency.
     Bench(bench::BenchArgs),
@@ -138,6 +141,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Sink(args) => sink::run(args).await,
             Command::Apply(args) => admin::apply(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
             Command::BenchHooks(args) => bench_hooks::run(args).await,
             Command::Publish(args) => admin::publish(args).await,
             Command::DeadLetters(args) => admin::dead_letters(args).await,

@@ -148,3 +148,67 @@ async fn tail_shows_published_events_and_attempt_outcomes() {
     assert_eq!(failed["subscription"], "s");
     assert!(records.iter().all(|r| r["event_id"] == id.as_str()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_from_the_command_line_follows_progress_to_the_end() {
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let receiver = Receiver::ok().await;
+    let config = dir.path().join("setup.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[buses.shop.archives.all]\nretention_days = 7\n\n[buses.shop.subscriptions.crm]\ndestination = {{ url = \"{}\" }}\n",
+            receiver.url
+        ),
+    )
+    .unwrap();
+    let applied = cli(&server, &["apply", config.to_str().unwrap()]);
+    assert!(applied.status.success(), "{applied:?}");
+    assert!(stdout(&applied).contains("archive shop/all: applied"));
+    let api = Api::new(&server);
+    api.publish(
+        "shop",
+        (0..3)
+            .map(|i| event("web", serde_json::json!({"n": i})))
+            .collect(),
+    )
+    .await;
+
+    let replay = cli(
+        &server,
+        &[
+            "replay",
+            "start",
+            "again",
+            "--bus",
+            "shop",
+            "--archive",
+            "all",
+            "--from",
+            "2020-01-01T00:00:00Z",
+        ],
+    );
+    assert!(replay.status.success(), "{replay:?}");
+    let progress = String::from_utf8_lossy(&replay.stderr).to_string();
+    assert!(
+        progress.contains("100%  3/3 events  3 deliveries  completed"),
+        "{progress}"
+    );
+    assert!(stdout(&replay).contains("\"state\":\"completed\""));
+    wait_for("the replayed events", Duration::from_secs(20), async || {
+        receiver.count() == 6
+    })
+    .await;
+
+    let status = cli(&server, &["replay", "status", "again"]);
+    assert!(
+        stdout(&status).contains("\"events_replayed\":3"),
+        "{status:?}"
+    );
+    let cancel = cli(&server, &["replay", "cancel", "again"]);
+    assert!(!cancel.status.success());
+    assert!(
+        String::from_utf8_lossy(&cancel.stderr).contains("only a running replay can be cancelled")
+    );
+}

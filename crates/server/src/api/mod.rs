@@ -1,6 +1,7 @@
 //! HTTP routes, one module per resource, plus what every route shares: the error shape, the body
 //! extractor that enforces size limits, and bearer-token authentication of `/v1`.
 
+mod archives;
 mod buses;
 mod connections;
 mod dead_letters;
@@ -9,6 +10,7 @@ mod events;
 mod health;
 mod history;
 mod metrics;
+mod replays;
 mod sources;
 mod subscriptions;
 mod tail;
@@ -56,6 +58,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/buses/{bus}/subscriptions/{name}/dead-letters/redrive",
             post(dead_letters::redrive),
+        )
+        .route("/v1/buses/{bus}/archives", get(archives::list))
+        .route(
+            "/v1/buses/{bus}/archives/{name}",
+            put(archives::put)
+                .get(archives::get)
+                .delete(archives::delete),
+        )
+        .route("/v1/replays", get(replays::list).post(replays::start))
+        .route(
+            "/v1/replays/{name}",
+            get(replays::get).delete(replays::cancel),
         )
         .route("/v1/test-pattern", post(test_pattern::test_pattern))
         .route("/v1/connections", get(connections::list))

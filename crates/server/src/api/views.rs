@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use switchyard_model::{CircuitBreaker, RetryPolicy, format_rfc3339_ms};
 use switchyard_secrets::REDACTED;
-use switchyard_store::{BusRecord, DeadLetter, SubscriptionRecord};
+use switchyard_store::{ArchiveRecord, ArchiveStats, BusRecord, DeadLetter, SubscriptionRecord};
+
+use crate::replay::{ReplayRecord, ReplayState};
 
 /// A list answer. A struct rather than `json!`, so that raw JSON inside items (patterns, events)
 /// is written out verbatim instead of being re-encoded through `serde_json::Value`.
@@ -33,6 +35,95 @@ impl<'a> BusView<'a> {
             subscriptions,
             created_at: format_rfc3339_ms(record.created_ms),
             updated_at: format_rfc3339_ms(record.updated_ms),
+        }
+    }
+}
+
+/// The archive's fields as PUT takes them, plus what it holds now.
+#[derive(Serialize)]
+pub struct ArchiveView {
+    name: String,
+    bus: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pattern: Option<Box<RawValue>>,
+    retention_days: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    event_count: u64,
+    size_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    oldest_event_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl ArchiveView {
+    pub fn new(record: &ArchiveRecord, stats: ArchiveStats) -> ArchiveView {
+        ArchiveView {
+            name: record.name.clone(),
+            bus: record.bus.clone(),
+            pattern: record.spec.pattern.clone(),
+            retention_days: record.spec.retention_days,
+            description: record.spec.description.clone(),
+            event_count: stats.events,
+            size_bytes: stats.bytes,
+            oldest_event_at: stats.oldest_ms.map(format_rfc3339_ms),
+            created_at: format_rfc3339_ms(record.created_ms),
+            updated_at: format_rfc3339_ms(record.updated_ms),
+        }
+    }
+}
+
+/// A replay: its request, state and progress.
+#[derive(Serialize)]
+pub struct ReplayView<'a> {
+    name: &'a str,
+    bus: &'a str,
+    archive: &'a str,
+    from: String,
+    /// The end of the range, capped at when the replay started.
+    to: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscriptions: Option<&'a [String]>,
+    state: ReplayState,
+    events_total: u64,
+    events_replayed: u64,
+    deliveries_created: u64,
+    /// Replayed events out of the total, 0 to 1.
+    progress: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_replayed_event_at: Option<String>,
+    started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+impl<'a> ReplayView<'a> {
+    pub fn new(record: &'a ReplayRecord) -> ReplayView<'a> {
+        // Completed is all there was, even if some events expired from the archive meanwhile.
+        let progress = match (record.state, record.events_total) {
+            (ReplayState::Completed, _) => 1.0,
+            (_, 0) => 0.0,
+            (_, total) => (record.events_replayed as f64 / total as f64).min(1.0),
+        };
+        ReplayView {
+            name: &record.spec.name,
+            bus: &record.spec.bus,
+            archive: &record.spec.archive,
+            from: format_rfc3339_ms(record.spec.from_ms),
+            to: format_rfc3339_ms(record.spec.to_ms),
+            subscriptions: record.spec.subscriptions.as_deref(),
+            state: record.state,
+            events_total: record.events_total,
+            events_replayed: record.events_replayed,
+            deliveries_created: record.deliveries,
+            progress,
+            last_replayed_event_at: record.cursor.map(|c| format_rfc3339_ms(c.ingested_ms)),
+            started_at: format_rfc3339_ms(record.started_ms),
+            finished_at: record.finished_ms.map(format_rfc3339_ms),
+            error: record.error.as_deref(),
         }
     }
 }

@@ -1,0 +1,44 @@
+//! `/v1/replays[/{name}]`: start, watch and cancel replays of archived events.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use switchyard_model::parse_replay_spec;
+
+use super::views::{Page, ReplayView};
+use super::{ApiError, Body, names};
+use crate::App;
+
+pub async fn list(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let replays = app.list_replays().await?;
+    let items: Vec<_> = replays.iter().map(ReplayView::new).collect();
+    Ok(Json(Page { items, next: None }).into_response())
+}
+
+pub async fn start(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
+    let spec = parse_replay_spec(&body)?;
+    let record = app.start_replay(spec).await?;
+    Ok((StatusCode::CREATED, Json(ReplayView::new(&record))).into_response())
+}
+
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    names(&[("replay", &name)])?;
+    let record = app.get_replay(&name).await?;
+    Ok(Json(ReplayView::new(&record)).into_response())
+}
+
+/// Cancels a running replay; deliveries it already created stay.
+pub async fn cancel(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    names(&[("replay", &name)])?;
+    let record = app.cancel_replay(&name).await?;
+    Ok(Json(ReplayView::new(&record)).into_response())
+}

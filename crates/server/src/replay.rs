@@ -1,0 +1,368 @@
+//! Replays: reading an archive's events of a time range and publishing them again, in their
+//! original order, to chosen subscriptions of the bus.
+//!
+//! A replay is a document in the store (its request, state, counts and cursor), so any request
+//! can show it and a restarted server resumes the replays that were running. The runner is the
+//! only writer of a running replay's document; a cancel asks the runner to stop and waits for it.
+//!
+//! A replay goes at the pace of its slowest target: it waits while any of them has a lane's worth
+//! of deliveries pending (`--lane-capacity`), so replaying a large archive fills neither memory
+//! nor the store ahead of what receivers take, and progress means something.
+//!
+//! Invariants: a replayed event carries the top-level field `replay-name`, goes only to the
+//! replay's subscriptions and is never archived again; a replay never reads events accepted after
+//! it started, so it cannot chase its own tail. Delivery is at least once: a crash between a
+//! batch's commit and the saving of the cursor replays that batch again on resume.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchyard_model::{Event, ReplaySpec, now_ms, replayed_envelope};
+use switchyard_store::{ArchiveCursor, ArchivedEvent, DocumentKind, NewEvent, StoreError};
+
+use crate::publish::{Origin, commit};
+use crate::{App, ServerError};
+
+/// Archived events read and committed per step: large enough to batch commits, small enough that
+/// a cancel or a shutdown takes effect quickly.
+const BATCH: usize = 256;
+/// Store failures in a row after which a replay gives up as `failed`.
+const MAX_FAILURES: u32 = 5;
+/// How long a cancel waits for the runner to stop before answering with the state it has.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
+/// How often a paced replay looks again at its targets' backlog.
+const PACE_CHECK: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayState {
+    Running,
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+/// A replay as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplayRecord {
+    pub spec: ReplaySpec,
+    /// Ids of the subscriptions replayed to, resolved when it started.
+    pub targets: Vec<u64>,
+    pub archive_id: u64,
+    pub state: ReplayState,
+    /// Events of the archive in the time range when the replay started.
+    pub events_total: u64,
+    pub events_replayed: u64,
+    pub deliveries: u64,
+    /// The last archived event replayed; where a resumed replay goes on.
+    pub cursor: Option<ArchiveCursor>,
+    pub started_ms: u64,
+    pub finished_ms: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// The replays running in this process, by name.
+#[derive(Default)]
+pub struct Replays {
+    running: Mutex<HashMap<String, Arc<Control>>>,
+}
+
+/// How a request reaches a running replay.
+#[derive(Default)]
+struct Control {
+    cancel: AtomicBool,
+    /// Notified when the runner has saved its final state.
+    stopped: tokio::sync::Notify,
+}
+
+impl Replays {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Control>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn encode(record: &ReplayRecord) -> Result<String, StoreError> {
+    serde_json::to_string(record)
+        .map_err(|e| StoreError::Storage(format!("cannot encode the replay: {e}")))
+}
+
+fn decode(body: &str) -> Result<ReplayRecord, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt {
+        table: "documents",
+        detail: format!("a stored replay cannot be read: {e}"),
+    })
+}
+
+impl App {
+    pub async fn list_replays(&self) -> Result<Vec<ReplayRecord>, StoreError> {
+        self.store
+            .list_documents(DocumentKind::Replay)
+            .await?
+            .iter()
+            .map(|d| decode(&d.body))
+            .collect()
+    }
+
+    pub async fn get_replay(&self, name: &str) -> Result<ReplayRecord, StoreError> {
+        self.list_replays()
+            .await?
+            .into_iter()
+            .find(|r| r.spec.name == name)
+            .ok_or_else(|| StoreError::NotFound(format!("replay {name:?} does not exist")))
+    }
+
+    /// Checks the request against the catalog, counts what it will replay, stores it as
+    /// `running` and starts it.
+    pub async fn start_replay(
+        self: &Arc<Self>,
+        mut spec: ReplaySpec,
+    ) -> Result<ReplayRecord, ServerError> {
+        let _change = self.catalog.lock_changes().await;
+        if let Ok(existing) = self.get_replay(&spec.name).await {
+            return Err(StoreError::Conflict(format!(
+                "replay {:?} already exists ({:?}); replay names are unique, choose another",
+                spec.name, existing.state
+            ))
+            .into());
+        }
+        let index = self.catalog.bus(&spec.bus).ok_or_else(|| {
+            ServerError::Invalid(format!("field \"bus\": bus {:?} does not exist", spec.bus))
+        })?;
+        let archive = index.archive(&spec.archive).ok_or_else(|| {
+            ServerError::Invalid(format!(
+                "field \"archive\": archive {:?} does not exist on bus {:?}",
+                spec.archive, spec.bus
+            ))
+        })?;
+        let targets = match &spec.subscriptions {
+            None => index.subscriptions().map(|s| s.id).collect(),
+            Some(names) => names
+                .iter()
+                .map(|name| {
+                    index.subscription(name).map(|s| s.id).ok_or_else(|| {
+                        ServerError::Invalid(format!(
+                            "field \"subscriptions\": subscription {name:?} does not exist on bus {:?}",
+                            spec.bus
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<u64>, _>>()?,
+        };
+        let started_ms = now_ms();
+        // Events accepted from now on are delivered live; replaying them too would be a copy.
+        spec.to_ms = spec.to_ms.min(started_ms);
+        let events_total = if spec.from_ms < spec.to_ms {
+            self.store
+                .count_archived(archive.id, spec.from_ms, spec.to_ms)
+                .await?
+        } else {
+            0
+        };
+        let record = ReplayRecord {
+            spec,
+            targets,
+            archive_id: archive.id,
+            state: ReplayState::Running,
+            events_total,
+            events_replayed: 0,
+            deliveries: 0,
+            cursor: None,
+            started_ms,
+            finished_ms: None,
+            error: None,
+        };
+        self.save_replay(&record).await?;
+        self.run_replay(record.clone());
+        Ok(record)
+    }
+
+    /// Asks a running replay to stop and returns its final state. A replay that is not running
+    /// is a conflict.
+    pub async fn cancel_replay(self: &Arc<Self>, name: &str) -> Result<ReplayRecord, StoreError> {
+        let record = self.get_replay(name).await?;
+        if record.state != ReplayState::Running {
+            return Err(StoreError::Conflict(format!(
+                "replay {name:?} is {:?} already; only a running replay can be cancelled",
+                record.state
+            )));
+        }
+        let control = self.replays.lock().get(name).cloned();
+        match control {
+            Some(control) => {
+                let stopped = control.stopped.notified();
+                control.cancel.store(true, Ordering::SeqCst);
+                let _ = tokio::time::timeout(CANCEL_WAIT, stopped).await;
+            }
+            // Stored as running but no runner here (its server stopped before resuming it, or
+            // it finished meanwhile): mark it, unless it finished.
+            None => {
+                let current = self.get_replay(name).await?;
+                if current.state == ReplayState::Running {
+                    self.save_replay(&finish(current, ReplayState::Cancelled, None))
+                        .await?;
+                }
+            }
+        }
+        self.get_replay(name).await
+    }
+
+    /// Resumes the replays a previous run of the server left running.
+    pub(crate) async fn resume_replays(self: &Arc<Self>) -> Result<(), StoreError> {
+        for record in self.list_replays().await? {
+            if record.state == ReplayState::Running {
+                tracing::info!(replay = %record.spec.name, "resuming replay");
+                self.run_replay(record);
+            }
+        }
+        Ok(())
+    }
+
+    async fn save_replay(&self, record: &ReplayRecord) -> Result<(), StoreError> {
+        self.store
+            .put_document(DocumentKind::Replay, &record.spec.name, encode(record)?)
+            .await
+            .map(drop)
+    }
+
+    fn run_replay(self: &Arc<Self>, record: ReplayRecord) {
+        let control = Arc::new(Control::default());
+        self.replays
+            .lock()
+            .insert(record.spec.name.clone(), Arc::clone(&control));
+        let app = Arc::clone(self);
+        tokio::spawn(async move {
+            let name = record.spec.name.clone();
+            let record = app.replay_until_done(record, &control).await;
+            if let Err(error) = app.save_replay(&record).await {
+                tracing::error!(replay = %name, %error, "cannot save the replay's final state");
+            }
+            tracing::info!(replay = %name, state = ?record.state, events = record.events_replayed, "replay finished");
+            app.replays.lock().remove(&name);
+            control.stopped.notify_waiters();
+        });
+    }
+
+    /// Replays batch after batch until the range is done, the replay is cancelled or the store
+    /// keeps failing; returns the final record, not yet saved.
+    async fn replay_until_done(&self, mut record: ReplayRecord, control: &Control) -> ReplayRecord {
+        let mut failures = 0;
+        let targets: HashSet<u64> = record.targets.iter().copied().collect();
+        loop {
+            if control.cancel.load(Ordering::SeqCst) {
+                return finish(record, ReplayState::Cancelled, None);
+            }
+            let step = match self.backlogged(&record.targets).await {
+                Ok(true) => {
+                    tokio::time::sleep(PACE_CHECK).await;
+                    continue;
+                }
+                Ok(false) => self.replay_batch(&mut record, &targets).await,
+                Err(error) => Err(error.into()),
+            };
+            match step {
+                Ok(true) => {
+                    failures = 0;
+                    if let Err(error) = self.save_replay(&record).await {
+                        tracing::warn!(replay = %record.spec.name, %error, "cannot save replay progress");
+                    }
+                }
+                Ok(false) => return finish(record, ReplayState::Completed, None),
+                Err(error) if failures + 1 >= MAX_FAILURES => {
+                    return finish(record, ReplayState::Failed, Some(error.to_string()));
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(replay = %record.spec.name, %error, "replay step failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+                }
+            }
+        }
+    }
+
+    /// Whether a target has a lane's worth of deliveries pending; deleted targets have none.
+    async fn backlogged(&self, targets: &[u64]) -> Result<bool, StoreError> {
+        for &target in targets {
+            match self.store.stats(target).await {
+                Ok(stats) if stats.pending >= self.config.lane_capacity as u64 => return Ok(true),
+                Ok(_) | Err(StoreError::NotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Replays the next batch; `false` when nothing was left.
+    async fn replay_batch(
+        &self,
+        record: &mut ReplayRecord,
+        targets: &HashSet<u64>,
+    ) -> Result<bool, ServerError> {
+        let spec = &record.spec;
+        let index = self
+            .catalog
+            .bus(&spec.bus)
+            .filter(|index| index.archive(&spec.archive).map(|a| a.id) == Some(record.archive_id))
+            .ok_or_else(|| {
+                ServerError::Invalid(format!(
+                    "archive {:?} of bus {:?} was deleted during the replay",
+                    spec.archive, spec.bus
+                ))
+            })?;
+        let batch = self
+            .store
+            .read_archive(
+                record.archive_id,
+                spec.from_ms,
+                spec.to_ms,
+                record.cursor,
+                BATCH,
+            )
+            .await?;
+        let Some(last) = batch.last().map(|a| a.cursor) else {
+            return Ok(false);
+        };
+        let count = batch.len() as u64;
+        let mut events = Vec::with_capacity(batch.len());
+        for ArchivedEvent { event, .. } in batch {
+            let envelope = replayed_envelope(&event.envelope, &spec.name);
+            // The pattern decides with `replay-name` present, so a subscription can exclude
+            // replays; an event it cannot match any more is skipped, not a failed replay.
+            let subscriptions = match index.route(&envelope) {
+                Ok(routes) => routes
+                    .subscriptions
+                    .into_iter()
+                    .filter(|id| targets.contains(id))
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            events.push(NewEvent {
+                bus: spec.bus.clone(),
+                event: Arc::new(Event {
+                    id: event.id.clone(),
+                    envelope,
+                    ingested_ms: now_ms(),
+                    hops: event.hops,
+                    trace: event.trace.clone(),
+                    ordering_key: event.ordering_key.clone(),
+                    explicit_id: false,
+                }),
+                subscriptions,
+                archives: Vec::new(),
+            });
+        }
+        record.deliveries += commit(self, &spec.bus, events, Origin::Replay).await?;
+        record.events_replayed += count;
+        record.cursor = Some(last);
+        Ok(true)
+    }
+}
+
+fn finish(mut record: ReplayRecord, state: ReplayState, error: Option<String>) -> ReplayRecord {
+    record.state = state;
+    record.error = error;
+    record.finished_ms = Some(now_ms());
+    record
+}
