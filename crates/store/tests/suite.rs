@@ -884,6 +884,35 @@ async fn postgres_changes_reach_other_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_listener_resyncs_everything_after_losing_its_connection() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = db.store(StoreOptions::default()).await;
+    let all = subscriptions(&store, 2).await;
+    let mut changes = store.changes().unwrap();
+    // Notifications sent while the listener is away are lost, so it must announce everything.
+    let killed: i64 = connect(&db.base)
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE query = 'LISTEN \"switchyard_' || left(md5($1), 16) || '\"'",
+            &[&db.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    wait_for(&mut changes, |c| *c == Change::Catalog).await;
+    wait_for(
+        &mut changes,
+        |c| matches!(c, Change::Pending(ids) if set(ids.clone()) == all),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_starting_at_once_migrate_once() {
     let Some(db) = TestDatabase::create().await else {
         return;
