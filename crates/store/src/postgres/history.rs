@@ -1,7 +1,7 @@
 //! Reads of the delivery path on PostgreSQL: pending deliveries, accounting, dead letters, the
 //! attempt log and the event trail.
 //!
-//! Each read is one statement (two for the trail and the stats), so it sees one consistent
+//! Each read is one statement (two for the trail), so it sees one consistent
 //! snapshot; none takes a lock. Must not: write, or decode a row it could not trust without
 //! saying so (a malformed row is [`StoreError::Corrupt`], never a panic).
 
