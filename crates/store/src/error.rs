@@ -1,4 +1,6 @@
-//! The store's typed error.
+//! The store's typed error, and the messages both implementations give for the same failures.
+
+use crate::DocumentKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -18,6 +20,40 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    pub(crate) fn no_bus(bus: &str) -> StoreError {
+        StoreError::NotFound(format!("bus {bus:?} does not exist"))
+    }
+
+    pub(crate) fn no_subscription(bus: &str, name: &str) -> StoreError {
+        StoreError::NotFound(format!(
+            "subscription {name:?} does not exist on bus {bus:?}"
+        ))
+    }
+
+    pub(crate) fn no_subscription_id(id: u64) -> StoreError {
+        StoreError::NotFound(format!("subscription id {id} does not exist"))
+    }
+
+    pub(crate) fn no_document(kind: DocumentKind, name: &str) -> StoreError {
+        StoreError::NotFound(format!("{} {name:?} does not exist", kind.as_str()))
+    }
+
+    pub(crate) fn no_event(bus: &str, event_id: &str) -> StoreError {
+        StoreError::NotFound(format!(
+            "event {event_id:?} is not on bus {bus:?}, or is older than the history retention"
+        ))
+    }
+
+    pub(crate) fn bus_in_use(bus: &str, subscriptions: usize, archives: usize) -> StoreError {
+        StoreError::Conflict(format!(
+            "bus {bus:?} still has {subscriptions} subscription(s) and {archives} archive(s); delete them first, or add ?force=true to delete them with the bus"
+        ))
+    }
+
+    pub(crate) fn no_archive(bus: &str, name: &str) -> StoreError {
+        StoreError::NotFound(format!("archive {name:?} does not exist on bus {bus:?}"))
+    }
+
     /// Whether the same call may succeed later (the engine hiccupped) rather than never.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Storage(_))
@@ -42,3 +78,17 @@ storage_error_from!(
     redb::StorageError,
     redb::CommitError
 );
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // The bare error prints only "db error"; what the server said is in the database error.
+        match e.as_db_error() {
+            Some(db) => StoreError::Storage(format!(
+                "PostgreSQL: {} (SQLSTATE {})",
+                db.message(),
+                db.code().code()
+            )),
+            None => StoreError::Storage(format!("PostgreSQL: {e}")),
+        }
+    }
+}

@@ -12,17 +12,22 @@
 //! - an attempt's record lives as long as its event (or its subscription, if deleted first);
 //! - delivery ids grow with time, so the first pending delivery of a subscription is its oldest.
 //!
-//! Every operation takes and returns batches: the embedded store turns concurrent callers into
-//! one group commit, and a network store needs as few round trips.
+//! Every operation takes and returns batches: both stores turn concurrent callers into one group
+//! commit, and the PostgreSQL store sends each batch in a few multi-row statements.
+//!
+//! Several nodes can share one PostgreSQL store: each runs the subscriptions it holds a lease on
+//! ([`Store::claim_subscriptions`]) and hears of other nodes' writes through [`Store::changes`].
 
 mod embedded;
 mod error;
+mod postgres;
 mod records;
 
 pub use embedded::EmbeddedStore;
 pub use error::StoreError;
+pub use postgres::PostgresStore;
 pub use records::{
-    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord,
+    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
     DeadLetter, DeadReason, DeliveryState, DeliveryTrail, DocumentKind, DocumentRecord, EventTrail,
     NewEvent, Outcome, OutcomeKind, PendingDelivery, SubscriptionRecord, SubscriptionStats,
 };
@@ -190,4 +195,16 @@ pub trait Store: Send + Sync + 'static {
     /// Background upkeep (removing history and archived events past their retention, and the
     /// events of deleted archives), in bounded chunks; call it periodically.
     async fn maintain(&self) -> Result<(), StoreError>;
+
+    /// Claims (or renews) this node's leases on subscriptions, for `lease_ms`, and returns the
+    /// ids of every subscription this node now owns. A subscription is owned by at most one live
+    /// node; a node takes unowned or expired ones up to its fair share (ceil(subscriptions / live
+    /// nodes), where live nodes are those that claimed within the lease), and gives up those
+    /// above it so that a node that joins gets its share. Embedded: every subscription.
+    async fn claim_subscriptions(&self, node: &str, lease_ms: u64) -> Result<Vec<u64>, StoreError>;
+    /// Gives up this node's leases (graceful shutdown), so other nodes take them over at once.
+    async fn release_subscriptions(&self, node: &str) -> Result<(), StoreError>;
+    /// Changes made by other nodes (and this one): new pending deliveries per subscription, and
+    /// catalog changes (bus, subscription, document put/delete). `None` for a single-node store.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>>;
 }

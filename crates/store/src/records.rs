@@ -144,6 +144,17 @@ pub enum OutcomeKind {
     Dead { reason: DeadReason },
 }
 
+impl OutcomeKind {
+    /// What the attempt log calls it: `delivered`, `retry` or `dead`, with the reason if dead.
+    pub fn label(self) -> (&'static str, Option<DeadReason>) {
+        match self {
+            OutcomeKind::Delivered => ("delivered", None),
+            OutcomeKind::Retry { .. } => ("retry", None),
+            OutcomeKind::Dead { reason } => ("dead", Some(reason)),
+        }
+    }
+}
+
 /// Why a delivery will not be retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -157,6 +168,18 @@ pub enum DeadReason {
 }
 
 impl DeadReason {
+    const ALL: [DeadReason; 4] = [
+        DeadReason::NonRetryableStatus,
+        DeadReason::MaxAttempts,
+        DeadReason::MaxAge,
+        DeadReason::InvalidDestination,
+    ];
+
+    /// The reason whose [`DeadReason::as_str`] code this is.
+    pub fn from_code(code: &str) -> Option<DeadReason> {
+        DeadReason::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeadReason::NonRetryableStatus => "non_retryable_status",
@@ -237,6 +260,23 @@ pub enum DeliveryState {
     Gone,
 }
 
+impl DeliveryState {
+    /// Where a delivery stands, from whether its current delivery is pending or a dead letter
+    /// and its attempts (oldest first).
+    pub(crate) fn of(pending: bool, dead: bool, attempts: &[AttemptRecord]) -> DeliveryState {
+        if pending {
+            DeliveryState::Pending
+        } else if dead {
+            DeliveryState::Dead
+        } else if attempts.last().is_some_and(|a| a.outcome == "delivered") {
+            DeliveryState::Delivered
+        } else {
+            // A dead letter that was purged, or a subscription deleted since.
+            DeliveryState::Gone
+        }
+    }
+}
+
 /// An event with, per subscription it matched, its delivery state and attempts.
 #[derive(Debug, Clone)]
 pub struct EventTrail {
@@ -250,4 +290,31 @@ pub struct DeliveryTrail {
     pub state: DeliveryState,
     /// Oldest first.
     pub attempts: Vec<AttemptRecord>,
+}
+
+/// What changed in a store shared by several nodes, as [`crate::Store::changes`] reports it.
+/// A receiver that lags behind ([`tokio::sync::broadcast::error::RecvError::Lagged`]) has
+/// missed changes and must resync as if it had received every kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These subscriptions (ids) have new pending deliveries.
+    Pending(Vec<u64>),
+    /// A bus, subscription or document was created, changed or deleted, or subscription
+    /// ownership moved (a node released its leases).
+    Catalog,
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, crate::StoreError> {
+    serde_json::to_string(value)
+        .map_err(|e| crate::StoreError::Storage(format!("cannot encode: {e}")))
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    text: &str,
+) -> Result<T, crate::StoreError> {
+    serde_json::from_str(text).map_err(|e| crate::StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
 }

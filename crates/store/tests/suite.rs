@@ -1,12 +1,20 @@
-//! The store test suite: every `Store` implementation must pass it. It runs against the embedded
-//! store here; a PostgreSQL store runs the same functions.
+//! The store test suite: every `Store` implementation must pass it. The same functions run
+//! against the embedded store and against PostgreSQL.
+//!
+//! PostgreSQL tests use the database at `SWITCHYARD_TEST_POSTGRES` (default
+//! `postgres://postgres@127.0.0.1:5432/test`), each in a fresh schema of its own that it drops at
+//! the end. If the variable is unset and no server answers, they are skipped (loudly); if it is
+//! set, an unreachable server fails them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchyard_model::{Event, TraceContext, now_ms, parse_subscription_spec};
 use switchyard_store::{
-    ArchiveCursor, DeadReason, DocumentKind, EmbeddedStore, NewEvent, Outcome, OutcomeKind,
-    PendingOrder, Store, StoreError, StoreOptions, SubscriptionStats,
+    ArchiveCursor, Change, DeadReason, DeliveryState, DocumentKind, EmbeddedStore, NewEvent,
+    Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError, StoreOptions,
+    SubscriptionStats,
 };
 
 fn spec() -> switchyard_model::SubscriptionSpec {
@@ -517,6 +525,160 @@ async fn archives(store: &dyn Store) {
     );
 }
 
+/// With no history retention, an event goes as soon as nothing pending needs it; its dead
+/// letter's copy brings it back on redrive.
+async fn history_without_retention(store: &dyn Store) {
+    store.put_bus("h", Default::default()).await.unwrap();
+    let (s, _) = store.put_subscription("h", "s", spec()).await.unwrap();
+    let created = store
+        .append(vec![
+            NewEvent {
+                bus: "h".into(),
+                event: event("kept-while-pending", 10),
+                subscriptions: vec![s.id],
+                archives: vec![],
+            },
+            NewEvent {
+                bus: "h".into(),
+                event: event("unmatched", 10),
+                subscriptions: vec![],
+                archives: vec![],
+            },
+            NewEvent {
+                bus: "h".into(),
+                event: event("dies", 10),
+                subscriptions: vec![s.id],
+                archives: vec![],
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.event_trail("h", "unmatched").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let trail = store.event_trail("h", "kept-while-pending").await.unwrap();
+    assert_eq!(trail.deliveries[0].state, DeliveryState::Pending);
+    store.maintain().await.unwrap();
+    let (first, dying) = (created[0][0].id, created[2][0].id);
+    store
+        .record_outcomes(vec![
+            outcome(s.id, first, 1, OutcomeKind::Retry { due_ms: 20 }),
+            outcome(s.id, first, 2, OutcomeKind::Delivered),
+            outcome(
+                s.id,
+                dying,
+                1,
+                OutcomeKind::Dead {
+                    reason: DeadReason::InvalidDestination,
+                },
+            ),
+        ])
+        .await
+        .unwrap();
+    let stats = store.stats(s.id).await.unwrap();
+    assert_eq!(
+        (stats.delivered, stats.dead, stats.failed_attempts),
+        (1, 1, 2)
+    );
+    check_accounting(&stats);
+    for id in ["kept-while-pending", "dies"] {
+        assert!(
+            matches!(
+                store.event_trail("h", id).await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{id} is gone with its last delivery"
+        );
+    }
+    let attempts = store.list_attempts(s.id, None, 10).await.unwrap();
+    assert!(attempts.is_empty(), "the attempt log goes with its events");
+
+    assert_eq!(store.redrive(s.id, None).await.unwrap(), 1);
+    let trail = store.event_trail("h", "dies").await.unwrap();
+    assert_eq!(trail.event.envelope, "{\"id\":\"dies\"}");
+    assert_eq!(trail.deliveries[0].state, DeliveryState::Pending);
+    let pending = store
+        .load_pending(s.id, 10, PendingOrder::Publish)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].event.hops, 2);
+}
+
+/// The attempt log pages newest first, and the event trail shows each delivery's state.
+async fn attempt_log_and_trail(store: &dyn Store) {
+    store.put_bus("log", Default::default()).await.unwrap();
+    let (s, _) = store.put_subscription("log", "s", spec()).await.unwrap();
+    let (t, _) = store.put_subscription("log", "t", spec()).await.unwrap();
+    let created = store
+        .append(vec![NewEvent {
+            bus: "log".into(),
+            event: event("traced", now_ms()),
+            subscriptions: vec![s.id, t.id],
+            archives: vec![],
+        }])
+        .await
+        .unwrap();
+    let (ds, dt) = (created[0][0].id, created[0][1].id);
+    let mut outcomes: Vec<Outcome> = (1..=4)
+        .map(|n| outcome(s.id, ds, n, OutcomeKind::Retry { due_ms: 9 }))
+        .collect();
+    outcomes.push(outcome(s.id, ds, 5, OutcomeKind::Delivered));
+    store.record_outcomes(outcomes).await.unwrap();
+    let first = store.list_attempts(s.id, None, 3).await.unwrap();
+    assert_eq!(
+        first.iter().map(|a| a.attempt).collect::<Vec<_>>(),
+        [5, 4, 3]
+    );
+    let last = &first[2];
+    let rest = store
+        .list_attempts(
+            s.id,
+            Some((last.started_ms, last.delivery, last.attempt)),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.iter().map(|a| a.attempt).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(first[0].outcome, "delivered");
+    assert_eq!(rest[0].event_id, "traced");
+
+    let trail = store.event_trail("log", "traced").await.unwrap();
+    let states: Vec<_> = trail
+        .deliveries
+        .iter()
+        .map(|d| (d.subscription, d.state, d.attempts.len()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (s.id, DeliveryState::Delivered, 5),
+            (t.id, DeliveryState::Pending, 0)
+        ]
+    );
+    store
+        .record_outcomes(vec![outcome(
+            t.id,
+            dt,
+            1,
+            OutcomeKind::Dead {
+                reason: DeadReason::MaxAge,
+            },
+        )])
+        .await
+        .unwrap();
+    let trail = store.event_trail("log", "traced").await.unwrap();
+    assert_eq!(trail.deliveries[1].state, DeliveryState::Dead);
+    assert_eq!(
+        trail.deliveries[1].attempts[0].reason,
+        Some(DeadReason::MaxAge)
+    );
+    store.purge_dead_letters(t.id).await.unwrap();
+    let trail = store.event_trail("log", "traced").await.unwrap();
+    assert_eq!(trail.deliveries[1].state, DeliveryState::Gone);
+}
+
 async fn run_suite(store: Arc<dyn Store>) {
     store.check().await.unwrap();
     archives(store.as_ref()).await;
@@ -525,7 +687,16 @@ async fn run_suite(store: Arc<dyn Store>) {
     repeated_publisher_ids_are_not_appended_twice(store.as_ref()).await;
     delivery_lifecycle(store.as_ref()).await;
     redrive_of_many_dead_letters_misses_none(store.as_ref()).await;
+    attempt_log_and_trail(store.as_ref()).await;
     concurrent_appends_share_commits_and_lose_nothing(store).await;
+}
+
+/// Options without history, for [`history_without_retention`].
+fn no_history() -> StoreOptions {
+    StoreOptions {
+        history_retention_ms: 0,
+        ..StoreOptions::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -570,4 +741,323 @@ async fn embedded_store_keeps_everything_across_reopen() {
     assert_eq!(store.get_subscription("b", "s").await.unwrap().id, id);
     let pending = store.load_pending(id, 10, PendingOrder::Due).await.unwrap();
     assert_eq!(pending[0].event.id, "kept");
+}
+
+#[tokio::test]
+async fn embedded_store_collects_history_without_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(&dir.path().join("store.redb"), no_history()).unwrap();
+    history_without_retention(&store).await;
+}
+
+#[tokio::test]
+async fn embedded_store_is_one_node_owning_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        EmbeddedStore::open(&dir.path().join("store.redb"), StoreOptions::default()).unwrap();
+    store.put_bus("b", Default::default()).await.unwrap();
+    let (a, _) = store.put_subscription("b", "a", spec()).await.unwrap();
+    let (b, _) = store.put_subscription("b", "b", spec()).await.unwrap();
+    let owned = store.claim_subscriptions("node-1", 1_000).await.unwrap();
+    assert_eq!(owned, [a.id, b.id]);
+    store.release_subscriptions("node-1").await.unwrap();
+    assert!(store.changes().is_none());
+}
+
+/// A schema of its own on the test database, dropped when this is dropped (even on panic).
+struct TestDatabase {
+    base: String,
+    schema: String,
+}
+
+const DEFAULT_TEST_DATABASE: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+impl TestDatabase {
+    /// `None` (after saying so) when no database is configured and none answers.
+    async fn create() -> Option<TestDatabase> {
+        let configured = std::env::var("SWITCHYARD_TEST_POSTGRES").ok();
+        let base = configured
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TEST_DATABASE.to_string());
+        let client = match connect(&base).await {
+            Ok(client) => client,
+            Err(e) if configured.is_none() => {
+                eprintln!(
+                    "skipped: no PostgreSQL at {base} ({e}); set SWITCHYARD_TEST_POSTGRES to run the PostgreSQL store tests"
+                );
+                return None;
+            }
+            Err(e) => panic!("SWITCHYARD_TEST_POSTGRES={base} is unreachable: {e}"),
+        };
+        let schema = format!("switchyard_test_{:016x}", fastrand::u64(..));
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        Some(TestDatabase { base, schema })
+    }
+
+    /// The URL of the database with this test's schema as every connection's `search_path`.
+    fn url(&self) -> String {
+        let separator = if self.base.contains('?') { '&' } else { '?' };
+        format!(
+            "{}{separator}options=-csearch_path%3D{}",
+            self.base, self.schema
+        )
+    }
+
+    async fn store(&self, options: StoreOptions) -> PostgresStore {
+        PostgresStore::connect(&self.url(), options).await.unwrap()
+    }
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (base, schema) = (self.base.clone(), self.schema.clone());
+        // Drop cannot await; a thread with its own runtime can, even while a test unwinds.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let client = connect(&base).await?;
+                client
+                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .await
+            })
+        })
+        .join();
+        if let Ok(Err(e)) = dropped {
+            eprintln!("could not drop test schema {}: {e}", self.schema);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_passes_the_suite() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    run_suite(Arc::new(db.store(StoreOptions::default()).await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_collects_history_without_retention() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    history_without_retention(&db.store(no_history()).await).await;
+}
+
+/// A bus with `count` subscriptions; returns their ids.
+async fn subscriptions(store: &dyn Store, count: usize) -> HashSet<u64> {
+    store.put_bus("nodes", Default::default()).await.unwrap();
+    let mut ids = HashSet::new();
+    for n in 0..count {
+        let (s, _) = store
+            .put_subscription("nodes", &format!("s{n}"), spec())
+            .await
+            .unwrap();
+        ids.insert(s.id);
+    }
+    ids
+}
+
+fn set(ids: Vec<u64>) -> HashSet<u64> {
+    ids.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_split_subscriptions_between_nodes() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let (a, b) = (
+        db.store(StoreOptions::default()).await,
+        db.store(StoreOptions::default()).await,
+    );
+    let all = subscriptions(&a, 7).await;
+    let lease = 60_000;
+    assert_eq!(set(a.claim_subscriptions("a", lease).await.unwrap()), all);
+    // b joins: a holds everything, so b gets its share once a gives up what is above a's.
+    assert!(b.claim_subscriptions("b", lease).await.unwrap().is_empty());
+    let of_a = set(a.claim_subscriptions("a", lease).await.unwrap());
+    let of_b = set(b.claim_subscriptions("b", lease).await.unwrap());
+    assert_eq!((of_a.len(), of_b.len()), (4, 3));
+    assert!(of_a.is_disjoint(&of_b));
+    assert_eq!(&of_a | &of_b, all);
+    // Renewals are stable.
+    assert_eq!(set(a.claim_subscriptions("a", lease).await.unwrap()), of_a);
+    assert_eq!(set(b.claim_subscriptions("b", lease).await.unwrap()), of_b);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_leases_of_a_silent_node_move_when_they_expire() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let (a, b) = (
+        db.store(StoreOptions::default()).await,
+        db.store(StoreOptions::default()).await,
+    );
+    let all = subscriptions(&a, 4).await;
+    let lease = 300;
+    assert_eq!(set(a.claim_subscriptions("a", lease).await.unwrap()), all);
+    // a stops renewing; b gets everything once a's leases (and heartbeat) are older than a lease.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let owned = set(b.claim_subscriptions("b", lease).await.unwrap());
+        if owned == all {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b owns only {owned:?} of {all:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_release_hands_subscriptions_over_at_once() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let (a, b) = (
+        db.store(StoreOptions::default()).await,
+        db.store(StoreOptions::default()).await,
+    );
+    let all = subscriptions(&a, 3).await;
+    let lease = 60_000;
+    assert_eq!(set(a.claim_subscriptions("a", lease).await.unwrap()), all);
+    assert!(b.claim_subscriptions("b", lease).await.unwrap().is_empty());
+    let mut changes = b.changes().unwrap();
+    a.release_subscriptions("a").await.unwrap();
+    assert_eq!(set(b.claim_subscriptions("b", lease).await.unwrap()), all);
+    wait_for(&mut changes, |c| *c == Change::Catalog).await;
+}
+
+/// Waits (boundedly) for a change that `wanted` accepts, skipping others.
+async fn wait_for(
+    changes: &mut tokio::sync::broadcast::Receiver<Change>,
+    wanted: impl Fn(&Change) -> bool,
+) {
+    let found = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match changes.recv().await {
+                Ok(change) if wanted(&change) => return,
+                Ok(_) => {}
+                Err(e) => panic!("changes ended: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "the change did not arrive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_changes_reach_other_nodes() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let (a, b) = (
+        db.store(StoreOptions::default()).await,
+        db.store(StoreOptions::default()).await,
+    );
+    let mut changes = b.changes().unwrap();
+    a.put_bus("n", Default::default()).await.unwrap();
+    wait_for(&mut changes, |c| *c == Change::Catalog).await;
+    let (s, _) = a.put_subscription("n", "s", spec()).await.unwrap();
+    wait_for(&mut changes, |c| *c == Change::Catalog).await;
+    a.append(vec![NewEvent {
+        bus: "n".into(),
+        event: event("heard", now_ms()),
+        subscriptions: vec![s.id],
+        archives: vec![],
+    }])
+    .await
+    .unwrap();
+    wait_for(
+        &mut changes,
+        |c| matches!(c, Change::Pending(ids) if ids.contains(&s.id)),
+    )
+    .await;
+    // Another deployment in another schema of the same database is not heard.
+    let Some(other) = TestDatabase::create().await else {
+        return;
+    };
+    let elsewhere = other.store(StoreOptions::default()).await;
+    elsewhere.put_bus("n", Default::default()).await.unwrap();
+    let quiet = tokio::time::timeout(Duration::from_millis(300), changes.recv()).await;
+    assert!(quiet.is_err(), "heard another schema: {quiet:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_listener_resyncs_everything_after_losing_its_connection() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = db.store(StoreOptions::default()).await;
+    let all = subscriptions(&store, 2).await;
+    let mut changes = store.changes().unwrap();
+    // Notifications sent while the listener is away are lost, so it must announce everything.
+    let killed: i64 = connect(&db.base)
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE query = 'LISTEN \"switchyard_' || left(md5($1), 16) || '\"'",
+            &[&db.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    wait_for(&mut changes, |c| *c == Change::Catalog).await;
+    wait_for(
+        &mut changes,
+        |c| matches!(c, Change::Pending(ids) if set(ids.clone()) == all),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_starting_at_once_migrate_once() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let url = db.url();
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PostgresStore::connect(&url, StoreOptions::default()).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for start in starts {
+        stores.push(start.await.unwrap().expect("every node starts"));
+    }
+    let client = connect(&db.base).await.unwrap();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), max(version)::int8 FROM {}.switchyard_schema_version",
+                db.schema
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (count, latest): (i64, i64) = (row.get(0), row.get(1));
+    assert!(latest >= 1);
+    assert_eq!(count, latest, "each migration is applied once");
+    stores[0].put_bus("b", Default::default()).await.unwrap();
+    assert_eq!(stores[3].list_buses().await.unwrap().len(), 1);
 }

@@ -15,12 +15,9 @@ use switchyard_model::{ArchiveSpec, Event, now_ms};
 
 use super::codec::*;
 use super::deliveries::GC_CHUNK;
-use super::{from_json, json, meta_get};
+use super::meta_get;
+use crate::records::{from_json, to_json as json};
 use crate::{ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, StoreError};
-
-pub(super) fn not_found(bus: &str, name: &str) -> StoreError {
-    StoreError::NotFound(format!("archive {name:?} does not exist on bus {bus:?}"))
-}
 
 pub(super) fn put(
     t: &mut Tables<'_>,
@@ -29,7 +26,7 @@ pub(super) fn put(
     spec: ArchiveSpec,
 ) -> Result<(ArchiveRecord, bool), StoreError> {
     if t.buses.get(bus.as_str())?.is_none() {
-        return Err(super::bus_not_found(&bus));
+        return Err(StoreError::no_bus(&bus));
     }
     let existing: Option<ArchiveRecord> = t
         .archives

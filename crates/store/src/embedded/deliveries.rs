@@ -17,7 +17,8 @@ use redb::{ReadableTable, Table};
 use switchyard_model::{Event, TraceContext, now_ms};
 
 use super::codec::*;
-use super::{archives, from_json, history, json, load_counters, meta_get};
+use super::{archives, history, load_counters, meta_get};
+use crate::records::{from_json, to_json as json};
 use crate::{
     DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, StoreError, StoreOptions,
 };
@@ -298,9 +299,7 @@ pub(super) fn redrive(
     ids: Option<Vec<u64>>,
 ) -> Result<u64, StoreError> {
     let Some(mut c) = load_counters(&t.counters, sub)? else {
-        return Err(StoreError::NotFound(format!(
-            "subscription id {sub} does not exist"
-        )));
+        return Err(StoreError::no_subscription_id(sub));
     };
     let wanted: Vec<u64> = match ids {
         Some(ids) => ids,
@@ -392,9 +391,7 @@ pub(super) fn redrive(
 
 pub(super) fn purge(t: &mut Tables<'_>, sub: u64) -> Result<u64, StoreError> {
     let Some(mut c) = load_counters(&t.counters, sub)? else {
-        return Err(StoreError::NotFound(format!(
-            "subscription id {sub} does not exist"
-        )));
+        return Err(StoreError::no_subscription_id(sub));
     };
     let mut count = 0u64;
     t.dead.retain_in((sub, 0)..=(sub, u64::MAX), |_, _| {

@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 use redb::{ReadTransaction, ReadableTable};
 
 use super::codec::*;
-use super::{from_json, json};
-use crate::{
-    AttemptRecord, DeliveryState, DeliveryTrail, EventTrail, Outcome, OutcomeKind, StoreError,
-};
+use crate::records::{from_json, to_json as json};
+use crate::{AttemptRecord, DeliveryState, DeliveryTrail, EventTrail, Outcome, StoreError};
 
 pub(super) fn record_attempt(
     t: &mut Tables<'_>,
@@ -21,11 +19,7 @@ pub(super) fn record_attempt(
     event_id: &str,
     outcome: &Outcome,
 ) -> Result<(), StoreError> {
-    let (label, reason) = match outcome.kind {
-        OutcomeKind::Delivered => ("delivered", None),
-        OutcomeKind::Retry { .. } => ("retry", None),
-        OutcomeKind::Dead { reason } => ("dead", Some(reason)),
-    };
+    let (label, reason) = outcome.kind.label();
     let record = AttemptRecord {
         subscription: outcome.subscription,
         event_id: event_id.to_string(),
@@ -128,11 +122,7 @@ pub(super) fn event_trail(
     bus: &str,
     event_id: &str,
 ) -> Result<EventTrail, StoreError> {
-    let not_found = || {
-        StoreError::NotFound(format!(
-            "event {event_id:?} is not on bus {bus:?}, or is older than the history retention"
-        ))
-    };
+    let not_found = || StoreError::no_event(bus, event_id);
     let seq = txn
         .open_table(EVENT_IDS)?
         .get((bus, event_id))?
@@ -167,17 +157,14 @@ pub(super) fn event_trail(
             .iter()
             .find(|(s, _)| *s == subscription)
             .map(|(_, d)| *d);
-        let state = match current {
-            Some(delivery) if pending.get((subscription, delivery))?.is_some() => {
-                DeliveryState::Pending
-            }
-            Some(delivery) if dead.get((subscription, delivery))?.is_some() => DeliveryState::Dead,
-            _ if attempts.last().is_some_and(|a| a.outcome == "delivered") => {
-                DeliveryState::Delivered
-            }
-            // A dead letter that was purged, or a subscription deleted since.
-            _ => DeliveryState::Gone,
+        let (is_pending, is_dead) = match current {
+            Some(delivery) => (
+                pending.get((subscription, delivery))?.is_some(),
+                dead.get((subscription, delivery))?.is_some(),
+            ),
+            None => (false, false),
         };
+        let state = DeliveryState::of(is_pending, is_dead, &attempts);
         trail.push(DeliveryTrail {
             subscription,
             state,

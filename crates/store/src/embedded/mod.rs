@@ -22,8 +22,9 @@ use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
 
 use self::codec::*;
 use self::writer::Writer;
+use crate::records::{from_json, to_json as json};
 use crate::{
-    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord,
+    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
     DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent, Outcome, PendingDelivery,
     PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
 };
@@ -89,20 +90,6 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Storage(format!("cannot encode: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(
-    table: &'static str,
-    text: &str,
-) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        table,
-        detail: e.to_string(),
-    })
-}
-
 fn meta_get(meta: &Table<&str, u64>, key: &str) -> Result<u64, StoreError> {
     Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(1))
 }
@@ -115,16 +102,6 @@ fn load_counters(
         .get(sub)?
         .map(|v| Counters::decode(v.value()))
         .transpose()
-}
-
-fn bus_not_found(bus: &str) -> StoreError {
-    StoreError::NotFound(format!("bus {bus:?} does not exist"))
-}
-
-fn subscription_not_found(bus: &str, name: &str) -> StoreError {
-    StoreError::NotFound(format!(
-        "subscription {name:?} does not exist on bus {bus:?}"
-    ))
 }
 
 fn subscriptions_of(
@@ -208,7 +185,7 @@ impl Store for EmbeddedStore {
             let buses = txn.open_table(BUSES)?;
             let value = buses
                 .get(name.as_str())?
-                .ok_or_else(|| bus_not_found(&name))?;
+                .ok_or_else(|| StoreError::no_bus(&name))?;
             from_json("buses", value.value())
         })
         .await
@@ -236,22 +213,19 @@ impl Store for EmbeddedStore {
         self.writer
             .write(move |t| {
                 if t.buses.get(name.as_str())?.is_none() {
-                    return Err(bus_not_found(&name));
+                    return Err(StoreError::no_bus(&name));
                 }
                 let doomed = subscriptions_of(&t.subscriptions, Some(&name))?;
                 let archives = archives::of_bus(&t.archives, Some(&name))?;
                 if (!doomed.is_empty() || !archives.is_empty()) && !force {
-                    return Err(StoreError::Conflict(format!(
-                        "bus {name:?} still has {} subscription(s) and {} archive(s); delete them first, or add ?force=true to delete them with the bus",
-                        doomed.len(),
-                        archives.len()
-                    )));
+                    return Err(StoreError::bus_in_use(&name, doomed.len(), archives.len()));
                 }
                 for archive in &archives {
                     archives::delete(t, archive)?;
                 }
                 for sub in &doomed {
-                    t.subscriptions.remove((sub.bus.as_str(), sub.name.as_str()))?;
+                    t.subscriptions
+                        .remove((sub.bus.as_str(), sub.name.as_str()))?;
                     deliveries::delete_subscription_rows(t, sub.id, retention_ms)?;
                 }
                 t.buses.remove(name.as_str())?;
@@ -270,7 +244,7 @@ impl Store for EmbeddedStore {
         self.writer
             .write(move |t| {
                 if t.buses.get(bus.as_str())?.is_none() {
-                    return Err(bus_not_found(&bus));
+                    return Err(StoreError::no_bus(&bus));
                 }
                 let subscriptions = &mut t.subscriptions;
                 let existing: Option<SubscriptionRecord> = subscriptions
@@ -320,7 +294,7 @@ impl Store for EmbeddedStore {
             let subscriptions = txn.open_table(SUBSCRIPTIONS)?;
             let value = subscriptions
                 .get((bus.as_str(), name.as_str()))?
-                .ok_or_else(|| subscription_not_found(&bus, &name))?;
+                .ok_or_else(|| StoreError::no_subscription(&bus, &name))?;
             from_json("subscriptions", value.value())
         })
         .await
@@ -349,7 +323,7 @@ impl Store for EmbeddedStore {
                     .remove((bus.as_str(), name.as_str()))?
                     .map(|v| from_json("subscriptions", v.value()))
                     .transpose()?
-                    .ok_or_else(|| subscription_not_found(&bus, &name))?;
+                    .ok_or_else(|| StoreError::no_subscription(&bus, &name))?;
                 deliveries::delete_subscription_rows(t, record.id, retention_ms)?;
                 Ok(record)
             })
@@ -375,7 +349,7 @@ impl Store for EmbeddedStore {
             let row = table.get((bus.as_str(), name.as_str()))?;
             match row {
                 Some(v) => from_json("archives", v.value()),
-                None => Err(archives::not_found(&bus, &name)),
+                None => Err(StoreError::no_archive(&bus, &name)),
             }
         })
         .await
@@ -393,7 +367,7 @@ impl Store for EmbeddedStore {
             .write(move |t| {
                 let record: ArchiveRecord = match t.archives.get((bus.as_str(), name.as_str()))? {
                     Some(v) => from_json("archives", v.value())?,
-                    None => return Err(archives::not_found(&bus, &name)),
+                    None => return Err(StoreError::no_archive(&bus, &name)),
                 };
                 archives::delete(t, &record)?;
                 Ok(record)
@@ -483,9 +457,7 @@ impl Store for EmbeddedStore {
                     .remove((kind.as_str(), name.as_str()))?
                     .map(|v| from_json("documents", v.value()))
                     .transpose()?
-                    .ok_or_else(|| {
-                        StoreError::NotFound(format!("{} {name:?} does not exist", kind.as_str()))
-                    })
+                    .ok_or_else(|| StoreError::no_document(kind, &name))
             })
             .await
     }
@@ -551,10 +523,8 @@ impl Store for EmbeddedStore {
 
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError> {
         self.read(move |txn| {
-            let counters =
-                load_counters(&txn.open_table(COUNTERS)?, subscription)?.ok_or_else(|| {
-                    StoreError::NotFound(format!("subscription id {subscription} does not exist"))
-                })?;
+            let counters = load_counters(&txn.open_table(COUNTERS)?, subscription)?
+                .ok_or_else(|| StoreError::no_subscription_id(subscription))?;
             let deliveries = txn.open_table(DELIVERIES)?;
             let oldest = match deliveries
                 .range((subscription, 0)..=(subscription, u64::MAX))?
@@ -678,6 +648,24 @@ impl Store for EmbeddedStore {
             == deliveries::GC_CHUNK
         {}
         Ok(())
+    }
+
+    async fn claim_subscriptions(
+        &self,
+        _node: &str,
+        _lease_ms: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        // The file is locked to one process, so this node is the only one there is.
+        let all = self.list_subscriptions(None).await?;
+        Ok(all.into_iter().map(|s| s.id).collect())
+    }
+
+    async fn release_subscriptions(&self, _node: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
     }
 }
 

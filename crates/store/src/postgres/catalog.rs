@@ -1,0 +1,333 @@
+//! The catalog on PostgreSQL: buses, subscriptions and named documents.
+//!
+//! Each write is its own short transaction that also NOTIFYs the catalog change, so other nodes
+//! reload their catalog once it is committed. Creating races between nodes are settled by the
+//! unique keys (`INSERT ... ON CONFLICT DO NOTHING`, then an update): the loser updates, and
+//! nobody sees a unique violation. Must not: touch the delivery tables other than through
+//! [`deliveries::delete_subscription_rows`].
+
+use tokio_postgres::{Client, Row};
+
+use super::conn::{Pool, Session, col, int, unsigned};
+use super::deliveries;
+use crate::records::{from_json, to_json};
+use crate::{BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord};
+use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
+
+/// A create that finds the row and an update that then misses it met a concurrent delete;
+/// the next try sees the delete.
+const CREATE_TRIES: usize = 3;
+
+const INSERT_BUS: &str = "INSERT INTO switchyard_buses (name, spec, created_ms, updated_ms)
+    VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO NOTHING RETURNING created_ms";
+const UPDATE_BUS: &str = "UPDATE switchyard_buses SET spec = $2, updated_ms = $3
+    WHERE name = $1 RETURNING created_ms";
+const GET_BUS: &str =
+    "SELECT name, spec, created_ms, updated_ms FROM switchyard_buses WHERE name = $1";
+const LIST_BUSES: &str =
+    "SELECT name, spec, created_ms, updated_ms FROM switchyard_buses ORDER BY name";
+/// Held until commit: a subscription cannot be added to a bus being deleted.
+const LOCK_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR UPDATE";
+const KEEP_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR KEY SHARE";
+const DELETE_BUS: &str = "DELETE FROM switchyard_buses WHERE name = $1";
+
+const INSERT_SUBSCRIPTION: &str = "INSERT INTO switchyard_subscriptions
+        (bus, name, spec, created_ms, updated_ms)
+    VALUES ($1, $2, $3, $4, $4) ON CONFLICT (bus, name) DO NOTHING
+    RETURNING id, bus, name, spec, created_ms, updated_ms";
+const UPDATE_SUBSCRIPTION: &str = "UPDATE switchyard_subscriptions SET spec = $3, updated_ms = $4
+    WHERE bus = $1 AND name = $2 RETURNING id, bus, name, spec, created_ms, updated_ms";
+const INSERT_COUNTERS: &str = "INSERT INTO switchyard_counters (subscription_id) VALUES ($1)";
+const GET_SUBSCRIPTION: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
+    FROM switchyard_subscriptions WHERE bus = $1 AND name = $2";
+const LIST_SUBSCRIPTIONS: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
+    FROM switchyard_subscriptions ORDER BY bus, name";
+const LIST_SUBSCRIPTIONS_OF: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
+    FROM switchyard_subscriptions WHERE bus = $1 ORDER BY name";
+const LOCK_SUBSCRIPTIONS_OF: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
+    FROM switchyard_subscriptions WHERE bus = $1 ORDER BY name FOR UPDATE";
+const DELETE_SUBSCRIPTION: &str = "DELETE FROM switchyard_subscriptions
+    WHERE bus = $1 AND name = $2 RETURNING id, bus, name, spec, created_ms, updated_ms";
+const DELETE_SUBSCRIPTION_ID: &str = "DELETE FROM switchyard_subscriptions WHERE id = $1";
+
+const INSERT_DOCUMENT: &str = "INSERT INTO switchyard_documents
+        (kind, name, body, created_ms, updated_ms)
+    VALUES ($1, $2, $3, $4, $4) ON CONFLICT (kind, name) DO NOTHING RETURNING created_ms";
+const UPDATE_DOCUMENT: &str = "UPDATE switchyard_documents SET body = $3, updated_ms = $4
+    WHERE kind = $1 AND name = $2 RETURNING created_ms";
+const LIST_DOCUMENTS: &str = "SELECT name, body, created_ms, updated_ms
+    FROM switchyard_documents WHERE kind = $1 ORDER BY name";
+const DELETE_DOCUMENT: &str = "DELETE FROM switchyard_documents
+    WHERE kind = $1 AND name = $2 RETURNING name, body, created_ms, updated_ms";
+
+fn bus_from_row(row: &Row) -> Result<BusRecord, StoreError> {
+    Ok(BusRecord {
+        name: col(row, 0)?,
+        spec: from_json("switchyard_buses", col(row, 1)?)?,
+        created_ms: unsigned(row, 2)?,
+        updated_ms: unsigned(row, 3)?,
+    })
+}
+
+/// A subscription from `id, bus, name, spec, created_ms, updated_ms`.
+fn subscription_from_row(row: &Row) -> Result<SubscriptionRecord, StoreError> {
+    Ok(SubscriptionRecord {
+        id: unsigned(row, 0)?,
+        bus: col(row, 1)?,
+        name: col(row, 2)?,
+        spec: from_json("switchyard_subscriptions", col(row, 3)?)?,
+        created_ms: unsigned(row, 4)?,
+        updated_ms: unsigned(row, 5)?,
+    })
+}
+
+fn document_from_row(row: &Row) -> Result<DocumentRecord, StoreError> {
+    Ok(DocumentRecord {
+        name: col(row, 0)?,
+        body: col(row, 1)?,
+        created_ms: unsigned(row, 2)?,
+        updated_ms: unsigned(row, 3)?,
+    })
+}
+
+/// Creates or replaces a row: `insert` (doing nothing on conflict) then `update`, both
+/// returning the row; the flag says whether it was created.
+async fn upsert(
+    db: &mut Session<'_, tokio_postgres::Transaction<'_>>,
+    insert: (&'static str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
+    update: (&'static str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
+) -> Result<(Row, bool), StoreError> {
+    for _ in 0..CREATE_TRIES {
+        if let Some(row) = db.query_opt(insert.0, insert.1).await? {
+            return Ok((row, true));
+        }
+        if let Some(row) = db.query_opt(update.0, update.1).await? {
+            return Ok((row, false));
+        }
+    }
+    Err(StoreError::Conflict(
+        "the record was created and deleted concurrently; try again".into(),
+    ))
+}
+
+pub(super) async fn put_bus(
+    pool: &Pool,
+    channel: &str,
+    name: &str,
+    spec: BusSpec,
+) -> Result<(BusRecord, bool), StoreError> {
+    let text = to_json(&spec)?;
+    let now = int(now_ms());
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    let (row, created) = upsert(
+        &mut db,
+        (INSERT_BUS, &[&name, &text, &now]),
+        (UPDATE_BUS, &[&name, &text, &now]),
+    )
+    .await?;
+    deliveries::notify_catalog(&mut db, channel).await?;
+    let record = BusRecord {
+        name: name.to_string(),
+        spec,
+        created_ms: unsigned(&row, 0)?,
+        updated_ms: now.unsigned_abs(),
+    };
+    tx.commit().await?;
+    Ok((record, created))
+}
+
+pub(super) async fn get_bus(
+    db: &mut Session<'_, Client>,
+    name: &str,
+) -> Result<BusRecord, StoreError> {
+    let row = db
+        .query_opt(GET_BUS, &[&name])
+        .await?
+        .ok_or_else(|| StoreError::no_bus(name))?;
+    bus_from_row(&row)
+}
+
+pub(super) async fn list_buses(db: &mut Session<'_, Client>) -> Result<Vec<BusRecord>, StoreError> {
+    db.query(LIST_BUSES, &[])
+        .await?
+        .iter()
+        .map(bus_from_row)
+        .collect()
+}
+
+pub(super) async fn delete_bus(
+    pool: &Pool,
+    channel: &str,
+    name: &str,
+    force: bool,
+    retention_ms: u64,
+) -> Result<Vec<SubscriptionRecord>, StoreError> {
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    if db.query_opt(LOCK_BUS, &[&name]).await?.is_none() {
+        return Err(StoreError::no_bus(name));
+    }
+    let doomed = db
+        .query(LOCK_SUBSCRIPTIONS_OF, &[&name])
+        .await?
+        .iter()
+        .map(subscription_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let archives = super::archives::list(&mut db, Some(name)).await?;
+    if (!doomed.is_empty() || !archives.is_empty()) && !force {
+        return Err(StoreError::bus_in_use(name, doomed.len(), archives.len()));
+    }
+    for sub in &doomed {
+        deliveries::delete_subscription_rows(&mut db, sub.id, retention_ms).await?;
+        db.execute(DELETE_SUBSCRIPTION_ID, &[&int(sub.id)]).await?;
+    }
+    super::archives::delete_of_bus(&mut db, name).await?;
+    db.execute(DELETE_BUS, &[&name]).await?;
+    deliveries::notify_catalog(&mut db, channel).await?;
+    tx.commit().await?;
+    Ok(doomed)
+}
+
+pub(super) async fn put_subscription(
+    pool: &Pool,
+    channel: &str,
+    bus: &str,
+    name: &str,
+    spec: SubscriptionSpec,
+) -> Result<(SubscriptionRecord, bool), StoreError> {
+    let text = to_json(&spec)?;
+    let now = int(now_ms());
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    if db.query_opt(KEEP_BUS, &[&bus]).await?.is_none() {
+        return Err(StoreError::no_bus(bus));
+    }
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&bus, &name, &text, &now];
+    let (row, created) = upsert(
+        &mut db,
+        (INSERT_SUBSCRIPTION, &params),
+        (UPDATE_SUBSCRIPTION, &params),
+    )
+    .await?;
+    let record = subscription_from_row(&row)?;
+    if created {
+        db.execute(INSERT_COUNTERS, &[&int(record.id)]).await?;
+    }
+    deliveries::notify_catalog(&mut db, channel).await?;
+    tx.commit().await?;
+    Ok((record, created))
+}
+
+pub(super) async fn get_subscription(
+    db: &mut Session<'_, Client>,
+    bus: &str,
+    name: &str,
+) -> Result<SubscriptionRecord, StoreError> {
+    let row = db
+        .query_opt(GET_SUBSCRIPTION, &[&bus, &name])
+        .await?
+        .ok_or_else(|| StoreError::no_subscription(bus, name))?;
+    subscription_from_row(&row)
+}
+
+pub(super) async fn list_subscriptions(
+    db: &mut Session<'_, Client>,
+    bus: Option<&str>,
+) -> Result<Vec<SubscriptionRecord>, StoreError> {
+    let rows = match bus {
+        Some(bus) => db.query(LIST_SUBSCRIPTIONS_OF, &[&bus]).await?,
+        None => db.query(LIST_SUBSCRIPTIONS, &[]).await?,
+    };
+    rows.iter().map(subscription_from_row).collect()
+}
+
+pub(super) async fn delete_subscription(
+    pool: &Pool,
+    channel: &str,
+    bus: &str,
+    name: &str,
+    retention_ms: u64,
+) -> Result<SubscriptionRecord, StoreError> {
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    let row = db
+        .query_opt(DELETE_SUBSCRIPTION, &[&bus, &name])
+        .await?
+        .ok_or_else(|| StoreError::no_subscription(bus, name))?;
+    let record = subscription_from_row(&row)?;
+    deliveries::delete_subscription_rows(&mut db, record.id, retention_ms).await?;
+    deliveries::notify_catalog(&mut db, channel).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+pub(super) async fn put_document(
+    pool: &Pool,
+    channel: &str,
+    kind: DocumentKind,
+    name: &str,
+    body: String,
+) -> Result<(DocumentRecord, bool), StoreError> {
+    let now = int(now_ms());
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&kind.as_str(), &name, &body, &now];
+    let (row, created) = upsert(
+        &mut db,
+        (INSERT_DOCUMENT, &params),
+        (UPDATE_DOCUMENT, &params),
+    )
+    .await?;
+    deliveries::notify_catalog(&mut db, channel).await?;
+    let record = DocumentRecord {
+        name: name.to_string(),
+        created_ms: unsigned(&row, 0)?,
+        updated_ms: now.unsigned_abs(),
+        body,
+    };
+    tx.commit().await?;
+    Ok((record, created))
+}
+
+pub(super) async fn list_documents(
+    db: &mut Session<'_, Client>,
+    kind: DocumentKind,
+) -> Result<Vec<DocumentRecord>, StoreError> {
+    db.query(LIST_DOCUMENTS, &[&kind.as_str()])
+        .await?
+        .iter()
+        .map(document_from_row)
+        .collect()
+}
+
+pub(super) async fn delete_document(
+    pool: &Pool,
+    channel: &str,
+    kind: DocumentKind,
+    name: &str,
+) -> Result<DocumentRecord, StoreError> {
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    let row = db
+        .query_opt(DELETE_DOCUMENT, &[&kind.as_str(), &name])
+        .await?
+        .ok_or_else(|| StoreError::no_document(kind, name))?;
+    let record = document_from_row(&row)?;
+    deliveries::notify_catalog(&mut db, channel).await?;
+    tx.commit().await?;
+    Ok(record)
+}

@@ -1,0 +1,360 @@
+//! The PostgreSQL store: several switchyard nodes sharing one database.
+//!
+//! Owns its connections to the database: a small pool for reads and catalog writes
+//! ([`conn`]), one for the group commit of appends and outcomes ([`writer`]) and one that
+//! LISTENs for other nodes' changes ([`listener`]). The schema is migrated on connect
+//! ([`schema`]). Nodes coordinate only through the database: leases on subscriptions
+//! ([`leases`]) and NOTIFY, never by talking to each other.
+//!
+//! Invariants: the same as every [`Store`]'s (see the crate documentation), each kept inside
+//! one PostgreSQL transaction, whichever node writes; times that nodes must agree on (leases,
+//! heartbeats) are the database's clock. Must not: decide delivery policy, or hold a
+//! transaction open across anything but its own statements.
+//!
+//! Limitation: connections are unencrypted (no TLS); run the database on a trusted network or
+//! through a local socket tunnel.
+
+mod archives;
+mod catalog;
+mod conn;
+mod deliveries;
+mod history;
+mod leases;
+mod listener;
+mod schema;
+mod writer;
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
+use tokio::sync::broadcast;
+use tokio_postgres::Config;
+
+use self::conn::{Conn, Pool, Session};
+use self::listener::Listener;
+use self::writer::{Context, Writer};
+use crate::{
+    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
+    DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent, Outcome, PendingDelivery,
+    PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
+};
+
+/// Connections for reads and catalog writes, besides the writer's and the listener's.
+const POOL_SIZE: usize = 4;
+/// Changes a slow receiver may fall behind by before it lags (and must resync).
+const CHANGES_CAPACITY: usize = 1024;
+
+pub struct PostgresStore {
+    pool: Pool,
+    writer: Writer,
+    options: StoreOptions,
+    /// This deployment's NOTIFY channel (per schema).
+    channel: String,
+    changes: broadcast::Sender<Change>,
+    _listener: Listener,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (a `postgres://` URL or a key=value string; its
+    /// `options`, such as `-csearch_path=...`, apply to every connection), brings the schema up to
+    /// date and starts listening for changes.
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<PostgresStore, StoreError> {
+        let config = Config::from_str(url)
+            .map_err(|e| StoreError::Storage(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut first = Conn::connect(&config).await?;
+        let (client, _) = first.parts();
+        schema::migrate(client).await?;
+        let channel = schema::channel(client).await?;
+        let (changes, _) = broadcast::channel(CHANGES_CAPACITY);
+        let listener = Listener::start(config.clone(), channel.clone(), changes.clone()).await?;
+        let writer = Writer::start(
+            first,
+            Context {
+                config: config.clone(),
+                channel: channel.clone(),
+                options,
+            },
+        );
+        Ok(PostgresStore {
+            pool: Pool::new(config, POOL_SIZE),
+            writer,
+            options,
+            channel,
+            changes,
+            _listener: listener,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn put_bus(&self, name: &str, spec: BusSpec) -> Result<(BusRecord, bool), StoreError> {
+        catalog::put_bus(&self.pool, &self.channel, name, spec).await
+    }
+
+    async fn get_bus(&self, name: &str) -> Result<BusRecord, StoreError> {
+        catalog::get_bus(&mut self.pool.get().await?.session(), name).await
+    }
+
+    async fn list_buses(&self) -> Result<Vec<BusRecord>, StoreError> {
+        catalog::list_buses(&mut self.pool.get().await?.session()).await
+    }
+
+    async fn delete_bus(
+        &self,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        let retention_ms = self.options.history_retention_ms;
+        catalog::delete_bus(&self.pool, &self.channel, name, force, retention_ms).await
+    }
+
+    async fn put_subscription(
+        &self,
+        bus: &str,
+        name: &str,
+        spec: SubscriptionSpec,
+    ) -> Result<(SubscriptionRecord, bool), StoreError> {
+        catalog::put_subscription(&self.pool, &self.channel, bus, name, spec).await
+    }
+
+    async fn get_subscription(
+        &self,
+        bus: &str,
+        name: &str,
+    ) -> Result<SubscriptionRecord, StoreError> {
+        catalog::get_subscription(&mut self.pool.get().await?.session(), bus, name).await
+    }
+
+    async fn list_subscriptions(
+        &self,
+        bus: Option<&str>,
+    ) -> Result<Vec<SubscriptionRecord>, StoreError> {
+        catalog::list_subscriptions(&mut self.pool.get().await?.session(), bus).await
+    }
+
+    async fn delete_subscription(
+        &self,
+        bus: &str,
+        name: &str,
+    ) -> Result<SubscriptionRecord, StoreError> {
+        let retention_ms = self.options.history_retention_ms;
+        catalog::delete_subscription(&self.pool, &self.channel, bus, name, retention_ms).await
+    }
+
+    async fn put_archive(
+        &self,
+        bus: &str,
+        name: &str,
+        spec: ArchiveSpec,
+    ) -> Result<(ArchiveRecord, bool), StoreError> {
+        archives::put(&self.pool, &self.channel, bus, name, spec).await
+    }
+
+    async fn get_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError> {
+        archives::get(&mut self.pool.get().await?.session(), bus, name).await
+    }
+
+    async fn list_archives(&self, bus: Option<&str>) -> Result<Vec<ArchiveRecord>, StoreError> {
+        archives::list(&mut self.pool.get().await?.session(), bus).await
+    }
+
+    async fn delete_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError> {
+        archives::delete(&self.pool, &self.channel, bus, name).await
+    }
+
+    async fn archive_stats(&self, archive: u64) -> Result<ArchiveStats, StoreError> {
+        archives::stats(&mut self.pool.get().await?.session(), archive).await
+    }
+
+    async fn read_archive(
+        &self,
+        archive: u64,
+        from_ms: u64,
+        to_ms: u64,
+        after: Option<ArchiveCursor>,
+        limit: usize,
+    ) -> Result<Vec<ArchivedEvent>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        archives::read(&mut conn.session(), archive, from_ms, to_ms, after, limit).await
+    }
+
+    async fn count_archived(
+        &self,
+        archive: u64,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> Result<u64, StoreError> {
+        archives::count(
+            &mut self.pool.get().await?.session(),
+            archive,
+            from_ms,
+            to_ms,
+        )
+        .await
+    }
+
+    async fn put_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+        body: String,
+    ) -> Result<(DocumentRecord, bool), StoreError> {
+        catalog::put_document(&self.pool, &self.channel, kind, name, body).await
+    }
+
+    async fn list_documents(&self, kind: DocumentKind) -> Result<Vec<DocumentRecord>, StoreError> {
+        catalog::list_documents(&mut self.pool.get().await?.session(), kind).await
+    }
+
+    async fn delete_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+    ) -> Result<DocumentRecord, StoreError> {
+        catalog::delete_document(&self.pool, &self.channel, kind, name).await
+    }
+
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.writer.append(events).await
+    }
+
+    async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        self.writer.record_outcomes(outcomes).await
+    }
+
+    async fn load_pending(
+        &self,
+        subscription: u64,
+        limit: usize,
+        order: PendingOrder,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        history::load_pending(&mut conn.session(), subscription, limit, order).await
+    }
+
+    async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError> {
+        history::stats(&mut self.pool.get().await?.session(), subscription).await
+    }
+
+    async fn list_dead_letters(
+        &self,
+        subscription: u64,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        history::list_dead_letters(&mut conn.session(), subscription, after, limit).await
+    }
+
+    async fn redrive(&self, subscription: u64, ids: Option<Vec<u64>>) -> Result<u64, StoreError> {
+        let mut total = 0;
+        // "All" goes in chunks, so that a huge dead-letter list never becomes one huge commit.
+        loop {
+            let mut conn = self.pool.get().await?;
+            let (client, statements) = conn.parts();
+            let tx = client.transaction().await?;
+            let mut db = Session::new(&tx, statements);
+            let count =
+                deliveries::redrive(&mut db, &self.channel, subscription, ids.as_deref()).await?;
+            tx.commit().await?;
+            total += count;
+            if ids.is_some() || count < deliveries::REDRIVE_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError> {
+        let mut conn = self.pool.get().await?;
+        let (client, statements) = conn.parts();
+        let tx = client.transaction().await?;
+        let count = deliveries::purge(&mut Session::new(&tx, statements), subscription).await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    async fn list_attempts(
+        &self,
+        subscription: u64,
+        before: Option<(u64, u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<AttemptRecord>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        history::list_attempts(&mut conn.session(), subscription, before, limit).await
+    }
+
+    async fn event_trail(&self, bus: &str, event_id: &str) -> Result<EventTrail, StoreError> {
+        history::event_trail(&mut self.pool.get().await?.session(), bus, event_id).await
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let mut conn = self.pool.get().await?;
+        conn.session().query_one("SELECT 1", &[]).await?;
+        // An empty group through the writer: it answers only if the writer task is alive and
+        // can commit.
+        self.writer.record_outcomes(Vec::new()).await
+    }
+
+    async fn maintain(&self) -> Result<(), StoreError> {
+        let retention_ms = self.options.history_retention_ms;
+        let mut looked_at = 0;
+        loop {
+            let mut conn = self.pool.get().await?;
+            let (client, statements) = conn.parts();
+            let tx = client.transaction().await?;
+            let chunk = deliveries::collect_history(
+                &mut Session::new(&tx, statements),
+                now_ms(),
+                retention_ms,
+            )
+            .await?;
+            tx.commit().await?;
+            looked_at += chunk;
+            if chunk < deliveries::GC_CHUNK {
+                break;
+            }
+        }
+        if looked_at > 0 {
+            tracing::debug!(looked_at, "store: collected history past its retention");
+        }
+        let window_ms = self.options.dedup_window_ms;
+        loop {
+            let mut conn = self.pool.get().await?;
+            let forgotten =
+                deliveries::collect_dedup(&mut conn.session(), now_ms(), window_ms).await?;
+            if forgotten < deliveries::GC_CHUNK {
+                break;
+            }
+        }
+        loop {
+            let mut conn = self.pool.get().await?;
+            let (client, statements) = conn.parts();
+            let tx = client.transaction().await?;
+            let removed = archives::collect(&mut Session::new(&tx, statements), now_ms()).await?;
+            tx.commit().await?;
+            if removed < deliveries::GC_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn claim_subscriptions(&self, node: &str, lease_ms: u64) -> Result<Vec<u64>, StoreError> {
+        leases::claim(&self.pool, node, lease_ms).await
+    }
+
+    async fn release_subscriptions(&self, node: &str) -> Result<(), StoreError> {
+        leases::release(&self.pool, &self.channel, node).await
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+}
