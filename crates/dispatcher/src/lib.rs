@@ -203,6 +203,20 @@ impl Dispatcher {
         self.inner.metrics.remove_subscription(subscription);
     }
 
+    /// Stops the lane of a subscription that another node now delivers for. Attempts in flight
+    /// are abandoned without an outcome: their deliveries stay pending in the store, and the new
+    /// owner attempts them again (at least once).
+    pub fn release(&self, subscription: u64) {
+        if let Some(lane) = self.lanes().remove(&subscription) {
+            lane.task.abort();
+        }
+    }
+
+    /// Ids of the subscriptions this dispatcher runs a lane for.
+    pub fn running(&self) -> Vec<u64> {
+        self.lanes().keys().copied().collect()
+    }
+
     /// Gives freshly committed deliveries to their lanes. Never blocks: a lane that is full
     /// leaves them in the store and reads them later.
     pub fn hand_off(&self, deliveries: Vec<PendingDelivery>) {

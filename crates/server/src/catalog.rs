@@ -137,35 +137,100 @@ fn no_longer_compiles(
 
 impl Catalog {
     pub async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
-        let mut grouped: HashMap<String, Compiled<SubscriptionRecord>> = HashMap::new();
-        for subscription in store.list_subscriptions(None).await? {
-            let pattern = compile(&subscription)?;
-            grouped
-                .entry(subscription.bus.clone())
-                .or_default()
-                .insert(subscription.name.clone(), (Arc::new(subscription), pattern));
-        }
-        let mut archives: HashMap<String, Compiled<ArchiveRecord>> = HashMap::new();
-        for archive in store.list_archives(None).await? {
-            let pattern = compile_archive(&archive)?;
-            archives
-                .entry(archive.bus.clone())
-                .or_default()
-                .insert(archive.name.clone(), (Arc::new(archive), pattern));
-        }
-        let mut buses = HashMap::new();
-        for record in store.list_buses().await? {
-            let subscriptions = grouped.remove(&record.name).unwrap_or_default();
-            let archives = archives.remove(&record.name).unwrap_or_default();
-            buses.insert(
-                record.name.clone(),
-                Arc::new(BusIndex::build(record, subscriptions, archives)),
-            );
-        }
+        let (buses, _) = Self::read_store(store, &HashMap::new()).await?;
         Ok(Catalog {
             buses: RwLock::new(buses),
             changes: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Takes in what the store holds now: how a node follows changes other nodes made. Buses
+    /// whose records did not change keep their index (no matcher rebuilt); returns whether any
+    /// changed. The caller holds the change lock.
+    pub async fn refresh(&self, store: &dyn Store) -> Result<bool, StoreError> {
+        let current = self.read().clone();
+        let (fresh, changed) = Self::read_store(store, &current).await?;
+        if changed {
+            *self.write() = fresh;
+        }
+        Ok(changed)
+    }
+
+    async fn read_store(
+        store: &dyn Store,
+        current: &HashMap<String, Arc<BusIndex>>,
+    ) -> Result<(HashMap<String, Arc<BusIndex>>, bool), StoreError> {
+        // A record unchanged since `current` was built keeps its compiled pattern.
+        fn reuse<R>(
+            kept: Option<&(Arc<R>, Option<Pattern>)>,
+            same: impl Fn(&R) -> bool,
+        ) -> Option<(Arc<R>, Option<Pattern>)> {
+            kept.filter(|(record, _)| same(record)).cloned()
+        }
+        // Buses with a record compiled afresh: their index is rebuilt.
+        let mut dirty = std::collections::HashSet::new();
+        let mut grouped: HashMap<String, Compiled<SubscriptionRecord>> = HashMap::new();
+        for subscription in store.list_subscriptions(None).await? {
+            let kept = current
+                .get(&subscription.bus)
+                .and_then(|index| index.subscriptions.get(&subscription.name));
+            let entry = match reuse(kept, |s| {
+                s.id == subscription.id && s.updated_ms == subscription.updated_ms
+            }) {
+                Some(entry) => entry,
+                None => {
+                    dirty.insert(subscription.bus.clone());
+                    let pattern = compile(&subscription)?;
+                    (Arc::new(subscription), pattern)
+                }
+            };
+            grouped
+                .entry(entry.0.bus.clone())
+                .or_default()
+                .insert(entry.0.name.clone(), entry);
+        }
+        let mut archives: HashMap<String, Compiled<ArchiveRecord>> = HashMap::new();
+        for archive in store.list_archives(None).await? {
+            let kept = current
+                .get(&archive.bus)
+                .and_then(|index| index.archives.get(&archive.name));
+            let entry = match reuse(kept, |a| {
+                a.id == archive.id && a.updated_ms == archive.updated_ms
+            }) {
+                Some(entry) => entry,
+                None => {
+                    dirty.insert(archive.bus.clone());
+                    let pattern = compile_archive(&archive)?;
+                    (Arc::new(archive), pattern)
+                }
+            };
+            archives
+                .entry(entry.0.bus.clone())
+                .or_default()
+                .insert(entry.0.name.clone(), entry);
+        }
+        let mut changed = false;
+        let mut buses = HashMap::new();
+        for record in store.list_buses().await? {
+            let subscriptions = grouped.remove(&record.name).unwrap_or_default();
+            let archives = archives.remove(&record.name).unwrap_or_default();
+            let unchanged = current.get(&record.name).filter(|index| {
+                !dirty.contains(&record.name)
+                    && index.record.updated_ms == record.updated_ms
+                    && index.subscriptions.len() == subscriptions.len()
+                    && index.archives.len() == archives.len()
+            });
+            let index = match unchanged {
+                Some(index) => Arc::clone(index),
+                None => {
+                    changed = true;
+                    Arc::new(BusIndex::build(record, subscriptions, archives))
+                }
+            };
+            buses.insert(index.record.name.clone(), index);
+        }
+        changed |= buses.len() != current.len();
+        Ok((buses, changed))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<BusIndex>>> {

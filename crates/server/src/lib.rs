@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 mod error;
 mod ops;
@@ -67,6 +68,10 @@ pub struct ApiConfig {
     pub otlp_endpoint: Option<String>,
     /// Deliveries a subscription's lane holds in memory (the rest wait in the store).
     pub lane_capacity: usize,
+    /// This node's name in subscription leases, when the store is shared by several nodes.
+    pub node_id: String,
+    /// How long a node's claim on a subscription lasts without renewal.
+    pub lease_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -80,6 +85,8 @@ impl Default for ApiConfig {
             public_url: "http://127.0.0.1:8700".into(),
             otlp_endpoint: None,
             lane_capacity: DispatcherConfig::default().lane_capacity,
+            node_id: String::from("node"),
+            lease_ms: 10_000,
         }
     }
 }
@@ -101,6 +108,8 @@ pub struct App {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Replays running in this process, so that a cancel reaches their runner.
     replays: replay::Replays,
+    /// This node's part in a cluster; `None` alone on an embedded store.
+    pub cluster: Option<cluster::Cluster>,
 }
 
 impl App {
@@ -129,11 +138,16 @@ impl App {
             Arc::clone(&master_key),
         )?;
         let catalog = Catalog::load(store.as_ref()).await?;
-        for subscription in catalog.all_subscriptions() {
-            dispatcher.upsert(subscription);
-        }
-        for bus in catalog.buses() {
-            metrics.bus(&bus.record.name);
+        // Alone on its store, a node delivers for every subscription; in a cluster, for those
+        // it claims (see `cluster`).
+        let cluster = store
+            .changes()
+            .is_some()
+            .then(|| cluster::Cluster::new(config.node_id.clone(), config.lease_ms));
+        if cluster.is_none() {
+            for subscription in catalog.all_subscriptions() {
+                dispatcher.upsert(subscription);
+            }
         }
         let sources = SourceRegistry::load(store.as_ref(), &master_key).await?;
         for record in store.list_documents(DocumentKind::Connection).await? {
@@ -157,7 +171,10 @@ impl App {
             identity,
             closing: tokio::sync::watch::channel(false).0,
             replays: replay::Replays::default(),
+            cluster,
         });
+        app.register_metrics();
+        app.join_cluster();
         app.resume_replays().await?;
         let upkeep = Arc::downgrade(&app);
         tokio::spawn(async move {
@@ -222,5 +239,12 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
     app.dispatcher.shutdown().await;
+    // Outcomes are committed: hand this node's subscriptions to the others now rather than
+    // when the leases run out.
+    if let Some(cluster) = &app.cluster
+        && let Err(error) = app.store.release_subscriptions(&cluster.node).await
+    {
+        tracing::warn!(%error, "cannot release subscription leases; they expire on their own");
+    }
     Ok(())
 }

@@ -101,7 +101,7 @@ impl App {
             let (record, created) = app.store.put_subscription(bus, name, spec).await?;
             let record = Arc::new(record);
             app.catalog.put_subscription(Arc::clone(&record))?;
-            app.dispatcher.upsert(Arc::clone(&record));
+            app.deliver_for(Arc::clone(&record));
             Ok((record, created))
         })
         .await

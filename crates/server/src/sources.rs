@@ -85,6 +85,35 @@ impl SourceRegistry {
         Ok(registry)
     }
 
+    /// Takes in the sources as the store holds them now (changes made on other nodes): compiles
+    /// those created or changed since, drops those deleted.
+    pub async fn refresh(&self, store: &dyn Store, key: &MasterKey) -> Result<(), ServerError> {
+        let stored = store.list_documents(DocumentKind::Source).await?;
+        let names: std::collections::HashSet<&str> =
+            stored.iter().map(|d| d.name.as_str()).collect();
+        for live in self.list() {
+            if !names.contains(live.record.name.as_str()) {
+                self.remove(&live.record.name);
+            }
+        }
+        for record in stored {
+            let current = self.get(&record.name);
+            if current.is_some_and(|c| {
+                c.record.updated_ms == record.updated_ms && c.record.body == record.body
+            }) {
+                continue;
+            }
+            let name = record.name.clone();
+            match LiveSource::compile(record, key) {
+                Ok(live) => {
+                    self.insert(live);
+                }
+                Err(error) => tracing::error!(source = %name, %error, "webhook source not loaded"),
+            }
+        }
+        Ok(())
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<LiveSource>> {
         self.sources
             .read()

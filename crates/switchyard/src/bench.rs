@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// Archives on the bench bus, each keeping every event.
     #[arg(long, default_value_t = 0)]
     archives: u32,
+    /// Publish through these nodes in turn (repeat the flag) instead of through --url alone: for
+    /// a cluster, where any node takes publishes.
+    #[arg(long = "publish-url", value_name = "URL")]
+    publish_urls: Vec<String>,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -155,10 +159,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let batches = args.events.div_ceil(args.batch);
     let started = Instant::now();
     let start_us = unix_micros();
+    let mut through = vec![client.clone()];
+    if !args.publish_urls.is_empty() {
+        through = args
+            .publish_urls
+            .iter()
+            .map(|url| client.with_base(url))
+            .collect::<anyhow::Result<_>>()?;
+    }
     let mut publishers = Vec::new();
-    for _ in 0..args.publishers {
-        let (client, next_batch, filler) =
-            (client.clone(), Arc::clone(&next_batch), filler.clone());
+    for publisher in 0..args.publishers {
+        let client = through[publisher as usize % through.len()].clone();
+        let (next_batch, filler) = (Arc::clone(&next_batch), filler.clone());
         let (events_path, args_events, batch, rate) = (
             format!("{bus_path}/events"),
             args.events,
@@ -224,10 +236,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies[rank] as f64 / 1000.0
     };
     println!(
-        "switchyard bench: {} events in batches of {}, {} publishers, {} archives, rate {}",
+        "switchyard bench: {} events in batches of {}, {} publishers through {} node(s), {} archives, rate {}",
         args.events,
         args.batch,
         args.publishers,
+        through.len(),
         args.archives,
         if args.rate == 0 {
             "unlimited".to_string()

@@ -49,6 +49,17 @@ impl ApiClient {
         })
     }
 
+    /// The same client (connections, token) for another node of a cluster.
+    pub fn with_base(&self, url: &str) -> anyhow::Result<ApiClient> {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("{url:?} is not an http:// or https:// URL");
+        }
+        Ok(ApiClient {
+            base: url.trim_end_matches('/').to_string(),
+            ..self.clone()
+        })
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

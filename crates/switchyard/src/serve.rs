@@ -9,7 +9,7 @@ use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
 use switchyard_model::Network;
 use switchyard_secrets::MasterKey;
 use switchyard_server::{ApiConfig, App, ConfigFile};
-use switchyard_store::{EmbeddedStore, Store, StoreOptions};
+use switchyard_store::{EmbeddedStore, PostgresStore, Store, StoreOptions};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -22,9 +22,17 @@ pub struct ServeArgs {
     /// Declarative config file (TOML): server settings, buses and subscriptions, applied at start.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Store to use: `embedded` (the default, a file in the data directory).
+    /// Store to use: `embedded` (the default, a file in the data directory), or a PostgreSQL URL
+    /// (`postgres://user@host:5432/db`) shared by any number of nodes.
     #[arg(long)]
     store: Option<String>,
+    /// This node's name in subscription leases, on a shared store [default: HOST-PID-RANDOM].
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Milliseconds a node's claim on a subscription lasts without renewal: how soon other nodes
+    /// take over the subscriptions of a node that died [default: 10000].
+    #[arg(long)]
+    lease_ms: Option<u64>,
     /// File of API tokens, one per line; when given, every /v1 call needs `Authorization: Bearer`.
     #[arg(long)]
     api_tokens_file: Option<PathBuf>,
@@ -149,6 +157,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .max_hops
             .or(settings.max_hops)
             .unwrap_or(defaults.max_hops),
+        node_id: args.node_id.unwrap_or_else(default_node_id),
+        lease_ms: args.lease_ms.unwrap_or(defaults.lease_ms).max(300),
         ..defaults
     };
     let store_defaults = StoreOptions::default();
@@ -167,15 +177,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             store_defaults.dedup_window_ms,
         ),
     };
-    let store = open_store(
-        args.store.as_deref().or(settings.store.as_deref()),
-        &data_dir,
-        options,
-    )?;
+    let store_url = args.store.as_deref().or(settings.store.as_deref());
+    let shared = store_url.is_some_and(|url| url != "embedded");
     let key_path = args
         .master_key_file
-        .or_else(|| settings.master_key_file.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| data_dir.join("master.key"));
+        .or_else(|| settings.master_key_file.as_ref().map(PathBuf::from));
+    let key_path = match key_path {
+        Some(path) => path,
+        None if shared => bail!(
+            "a shared store needs --master-key-file: every node must seal and open secrets with the same key file"
+        ),
+        None => data_dir.join("master.key"),
+    };
+    let store = open_store(store_url, &data_dir, options).await?;
     let master_key = MasterKey::load_or_create(&key_path)
         .with_context(|| format!("master key {}", key_path.display()))?;
     let app = App::start(store, config, master_key).await?;
@@ -185,16 +199,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    tracing::info!(
-        "switchyard listening on http://{local}, data in {}",
-        data_dir.display()
-    );
+    match store_url.filter(|_| shared) {
+        Some(url) => tracing::info!(
+            "switchyard listening on http://{local}, node {}, store {}",
+            app.config.node_id,
+            redact_password(url)
+        ),
+        None => tracing::info!(
+            "switchyard listening on http://{local}, data in {}",
+            data_dir.display()
+        ),
+    }
     switchyard_server::run(listener, app, shutdown_signal()).await?;
     tracing::info!("switchyard stopped");
     Ok(())
 }
 
-fn open_store(
+async fn open_store(
     url: Option<&str>,
     data_dir: &Path,
     options: StoreOptions,
@@ -207,14 +228,45 @@ fn open_store(
             Ok(Arc::new(store))
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            bail!(
-                "the PostgreSQL store is not available yet; run without --store to use the embedded store"
-            )
+            let store = PostgresStore::connect(url, options)
+                .await
+                .with_context(|| format!("cannot use the store at {}", redact_password(url)))?;
+            Ok(Arc::new(store))
         }
-        Some(other) => {
-            bail!("--store {other:?} is not a store this switchyard knows: use `embedded`")
-        }
+        Some(other) => bail!(
+            "--store {:?} is not a store this switchyard knows: use `embedded` or a postgres:// URL",
+            redact_password(other)
+        ),
     }
+}
+
+/// A store URL fit for a log line: `postgres://user:********@host/db`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:********@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// `HOST-PID-XXXXXXXX`: readable in logs and lease tables, unique even for two processes of one host.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "node".into());
+    // The process id and the start time's sub-second part: unique on one host at one time.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{nanos:08x}", std::process::id())
 }
 
 /// One token per line; blank lines and `#` comments are skipped.

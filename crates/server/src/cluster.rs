@@ -1,0 +1,258 @@
+//! Running as one node of several that share a store (PostgreSQL): which subscriptions this node
+//! delivers for, and following the changes other nodes make.
+//!
+//! Every subscription is delivered by exactly one live node, its owner, which holds a lease on it
+//! in the store ([`Store::claim_subscriptions`]) and renews it every third of the lease. One lane
+//! in the whole cluster per subscription is what makes its limits (`max_concurrency`,
+//! `rate_limit_per_s`, ordering keys, the circuit breaker) hold cluster-wide rather than per node.
+//! Any node accepts publishes; the store tells the owner of new deliveries (LISTEN/NOTIFY) and the
+//! owner's lane reads them, so a delivery is attempted by its owner only: no double delivery while
+//! nodes are healthy.
+//!
+//! A node that dies stops renewing; once its leases run out, the other nodes claim its
+//! subscriptions and their lanes read the pending deliveries from the store. Nothing acknowledged
+//! is lost; attempts that were in flight on the dead node are made again (at least once).
+//!
+//! Changes made on another node (buses, subscriptions, archives, sources, connections) arrive
+//! through the store's change feed, with a full comparison every second as a safety net against a
+//! missed notification.
+//!
+//! With a single-node store (`Store::changes` is `None`) none of this runs: the node owns all.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchyard_destination::parse_connection_spec;
+use switchyard_dispatcher::LiveConnection;
+use switchyard_store::{Change, DocumentKind, StoreError, SubscriptionRecord};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{App, ServerError};
+
+/// How often a node compares its catalog with the store even without a notification.
+const RESYNC: Duration = Duration::from_secs(1);
+
+/// This node's part in a cluster.
+pub struct Cluster {
+    /// Names this node in leases; unique per running process.
+    pub node: String,
+    /// How long a claim on a subscription lasts without renewal: how long a dead node's
+    /// subscriptions wait before another node delivers them.
+    pub lease_ms: u64,
+    /// Wakes the ownership loop at once, e.g. when a subscription is created here.
+    claim_now: Arc<tokio::sync::Notify>,
+    /// `updated_ms` of each connection as last loaded, so that an unchanged connection keeps
+    /// its live state (cached OAuth tokens).
+    connections: Mutex<HashMap<String, u64>>,
+}
+
+impl Cluster {
+    pub fn new(node: String, lease_ms: u64) -> Cluster {
+        Cluster {
+            node,
+            lease_ms,
+            claim_now: Arc::new(tokio::sync::Notify::new()),
+            connections: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn claim_now(&self) {
+        self.claim_now.notify_one();
+    }
+}
+
+impl App {
+    /// Starts this node's ownership and change-following loops; they end with the app.
+    pub(crate) fn join_cluster(self: &Arc<Self>) {
+        let (Some(cluster), Some(mut changes)) = (&self.cluster, self.store.changes()) else {
+            return;
+        };
+        let renew = Duration::from_millis((cluster.lease_ms / 3).max(1));
+        let wake = Arc::clone(&cluster.claim_now);
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(app) = weak.upgrade() else { break };
+                if *app.closing.borrow() {
+                    break;
+                }
+                if let Err(error) = app.claim().await {
+                    tracing::warn!(%error, "cannot renew subscription leases; will try again");
+                }
+                drop(app);
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(renew) => {}
+                }
+            }
+        });
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut resync = tokio::time::interval(RESYNC);
+            loop {
+                let change = tokio::select! {
+                    change = changes.recv() => change,
+                    _ = resync.tick() => Ok(Change::Catalog),
+                };
+                let Some(app) = weak.upgrade() else { break };
+                let outcome = match change {
+                    Ok(Change::Pending(subscriptions)) => {
+                        for subscription in subscriptions {
+                            app.dispatcher.reload(subscription);
+                        }
+                        Ok(())
+                    }
+                    Ok(Change::Catalog) => app.follow_store().await,
+                    // Missed notifications: catch up on everything.
+                    Err(RecvError::Lagged(_)) => {
+                        for subscription in app.dispatcher.running() {
+                            app.dispatcher.reload(subscription);
+                        }
+                        app.follow_store().await
+                    }
+                    Err(RecvError::Closed) => break,
+                };
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "cannot follow the store's changes; will try again");
+                }
+            }
+        });
+    }
+
+    /// Claims and renews this node's subscriptions, and runs lanes for exactly those.
+    async fn claim(&self) -> Result<(), ServerError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let owned: HashSet<u64> = self
+            .store
+            .claim_subscriptions(&cluster.node, cluster.lease_ms)
+            .await?
+            .into_iter()
+            .collect();
+        let _change = self.catalog.lock_changes().await;
+        let running: HashSet<u64> = self.dispatcher.running().into_iter().collect();
+        for released in running.difference(&owned) {
+            tracing::info!(subscription = released, "another node delivers for it now");
+            self.dispatcher.release(*released);
+        }
+        let gained: Vec<u64> = owned.difference(&running).copied().collect();
+        if gained.is_empty() {
+            return Ok(());
+        }
+        let mut known = self.subscriptions_by_id();
+        if gained.iter().any(|id| !known.contains_key(id)) {
+            // Created on another node a moment ago: take in the catalog first.
+            self.catalog.refresh(self.store.as_ref()).await?;
+            known = self.subscriptions_by_id();
+        }
+        for id in gained {
+            if let Some(record) = known.remove(&id) {
+                tracing::info!(bus = %record.bus, subscription = %record.name, "delivering for it");
+                self.dispatcher.upsert(record);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every node counts what it publishes and reports every subscription's backlog, owned or
+    /// not, so that `/metrics` reads the same whichever node a scrape reaches.
+    pub(crate) fn register_metrics(&self) {
+        for bus in self.catalog.buses() {
+            self.metrics.bus(&bus.record.name);
+            for s in bus.subscriptions() {
+                self.metrics.subscription(s.id, &s.bus, &s.name);
+            }
+        }
+    }
+
+    fn subscriptions_by_id(&self) -> HashMap<u64, Arc<SubscriptionRecord>> {
+        self.catalog
+            .all_subscriptions()
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect()
+    }
+
+    /// Takes in what other nodes changed: the catalog (and the lanes of changed or deleted
+    /// subscriptions), sources and connections.
+    async fn follow_store(&self) -> Result<(), ServerError> {
+        {
+            let _change = self.catalog.lock_changes().await;
+            let before = self.subscriptions_by_id();
+            if self.catalog.refresh(self.store.as_ref()).await? {
+                let known = self.subscriptions_by_id();
+                self.register_metrics();
+                for id in before.keys().filter(|id| !known.contains_key(id)) {
+                    self.dispatcher.remove(*id);
+                }
+                for id in self.dispatcher.running() {
+                    if let Some(record) = known.get(&id) {
+                        self.dispatcher.upsert(Arc::clone(record));
+                    }
+                }
+            }
+        }
+        self.sources
+            .refresh(self.store.as_ref(), &self.master_key)
+            .await?;
+        self.follow_connections().await?;
+        Ok(())
+    }
+
+    async fn follow_connections(&self) -> Result<(), StoreError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let stored = self.store.list_documents(DocumentKind::Connection).await?;
+        let mut seen = cluster
+            .connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let names: HashSet<&str> = stored.iter().map(|d| d.name.as_str()).collect();
+        for name in self.dispatcher.connections().names() {
+            if !names.contains(name.as_str()) {
+                self.dispatcher.connections().remove(&name);
+                seen.remove(&name);
+            }
+        }
+        for record in &stored {
+            if seen.get(&record.name) == Some(&record.updated_ms)
+                && self.dispatcher.connections().get(&record.name).is_some()
+            {
+                continue;
+            }
+            match parse_connection_spec(&record.body) {
+                Ok(spec) => {
+                    self.dispatcher
+                        .connections()
+                        .insert(&record.name, LiveConnection::new(spec));
+                    seen.insert(record.name.clone(), record.updated_ms);
+                }
+                Err(error) => {
+                    tracing::error!(connection = %record.name, %error, "connection not loaded")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Lets the lane of a subscription that was created or changed here follow: a running lane
+    /// takes the new definition at once; a new subscription is claimed by whichever node gets to
+    /// it first (this one is woken now).
+    pub(crate) fn deliver_for(&self, record: Arc<SubscriptionRecord>) {
+        match &self.cluster {
+            None => self.dispatcher.upsert(record),
+            Some(cluster) => {
+                self.metrics
+                    .subscription(record.id, &record.bus, &record.name);
+                if self.dispatcher.running().contains(&record.id) {
+                    self.dispatcher.upsert(record);
+                } else {
+                    cluster.claim_now();
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Several `switchyard serve` nodes on one PostgreSQL database: changes made on one node reach
+//! the others, any node takes publishes, one node SIGKILLed under load loses nothing, and ordering
+//! keys hold across the failover.
+//!
+//! Needs PostgreSQL: `SWITCHYARD_TEST_POSTGRES` (a URL), or one at 127.0.0.1:5432 (user
+//! `postgres`, database `test`). Without the variable and without a server, the test says it is
+//! skipped; with the variable set, an unreachable server fails it. `.ci/run` sets it.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// A fresh schema for this test; its URL makes every connection of the nodes use it.
+struct Database {
+    url: String,
+    admin: tokio_postgres::Client,
+    schema: String,
+}
+
+impl Database {
+    async fn create() -> Option<Database> {
+        let (base, required) = match std::env::var("SWITCHYARD_TEST_POSTGRES") {
+            Ok(url) => (url, true),
+            Err(_) => ("postgres://postgres@127.0.0.1:5432/test".to_string(), false),
+        };
+        let (admin, connection) = match tokio_postgres::connect(&base, tokio_postgres::NoTls).await
+        {
+            Ok(pair) => pair,
+            Err(error) if !required => {
+                eprintln!(
+                    "skipped: no PostgreSQL at {base} ({error}); set SWITCHYARD_TEST_POSTGRES"
+                );
+                return None;
+            }
+            Err(error) => panic!("SWITCHYARD_TEST_POSTGRES={base} is unreachable: {error}"),
+        };
+        tokio::spawn(connection);
+        let schema = format!("sy_cluster_{}_{}", std::process::id(), fastrand::u32(..));
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-csearch_path%3D{schema}");
+        Some(Database { url, admin, schema })
+    }
+
+    async fn drop_schema(self) {
+        let _ = self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .await;
+    }
+}
+
+fn node(db: &Database, dir: &std::path::Path, name: &str) -> Server {
+    Server::start(
+        &dir.join(name),
+        &[
+            "--store",
+            &db.url,
+            "--master-key-file",
+            dir.join("master.key").to_str().unwrap(),
+            "--node-id",
+            name,
+            "--lease-ms",
+            "1500",
+        ],
+    )
+}
+
+const KEYS_PER_NODE: usize = 2;
+const PER_KEY: u64 = 60;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_one_database_lose_nothing_when_one_is_killed_and_keep_key_order() {
+    let Some(db) = Database::create().await else {
+        return;
+    };
+    let dir = temp_dir();
+    // Started one after the other: the first creates the schema and the master key.
+    let first = node(&db, dir.path(), "n1");
+    let survivors = [first, node(&db, dir.path(), "n2")];
+    let victim = node(&db, dir.path(), "n3");
+    let apis: Vec<Api> = survivors.iter().map(Api::new).collect();
+
+    // Arrivals per subscription (path), in order: (event id, key, seq).
+    type Arrivals = BTreeMap<String, Vec<(String, String, u64)>>;
+    let arrivals: Arc<Mutex<Arrivals>> = Arc::default();
+    let record = Arc::clone(&arrivals);
+    let receiver = Receiver::start(move |hit, n| {
+        let key = hit.body["detail"]["key"].as_str().unwrap_or("").to_string();
+        let seq = hit.body["detail"]["seq"].as_u64().unwrap_or(0);
+        record
+            .lock()
+            .unwrap()
+            .entry(hit.path.clone())
+            .or_default()
+            .push((hit.event_id(), key, seq));
+        // Slow enough that attempts are in flight when a node dies; an occasional 503.
+        Reply {
+            delay: Duration::from_millis(2),
+            ..Reply::status(if n % 17 == 0 { 503 } else { 200 })
+        }
+    })
+    .await;
+
+    // Made on one node, seen on all: the catalog follows the store.
+    apis[0].bus("b").await;
+    let retry = json!({"min_backoff_ms": 20, "max_backoff_ms": 100});
+    let breaker = json!({"failure_threshold": 0});
+    for (name, ordered) in [("ordered", true), ("all", false), ("more", false)] {
+        apis[1]
+            .subscribe(
+                "b",
+                name,
+                json!({"destination": {"url": format!("{}/{name}", receiver.url)},
+                       "ordered": ordered, "retry": retry, "circuit_breaker": breaker}),
+            )
+            .await;
+    }
+    for api in apis.iter().chain([&Api::new(&victim)]) {
+        wait_for(
+            "every node to know every subscription",
+            Duration::from_secs(10),
+            async || api.get("/v1/buses/b/subscriptions/more").await.0 == 200,
+        )
+        .await;
+    }
+
+    // Leases settle on one subscription per node (the fair share), so the victim owns one.
+    let mut victims = String::new();
+    wait_for(
+        "the victim to deliver for a subscription",
+        Duration::from_secs(20),
+        async || {
+            let log = victim.log_text();
+            match log.split("delivering for it bus=b subscription=").nth(1) {
+                Some(rest) => {
+                    victims = rest.split_whitespace().next().unwrap_or("").to_string();
+                    true
+                }
+                None => false,
+            }
+        },
+    )
+    .await;
+
+    // Each node publishes its own keys, so each key's publish order is known; node 3 dies
+    // halfway through, under load.
+    let acknowledged: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut publishers = Vec::new();
+    for (index, node) in survivors.iter().chain([&victim]).enumerate() {
+        let (url, acknowledged) = (node.url("/v1/buses/b/events"), Arc::clone(&acknowledged));
+        publishers.push(tokio::spawn(async move {
+            let client = client();
+            for seq in 0..PER_KEY {
+                let entries: Vec<_> = (0..KEYS_PER_NODE)
+                    .map(|k| {
+                        let key = format!("n{index}-k{k}");
+                        json!({"source": "s", "detail-type": "t", "ordering-key": key,
+                               "detail": {"key": key, "seq": seq}})
+                    })
+                    .collect();
+                let answer = client
+                    .post(&url)
+                    .json(&json!({"entries": entries}))
+                    .send()
+                    .await;
+                let Ok(answer) = answer else { return };
+                let Ok(body) = answer.json::<serde_json::Value>().await else {
+                    return;
+                };
+                for entry in body["entries"].as_array().into_iter().flatten() {
+                    if let Some(id) = entry["id"].as_str() {
+                        acknowledged.lock().unwrap().insert(id.to_string());
+                    }
+                }
+            }
+        }));
+    }
+    wait_for(
+        "load before the kill",
+        Duration::from_secs(30),
+        async || acknowledged.lock().unwrap().len() >= 150,
+    )
+    .await;
+    victim.kill();
+    for publisher in publishers {
+        let _ = publisher.await;
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 2 * KEYS_PER_NODE * PER_KEY as usize);
+
+    // Every acknowledged event reaches every subscription, through the survivors.
+    for name in ["ordered", "all", "more"] {
+        wait_for(
+            &format!("{name} to deliver everything"),
+            Duration::from_secs(90),
+            async || {
+                let stats = apis[0].stats("b", name).await;
+                stats["pending"] == 0
+                    && stats["accepted"].as_u64() == Some(acknowledged.len() as u64)
+            },
+        )
+        .await;
+        let stats = apis[1].stats("b", name).await;
+        assert_accounting(&stats);
+        assert_eq!(stats["dead"], 0, "{stats}");
+        let got: HashSet<String> = arrivals.lock().unwrap()[&format!("/{name}")]
+            .iter()
+            .map(|(id, _, _)| id.clone())
+            .collect();
+        let missing: Vec<_> = acknowledged.difference(&got).collect();
+        assert!(missing.is_empty(), "{name} never received {missing:?}");
+    }
+
+    // Per key, no event arrives before every earlier one of its key has (repeats after the
+    // failover are allowed: at least once).
+    let ordered = arrivals.lock().unwrap()["/ordered"].clone();
+    let mut next: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, key, seq) in &ordered {
+        let expected = next.entry(key.as_str()).or_insert(0);
+        assert!(
+            *seq <= *expected,
+            "key {key}: seq {seq} arrived before seq {expected}"
+        );
+        if *seq == *expected {
+            *expected += 1;
+        }
+    }
+    // The victim's subscription moved to a survivor once its lease ran out.
+    let survivor_logs: String = survivors.iter().map(Server::log_text).collect();
+    assert!(
+        survivor_logs.contains(&format!("delivering for it bus=b subscription={victims}")),
+        "no survivor took over {victims}"
+    );
+    drop(apis);
+    drop(survivors);
+    db.drop_schema().await;
+}
