@@ -2,8 +2,11 @@
 //! original order, to chosen subscriptions of the bus.
 //!
 //! A replay is a document in the store (its request, state, counts and cursor), so any request
-//! can show it and a restarted server resumes the replays that were running. The runner is the
-//! only writer of a running replay's document; a cancel asks the runner to stop and waits for it.
+//! can show it and a restarted server resumes the replays that were running. It runs on the node
+//! that started it; on a shared store, a node resumes only the replays it was running (by
+//! `--node-id`), so two nodes never run one replay. The runner writes a running replay's
+//! document; a cancel on its node asks it to stop and waits for it, a cancel on another node
+//! marks the document, which the runner reads before each batch.
 //!
 //! A replay goes at the pace of its slowest target: it waits while any of them has a lane's worth
 //! of deliveries pending (`--lane-capacity`), so replaying a large archive fills neither memory
@@ -59,6 +62,9 @@ pub struct ReplayRecord {
     pub deliveries: u64,
     /// The last archived event replayed; where a resumed replay goes on.
     pub cursor: Option<ArchiveCursor>,
+    /// The node running it, on a shared store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     pub started_ms: u64,
     pub finished_ms: Option<u64>,
     pub error: Option<String>,
@@ -170,6 +176,7 @@ impl App {
             events_replayed: 0,
             deliveries: 0,
             cursor: None,
+            node: self.cluster.as_ref().map(|c| c.node.clone()),
             started_ms,
             finished_ms: None,
             error: None,
@@ -209,10 +216,12 @@ impl App {
         self.get_replay(name).await
     }
 
-    /// Resumes the replays a previous run of the server left running.
+    /// Resumes the replays a previous run of this node left running.
     pub(crate) async fn resume_replays(self: &Arc<Self>) -> Result<(), StoreError> {
+        let node = self.cluster.as_ref().map(|c| c.node.as_str());
         for record in self.list_replays().await? {
-            if record.state == ReplayState::Running {
+            let ours = node.is_none() || record.node.as_deref() == node;
+            if record.state == ReplayState::Running && ours {
                 tracing::info!(replay = %record.spec.name, "resuming replay");
                 self.run_replay(record);
             }
@@ -251,7 +260,7 @@ impl App {
         let mut failures = 0;
         let targets: HashSet<u64> = record.targets.iter().copied().collect();
         loop {
-            if control.cancel.load(Ordering::SeqCst) {
+            if control.cancel.load(Ordering::SeqCst) || self.cancelled_elsewhere(&record).await {
                 return finish(record, ReplayState::Cancelled, None);
             }
             let step = match self.backlogged(&record.targets).await {
@@ -280,6 +289,15 @@ impl App {
                 }
             }
         }
+    }
+
+    /// Whether a cancel on another node marked the stored replay.
+    async fn cancelled_elsewhere(&self, record: &ReplayRecord) -> bool {
+        self.cluster.is_some()
+            && self
+                .get_replay(&record.spec.name)
+                .await
+                .is_ok_and(|stored| stored.state == ReplayState::Cancelled)
     }
 
     /// Whether a target has a lane's worth of deliveries pending; deleted targets have none.
