@@ -58,20 +58,20 @@ impl Database {
     }
 }
 
-fn node(db: &Database, dir: &std::path::Path, name: &str) -> Server {
-    Server::start(
-        &dir.join(name),
-        &[
-            "--store",
-            &db.url,
-            "--master-key-file",
-            dir.join("master.key").to_str().unwrap(),
-            "--node-id",
-            name,
-            "--lease-ms",
-            "1500",
-        ],
-    )
+fn node(db: &Database, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
+    let key = dir.join("master.key");
+    let mut args = vec![
+        "--store",
+        &db.url,
+        "--master-key-file",
+        key.to_str().unwrap(),
+        "--node-id",
+        name,
+        "--lease-ms",
+        "1500",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&dir.join(name), &args)
 }
 
 const KEYS_PER_NODE: usize = 2;
@@ -84,9 +84,9 @@ async fn three_nodes_on_one_database_lose_nothing_when_one_is_killed_and_keep_ke
     };
     let dir = temp_dir();
     // Started one after the other: the first creates the schema and the master key.
-    let first = node(&db, dir.path(), "n1");
-    let survivors = [first, node(&db, dir.path(), "n2")];
-    let victim = node(&db, dir.path(), "n3");
+    let first = node(&db, dir.path(), "n1", &[]);
+    let survivors = [first, node(&db, dir.path(), "n2", &[])];
+    let victim = node(&db, dir.path(), "n3", &[]);
     let apis: Vec<Api> = survivors.iter().map(Api::new).collect();
 
     // Arrivals per subscription (path), in order: (event id, key, seq).
@@ -242,5 +242,86 @@ async fn three_nodes_on_one_database_lose_nothing_when_one_is_killed_and_keep_ke
     );
     drop(apis);
     drop(survivors);
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_started_on_one_node_is_cancelled_from_another() {
+    let Some(db) = Database::create().await else {
+        return;
+    };
+    let dir = temp_dir();
+    // A small lane capacity and a receiver that takes nothing hold the replay back (it waits
+    // while its target has a lane's worth pending), so it is still running when cancelled.
+    let one = node(&db, dir.path(), "n1", &["--lane-capacity", "8"]);
+    let two = node(&db, dir.path(), "n2", &["--lane-capacity", "8"]);
+    let (api1, api2) = (Api::new(&one), Api::new(&two));
+    let failing = Receiver::start(|_, _| Reply::status(503)).await;
+    api1.bus("b").await;
+    let (status, body) = api1.put("/v1/buses/b/archives/all", json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    let from = switchyard_model::format_rfc3339_ms(switchyard_model::now_ms() - 1);
+    for batch in 0..4 {
+        api2.publish(
+            "b",
+            (0..100)
+                .map(|i| event("s", json!({"n": batch * 100 + i})))
+                .collect(),
+        )
+        .await;
+    }
+    api1.subscribe(
+        "b",
+        "target",
+        json!({"destination": {"url": failing.url}, "circuit_breaker": {"failure_threshold": 0}}),
+    )
+    .await;
+    let to = switchyard_model::format_rfc3339_ms(switchyard_model::now_ms() + 1);
+    let (status, body) = api1
+        .post(
+            "/v1/replays",
+            json!({"name": "r", "bus": "b", "archive": "all", "from": from, "to": to}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_for(
+        "the replay to be held back",
+        Duration::from_secs(30),
+        async || api1.stats("b", "target").await["pending"].as_u64().unwrap() >= 8,
+    )
+    .await;
+    let (status, cancelled) = api2.delete("/v1/replays/r").await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled");
+    // The runner on the first node sees the mark and stops; its final state stays cancelled.
+    wait_for("the runner to stop", Duration::from_secs(20), async || {
+        let (_, replay) = api1.get("/v1/replays/r").await;
+        replay["state"] == "cancelled" && replay["finished_at"].is_string()
+    })
+    .await;
+    let (_, replay) = api2.get("/v1/replays/r").await;
+    let replayed = replay["events_replayed"].as_u64().unwrap();
+    assert!(replayed < 400, "{replay}");
+    // Once the receiver takes deliveries again, a runner that missed the cancel would go on
+    // (and write `running` back): give it the room and a moment to show itself.
+    failing.set(|_, _| Reply::status(200));
+    wait_for(
+        "the backlog to drain",
+        Duration::from_secs(30),
+        async || api1.stats("b", "target").await["pending"] == 0,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, replay) = api1.get("/v1/replays/r").await;
+    assert_eq!(replay["state"], "cancelled", "{replay}");
+    assert_eq!(
+        api2.stats("b", "target").await["accepted"]
+            .as_u64()
+            .unwrap(),
+        replayed,
+        "no batch after the cancel"
+    );
+    drop((api1, api2));
+    drop((one, two));
     db.drop_schema().await;
 }
