@@ -199,24 +199,29 @@ async fn identity_key(
     master_key: &MasterKey,
 ) -> Result<IdentityKey, ServerError> {
     const NAME: &str = "identity";
-    let stored = store
+    let existing = store
         .list_documents(DocumentKind::Key)
         .await?
         .into_iter()
         .find(|d| d.name == NAME);
-    if let Some(document) = stored {
-        let secret = SecretRef::parse(&document.body)
-            .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))?
-            .resolve(master_key)?;
-        return IdentityKey::from_pkcs8(&secret)
-            .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")));
-    }
-    let (key, pkcs8) = IdentityKey::generate()
-        .map_err(|e| ServerError::Invalid(format!("cannot create the identity key: {e}")))?;
-    store
-        .put_document(DocumentKind::Key, NAME, master_key.seal(&pkcs8)?)
-        .await?;
-    Ok(key)
+    let stored = match existing {
+        Some(document) => document,
+        None => {
+            let (_, pkcs8) = IdentityKey::generate().map_err(|e| {
+                ServerError::Invalid(format!("cannot create the identity key: {e}"))
+            })?;
+            // Nodes starting together on a new database each generate one; the first stored
+            // is the one they all sign with.
+            store
+                .create_document(DocumentKind::Key, NAME, master_key.seal(&pkcs8)?)
+                .await?
+        }
+    };
+    let secret = SecretRef::parse(&stored.body)
+        .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))?
+        .resolve(master_key)?;
+    IdentityKey::from_pkcs8(&secret)
+        .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops taking requests, lets

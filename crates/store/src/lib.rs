@@ -143,6 +143,14 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         body: String,
     ) -> Result<(DocumentRecord, bool), StoreError>;
+    /// Creates a document unless one of that kind and name exists, and returns the one stored:
+    /// when several nodes create the same document at once, all of them get the first one.
+    async fn create_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+        body: String,
+    ) -> Result<DocumentRecord, StoreError>;
     async fn list_documents(&self, kind: DocumentKind) -> Result<Vec<DocumentRecord>, StoreError>;
     async fn delete_document(
         &self,

@@ -396,6 +396,14 @@ async fn documents(store: &dyn Store) {
             .len(),
         1
     );
+    // Created once: racing creators all get the first one.
+    let create = |body: &str| store.create_document(DocumentKind::Key, "k", body.to_string());
+    let (a, b, c) = tokio::join!(create("a"), create("b"), create("c"));
+    let bodies = [a.unwrap().body, b.unwrap().body, c.unwrap().body];
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+    let keys = store.list_documents(DocumentKind::Key).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].body, bodies[0]);
 }
 
 async fn repeated_publisher_ids_are_not_appended_twice(store: &dyn Store) {

@@ -429,6 +429,32 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn create_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+        body: String,
+    ) -> Result<DocumentRecord, StoreError> {
+        let name = name.to_string();
+        self.writer
+            .write(move |t| {
+                let key = (kind.as_str(), name.as_str());
+                if let Some(existing) = t.documents.get(key)? {
+                    return from_json("documents", existing.value());
+                }
+                let now = now_ms();
+                let record = DocumentRecord {
+                    created_ms: now,
+                    updated_ms: now,
+                    name: name.clone(),
+                    body,
+                };
+                t.documents.insert(key, json(&record)?.as_str())?;
+                Ok(record)
+            })
+            .await
+    }
+
     async fn list_documents(&self, kind: DocumentKind) -> Result<Vec<DocumentRecord>, StoreError> {
         self.read(move |txn| {
             let table = txn.open_table(DOCUMENTS)?;

@@ -57,6 +57,8 @@ const UPDATE_DOCUMENT: &str = "UPDATE switchyard_documents SET body = $3, update
     WHERE kind = $1 AND name = $2 RETURNING created_ms";
 const LIST_DOCUMENTS: &str = "SELECT name, body, created_ms, updated_ms
     FROM switchyard_documents WHERE kind = $1 ORDER BY name";
+const GET_DOCUMENT: &str = "SELECT name, body, created_ms, updated_ms
+    FROM switchyard_documents WHERE kind = $1 AND name = $2";
 const DELETE_DOCUMENT: &str = "DELETE FROM switchyard_documents
     WHERE kind = $1 AND name = $2 RETURNING name, body, created_ms, updated_ms";
 
@@ -299,6 +301,40 @@ pub(super) async fn put_document(
     };
     tx.commit().await?;
     Ok((record, created))
+}
+
+pub(super) async fn create_document(
+    pool: &Pool,
+    channel: &str,
+    kind: DocumentKind,
+    name: &str,
+    body: String,
+) -> Result<DocumentRecord, StoreError> {
+    let now = int(now_ms());
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&kind.as_str(), &name, &body, &now];
+    let record = match db.query_opt(INSERT_DOCUMENT, &params).await? {
+        Some(_) => {
+            deliveries::notify_catalog(&mut db, channel).await?;
+            DocumentRecord {
+                name: name.to_string(),
+                body,
+                created_ms: now.unsigned_abs(),
+                updated_ms: now.unsigned_abs(),
+            }
+        }
+        // Another node created it first (the insert waited for its commit): theirs stands.
+        None => {
+            let row = db.query_one(GET_DOCUMENT, &[&kind.as_str(), &name]).await?;
+            document_from_row(&row)?
+        }
+    };
+    tx.commit().await?;
+    Ok(record)
 }
 
 pub(super) async fn list_documents(

@@ -204,6 +204,15 @@ impl Store for PostgresStore {
         catalog::put_document(&self.pool, &self.channel, kind, name, body).await
     }
 
+    async fn create_document(
+        &self,
+        kind: DocumentKind,
+        name: &str,
+        body: String,
+    ) -> Result<DocumentRecord, StoreError> {
+        catalog::create_document(&self.pool, &self.channel, kind, name, body).await
+    }
+
     async fn list_documents(&self, kind: DocumentKind) -> Result<Vec<DocumentRecord>, StoreError> {
         catalog::list_documents(&mut self.pool.get().await?.session(), kind).await
     }
