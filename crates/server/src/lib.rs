@@ -217,9 +217,16 @@ async fn identity_key(
                 .await?
         }
     };
+    // The first sealed value a node opens: a node given another master key than the one the
+    // store's secrets were sealed with stops here, before it could fail every delivery.
     let secret = SecretRef::parse(&stored.body)
         .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))?
-        .resolve(master_key)?;
+        .resolve(master_key)
+        .map_err(|e| {
+            ServerError::Invalid(format!(
+                "the store's secrets were sealed with another master key ({e}); give this node the same --master-key-file as the others"
+            ))
+        })?;
     IdentityKey::from_pkcs8(&secret)
         .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))
 }

@@ -190,6 +190,29 @@ async fn a_second_server_on_the_same_data_dir_is_refused() {
 }
 
 #[tokio::test]
+async fn a_server_given_another_master_key_refuses_to_start_and_says_why() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    Server::start(&data, &[]).kill();
+    let other_key = dir.path().join("other.key");
+    let refused = Server::spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--master-key-file",
+        other_key.to_str().unwrap(),
+    ]);
+    let log = refused.err().expect("must refuse to start").join("\n");
+    assert!(log.contains("sealed with another master key"), "{log}");
+    assert!(log.contains("--master-key-file"), "{log}");
+    // The right key still opens everything.
+    let server = Server::start(&data, &[]);
+    assert_eq!(Api::new(&server).get("/v1/buses").await.0, 200);
+}
+
+#[tokio::test]
 async fn sigterm_stops_the_server_while_a_tail_is_open() {
     let dir = temp_dir();
     let server = Server::start(dir.path(), &[]);
