@@ -83,6 +83,11 @@ impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
         // The bare error prints only "db error"; what the server said is in the database error.
         match e.as_db_error() {
+            // A race the statements did not settle themselves (they mostly use ON CONFLICT): the
+            // caller's request met another's, not a broken store.
+            Some(db) if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
+                StoreError::Conflict(format!("{}; try again", db.message()))
+            }
             Some(db) => StoreError::Storage(format!(
                 "PostgreSQL: {} (SQLSTATE {})",
                 db.message(),

@@ -212,6 +212,10 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_subscriptions(&self, node: &str, lease_ms: u64) -> Result<Vec<u64>, StoreError>;
     /// Gives up this node's leases (graceful shutdown), so other nodes take them over at once.
     async fn release_subscriptions(&self, node: &str) -> Result<(), StoreError>;
+    /// Gives up one lease that a claim stopped reporting as owned (above the node's share), once
+    /// the node's lane for it has drained; until then nobody else takes it.
+    async fn hand_over_subscription(&self, node: &str, subscription: u64)
+    -> Result<(), StoreError>;
     /// Changes made by other nodes (and this one): new pending deliveries per subscription, and
     /// catalog changes (bus, subscription, document put/delete). `None` for a single-node store.
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>>;

@@ -74,15 +74,27 @@ pub enum DocumentKind {
     Key,
     /// A replay: its request, state and progress, so that any node can show or resume it.
     Replay,
+    /// A request to cancel a running replay, from any node; only its runner acts on it.
+    ReplayCancel,
 }
 
 impl DocumentKind {
+    /// Whether nodes keep this kind in memory, so that a change must be announced to them.
+    /// Replays are read from the store when asked for, and change with every batch.
+    pub fn followed(self) -> bool {
+        matches!(
+            self,
+            DocumentKind::Source | DocumentKind::Connection | DocumentKind::Key
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             DocumentKind::Source => "source",
             DocumentKind::Connection => "connection",
             DocumentKind::Key => "key",
             DocumentKind::Replay => "replay",
+            DocumentKind::ReplayCancel => "replay-cancel",
         }
     }
 }

@@ -894,9 +894,16 @@ async fn postgres_claims_split_subscriptions_between_nodes() {
     let all = subscriptions(&a, 7).await;
     let lease = 60_000;
     assert_eq!(set(a.claim_subscriptions("a", lease).await.unwrap()), all);
-    // b joins: a holds everything, so b gets its share once a gives up what is above a's.
+    // b joins: a holds everything, so b gets its share once a hands over what is above a's.
     assert!(b.claim_subscriptions("b", lease).await.unwrap().is_empty());
     let of_a = set(a.claim_subscriptions("a", lease).await.unwrap());
+    assert_eq!(of_a.len(), 4);
+    // Until a's lanes for the others drain and a hands them over, nobody takes them.
+    assert!(b.claim_subscriptions("b", lease).await.unwrap().is_empty());
+    for leaving in all.difference(&of_a) {
+        a.hand_over_subscription("a", *leaving).await.unwrap();
+    }
+    assert_eq!(set(a.claim_subscriptions("a", lease).await.unwrap()), of_a);
     let of_b = set(b.claim_subscriptions("b", lease).await.unwrap());
     assert_eq!((of_a.len(), of_b.len()), (4, 3));
     assert!(of_a.is_disjoint(&of_b));

@@ -690,6 +690,14 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
+    async fn hand_over_subscription(
+        &self,
+        _node: &str,
+        _subscription: u64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
         None
     }

@@ -3,8 +3,12 @@
 //! deleted archives.
 //!
 //! Invariant: an archive row's `events` and `bytes` equal what `switchyard_archived` holds for it,
-//! moved in the same transaction as the copies. Removal takes its rows with `SKIP LOCKED`, so
-//! nodes running upkeep at once neither wait for nor double-count each other. Must not: match
+//! moved in the same transaction as the copies. An append locks the archive rows it counts into
+//! in id order before writing copies, so it cannot deadlock with another append, and an archive
+//! deleted meanwhile either waits for it or gets no copies. Upkeep removes copies one statement
+//! (and so one short transaction) per archive and chunk, taking rows with `SKIP LOCKED`: nodes
+//! running it at once neither wait for nor double-count each other, and publishing waits for it
+//! at most one chunk. Must not: match
 //! events, or keep a copy of a replayed event (callers pass no archives for those).
 
 use std::collections::BTreeMap;
@@ -47,6 +51,9 @@ const READ: &str = "SELECT seq, event_id, envelope, ingested_ms, hops, tracepare
     ORDER BY ingested_ms, seq LIMIT $5";
 const COUNT: &str = "SELECT count(*) FROM switchyard_archived
     WHERE archive_id = $1 AND ingested_ms >= $2 AND ingested_ms < $3";
+/// Live archives among those an append keeps copies in, locked in id order until its commit.
+const LOCK_ARCHIVES: &str = "SELECT id FROM switchyard_archives WHERE id = ANY($1)
+    ORDER BY id FOR NO KEY UPDATE";
 /// Copies for archives deleted since matching are dropped by the join.
 const KEEP: &str = "INSERT INTO switchyard_archived
         (archive_id, ingested_ms, seq, event_id, envelope, hops, traceparent, tracestate,
@@ -56,12 +63,11 @@ const KEEP: &str = "INSERT INTO switchyard_archived
         AS c(archive_id, ingested_ms, seq, event_id, envelope, hops, traceparent, tracestate,
              ordering_key)
     JOIN switchyard_archives a ON a.id = c.archive_id";
-/// Sorted by id, the last lock of an append: concurrent appends cannot deadlock on it.
 const COUNT_KEPT: &str = "UPDATE switchyard_archives a SET events = a.events + d.events,
         bytes = a.bytes + d.bytes
     FROM unnest($1::int8[], $2::int8[], $3::int8[]) AS d(id, events, bytes)
     WHERE a.id = d.id";
-const RETAINED: &str = "SELECT id, spec FROM switchyard_archives";
+const RETAINED: &str = "SELECT id, spec FROM switchyard_archives ORDER BY id";
 const EXPIRE: &str = "WITH doomed AS (
         SELECT ingested_ms, seq FROM switchyard_archived
         WHERE archive_id = $1 AND ingested_ms < $2
@@ -73,7 +79,7 @@ const EXPIRE: &str = "WITH doomed AS (
     ), counted AS (
         UPDATE switchyard_archives SET events = events - (SELECT count(*) FROM gone),
             bytes = bytes - (SELECT coalesce(sum(bytes), 0) FROM gone)
-        WHERE id = $1
+        WHERE id = $1 AND EXISTS (SELECT 1 FROM gone)
     )
     SELECT count(*) FROM gone";
 const DELETED: &str = "SELECT id FROM switchyard_deleted_archives ORDER BY id";
@@ -82,7 +88,9 @@ const DROP_COPIES: &str = "DELETE FROM switchyard_archived a USING (
         LIMIT $2 FOR UPDATE SKIP LOCKED
     ) d
     WHERE a.archive_id = $1 AND a.ingested_ms = d.ingested_ms AND a.seq = d.seq";
-const DONE: &str = "DELETE FROM switchyard_deleted_archives WHERE id = $1";
+/// Without `SKIP LOCKED`: copies another node is removing right now still count as there.
+const DONE: &str = "DELETE FROM switchyard_deleted_archives d WHERE d.id = $1
+    AND NOT EXISTS (SELECT 1 FROM switchyard_archived WHERE archive_id = $1)";
 
 fn record_from_row(row: &Row) -> Result<ArchiveRecord, StoreError> {
     Ok(ArchiveRecord {
@@ -263,8 +271,9 @@ pub(super) async fn keep<C: GenericClient + Sync>(
     if counts.is_empty() {
         return Ok(());
     }
-    db.execute(KEEP, &c.params()).await?;
     let ids: Vec<i64> = counts.keys().copied().collect();
+    db.query(LOCK_ARCHIVES, &[&ids]).await?;
+    db.execute(KEEP, &c.params()).await?;
     let events: Vec<i64> = counts.values().map(|c| c.0).collect();
     let bytes: Vec<i64> = counts.values().map(|c| c.1).collect();
     db.execute(COUNT_KEPT, &[&ids, &events, &bytes]).await?;
@@ -314,6 +323,7 @@ impl<'a> Copies<'a> {
 
 /// Removes up to [`GC_CHUNK`] copies: first of deleted archives, then those past their
 /// archive's retention. Returns how many; fewer than a chunk means nothing is left to do now.
+/// Runs outside a transaction: each statement commits on its own.
 pub(super) async fn collect<C: GenericClient + Sync>(
     db: &mut Session<'_, C>,
     now: u64,

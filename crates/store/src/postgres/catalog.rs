@@ -292,7 +292,9 @@ pub(super) async fn put_document(
         (UPDATE_DOCUMENT, &params),
     )
     .await?;
-    deliveries::notify_catalog(&mut db, channel).await?;
+    if kind.followed() {
+        deliveries::notify_catalog(&mut db, channel).await?;
+    }
     let record = DocumentRecord {
         name: name.to_string(),
         created_ms: unsigned(&row, 0)?,
@@ -319,7 +321,9 @@ pub(super) async fn create_document(
         [&kind.as_str(), &name, &body, &now];
     let record = match db.query_opt(INSERT_DOCUMENT, &params).await? {
         Some(_) => {
-            deliveries::notify_catalog(&mut db, channel).await?;
+            if kind.followed() {
+                deliveries::notify_catalog(&mut db, channel).await?;
+            }
             DocumentRecord {
                 name: name.to_string(),
                 body,
@@ -363,7 +367,9 @@ pub(super) async fn delete_document(
         .await?
         .ok_or_else(|| StoreError::no_document(kind, name))?;
     let record = document_from_row(&row)?;
-    deliveries::notify_catalog(&mut db, channel).await?;
+    if kind.followed() {
+        deliveries::notify_catalog(&mut db, channel).await?;
+    }
     tx.commit().await?;
     Ok(record)
 }

@@ -2,8 +2,10 @@
 //!
 //! A claim, in one transaction: the node records a heartbeat, renews its leases, counts the live
 //! nodes (those that claimed within the lease) and the subscriptions, and moves towards its fair
-//! share, ceil(subscriptions / live nodes): it gives up leases above the share (so that a node
-//! that joins gets work) and takes unowned or expired ones up to it. Taking is race-free: a
+//! share, ceil(subscriptions / live nodes): it marks leases above the share as leaving (so that a
+//! node that joins gets work) and takes unowned or expired ones up to it. A leaving lease is still
+//! renewed but no longer reported as owned; the node drains its lane and then hands it over
+//! ([`hand_over`]), so that two nodes never deliver for one subscription while both are alive. Taking is race-free: a
 //! lease row is only overwritten while expired (`ON CONFLICT ... WHERE`), and candidates are
 //! picked with `SKIP LOCKED`, so nodes claiming at once take different subscriptions.
 //!
@@ -29,9 +31,9 @@ const SHARE: &str = "SELECT
     (SELECT count(*) FROM switchyard_subscriptions),
     (SELECT count(*) FROM switchyard_nodes
         WHERE seen_at > now() - $2::int8 * interval '1 millisecond'),
-    (SELECT count(*) FROM switchyard_leases WHERE node = $1)";
-const SHED: &str = "DELETE FROM switchyard_leases WHERE subscription_id IN (
-    SELECT subscription_id FROM switchyard_leases WHERE node = $1
+    (SELECT count(*) FROM switchyard_leases WHERE node = $1 AND NOT leaving)";
+const SHED: &str = "UPDATE switchyard_leases SET leaving = true WHERE subscription_id IN (
+    SELECT subscription_id FROM switchyard_leases WHERE node = $1 AND NOT leaving
     ORDER BY subscription_id DESC LIMIT $2)";
 const TAKE: &str = "WITH free AS (
         SELECT s.id FROM switchyard_subscriptions s
@@ -43,11 +45,12 @@ const TAKE: &str = "WITH free AS (
     INSERT INTO switchyard_leases (subscription_id, node, expires_at)
     SELECT id, $1, now() + $2::int8 * interval '1 millisecond' FROM free
     ON CONFLICT (subscription_id) DO UPDATE
-        SET node = excluded.node, expires_at = excluded.expires_at
+        SET node = excluded.node, expires_at = excluded.expires_at, leaving = false
         WHERE switchyard_leases.expires_at <= now()";
-const OWNED: &str =
-    "SELECT subscription_id FROM switchyard_leases WHERE node = $1 ORDER BY subscription_id";
+const OWNED: &str = "SELECT subscription_id FROM switchyard_leases
+    WHERE node = $1 AND NOT leaving ORDER BY subscription_id";
 const RELEASE: &str = "DELETE FROM switchyard_leases WHERE node = $1";
+const HAND_OVER: &str = "DELETE FROM switchyard_leases WHERE node = $1 AND subscription_id = $2";
 const LEAVE: &str = "DELETE FROM switchyard_nodes WHERE node = $1";
 
 pub(super) async fn claim(pool: &Pool, node: &str, lease_ms: u64) -> Result<Vec<u64>, StoreError> {
@@ -86,6 +89,24 @@ async fn owned_by(
         .iter()
         .map(|row| unsigned(row, 0))
         .collect()
+}
+
+/// Drops one lease of the node (its lane has drained), and tells the other nodes so that one of
+/// them claims it at once.
+pub(super) async fn hand_over(
+    pool: &Pool,
+    channel: &str,
+    node: &str,
+    subscription: u64,
+) -> Result<(), StoreError> {
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    db.execute(HAND_OVER, &[&node, &int(subscription)]).await?;
+    deliveries::notify_catalog(&mut db, channel).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Drops the node's leases and heartbeat, and tells the other nodes (as a catalog change) so

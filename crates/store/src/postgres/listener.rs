@@ -24,6 +24,11 @@ use crate::{Change, StoreError};
 
 const ALL_SUBSCRIPTIONS: &str = "SELECT id FROM switchyard_subscriptions ORDER BY id";
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the listening connection is checked. A half-open TCP connection delivers nothing
+/// and reports nothing for as long as keepalive takes (hours by default); a query that does not
+/// answer within [`PING_TIMEOUT`] shows it, and the listener reconnects and resyncs.
+const PING_EVERY: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The listening task; it stops when this is dropped.
 pub(super) struct Listener {
@@ -92,10 +97,22 @@ async fn run(
     mut listening: Listening,
 ) {
     loop {
-        while let Some(notification) = listening.notifications.recv().await {
-            if let Some(change) = parse(notification.payload()) {
-                // No receiver at the moment is fine: nobody is waiting for changes.
-                let _ = changes.send(change);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        loop {
+            tokio::select! {
+                notification = listening.notifications.recv() => {
+                    let Some(notification) = notification else { break };
+                    if let Some(change) = parse(notification.payload()) {
+                        // No receiver at the moment is fine: nobody is waiting for changes.
+                        let _ = changes.send(change);
+                    }
+                }
+                _ = ping.tick() => {
+                    let answered = tokio::time::timeout(PING_TIMEOUT, listening.client.simple_query("")).await;
+                    if !matches!(answered, Ok(Ok(_))) {
+                        break;
+                    }
+                }
             }
         }
         tracing::warn!("store: lost the LISTEN connection; reconnecting");

@@ -345,10 +345,7 @@ impl Store for PostgresStore {
         }
         loop {
             let mut conn = self.pool.get().await?;
-            let (client, statements) = conn.parts();
-            let tx = client.transaction().await?;
-            let removed = archives::collect(&mut Session::new(&tx, statements), now_ms()).await?;
-            tx.commit().await?;
+            let removed = archives::collect(&mut conn.session(), now_ms()).await?;
             if removed < deliveries::GC_CHUNK {
                 return Ok(());
             }
@@ -361,6 +358,14 @@ impl Store for PostgresStore {
 
     async fn release_subscriptions(&self, node: &str) -> Result<(), StoreError> {
         leases::release(&self.pool, &self.channel, node).await
+    }
+
+    async fn hand_over_subscription(
+        &self,
+        node: &str,
+        subscription: u64,
+    ) -> Result<(), StoreError> {
+        leases::hand_over(&self.pool, &self.channel, node, subscription).await
     }
 
     fn changes(&self) -> Option<broadcast::Receiver<Change>> {

@@ -146,7 +146,10 @@ CREATE TABLE switchyard_leases (
     subscription_id bigint PRIMARY KEY
         REFERENCES switchyard_subscriptions (id) ON DELETE CASCADE,
     node text NOT NULL,
-    expires_at timestamptz NOT NULL
+    expires_at timestamptz NOT NULL,
+    -- Given up above the node's fair share, still renewed while its lane drains: nobody else
+    -- takes it until the node hands it over (or dies and it expires).
+    leaving boolean NOT NULL DEFAULT false
 );
 CREATE INDEX switchyard_leases_by_node ON switchyard_leases (node);
 
