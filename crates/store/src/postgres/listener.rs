@@ -97,7 +97,8 @@ async fn run(
     mut listening: Listening,
 ) {
     loop {
-        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut ping =
+            tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
         loop {
             tokio::select! {
                 notification = listening.notifications.recv() => {
