@@ -38,6 +38,9 @@ pub(crate) enum Message {
     Update(Arc<SubscriptionRecord>),
     /// The store has deliveries this lane has not seen.
     Reload,
+    /// Another node takes the subscription over: stop as at shutdown (start nothing new, finish
+    /// and commit the attempts in flight), then end.
+    Stop,
 }
 
 /// Live figures of one lane, read by the API without asking the lane.
@@ -104,6 +107,8 @@ pub(crate) struct Lane {
     busy: HashMap<String, u64>,
     /// Ordered subscriptions only: when the first queued delivery that is not yet due becomes due.
     queued_due_ms: Option<u64>,
+    /// Set by [`Message::Stop`]: the lane drains and ends, the rest of the process goes on.
+    stopping: bool,
 }
 
 impl Lane {
@@ -144,6 +149,7 @@ impl Lane {
             queued: BTreeMap::new(),
             busy: HashMap::new(),
             queued_due_ms: None,
+            stopping: false,
         }
     }
 
@@ -152,7 +158,7 @@ impl Lane {
         mut inbox: mpsc::UnboundedReceiver<Message>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        while !*shutdown.borrow() {
+        while !*shutdown.borrow() && !self.stopping {
             let now = now_ms();
             // Parked retries do not count: deliveries due sooner may displace them (see refill).
             if self.backlog
@@ -250,6 +256,7 @@ impl Lane {
                 self.backlog = true;
                 self.next_refill_ms = 0;
             }
+            Message::Stop => self.stopping = true,
         }
     }
 

@@ -203,10 +203,19 @@ impl Dispatcher {
         self.inner.metrics.remove_subscription(subscription);
     }
 
-    /// Stops the lane of a subscription that another node now delivers for. Attempts in flight
-    /// are abandoned without an outcome: their deliveries stay pending in the store, and the new
-    /// owner attempts them again (at least once).
-    pub fn release(&self, subscription: u64) {
+    /// Stops the lane of a subscription that this node gives to another: it starts nothing new,
+    /// lets its attempts in flight finish and commits their outcomes. The returned task ends
+    /// when it has; only then may another node take the subscription, or attempts would repeat.
+    pub fn hand_over(&self, subscription: u64) -> Option<JoinHandle<()>> {
+        let lane = self.lanes().remove(&subscription)?;
+        let _ = lane.inbox.send(lane::Message::Stop);
+        Some(lane.task)
+    }
+
+    /// Stops the lane of a subscription at once, for a node that may no longer own it (its lease
+    /// could not be renewed): attempts in flight are dropped without an outcome, their
+    /// deliveries stay pending in the store and the next owner makes them again (at least once).
+    pub fn abandon(&self, subscription: u64) {
         if let Some(lane) = self.lanes().remove(&subscription) {
             lane.task.abort();
         }

@@ -6,22 +6,27 @@
 //! in the whole cluster per subscription is what makes its limits (`max_concurrency`,
 //! `rate_limit_per_s`, ordering keys, the circuit breaker) hold cluster-wide rather than per node.
 //! Any node accepts publishes; the store tells the owner of new deliveries (LISTEN/NOTIFY) and the
-//! owner's lane reads them, so a delivery is attempted by its owner only: no double delivery while
-//! nodes are healthy.
+//! owner's lane reads them, so a delivery is attempted by its owner only.
 //!
-//! A node that dies stops renewing; once its leases run out, the other nodes claim its
-//! subscriptions and their lanes read the pending deliveries from the store. Nothing acknowledged
-//! is lost; attempts that were in flight on the dead node are made again (at least once).
+//! Ownership moves without overlap while nodes are healthy: a subscription above this node's
+//! share is handed over only once its lane has drained (attempts in flight finished and their
+//! outcomes committed), and a node that cannot renew its leases for two thirds of a lease stops
+//! its lanes before anyone else may take them. A node that dies stops renewing; once its leases
+//! run out the other nodes claim its subscriptions and read their pending deliveries from the
+//! store. Nothing acknowledged is lost; attempts in flight on the dead node are made again (at
+//! least once).
 //!
 //! Changes made on another node (buses, subscriptions, archives, sources, connections) arrive
 //! through the store's change feed, with a full comparison every second as a safety net against a
-//! missed notification.
+//! missed notification; both go through [`App::reconcile`], as does a claim that finds a
+//! subscription it does not know yet.
 //!
 //! With a single-node store (`Store::changes` is `None`) none of this runs: the node owns all.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchyard_destination::parse_connection_spec;
 use switchyard_dispatcher::LiveConnection;
@@ -35,30 +40,49 @@ const RESYNC: Duration = Duration::from_secs(1);
 
 /// This node's part in a cluster.
 pub struct Cluster {
-    /// Names this node in leases; unique per running process.
-    pub node: String,
+    /// Names this node in leases; unique per running process (`--node-id`).
+    pub node_id: String,
     /// How long a claim on a subscription lasts without renewal: how long a dead node's
     /// subscriptions wait before another node delivers them.
     pub lease_ms: u64,
     /// Wakes the ownership loop at once, e.g. when a subscription is created here.
     claim_now: Arc<tokio::sync::Notify>,
+    /// When the last successful claim started: the leases it renewed last until then plus a
+    /// lease, so this node must stop delivering before that if it cannot renew.
+    renewed_at: Mutex<Option<Instant>>,
+    /// Set once this node's lanes have drained at shutdown: it claims nothing more.
+    stopped: AtomicBool,
     /// `updated_ms` of each connection as last loaded, so that an unchanged connection keeps
     /// its live state (cached OAuth tokens).
     connections: Mutex<HashMap<String, u64>>,
 }
 
 impl Cluster {
-    pub fn new(node: String, lease_ms: u64) -> Cluster {
+    pub fn new(node_id: String, lease_ms: u64) -> Cluster {
         Cluster {
-            node,
+            node_id,
             lease_ms,
             claim_now: Arc::new(tokio::sync::Notify::new()),
+            renewed_at: Mutex::new(None),
+            stopped: AtomicBool::new(false),
             connections: Mutex::new(HashMap::new()),
         }
     }
 
     pub(crate) fn claim_now(&self) {
         self.claim_now.notify_one();
+    }
+
+    /// Called once the lanes have drained at shutdown, just before the leases are released.
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the leases may have run out: the last renewal is older than two thirds of a
+    /// lease (a third is left for clocks and for stopping lanes).
+    fn lease_in_doubt(&self) -> bool {
+        let renewed_at = *self.renewed_at.lock().unwrap_or_else(|p| p.into_inner());
+        renewed_at.is_none_or(|at| at.elapsed() > Duration::from_millis(self.lease_ms * 2 / 3))
     }
 }
 
@@ -71,14 +95,24 @@ impl App {
         let renew = Duration::from_millis((cluster.lease_ms / 3).max(1));
         let wake = Arc::clone(&cluster.claim_now);
         let weak = Arc::downgrade(self);
+        // Renewal goes on during shutdown, while lanes drain, until `Cluster::stop`.
         tokio::spawn(async move {
             loop {
                 let Some(app) = weak.upgrade() else { break };
-                if *app.closing.borrow() {
+                let Some(cluster) = &app.cluster else { break };
+                if cluster.stopped.load(Ordering::SeqCst) {
                     break;
                 }
                 if let Err(error) = app.claim().await {
                     tracing::warn!(%error, "cannot renew subscription leases; will try again");
+                    if cluster.lease_in_doubt() && !app.dispatcher.running().is_empty() {
+                        tracing::error!(
+                            "subscription leases not renewed for two thirds of --lease-ms: stopping this node's deliveries until they are"
+                        );
+                        for subscription in app.dispatcher.running() {
+                            app.dispatcher.abandon(subscription);
+                        }
+                    }
                 }
                 drop(app);
                 tokio::select! {
@@ -120,31 +154,30 @@ impl App {
         });
     }
 
-    /// Claims and renews this node's subscriptions, and runs lanes for exactly those.
-    async fn claim(&self) -> Result<(), ServerError> {
+    /// Claims and renews this node's subscriptions, runs lanes for exactly those, and hands
+    /// over the others once their lanes have drained.
+    async fn claim(self: &Arc<Self>) -> Result<(), ServerError> {
         let Some(cluster) = &self.cluster else {
             return Ok(());
         };
+        let started = Instant::now();
         let owned: HashSet<u64> = self
             .store
-            .claim_subscriptions(&cluster.node, cluster.lease_ms)
+            .claim_subscriptions(&cluster.node_id, cluster.lease_ms)
             .await?
             .into_iter()
             .collect();
+        *cluster.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
         let _change = self.catalog.lock_changes().await;
         let running: HashSet<u64> = self.dispatcher.running().into_iter().collect();
-        for released in running.difference(&owned) {
-            tracing::info!(subscription = released, "another node delivers for it now");
-            self.dispatcher.release(*released);
+        for leaving in running.difference(&owned) {
+            self.hand_over(*leaving);
         }
         let gained: Vec<u64> = owned.difference(&running).copied().collect();
-        if gained.is_empty() {
-            return Ok(());
-        }
         let mut known = self.subscriptions_by_id();
         if gained.iter().any(|id| !known.contains_key(id)) {
             // Created on another node a moment ago: take in the catalog first.
-            self.catalog.refresh(self.store.as_ref()).await?;
+            self.reconcile().await?;
             known = self.subscriptions_by_id();
         }
         for id in gained {
@@ -154,6 +187,35 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// Drains the lane of a subscription above this node's share, then gives up its lease.
+    fn hand_over(self: &Arc<Self>, subscription: u64) {
+        let Some(drained) = self.dispatcher.hand_over(subscription) else {
+            return;
+        };
+        let app = Arc::clone(self);
+        tokio::spawn(async move {
+            let _ = drained.await;
+            let Some(cluster) = &app.cluster else { return };
+            match app
+                .store
+                .hand_over_subscription(&cluster.node_id, subscription)
+                .await
+            {
+                Ok(()) => tracing::info!(subscription, "handed over to another node"),
+                // The lease then expires on its own, a lease later.
+                Err(error) => tracing::warn!(subscription, %error, "cannot hand over a lease"),
+            }
+        });
+    }
+
+    fn subscriptions_by_id(&self) -> HashMap<u64, Arc<SubscriptionRecord>> {
+        self.catalog
+            .all_subscriptions()
+            .into_iter()
+            .map(|s| (s.id, s))
+            .collect()
     }
 
     /// Every node counts what it publishes and reports every subscription's backlog, owned or
@@ -167,12 +229,35 @@ impl App {
         }
     }
 
-    fn subscriptions_by_id(&self) -> HashMap<u64, Arc<SubscriptionRecord>> {
-        self.catalog
-            .all_subscriptions()
-            .into_iter()
-            .map(|s| (s.id, s))
-            .collect()
+    /// Takes in the catalog as the store holds it, and makes this node's lanes follow: a
+    /// changed subscription's lane gets its new definition, a deleted one's stops. The caller
+    /// holds the change lock.
+    async fn reconcile(&self) -> Result<(), StoreError> {
+        let before = self.subscriptions_by_id();
+        if !self.catalog.refresh(self.store.as_ref()).await? {
+            return Ok(());
+        }
+        let known = self.subscriptions_by_id();
+        self.register_metrics();
+        for id in before.keys().filter(|id| !known.contains_key(id)) {
+            self.dispatcher.remove(*id);
+        }
+        for id in self.dispatcher.running() {
+            if let Some(record) = known.get(&id)
+                && before
+                    .get(&id)
+                    .is_none_or(|old| old.updated_ms != record.updated_ms)
+            {
+                self.dispatcher.upsert(Arc::clone(record));
+            }
+        }
+        // A subscription created elsewhere may be this node's to take.
+        if let Some(cluster) = &self.cluster
+            && known.keys().any(|id| !before.contains_key(id))
+        {
+            cluster.claim_now();
+        }
+        Ok(())
     }
 
     /// Takes in what other nodes changed: the catalog (and the lanes of changed or deleted
@@ -180,19 +265,7 @@ impl App {
     async fn follow_store(&self) -> Result<(), ServerError> {
         {
             let _change = self.catalog.lock_changes().await;
-            let before = self.subscriptions_by_id();
-            if self.catalog.refresh(self.store.as_ref()).await? {
-                let known = self.subscriptions_by_id();
-                self.register_metrics();
-                for id in before.keys().filter(|id| !known.contains_key(id)) {
-                    self.dispatcher.remove(*id);
-                }
-                for id in self.dispatcher.running() {
-                    if let Some(record) = known.get(&id) {
-                        self.dispatcher.upsert(Arc::clone(record));
-                    }
-                }
-            }
+            self.reconcile().await?;
         }
         self.sources
             .refresh(self.store.as_ref(), &self.master_key)
@@ -240,7 +313,7 @@ impl App {
 
     /// Lets the lane of a subscription that was created or changed here follow: a running lane
     /// takes the new definition at once; a new subscription is claimed by whichever node gets to
-    /// it first (this one is woken now).
+    /// it first (this one is woken now, the others by the store's notification).
     pub(crate) fn deliver_for(&self, record: Arc<SubscriptionRecord>) {
         match &self.cluster {
             None => self.dispatcher.upsert(record),

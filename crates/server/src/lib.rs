@@ -251,12 +251,13 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await?;
     app.dispatcher.shutdown().await;
-    // Outcomes are committed: hand this node's subscriptions to the others now rather than
-    // when the leases run out.
-    if let Some(cluster) = &app.cluster
-        && let Err(error) = app.store.release_subscriptions(&cluster.node).await
-    {
-        tracing::warn!(%error, "cannot release subscription leases; they expire on their own");
+    // Outcomes are committed (leases were renewed meanwhile): hand this node's subscriptions to
+    // the others now rather than when the leases run out.
+    if let Some(cluster) = &app.cluster {
+        cluster.stop();
+        if let Err(error) = app.store.release_subscriptions(&cluster.node_id).await {
+            tracing::warn!(%error, "cannot release subscription leases; they expire on their own");
+        }
     }
     Ok(())
 }

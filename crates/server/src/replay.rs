@@ -4,9 +4,11 @@
 //! A replay is a document in the store (its request, state, counts and cursor), so any request
 //! can show it and a restarted server resumes the replays that were running. It runs on the node
 //! that started it; on a shared store, a node resumes only the replays it was running (by
-//! `--node-id`), so two nodes never run one replay. The runner writes a running replay's
-//! document; a cancel on its node asks it to stop and waits for it, a cancel on another node
-//! marks the document, which the runner reads before each batch.
+//! `--node-id`), so two nodes never run one replay. Only the runner writes a running replay's
+//! document: a cancel on its node asks it to stop and waits for it; a cancel on another node
+//! leaves a cancel request (a document of its own) that the runner reads before each batch, and
+//! waits for the runner to stop. Names are taken with a create-only write, so two nodes cannot
+//! start two replays of one name.
 //!
 //! A replay goes at the pace of its slowest target: it waits while any of them has a lane's worth
 //! of deliveries pending (`--lane-capacity`), so replaying a large archive fills neither memory
@@ -128,11 +130,7 @@ impl App {
     ) -> Result<ReplayRecord, ServerError> {
         let _change = self.catalog.lock_changes().await;
         if let Ok(existing) = self.get_replay(&spec.name).await {
-            return Err(StoreError::Conflict(format!(
-                "replay {:?} already exists ({:?}); replay names are unique, choose another",
-                spec.name, existing.state
-            ))
-            .into());
+            return Err(name_taken(&existing).into());
         }
         let index = self.catalog.bus(&spec.bus).ok_or_else(|| {
             ServerError::Invalid(format!("field \"bus\": bus {:?} does not exist", spec.bus))
@@ -176,12 +174,20 @@ impl App {
             events_replayed: 0,
             deliveries: 0,
             cursor: None,
-            node: self.cluster.as_ref().map(|c| c.node.clone()),
+            node: self.cluster.as_ref().map(|c| c.node_id.clone()),
             started_ms,
             finished_ms: None,
             error: None,
         };
-        self.save_replay(&record).await?;
+        // Created only if the name is free, also against a node starting one at the same time.
+        let body = encode(&record)?;
+        let stored = self
+            .store
+            .create_document(DocumentKind::Replay, &record.spec.name, body.clone())
+            .await?;
+        if stored.body != body {
+            return Err(name_taken(&decode(&stored.body)?).into());
+        }
         self.run_replay(record.clone());
         Ok(record)
     }
@@ -203,13 +209,25 @@ impl App {
                 control.cancel.store(true, Ordering::SeqCst);
                 let _ = tokio::time::timeout(CANCEL_WAIT, stopped).await;
             }
-            // Stored as running but no runner here (its server stopped before resuming it, or
-            // it finished meanwhile): mark it, unless it finished.
+            // Running elsewhere (or nowhere): leave the runner a request and wait for it to stop.
+            // A runner that never answers is gone; the replay is then marked here.
             None => {
-                let current = self.get_replay(name).await?;
-                if current.state == ReplayState::Running {
-                    self.save_replay(&finish(current, ReplayState::Cancelled, None))
-                        .await?;
+                self.store
+                    .create_document(DocumentKind::ReplayCancel, name, String::from("{}"))
+                    .await?;
+                let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+                loop {
+                    let current = self.get_replay(name).await?;
+                    if current.state != ReplayState::Running {
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        self.save_replay(&finish(current, ReplayState::Cancelled, None))
+                            .await?;
+                        self.forget_cancel(name).await;
+                        break;
+                    }
+                    tokio::time::sleep(PACE_CHECK).await;
                 }
             }
         }
@@ -218,7 +236,7 @@ impl App {
 
     /// Resumes the replays a previous run of this node left running.
     pub(crate) async fn resume_replays(self: &Arc<Self>) -> Result<(), StoreError> {
-        let node = self.cluster.as_ref().map(|c| c.node.as_str());
+        let node = self.cluster.as_ref().map(|c| c.node_id.as_str());
         for record in self.list_replays().await? {
             let ours = node.is_none() || record.node.as_deref() == node;
             if record.state == ReplayState::Running && ours {
@@ -247,6 +265,9 @@ impl App {
             let record = app.replay_until_done(record, &control).await;
             if let Err(error) = app.save_replay(&record).await {
                 tracing::error!(replay = %name, %error, "cannot save the replay's final state");
+            }
+            if app.cluster.is_some() {
+                app.forget_cancel(&name).await;
             }
             tracing::info!(replay = %name, state = ?record.state, events = record.events_replayed, "replay finished");
             app.replays.lock().remove(&name);
@@ -291,13 +312,26 @@ impl App {
         }
     }
 
-    /// Whether a cancel on another node marked the stored replay.
+    /// Whether a cancel on another node left a request for this replay.
     async fn cancelled_elsewhere(&self, record: &ReplayRecord) -> bool {
         self.cluster.is_some()
             && self
-                .get_replay(&record.spec.name)
+                .store
+                .list_documents(DocumentKind::ReplayCancel)
                 .await
-                .is_ok_and(|stored| stored.state == ReplayState::Cancelled)
+                .is_ok_and(|requests| requests.iter().any(|r| r.name == record.spec.name))
+    }
+
+    /// Removes a cancel request once its replay has ended.
+    async fn forget_cancel(&self, name: &str) {
+        match self
+            .store
+            .delete_document(DocumentKind::ReplayCancel, name)
+            .await
+        {
+            Ok(_) | Err(StoreError::NotFound(_)) => {}
+            Err(error) => tracing::warn!(replay = %name, %error, "cannot remove a cancel request"),
+        }
     }
 
     /// Whether a target has a lane's worth of deliveries pending; deleted targets have none.
@@ -376,6 +410,13 @@ impl App {
         record.cursor = Some(last);
         Ok(true)
     }
+}
+
+fn name_taken(existing: &ReplayRecord) -> StoreError {
+    StoreError::Conflict(format!(
+        "replay {:?} already exists ({:?}); replay names are unique, choose another",
+        existing.spec.name, existing.state
+    ))
 }
 
 fn finish(mut record: ReplayRecord, state: ReplayState, error: Option<String>) -> ReplayRecord {

@@ -240,10 +240,18 @@ async fn open_store(
     }
 }
 
-/// A store URL fit for a log line: `postgres://user:********@host/db`.
+/// A store URL fit for a log line: `postgres://user:********@host/db`, or `password=********`
+/// in a key=value connection string.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
+        return url
+            .split_whitespace()
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => "password=********",
+                _ => pair,
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
     };
     match rest.split_once('@') {
         Some((credentials, host)) if credentials.contains(':') => {
@@ -304,4 +312,25 @@ async fn shutdown_signal() {
         _ = terminate => {}
     }
     tracing::info!("shutting down: finishing attempts in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_passwords_never_reach_a_log_line() {
+        assert_eq!(
+            redact_password("postgres://app:s3cret@db:5432/events"),
+            "postgres://app:********@db:5432/events"
+        );
+        assert_eq!(
+            redact_password("postgres://app@db/events"),
+            "postgres://app@db/events"
+        );
+        assert_eq!(
+            redact_password("host=db user=app password=s3cret dbname=events"),
+            "host=db user=app password=******** dbname=events"
+        );
+    }
 }

@@ -333,3 +333,76 @@ async fn a_replay_started_on_one_node_is_cancelled_from_another() {
     drop((one, two));
     db.drop_schema().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joining_under_load_takes_its_share_without_repeating_deliveries() {
+    let Some(db) = Database::create().await else {
+        return;
+    };
+    let dir = temp_dir();
+    let first = node(&db, dir.path(), "n1", &[]);
+    let api = Api::new(&first);
+    // Slow answers, so that attempts are in flight whenever a lane is handed over.
+    let receiver = Receiver::start(|_, _| Reply {
+        delay: Duration::from_millis(100),
+        ..Reply::status(200)
+    })
+    .await;
+    api.bus("b").await;
+    for name in ["s1", "s2"] {
+        api.subscribe(
+            "b",
+            name,
+            json!({"destination": {"url": format!("{}/{name}", receiver.url)}, "max_concurrency": 4}),
+        )
+        .await;
+    }
+    let mut published = 0;
+    for batch in 0..3 {
+        published += api
+            .publish(
+                "b",
+                (0..50)
+                    .map(|i| event("s", json!({"n": batch * 50 + i})))
+                    .collect(),
+            )
+            .await
+            .len();
+    }
+    wait_for(
+        "deliveries under way",
+        Duration::from_secs(20),
+        async || receiver.count() >= 10,
+    )
+    .await;
+    // The second node's fair share is one of the two subscriptions: the first node drains that
+    // lane, then hands it over.
+    let second = node(&db, dir.path(), "n2", &[]);
+    wait_for(
+        "the second node to take a subscription",
+        Duration::from_secs(20),
+        async || second.log_text().contains("delivering for it"),
+    )
+    .await;
+    for name in ["s1", "s2"] {
+        wait_for(
+            &format!("{name} to deliver everything"),
+            Duration::from_secs(60),
+            async || api.stats("b", name).await["delivered"] == published as u64,
+        )
+        .await;
+        let ids: Vec<String> = receiver
+            .hits()
+            .iter()
+            .filter(|h| h.path == format!("/{name}"))
+            .map(|h| h.event_id())
+            .collect();
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(ids.len(), unique.len(), "{name}: a delivery was repeated");
+        assert_eq!(unique.len(), published);
+    }
+    assert!(first.log_text().contains("handed over to another node"));
+    drop(api);
+    drop((first, second));
+    db.drop_schema().await;
+}

@@ -1,4 +1,8 @@
-//! `/v1/buses/{bus}/archives[/{name}]`.
+//! `/v1/buses/{bus}/archives[/{name}]`: create, show and delete a bus's archives.
+//!
+//! Changes go through `App::put_archive`/`delete_archive` (store first, then the catalog, so the
+//! next publish is archived by the new pattern); answers add what the archive holds, read from
+//! the store. Must not: read or remove archived events itself (the store's upkeep does).
 
 use std::sync::Arc;
 

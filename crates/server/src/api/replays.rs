@@ -1,4 +1,7 @@
 //! `/v1/replays[/{name}]`: start, watch and cancel replays of archived events.
+//!
+//! Parsing and answers only: the replay itself (validation against the catalog, the runner,
+//! cancellation across nodes) is `crate::replay`'s.
 
 use std::sync::Arc;
 
