@@ -17,6 +17,7 @@ use std::sync::Arc;
 use switchyard_model::{ArchiveSpec, now_ms};
 use tokio_postgres::{GenericClient, Row};
 
+use super::catalog::{KEEP_BUS, upsert};
 use super::conn::{Pool, Session, col, int, unsigned};
 use super::deliveries::{self, GC_CHUNK};
 use super::history::event_from_row;
@@ -28,7 +29,6 @@ const INSERT: &str = "INSERT INTO switchyard_archives (bus, name, spec, created_
     RETURNING id, bus, name, spec, created_ms, updated_ms";
 const UPDATE: &str = "UPDATE switchyard_archives SET spec = $3, updated_ms = $4
     WHERE bus = $1 AND name = $2 RETURNING id, bus, name, spec, created_ms, updated_ms";
-const KEEP_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR KEY SHARE";
 const GET: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
     FROM switchyard_archives WHERE bus = $1 AND name = $2";
 const LIST: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
@@ -120,16 +120,7 @@ pub(super) async fn put(
         return Err(StoreError::no_bus(bus));
     }
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&bus, &name, &text, &now];
-    // A concurrent create of the same name makes the insert do nothing and the update find it.
-    let (row, created) = match db.query_opt(INSERT, &params).await? {
-        Some(row) => (row, true),
-        None => (
-            db.query_opt(UPDATE, &params)
-                .await?
-                .ok_or_else(|| StoreError::no_archive(bus, name))?,
-            false,
-        ),
-    };
+    let (row, created) = upsert(&mut db, (INSERT, &params), (UPDATE, &params)).await?;
     deliveries::notify_catalog(&mut db, channel).await?;
     let record = record_from_row(&row)?;
     tx.commit().await?;

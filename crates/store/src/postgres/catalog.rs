@@ -28,7 +28,7 @@ const LIST_BUSES: &str =
     "SELECT name, spec, created_ms, updated_ms FROM switchyard_buses ORDER BY name";
 /// Held until commit: a subscription cannot be added to a bus being deleted.
 const LOCK_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR UPDATE";
-const KEEP_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR KEY SHARE";
+pub(super) const KEEP_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR KEY SHARE";
 const DELETE_BUS: &str = "DELETE FROM switchyard_buses WHERE name = $1";
 
 const INSERT_SUBSCRIPTION: &str = "INSERT INTO switchyard_subscriptions
@@ -94,7 +94,7 @@ fn document_from_row(row: &Row) -> Result<DocumentRecord, StoreError> {
 
 /// Creates or replaces a row: `insert` (doing nothing on conflict) then `update`, both
 /// returning the row; the flag says whether it was created.
-async fn upsert(
+pub(super) async fn upsert(
     db: &mut Session<'_, tokio_postgres::Transaction<'_>>,
     insert: (&'static str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
     update: (&'static str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
