@@ -98,6 +98,9 @@ pub struct ReplayView<'a> {
     finished_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
+    /// The node running it, on a shared store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
 }
 
 impl<'a> ReplayView<'a> {
@@ -124,6 +127,7 @@ impl<'a> ReplayView<'a> {
             started_at: format_rfc3339_ms(record.started_ms),
             finished_at: record.finished_ms.map(format_rfc3339_ms),
             error: record.error.as_deref(),
+            node: record.node.as_deref(),
         }
     }
 }
