@@ -191,6 +191,46 @@ pub struct SubscriptionGauges {
     pub circuit_state: u8,
 }
 
+/// What an archive holds, read from the store at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct ArchiveGauges {
+    pub bus: String,
+    pub archive: String,
+    pub events: u64,
+    pub bytes: u64,
+}
+
+/// Renders archive gauges as Prometheus text, to follow [`Metrics::render`]'s output: archives
+/// live in the store, so their figures are read there at scrape time, not counted here.
+pub fn render_archives(archives: &[ArchiveGauges]) -> String {
+    let mut out = String::new();
+    let series: [(&str, &str, fn(&ArchiveGauges) -> u64); 2] = [
+        (
+            "switchyard_archive_events",
+            "Events an archive holds now (expired ones are gone).",
+            |a| a.events,
+        ),
+        (
+            "switchyard_archive_bytes",
+            "Envelope bytes an archive holds now.",
+            |a| a.bytes,
+        ),
+    ];
+    for (name, help, value) in series {
+        header(&mut out, name, "gauge", help);
+        for a in archives {
+            let _ = writeln!(
+                out,
+                "{name}{{bus=\"{}\",archive=\"{}\"}} {}",
+                escape(&a.bus),
+                escape(&a.archive),
+                value(a)
+            );
+        }
+    }
+    out
+}
+
 /// The registry: one handle per bus and per subscription id.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -640,6 +680,15 @@ mod tests {
         }
         metrics.remove_subscription(7);
         assert!(!metrics.render(&gauges).contains("billing"));
+        let archives = render_archives(&[ArchiveGauges {
+            bus: "orders".into(),
+            archive: "all".into(),
+            events: 3,
+            bytes: 120,
+        }]);
+        assert!(archives.contains("# TYPE switchyard_archive_events gauge"));
+        assert!(archives.contains("switchyard_archive_events{bus=\"orders\",archive=\"all\"} 3"));
+        assert!(archives.contains("switchyard_archive_bytes{bus=\"orders\",archive=\"all\"} 120"));
     }
 
     #[test]

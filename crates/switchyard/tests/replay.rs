@@ -226,6 +226,27 @@ async fn archived_events_expire_after_their_retention_and_others_stay() {
     )
     .await;
     assert_eq!(archive_count(&api, "b", "forever").await, 5);
+    let metrics = scrape(&api).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "switchyard_archive_events{bus=\"b\",archive=\"brief\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "switchyard_archive_events{bus=\"b\",archive=\"forever\"}"
+        ),
+        5.0
+    );
+    assert!(
+        sample(
+            &metrics,
+            "switchyard_archive_bytes{bus=\"b\",archive=\"forever\"}"
+        ) > 0.0
+    );
     let (_, body) = api.get("/v1/buses/b/archives/brief").await;
     assert!(body.get("oldest_event_at").is_none(), "{body}");
     // A bus with archives is only deleted on purpose.

@@ -1,5 +1,6 @@
-//! `GET /metrics`: Prometheus text. Counters come from memory; backlog gauges are read from the
-//! store at scrape time, so they are right even for subscriptions whose lane is idle.
+//! `GET /metrics`: Prometheus text. Counters come from memory; backlog and archive gauges are
+//! read from the store at scrape time, so they are right even for subscriptions whose lane is
+//! idle (or runs on another node) and for archives whose events expired.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use switchyard_metrics::SubscriptionGauges;
+use switchyard_metrics::{ArchiveGauges, SubscriptionGauges, render_archives};
 use switchyard_model::now_ms;
 
 use super::ApiError;
@@ -39,11 +40,25 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, A
             },
         );
     }
+    let mut archives = Vec::new();
+    for bus in app.catalog.buses() {
+        for archive in bus.archives() {
+            let stats = app.store.archive_stats(archive.id).await?;
+            archives.push(ArchiveGauges {
+                bus: archive.bus.clone(),
+                archive: archive.name.clone(),
+                events: stats.events,
+                bytes: stats.bytes,
+            });
+        }
+    }
+    let mut text = app.metrics.render(&gauges);
+    text.push_str(&render_archives(&archives));
     Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(&gauges),
+        text,
     ))
 }
