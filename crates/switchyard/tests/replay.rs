@@ -94,6 +94,12 @@ async fn replay_of_a_time_range_goes_only_to_the_chosen_subscription_in_publish_
         9,
         "refunds are not archived there"
     );
+    let (_, bus) = api.get("/v1/buses/b").await;
+    assert_eq!(
+        (bus["subscriptions"].as_u64(), bus["archives"].as_u64()),
+        (Some(1), Some(2)),
+        "{bus}"
+    );
 
     // A subscription created after the events were published, serial so that order shows.
     api.subscribe(

@@ -17,7 +17,7 @@ pub async fn list(State(app): State<Arc<App>>) -> Response {
     let buses = app.catalog.buses();
     let items: Vec<_> = buses
         .iter()
-        .map(|b| BusView::new(&b.record, b.subscriptions().count()))
+        .map(|b| BusView::new(&b.record, Some(b)))
         .collect();
     Json(Page { items, next: None }).into_response()
 }
@@ -27,7 +27,7 @@ pub async fn get(
     Path(bus): Path<String>,
 ) -> Result<Response, ApiError> {
     let index = find_bus(&app, &bus)?;
-    Ok(Json(BusView::new(&index.record, index.subscriptions().count())).into_response())
+    Ok(Json(BusView::new(&index.record, Some(&index))).into_response())
 }
 
 pub async fn put(
@@ -43,11 +43,8 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    let count = app
-        .catalog
-        .bus(&bus)
-        .map_or(0, |b| b.subscriptions().count());
-    Ok((status, Json(BusView::new(&record, count))).into_response())
+    let index = app.catalog.bus(&bus);
+    Ok((status, Json(BusView::new(&record, index.as_deref()))).into_response())
 }
 
 pub async fn delete(

@@ -6,6 +6,7 @@ use switchyard_model::{CircuitBreaker, RetryPolicy, format_rfc3339_ms};
 use switchyard_secrets::REDACTED;
 use switchyard_store::{ArchiveRecord, ArchiveStats, BusRecord, DeadLetter, SubscriptionRecord};
 
+use crate::catalog::BusIndex;
 use crate::replay::{ReplayRecord, ReplayState};
 
 /// A list answer. A struct rather than `json!`, so that raw JSON inside items (patterns, events)
@@ -23,16 +24,18 @@ pub struct BusView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
     subscriptions: usize,
+    archives: usize,
     created_at: String,
     updated_at: String,
 }
 
 impl<'a> BusView<'a> {
-    pub fn new(record: &'a BusRecord, subscriptions: usize) -> BusView<'a> {
+    pub fn new(record: &'a BusRecord, index: Option<&BusIndex>) -> BusView<'a> {
         BusView {
             name: &record.name,
             description: record.spec.description.as_deref(),
-            subscriptions,
+            subscriptions: index.map_or(0, |b| b.subscriptions().count()),
+            archives: index.map_or(0, |b| b.archives().count()),
             created_at: format_rfc3339_ms(record.created_ms),
             updated_at: format_rfc3339_ms(record.updated_ms),
         }
