@@ -204,19 +204,7 @@ pub struct ArchiveGauges {
 /// live in the store, so their figures are read there at scrape time, not counted here.
 pub fn render_archives(archives: &[ArchiveGauges]) -> String {
     let mut out = String::new();
-    let series: [(&str, &str, fn(&ArchiveGauges) -> u64); 2] = [
-        (
-            "switchyard_archive_events",
-            "Events an archive holds now (expired ones are gone).",
-            |a| a.events,
-        ),
-        (
-            "switchyard_archive_bytes",
-            "Envelope bytes an archive holds now.",
-            |a| a.bytes,
-        ),
-    ];
-    for (name, help, value) in series {
+    let mut gauge = |name: &str, help: &str, value: &dyn Fn(&ArchiveGauges) -> u64| {
         header(&mut out, name, "gauge", help);
         for a in archives {
             let _ = writeln!(
@@ -227,7 +215,17 @@ pub fn render_archives(archives: &[ArchiveGauges]) -> String {
                 value(a)
             );
         }
-    }
+    };
+    gauge(
+        "switchyard_archive_events",
+        "Events an archive holds now (expired ones are gone).",
+        &|a| a.events,
+    );
+    gauge(
+        "switchyard_archive_bytes",
+        "Envelope bytes an archive holds now.",
+        &|a| a.bytes,
+    );
     out
 }
 
