@@ -125,27 +125,36 @@ impl App {
         tokio::spawn(async move {
             let mut resync = tokio::time::interval(RESYNC);
             loop {
+                // `None`: the periodic comparison, not a notification.
                 let change = tokio::select! {
-                    change = changes.recv() => change,
-                    _ = resync.tick() => Ok(Change::Catalog),
+                    change = changes.recv() => Some(change),
+                    _ = resync.tick() => None,
                 };
                 let Some(app) = weak.upgrade() else { break };
                 let outcome = match change {
-                    Ok(Change::Pending(subscriptions)) => {
+                    None => app.follow_store().await,
+                    Some(Ok(Change::Pending(subscriptions))) => {
                         for subscription in subscriptions {
                             app.dispatcher.reload(subscription);
                         }
                         Ok(())
                     }
-                    Ok(Change::Catalog) => app.follow_store().await,
+                    // Also sent when a node releases or hands over leases: claim now, not at
+                    // the next renewal.
+                    Some(Ok(Change::Catalog)) => {
+                        if let Some(cluster) = &app.cluster {
+                            cluster.claim_now();
+                        }
+                        app.follow_store().await
+                    }
                     // Missed notifications: catch up on everything.
-                    Err(RecvError::Lagged(_)) => {
+                    Some(Err(RecvError::Lagged(_))) => {
                         for subscription in app.dispatcher.running() {
                             app.dispatcher.reload(subscription);
                         }
                         app.follow_store().await
                     }
-                    Err(RecvError::Closed) => break,
+                    Some(Err(RecvError::Closed)) => break,
                 };
                 if let Err(error) = outcome {
                     tracing::warn!(%error, "cannot follow the store's changes; will try again");

@@ -67,9 +67,11 @@ fn node(db: &Database, dir: &std::path::Path, name: &str, extra: &[&str]) -> Ser
         key.to_str().unwrap(),
         "--node-id",
         name,
-        "--lease-ms",
-        "1500",
     ];
+    // Short leases, so that a dead node's subscriptions move within the test's patience.
+    if !extra.contains(&"--lease-ms") {
+        args.extend_from_slice(&["--lease-ms", "1500"]);
+    }
     args.extend_from_slice(extra);
     Server::start(&dir.join(name), &args)
 }
@@ -404,5 +406,58 @@ async fn a_node_joining_under_load_takes_its_share_without_repeating_deliveries(
     assert!(first.log_text().contains("handed over to another node"));
     drop(api);
     drop((first, second));
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_stopped_with_sigterm_hands_its_subscriptions_over_at_once() {
+    let Some(db) = Database::create().await else {
+        return;
+    };
+    let dir = temp_dir();
+    // Leases renewed only every 40 s: anything faster than that comes from the hand-over.
+    let long_lease = ["--lease-ms", "120000"];
+    let first = node(&db, dir.path(), "n1", &long_lease);
+    let receiver = Receiver::ok().await;
+    {
+        let api = Api::new(&first);
+        api.bus("b").await;
+        for name in ["s1", "s2"] {
+            api.subscribe("b", name, json!({"destination": {"url": receiver.url}}))
+                .await;
+        }
+        wait_for(
+            "the first node to deliver for both",
+            Duration::from_secs(10),
+            async || first.log_text().matches("delivering for it").count() == 2,
+        )
+        .await;
+    }
+    let second = node(&db, dir.path(), "n2", &long_lease);
+    let api = Api::new(&second);
+    wait_for(
+        "the second node to know the subscriptions",
+        Duration::from_secs(10),
+        async || api.get("/v1/buses/b/subscriptions/s2").await.0 == 200,
+    )
+    .await;
+    let status = first.terminate().await;
+    assert!(status.success(), "{status:?}");
+    wait_for(
+        "the second node to take both over",
+        Duration::from_secs(3),
+        async || second.log_text().matches("delivering for it").count() == 2,
+    )
+    .await;
+    api.publish("b", vec![event("s", json!({"after": "handover"}))])
+        .await;
+    wait_for(
+        "delivery by the second node",
+        Duration::from_secs(10),
+        async || receiver.count() == 2,
+    )
+    .await;
+    drop(api);
+    drop(second);
     db.drop_schema().await;
 }
