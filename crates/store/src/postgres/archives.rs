@@ -14,10 +14,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use switchyard_model::{ArchiveSpec, now_ms};
+use switchyard_model::ArchiveSpec;
 use tokio_postgres::{GenericClient, Row};
 
-use super::catalog::{KEEP_BUS, upsert};
+use super::catalog::{OnBus, put_on_bus};
 use super::conn::{Pool, Session, col, int, unsigned};
 use super::deliveries::{self, GC_CHUNK};
 use super::history::event_from_row;
@@ -110,21 +110,13 @@ pub(super) async fn put(
     name: &str,
     spec: ArchiveSpec,
 ) -> Result<(ArchiveRecord, bool), StoreError> {
-    let text = to_json(&spec)?;
-    let now = int(now_ms());
-    let mut conn = pool.get().await?;
-    let (client, statements) = conn.parts();
-    let tx = client.transaction().await?;
-    let mut db = Session::new(&tx, statements);
-    if db.query_opt(KEEP_BUS, &[&bus]).await?.is_none() {
-        return Err(StoreError::no_bus(bus));
-    }
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&bus, &name, &text, &now];
-    let (row, created) = upsert(&mut db, (INSERT, &params), (UPDATE, &params)).await?;
-    deliveries::notify_catalog(&mut db, channel).await?;
-    let record = record_from_row(&row)?;
-    tx.commit().await?;
-    Ok((record, created))
+    let how = OnBus {
+        insert: INSERT,
+        update: UPDATE,
+        on_create: None,
+        decode: record_from_row,
+    };
+    put_on_bus(pool, channel, bus, name, to_json(&spec)?, how).await
 }
 
 pub(super) async fn get<C: GenericClient + Sync>(

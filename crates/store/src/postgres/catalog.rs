@@ -28,7 +28,7 @@ const LIST_BUSES: &str =
     "SELECT name, spec, created_ms, updated_ms FROM switchyard_buses ORDER BY name";
 /// Held until commit: a subscription cannot be added to a bus being deleted.
 const LOCK_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR UPDATE";
-pub(super) const KEEP_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR KEY SHARE";
+const KEEP_BUS: &str = "SELECT 1 FROM switchyard_buses WHERE name = $1 FOR KEY SHARE";
 const DELETE_BUS: &str = "DELETE FROM switchyard_buses WHERE name = $1";
 
 const INSERT_SUBSCRIPTION: &str = "INSERT INTO switchyard_subscriptions
@@ -94,7 +94,7 @@ fn document_from_row(row: &Row) -> Result<DocumentRecord, StoreError> {
 
 /// Creates or replaces a row: `insert` (doing nothing on conflict) then `update`, both
 /// returning the row; the flag says whether it was created.
-pub(super) async fn upsert(
+async fn upsert(
     db: &mut Session<'_, tokio_postgres::Transaction<'_>>,
     insert: (&'static str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
     update: (&'static str, &[&(dyn tokio_postgres::types::ToSql + Sync)]),
@@ -195,14 +195,27 @@ pub(super) async fn delete_bus(
     Ok(doomed)
 }
 
-pub(super) async fn put_subscription(
+/// How a record that belongs to a bus (a subscription, an archive) is written.
+pub(super) struct OnBus<T> {
+    /// Takes (bus, name, spec JSON, now) and does nothing on conflict.
+    pub insert: &'static str,
+    /// Takes the same and updates the existing row.
+    pub update: &'static str,
+    /// Run with the new row's id when the record is created.
+    pub on_create: Option<&'static str>,
+    pub decode: fn(&Row) -> Result<T, StoreError>,
+}
+
+/// Creates or replaces a record of a bus, in a transaction that keeps the bus from being deleted
+/// meanwhile and tells the other nodes; the flag says whether it was created.
+pub(super) async fn put_on_bus<T>(
     pool: &Pool,
     channel: &str,
     bus: &str,
     name: &str,
-    spec: SubscriptionSpec,
-) -> Result<(SubscriptionRecord, bool), StoreError> {
-    let text = to_json(&spec)?;
+    spec: String,
+    how: OnBus<T>,
+) -> Result<(T, bool), StoreError> {
     let now = int(now_ms());
     let mut conn = pool.get().await?;
     let (client, statements) = conn.parts();
@@ -211,20 +224,31 @@ pub(super) async fn put_subscription(
     if db.query_opt(KEEP_BUS, &[&bus]).await?.is_none() {
         return Err(StoreError::no_bus(bus));
     }
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&bus, &name, &text, &now];
-    let (row, created) = upsert(
-        &mut db,
-        (INSERT_SUBSCRIPTION, &params),
-        (UPDATE_SUBSCRIPTION, &params),
-    )
-    .await?;
-    let record = subscription_from_row(&row)?;
-    if created {
-        db.execute(INSERT_COUNTERS, &[&int(record.id)]).await?;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&bus, &name, &spec, &now];
+    let (row, created) = upsert(&mut db, (how.insert, &params), (how.update, &params)).await?;
+    let record = (how.decode)(&row)?;
+    if created && let Some(on_create) = how.on_create {
+        db.execute(on_create, &[&col::<i64>(&row, 0)?]).await?;
     }
     deliveries::notify_catalog(&mut db, channel).await?;
     tx.commit().await?;
     Ok((record, created))
+}
+
+pub(super) async fn put_subscription(
+    pool: &Pool,
+    channel: &str,
+    bus: &str,
+    name: &str,
+    spec: SubscriptionSpec,
+) -> Result<(SubscriptionRecord, bool), StoreError> {
+    let how = OnBus {
+        insert: INSERT_SUBSCRIPTION,
+        update: UPDATE_SUBSCRIPTION,
+        on_create: Some(INSERT_COUNTERS),
+        decode: subscription_from_row,
+    };
+    put_on_bus(pool, channel, bus, name, to_json(&spec)?, how).await
 }
 
 pub(super) async fn get_subscription(
