@@ -20,29 +20,36 @@ use switchyard_store::{
 use crate::sources::{LiveSource, StoredSource};
 use crate::{App, ServerError};
 
-/// Runs a change on its own task: a client that hangs up cancels its request, never a change
-/// half made (committed to the store but not yet applied to the catalog and the dispatcher).
-async fn complete<T, E>(work: impl Future<Output = Result<T, E>> + Send + 'static) -> Result<T, E>
-where
-    T: Send + 'static,
-    E: From<StoreError> + Send + 'static,
-{
-    tokio::spawn(work).await.unwrap_or_else(|e| {
-        Err(StoreError::Storage(format!("the change did not finish: {e}")).into())
-    })
-}
-
 impl App {
+    /// Runs a change under the catalog's change lock, on its own task: a client that hangs up
+    /// cancels its request, never a change half made (committed to the store but not yet applied
+    /// to the catalog and the dispatcher).
+    async fn change<T, E, F, Fut>(self: &Arc<Self>, work: F) -> Result<T, E>
+    where
+        F: FnOnce(Arc<App>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let app = Arc::clone(self);
+        tokio::spawn(async move {
+            let _change = app.catalog.lock_changes().await;
+            work(Arc::clone(&app)).await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(StoreError::Storage(format!("the change did not finish: {e}")).into())
+        })
+    }
+
     pub async fn put_bus(
         self: &Arc<Self>,
         name: &str,
         spec: BusSpec,
     ) -> Result<(BusRecord, bool), StoreError> {
-        let app = Arc::clone(self);
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let name = name.as_str();
-            let _change = app.catalog.lock_changes().await;
             let (record, created) = app.store.put_bus(name, spec).await?;
             app.catalog.put_bus(record.clone());
             app.metrics.bus(name);
@@ -52,11 +59,9 @@ impl App {
     }
 
     pub async fn delete_bus(self: &Arc<Self>, name: &str, force: bool) -> Result<(), StoreError> {
-        let app = Arc::clone(self);
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let name = name.as_str();
-            let _change = app.catalog.lock_changes().await;
             let removed = app.store.delete_bus(name, force).await?;
             app.catalog.remove_bus(name);
             app.metrics.remove_bus(name);
@@ -76,12 +81,10 @@ impl App {
         name: &str,
         spec: SubscriptionSpec,
     ) -> Result<(Arc<SubscriptionRecord>, bool), ServerError> {
-        let app = Arc::clone(self);
         let bus = bus.to_owned();
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let (bus, name) = (bus.as_str(), name.as_str());
-            let _change = app.catalog.lock_changes().await;
             let mut spec = spec;
             if let Some(connection) = &spec.destination.connection
                 && app.dispatcher.connections().get(connection).is_none() {
@@ -112,12 +115,10 @@ impl App {
         bus: &str,
         name: &str,
     ) -> Result<(), StoreError> {
-        let app = Arc::clone(self);
         let bus = bus.to_owned();
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let (bus, name) = (bus.as_str(), name.as_str());
-            let _change = app.catalog.lock_changes().await;
             let record = app.store.delete_subscription(bus, name).await?;
             app.catalog.remove_subscription(bus, name);
             app.dispatcher.remove(record.id);
@@ -134,10 +135,8 @@ impl App {
         name: &str,
         spec: ArchiveSpec,
     ) -> Result<(Arc<ArchiveRecord>, bool), StoreError> {
-        let app = Arc::clone(self);
         let (bus, name) = (bus.to_owned(), name.to_owned());
-        complete(async move {
-            let _change = app.catalog.lock_changes().await;
+        self.change(move |app| async move {
             let (record, created) = app.store.put_archive(&bus, &name, spec).await?;
             let record = Arc::new(record);
             app.catalog.put_archive(Arc::clone(&record))?;
@@ -148,10 +147,8 @@ impl App {
 
     /// Stops archiving at once; the events the archive kept are removed in the background.
     pub async fn delete_archive(self: &Arc<Self>, bus: &str, name: &str) -> Result<(), StoreError> {
-        let app = Arc::clone(self);
         let (bus, name) = (bus.to_owned(), name.to_owned());
-        complete(async move {
-            let _change = app.catalog.lock_changes().await;
+        self.change(move |app| async move {
             app.store.delete_archive(&bus, &name).await?;
             app.catalog.remove_archive(&bus, &name);
             Ok(())
@@ -167,11 +164,9 @@ impl App {
         name: &str,
         mut spec: SourceSpec,
     ) -> Result<(Arc<LiveSource>, bool), ServerError> {
-        let app = Arc::clone(self);
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let name = name.as_str();
-            let _change = app.catalog.lock_changes().await;
             if app.catalog.bus(&spec.bus).is_none() {
                 return Err(ServerError::Invalid(format!(
                     "field \"bus\": bus {:?} does not exist; create it first",
@@ -223,11 +218,9 @@ impl App {
     }
 
     pub async fn delete_source(self: &Arc<Self>, name: &str) -> Result<(), StoreError> {
-        let app = Arc::clone(self);
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let name = name.as_str();
-            let _change = app.catalog.lock_changes().await;
             app.store
                 .delete_document(DocumentKind::Source, name)
                 .await?;
@@ -245,11 +238,9 @@ impl App {
         name: &str,
         spec: ConnectionSpec,
     ) -> Result<(DocumentRecord, bool), ServerError> {
-        let app = Arc::clone(self);
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let name = name.as_str();
-            let _change = app.catalog.lock_changes().await;
             let sealed = spec.seal(&app.master_key)?;
             sealed
                 .resolve(&app.master_key)
@@ -270,11 +261,9 @@ impl App {
 
     /// Deletes a connection no subscription uses.
     pub async fn delete_connection(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
-        let app = Arc::clone(self);
         let name = name.to_owned();
-        complete(async move {
+        self.change(move |app| async move {
             let name = name.as_str();
-            let _change = app.catalog.lock_changes().await;
             let users: Vec<String> = app
                 .catalog
                 .all_subscriptions()
