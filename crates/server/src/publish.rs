@@ -37,7 +37,6 @@ async fn publish_now(
     entries: Vec<Result<Event, ModelError>>,
 ) -> Result<Vec<Result<String, ModelError>>, StoreError> {
     let bus = index.record.name.as_str();
-    let bus_metrics = app.metrics.bus(bus);
     let mut answers = Vec::with_capacity(entries.len());
     let mut accepted = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -61,7 +60,9 @@ async fn publish_now(
         }
     }
     let refused = answers.iter().filter(|a| a.is_err()).count() as u64;
-    bus_metrics.rejected("invalid", refused);
+    if refused > 0 {
+        app.metrics.bus(bus).rejected("invalid", refused);
+    }
     commit(app, bus, accepted, Origin::Publish).await?;
     Ok(answers)
 }
