@@ -73,15 +73,7 @@ impl SourceRegistry {
     /// rotated-away key) is left out with an error in the log, rather than stopping the server.
     pub async fn load(store: &dyn Store, key: &MasterKey) -> Result<SourceRegistry, ServerError> {
         let registry = SourceRegistry::default();
-        for record in store.list_documents(DocumentKind::Source).await? {
-            let name = record.name.clone();
-            match LiveSource::compile(record, key) {
-                Ok(live) => {
-                    registry.insert(live);
-                }
-                Err(error) => tracing::error!(source = %name, %error, "webhook source not loaded"),
-            }
-        }
+        registry.refresh(store, key).await?;
         Ok(registry)
     }
 
