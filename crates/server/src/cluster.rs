@@ -28,8 +28,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchyard_destination::parse_connection_spec;
-use switchyard_dispatcher::LiveConnection;
 use switchyard_store::{Change, DocumentKind, StoreError, SubscriptionRecord};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -305,16 +303,8 @@ impl App {
             {
                 continue;
             }
-            match parse_connection_spec(&record.body) {
-                Ok(spec) => {
-                    self.dispatcher
-                        .connections()
-                        .insert(&record.name, LiveConnection::new(spec));
-                    seen.insert(record.name.clone(), record.updated_ms);
-                }
-                Err(error) => {
-                    tracing::error!(connection = %record.name, %error, "connection not loaded")
-                }
+            if crate::load_connection(&self.dispatcher, record) {
+                seen.insert(record.name.clone(), record.updated_ms);
             }
         }
         Ok(())

@@ -37,7 +37,7 @@ use switchyard_dispatcher::{
 use switchyard_metrics::Metrics;
 use switchyard_secrets::MasterKey;
 use switchyard_secrets::SecretRef;
-use switchyard_store::{DocumentKind, Store};
+use switchyard_store::{DocumentKind, DocumentRecord, Store};
 use tokio::net::TcpListener;
 
 pub use catalog::Catalog;
@@ -151,14 +151,7 @@ impl App {
         }
         let sources = SourceRegistry::load(store.as_ref(), &master_key).await?;
         for record in store.list_documents(DocumentKind::Connection).await? {
-            match parse_connection_spec(&record.body) {
-                Ok(spec) => dispatcher
-                    .connections()
-                    .insert(&record.name, LiveConnection::new(spec)),
-                Err(error) => {
-                    tracing::error!(connection = %record.name, %error, "connection not loaded")
-                }
-            }
+            load_connection(&dispatcher, &record);
         }
         let app = Arc::new(App {
             metrics,
@@ -189,6 +182,23 @@ impl App {
             }
         });
         Ok(app)
+    }
+}
+
+/// Makes a stored connection live; one that no longer parses is left out with an error in the
+/// log rather than stopping the server. Returns whether it was loaded.
+fn load_connection(dispatcher: &Dispatcher, record: &DocumentRecord) -> bool {
+    match parse_connection_spec(&record.body) {
+        Ok(spec) => {
+            dispatcher
+                .connections()
+                .insert(&record.name, LiveConnection::new(spec));
+            true
+        }
+        Err(error) => {
+            tracing::error!(connection = %record.name, %error, "connection not loaded");
+            false
+        }
     }
 }
 
