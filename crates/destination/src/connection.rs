@@ -19,7 +19,7 @@ use std::fmt;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use switchyard_secrets::{MasterKey, Secret, SecretError, SecretRef};
+use switchyard_secrets::{Keyring, Secret, SecretError, SecretRef};
 
 use crate::config::validate_header_name;
 use crate::error::{ConfigError, ResolveError, parse_json};
@@ -327,8 +327,9 @@ impl ConnectionSpec {
         Ok(())
     }
 
-    /// Every inline secret sealed under the current master key: the form to store.
-    pub fn seal(&self, key: &MasterKey) -> Result<ConnectionSpec, SecretError> {
+    /// Every inline secret sealed under the current master key, every `file:` one checked
+    /// against the file policy: the form to store.
+    pub fn seal(&self, key: &Keyring) -> Result<ConnectionSpec, SecretError> {
         let mut sealed = self.clone();
         match &mut sealed.auth {
             None => {}
@@ -348,10 +349,28 @@ impl ConnectionSpec {
         Ok(sealed)
     }
 
+    /// Whether resolving reads a `file:` secret (and so blocks on the file system).
+    pub fn reads_files(&self) -> bool {
+        let auth = match &self.auth {
+            None => None,
+            Some(ConnectionAuth::Basic { password: s, .. })
+            | Some(ConnectionAuth::ApiKey { value: s, .. }) => Some(s),
+            Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) => Some(&oauth.client_secret),
+        };
+        let params = self.headers.values().chain(self.query.values());
+        auth.is_some_and(SecretRef::is_file)
+            || params
+                .filter_map(|v| match v {
+                    ParamValue::Secret(secret) => Some(secret),
+                    ParamValue::Plain(_) => None,
+                })
+                .any(SecretRef::is_file)
+    }
+
     /// The credentials for one attempt (opens sealed secrets and reads `file:` ones). The OAuth
     /// access token is not part of it: the dispatcher gets it with [`crate::oauth2`] and passes
     /// it to [`crate::render`].
-    pub fn resolve(&self, key: &MasterKey) -> Result<ResolvedConnection, ResolveError> {
+    pub fn resolve(&self, key: &Keyring) -> Result<ResolvedConnection, ResolveError> {
         let open = |field: &str, secret: &SecretRef| {
             secret.resolve(key).map_err(|source| ResolveError::Secret {
                 field: field.to_string(),
@@ -478,7 +497,10 @@ mod tests {
             r#"{"auth":{"type":"basic","username":"svc","password":"hunter2"},"headers":{"X-Key":{"secret":"k-123"}},"query":{"key":{"secret":"q-456"}}}"#,
         )
         .unwrap();
-        let key = MasterKey::from_keys(&[[3u8; 32]]);
+        let key = Keyring::new(
+            switchyard_secrets::MasterKey::from_keys(&[[3u8; 32]]),
+            switchyard_secrets::SecretFiles::none(),
+        );
         for text in [
             serde_json::to_string(&spec).unwrap(),
             format!("{spec:?}"),

@@ -10,7 +10,7 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
-use switchyard_secrets::{MasterKey, Secret, SecretRef};
+use switchyard_secrets::{Keyring, Secret, SecretRef};
 
 use crate::error::{ConfigError, ResolveError};
 use crate::render::Header;
@@ -73,7 +73,7 @@ impl OAuth2ClientCredentials {
     }
 
     /// The token request, with the client secret opened or read from its file.
-    pub fn token_request(&self, key: &MasterKey) -> Result<TokenRequest, ResolveError> {
+    pub fn token_request(&self, key: &Keyring) -> Result<TokenRequest, ResolveError> {
         let secret = self
             .client_secret
             .resolve(key)
@@ -98,6 +98,9 @@ impl OAuth2ClientCredentials {
             Header::new("content-type", "application/x-www-form-urlencoded"),
             Header::new("accept", "application/json"),
         ];
+        let encoded: String =
+            url::form_urlencoded::byte_serialize(client_secret.expose().as_bytes()).collect();
+        let mut sent_secrets = vec![Secret::new(encoded), client_secret.clone()];
         match self.client_auth {
             ClientAuth::Basic => {
                 // RFC 6749 §2.3.1: both parts are form-urlencoded before the Basic encoding.
@@ -109,10 +112,12 @@ impl OAuth2ClientCredentials {
                     encode(&self.client_id),
                     encode(client_secret.expose())
                 ));
+                let credentials = STANDARD.encode(pair.as_bytes());
                 headers.push(Header::sensitive(
                     "authorization",
-                    format!("Basic {}", STANDARD.encode(pair.as_bytes())),
+                    format!("Basic {credentials}"),
                 ));
+                sent_secrets.insert(0, Secret::new(credentials));
             }
             ClientAuth::Body => {
                 form.append_pair("client_id", &self.client_id);
@@ -123,6 +128,7 @@ impl OAuth2ClientCredentials {
             url: self.token_url.clone(),
             headers,
             body: zeroize::Zeroizing::new(form.finish().into_bytes()),
+            sent_secrets,
         }
     }
 }
@@ -132,12 +138,25 @@ pub struct TokenRequest {
     pub url: String,
     pub headers: Vec<Header>,
     body: zeroize::Zeroizing<Vec<u8>>,
+    /// The forms the client secret takes in the request, for [`TokenRequest::redact`].
+    sent_secrets: Vec<Secret>,
 }
 
 impl TokenRequest {
     /// The form body (`application/x-www-form-urlencoded`).
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// `text` (the token endpoint's answer) with the client secret, in every form the request
+    /// carried it, replaced by `********`.
+    pub fn redact(&self, text: &str) -> String {
+        self.sent_secrets
+            .iter()
+            .filter(|s| !s.expose().is_empty())
+            .fold(text.to_string(), |out, secret| {
+                out.replace(secret.expose(), switchyard_secrets::REDACTED)
+            })
     }
 }
 
@@ -260,7 +279,10 @@ mod tests {
 
     #[test]
     fn builds_a_basic_authenticated_token_request() {
-        let key = MasterKey::from_keys(&[[9u8; 32]]);
+        let key = Keyring::new(
+            switchyard_secrets::MasterKey::from_keys(&[[9u8; 32]]),
+            switchyard_secrets::SecretFiles::none(),
+        );
         let request = spec(ClientAuth::Basic).token_request(&key).unwrap();
         assert_eq!(request.url, "https://idp.example.com/oauth/token");
         assert_eq!(

@@ -152,6 +152,46 @@ impl RenderedRequest {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value.as_str())
     }
+
+    /// `text` (a receiver's answer) with every credential this request carried replaced by
+    /// `********`: the value of each sensitive header, its credentials without the scheme
+    /// (`Basic`, `Bearer`), and each secret query value as sent and as decoded. A receiver that
+    /// echoes the request back must not leave the connection's secrets in the store or the log.
+    pub fn redact(&self, text: &str) -> String {
+        let mut secrets: Vec<String> = Vec::new();
+        for header in self.headers.iter().filter(|h| h.sensitive) {
+            secrets.push(header.value.clone());
+            if let Some((_, credentials)) = header.value.split_once(' ') {
+                secrets.push(credentials.to_string());
+            }
+        }
+        if let (Ok(sent), Ok(shown)) = (
+            url::Url::parse(&self.url),
+            url::Url::parse(&self.url_for_logs),
+        ) {
+            let query = sent.query().unwrap_or_default();
+            for ((_, value), (_, mask)) in sent.query_pairs().zip(shown.query_pairs()) {
+                if mask == REDACTED && value != REDACTED {
+                    let encoded: String =
+                        url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+                    if query.contains(&encoded) {
+                        secrets.push(encoded);
+                    }
+                    secrets.push(value.into_owned());
+                }
+            }
+        }
+        // Longest first, so a value that contains another is replaced whole.
+        secrets.retain(|s| !s.is_empty());
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_string();
+        for secret in &secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), REDACTED);
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Debug for RenderedRequest {

@@ -14,7 +14,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use ring::hmac;
 use serde::{Deserialize, Serialize};
-use switchyard_secrets::{MasterKey, Secret, SecretRef};
+use switchyard_secrets::{Keyring, Secret, SecretRef};
 
 use crate::error::{ConfigError, ResolveError};
 
@@ -75,7 +75,7 @@ impl SigningSpec {
     }
 
     /// The secrets as keys, opened or read from their files.
-    pub fn resolve(&self, key: &MasterKey) -> Result<Vec<SigningSecret>, ResolveError> {
+    pub fn resolve(&self, key: &Keyring) -> Result<Vec<SigningSecret>, ResolveError> {
         self.fields
             .secrets
             .iter()
@@ -92,8 +92,14 @@ impl SigningSpec {
             .collect()
     }
 
-    /// Every inline secret sealed, for storing.
-    pub fn seal(&self, key: &MasterKey) -> Result<SigningSpec, switchyard_secrets::SecretError> {
+    /// Whether resolving reads a `file:` secret (and so blocks on the file system).
+    pub fn reads_files(&self) -> bool {
+        self.fields.secrets.iter().any(SecretRef::is_file)
+    }
+
+    /// Every inline secret sealed, every `file:` one checked against the file policy, for
+    /// storing.
+    pub fn seal(&self, key: &Keyring) -> Result<SigningSpec, switchyard_secrets::SecretError> {
         let secrets = self
             .fields
             .secrets

@@ -14,7 +14,7 @@ use switchyard_destination::{
     IdentityTokenSpec, Jwks, RenderError, RenderSpec, RenderedRequest, SigningSpec, Transform,
     UrlTemplate, parse_connection_spec, render,
 };
-use switchyard_secrets::MasterKey;
+use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
 
 /// The destination fields as the model will embed them (the lead's `Destination`).
 #[derive(Deserialize)]
@@ -81,8 +81,8 @@ fn json(body: &[u8]) -> Value {
     serde_json::from_slice(body).unwrap()
 }
 
-fn master_key() -> MasterKey {
-    MasterKey::from_keys(&[[5u8; 32]])
+fn master_key() -> Keyring {
+    Keyring::new(MasterKey::from_keys(&[[5u8; 32]]), SecretFiles::none())
 }
 
 #[test]
@@ -575,9 +575,18 @@ fn secrets_resolve_from_files_at_use() {
         path.display()
     ));
     let signing = destination.signing.as_ref().unwrap();
-    assert_eq!(signing.resolve(&master_key()).unwrap().len(), 1);
+    let keyring = Keyring::new(
+        MasterKey::from_keys(&[[5u8; 32]]),
+        SecretFiles::new(&[dir.path().to_path_buf()], &[]).unwrap(),
+    );
+    assert!(signing.reads_files());
+    assert_eq!(signing.resolve(&keyring).unwrap().len(), 1);
+    assert!(
+        signing.resolve(&master_key()).is_err(),
+        "no directory allowed"
+    );
     std::fs::write(&path, "not-a-whsec").unwrap();
-    let err = signing.resolve(&master_key()).unwrap_err().to_string();
+    let err = signing.resolve(&keyring).unwrap_err().to_string();
     assert!(
         err.starts_with("signing.secrets[0]: a Standard Webhooks secret starts with"),
         "{err}"

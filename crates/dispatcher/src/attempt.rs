@@ -13,7 +13,7 @@ use reqwest::header::HeaderValue;
 use switchyard_destination::{
     Attempt, Credentials, Identity, IdentityKey, RenderSpec, ResolvedConnection, render,
 };
-use switchyard_secrets::{MasterKey, Secret};
+use switchyard_secrets::{Keyring, Secret};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
 use crate::address::{AddressPolicy, AddressRefused};
@@ -23,6 +23,10 @@ use crate::{Connections, DeliveryError, ErrorKind};
 /// Bytes of a failed answer's body kept for the dead letter and logs: enough to see the
 /// receiver's error message, too little to copy a large payload around.
 const EXCERPT_BYTES: usize = 256;
+/// Bytes of a failed answer's body searched for the request's credentials before the excerpt is
+/// cut from it: more than the excerpt, so a credential that starts inside the excerpt is found
+/// whole.
+const REDACT_WINDOW_BYTES: usize = 4 * 1024;
 /// Bytes of an answer's body read at most; reading drains the connection for reuse, and the cap
 /// keeps a receiver that streams forever from holding the attempt open.
 const MAX_DRAIN_BYTES: usize = 64 * 1024;
@@ -30,8 +34,9 @@ const MAX_DRAIN_BYTES: usize = 64 * 1024;
 /// What every attempt shares, whichever lane makes it.
 pub(crate) struct Context {
     pub(crate) client: reqwest::Client,
-    /// Opens sealed signing secrets and connection credentials at attempt time.
-    pub(crate) master_key: Arc<MasterKey>,
+    /// Opens sealed signing secrets and connection credentials at attempt time, and reads the
+    /// `file:` ones its policy allows.
+    pub(crate) keyring: Arc<Keyring>,
     pub(crate) connections: Connections,
     pub(crate) policy: Arc<AddressPolicy>,
     /// Signs identity tokens, with the issuer (switchyard's public URL).
@@ -67,18 +72,21 @@ pub(crate) async fn send(
         None => None,
     };
     let resolved = match &connection {
-        Some(live) => Some(
-            live.spec
-                .resolve(&context.master_key)
-                .map_err(|e| invalid(format!("connection credentials: {e}")))?,
-        ),
+        Some(live) => {
+            let resolved = off_runtime_if(live.spec.reads_files(), &context.keyring, {
+                let live = Arc::clone(live);
+                move |keyring| live.spec.resolve(keyring)
+            })
+            .await;
+            Some(resolved.map_err(|e| invalid(format!("connection credentials: {e}")))?)
+        }
         None => None,
     };
     let oauth = resolved.as_ref().is_some_and(|r| r.needs_access_token());
     let mut token = None;
     if let (true, Some(live)) = (oauth, &connection) {
         token = Some(
-            live.access_token(&context.client, &context.master_key, None)
+            live.access_token(&context.client, &context.keyring, None)
                 .await?,
         );
     }
@@ -94,7 +102,7 @@ pub(crate) async fn send(
     match (&first, &connection) {
         (Err(e), Some(live)) if oauth && e.status() == Some(401) => {
             let fresh = live
-                .access_token(&context.client, &context.master_key, token.as_ref())
+                .access_token(&context.client, &context.keyring, token.as_ref())
                 .await?;
             send_once(
                 context,
@@ -121,9 +129,12 @@ async fn send_once(
     let destination = &subscription.spec.destination;
     // Resolved at each attempt, so that a rotated `file:` secret is picked up without a restart.
     let signing = match &destination.signing {
-        Some(spec) => spec
-            .resolve(&context.master_key)
-            .map_err(|e| invalid(format!("signing secrets: {e}")))?,
+        Some(spec) => off_runtime_if(spec.reads_files(), &context.keyring, {
+            let spec = spec.clone();
+            move |keyring| spec.resolve(keyring)
+        })
+        .await
+        .map_err(|e| invalid(format!("signing secrets: {e}")))?,
         None => Vec::new(),
     };
     let spec = RenderSpec {
@@ -163,7 +174,7 @@ async fn send_once(
         signing: &signing,
         identity,
     };
-    let rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
+    let mut rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
     let url = reqwest::Url::parse(&rendered.url).map_err(|e| invalid(format!("url: {e}")))?;
     if let Some(ip) = context.policy.refused_literal(url.as_str()) {
         return Err(invalid(format!(
@@ -198,7 +209,7 @@ async fn send_once(
             "traceparent",
             delivery.event.trace.child_traceparent(span_id),
         )
-        .body(rendered.body);
+        .body(std::mem::take(&mut rendered.body));
     let mut response = request.send().await.map_err(transport_error)?;
     let status = response.status().as_u16();
     let retry_after_ms = response
@@ -212,7 +223,7 @@ async fn send_once(
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 read += chunk.len();
-                let room = EXCERPT_BYTES.saturating_sub(excerpt.len());
+                let room = REDACT_WINDOW_BYTES.saturating_sub(excerpt.len());
                 excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
             Ok(None) => break,
@@ -229,8 +240,8 @@ async fn send_once(
     if (200..300).contains(&status) {
         return Ok(status);
     }
-    let body = String::from_utf8_lossy(&excerpt);
-    let body = body.trim();
+    let body = rendered.redact(&String::from_utf8_lossy(&excerpt));
+    let body = truncate(body.trim(), EXCERPT_BYTES);
     let message = if body.is_empty() {
         format!("HTTP {status}")
     } else {
@@ -243,6 +254,33 @@ async fn send_once(
         },
         message,
     })
+}
+
+/// Runs `resolve` on the blocking pool when it reads files, so that a slow file system never
+/// stalls the runtime's workers (and with them every other lane); inline when it only opens
+/// sealed values, which is pure computation.
+pub(crate) async fn off_runtime_if<T: Send + 'static, E: Send + 'static>(
+    reads_files: bool,
+    keyring: &Arc<Keyring>,
+    resolve: impl FnOnce(&Keyring) -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
+    if !reads_files {
+        return resolve(keyring);
+    }
+    let keyring = Arc::clone(keyring);
+    match tokio::task::spawn_blocking(move || resolve(&keyring)).await {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic.into_panic()),
+    }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn invalid(message: String) -> DeliveryError {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use switchyard_destination::oauth2::{AccessToken, parse_token_response};
 use switchyard_destination::{ConnectionAuth, ConnectionSpec};
-use switchyard_secrets::{MasterKey, Secret};
+use switchyard_secrets::{Keyring, Secret};
 
 use crate::{DeliveryError, ErrorKind};
 
@@ -35,7 +35,7 @@ impl LiveConnection {
     pub(crate) async fn access_token(
         &self,
         client: &reqwest::Client,
-        key: &MasterKey,
+        keyring: &Arc<Keyring>,
         stale: Option<&Secret>,
     ) -> Result<Secret, DeliveryError> {
         let Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) = &self.spec.auth else {
@@ -54,7 +54,12 @@ impl LiveConnection {
                 return Ok(token.token.clone());
             }
         }
-        let request = oauth.token_request(key).map_err(|e| {
+        let request = crate::attempt::off_runtime_if(oauth.client_secret.is_file(), keyring, {
+            let oauth = oauth.clone();
+            move |keyring| oauth.token_request(keyring)
+        })
+        .await
+        .map_err(|e| {
             failure(
                 ErrorKind::InvalidDestination,
                 &format!("OAuth client secret: {e}"),
@@ -88,7 +93,7 @@ impl LiveConnection {
             } else {
                 ErrorKind::Connection
             };
-            failure(kind, &format!("OAuth token: {e}"))
+            failure(kind, &request.redact(&format!("OAuth token: {e}")))
         })?;
         let secret = token.token.clone();
         *cached = Some(token);

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use switchyard_metrics::Metrics;
 use switchyard_model::Activity;
-use switchyard_secrets::MasterKey;
+use switchyard_secrets::Keyring;
 use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -104,7 +104,7 @@ impl Dispatcher {
         store: Arc<dyn Store>,
         config: DispatcherConfig,
         metrics: Arc<Metrics>,
-        master_key: Arc<MasterKey>,
+        keyring: Arc<Keyring>,
     ) -> Result<Dispatcher, DispatchError> {
         // Ignored when already installed (several dispatchers in one test process).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -125,7 +125,7 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 store,
                 context: Arc::new(attempt::Context {
-                    master_key,
+                    keyring,
                     connections: Connections::default(),
                     policy: Arc::clone(&config.address_policy),
                     identity: config.identity.clone(),

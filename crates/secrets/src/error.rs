@@ -34,6 +34,10 @@ pub enum SecretError {
         #[source]
         source: std::io::Error,
     },
+    /// A `file:` secret names a file the operator did not allow (or never may: the master key,
+    /// the data directory). The reason says which and how to allow it.
+    #[error("secret file {}: refused: {reason}", path.display())]
+    SecretFileRefused { path: PathBuf, reason: String },
     /// A `file:` secret was read but is unusable.
     #[error("secret file {}: {reason}", path.display())]
     SecretFileInvalid { path: PathBuf, reason: &'static str },

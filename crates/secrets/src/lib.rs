@@ -10,10 +10,13 @@
 //!   reference to a file (`file:/run/secrets/x`, as mounted by a secret manager) read each time
 //!   the secret is used.
 //! - [`MasterKey`], the key file that seals secrets at rest with AES-256-GCM.
+//! - [`SecretFiles`], the directories `file:` references may be read from (none unless the
+//!   operator lists some), and [`Keyring`], the master key and that policy together: the one
+//!   value that seals and resolves.
 //!
 //! It must not log, and no error it returns ever contains a secret's value: errors name files,
 //! key ids and reasons only. It does no network I/O; it reads and writes only the master key file
-//! and reads `file:` references.
+//! and reads `file:` references the policy allows.
 //!
 //! # Sealed form and key rotation
 //!
@@ -35,9 +38,13 @@
 //! first; `open(seal(x)) == x`; a sealed text altered in any byte fails to open.
 
 mod error;
+mod files;
+mod keyring;
 mod master_key;
 mod secret;
 
 pub use error::SecretError;
+pub use files::SecretFiles;
+pub use keyring::Keyring;
 pub use master_key::{KEY_LEN, MasterKey};
 pub use secret::{REDACTED, Secret, SecretRef, constant_time_eq};

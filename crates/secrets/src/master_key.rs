@@ -362,10 +362,10 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600, "{mode:o}");
         }
         assert_ne!(new.current_kid(), old.current_kid());
-        assert_eq!(stored.resolve(&new).unwrap().expose(), "client-secret-42");
         let crate::SecretRef::Sealed(text) = &stored else {
             unreachable!()
         };
+        assert_eq!(new.open(text).unwrap().expose(), "client-secret-42");
         assert!(!new.is_current(text).unwrap());
         let resealed = stored.reseal(&new).unwrap().expect("needs re-sealing");
         let crate::SecretRef::Sealed(new_text) = &resealed else {
@@ -382,9 +382,9 @@ mod tests {
             .to_string();
         std::fs::write(&path, format!("{first_key}\n")).unwrap();
         let trimmed = MasterKey::load(&path).unwrap();
-        assert!(resealed.resolve(&trimmed).is_ok());
+        assert!(trimmed.open(new_text).is_ok());
         assert!(matches!(
-            stored.resolve(&trimmed),
+            trimmed.open(text),
             Err(SecretError::UnknownKey { .. })
         ));
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::{MasterKey, SecretError};
+use crate::{Keyring, MasterKey, SecretError};
 
 /// What a secret prints as, everywhere.
 pub const REDACTED: &str = "********";
@@ -139,13 +139,25 @@ impl SecretRef {
         }
     }
 
-    /// The form to store: an inline value sealed under the current master key; sealed texts and
-    /// file references unchanged.
-    pub fn seal(&self, key: &MasterKey) -> Result<SecretRef, SecretError> {
+    /// The form to store: an inline value sealed under the current master key; a sealed text
+    /// unchanged; a file reference unchanged once the keyring's file policy allows it (so that
+    /// a reference the server would refuse to read is refused when written, with a message
+    /// that says why).
+    pub fn seal(&self, keyring: &Keyring) -> Result<SecretRef, SecretError> {
         match self {
-            SecretRef::Inline(secret) => Ok(SecretRef::Sealed(key.seal(secret)?)),
-            other => Ok(other.clone()),
+            SecretRef::Inline(secret) => Ok(SecretRef::Sealed(keyring.master_key().seal(secret)?)),
+            SecretRef::File(path) => {
+                keyring.files().check(path)?;
+                Ok(self.clone())
+            }
+            SecretRef::Sealed(_) => Ok(self.clone()),
         }
+    }
+
+    /// Whether resolving reads a file (which blocks: async callers resolve such secrets off
+    /// their runtime's worker threads).
+    pub fn is_file(&self) -> bool {
+        matches!(self, SecretRef::File(_))
     }
 
     /// For key rotation: `Some(new form)` when this is sealed under a key other than the current
@@ -160,39 +172,15 @@ impl SecretRef {
         }
     }
 
-    /// The secret's value: opened, read from its file, or as written.
-    pub fn resolve(&self, key: &MasterKey) -> Result<Secret, SecretError> {
+    /// The secret's value: opened, read from its file (if the file policy allows it), or as
+    /// written.
+    pub fn resolve(&self, keyring: &Keyring) -> Result<Secret, SecretError> {
         match self {
             SecretRef::Inline(secret) => Ok(secret.clone()),
-            SecretRef::Sealed(text) => key.open(text),
-            SecretRef::File(path) => read_secret_file(path),
+            SecretRef::Sealed(text) => keyring.master_key().open(text),
+            SecretRef::File(path) => keyring.files().read(path),
         }
     }
-}
-
-/// Secret managers mount one value per file; tools that write them often add a newline, which
-/// is never part of a credential.
-fn read_secret_file(path: &Path) -> Result<Secret, SecretError> {
-    let bytes =
-        Zeroizing::new(
-            std::fs::read(path).map_err(|source| SecretError::SecretFileIo {
-                path: path.to_path_buf(),
-                source,
-            })?,
-        );
-    let invalid = |reason| SecretError::SecretFileInvalid {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::str::from_utf8(&bytes).map_err(|_| invalid("not UTF-8 text"))?;
-    let text = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix('\n'))
-        .unwrap_or(text);
-    if text.is_empty() {
-        return Err(invalid("empty"));
-    }
-    Ok(Secret::new(text))
 }
 
 impl PartialEq for SecretRef {
@@ -264,6 +252,10 @@ mod tests {
         MasterKey::from_keys(&[[7u8; 32]])
     }
 
+    fn keyring(allowed: &[std::path::PathBuf]) -> Keyring {
+        Keyring::new(key(), crate::SecretFiles::new(allowed, &[]).unwrap())
+    }
+
     #[test]
     fn a_secret_never_shows_its_value() {
         let secret = Secret::new("hunter2");
@@ -306,14 +298,14 @@ mod tests {
 
     #[test]
     fn sealing_keeps_the_value_and_hides_it_in_serialised_form() {
-        let key = key();
-        let stored = SecretRef::parse("hunter2").unwrap().seal(&key).unwrap();
+        let keyring = keyring(&[]);
+        let stored = SecretRef::parse("hunter2").unwrap().seal(&keyring).unwrap();
         let json = serde_json::to_string(&stored).unwrap();
         assert!(json.starts_with("\"sealed:v1:"), "{json}");
         assert!(!json.contains("hunter2"));
         assert!(!format!("{stored:?}").contains("sealed:v1"));
         let back: SecretRef = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.resolve(&key).unwrap().expose(), "hunter2");
+        assert_eq!(back.resolve(&keyring).unwrap().expose(), "hunter2");
     }
 
     #[test]
@@ -322,23 +314,34 @@ mod tests {
         let path = dir.path().join("token");
         std::fs::write(&path, "s3cret\n").unwrap();
         let reference = SecretRef::parse(&format!("file:{}", path.display())).unwrap();
-        assert_eq!(reference.resolve(&key()).unwrap().expose(), "s3cret");
+        let keyring = keyring(&[dir.path().to_path_buf()]);
+        assert_eq!(reference.seal(&keyring).unwrap(), reference);
+        assert_eq!(reference.resolve(&keyring).unwrap().expose(), "s3cret");
         std::fs::write(&path, "rotated\r\n").unwrap();
-        assert_eq!(reference.resolve(&key()).unwrap().expose(), "rotated");
+        assert_eq!(reference.resolve(&keyring).unwrap().expose(), "rotated");
         assert_eq!(
             serde_json::to_string(&reference).unwrap(),
             format!("\"file:{}\"", path.display())
         );
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
-            reference.resolve(&key()),
+            reference.resolve(&keyring),
             Err(SecretError::SecretFileInvalid {
                 reason: "empty",
                 ..
             })
         ));
         std::fs::remove_file(&path).unwrap();
-        let err = reference.resolve(&key()).unwrap_err().to_string();
+        let err = reference.resolve(&keyring).unwrap_err().to_string();
         assert!(err.contains("token"), "{err}");
+    }
+
+    #[test]
+    fn file_references_are_refused_when_written_unless_the_operator_allowed_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let reference = SecretRef::parse(&format!("file:{}/token", dir.path().display())).unwrap();
+        let err = reference.seal(&keyring(&[])).unwrap_err().to_string();
+        assert!(err.contains("--secret-files-dir"), "{err}");
+        assert!(reference.resolve(&keyring(&[])).is_err());
     }
 }

@@ -275,7 +275,7 @@ impl App {
             self.reconcile().await?;
         }
         self.sources
-            .refresh(self.store.as_ref(), &self.master_key)
+            .refresh(self.store.as_ref(), &self.keyring)
             .await?;
         self.follow_connections().await?;
         Ok(())

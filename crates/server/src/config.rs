@@ -33,6 +33,8 @@ pub struct ServerSettings {
     pub history_retention_s: Option<u64>,
     pub dedup_window_s: Option<u64>,
     pub master_key_file: Option<String>,
+    /// Directories `file:` secrets may be read from (none: every `file:` reference refused).
+    pub secret_files_dirs: Option<Vec<String>>,
     pub public_url: Option<String>,
     pub otlp_endpoint: Option<String>,
     /// Networks deliveries may go to (empty: any not denied).

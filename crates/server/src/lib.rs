@@ -16,6 +16,7 @@
 //! binary control both.
 
 pub mod api;
+pub mod auth;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
@@ -35,8 +36,8 @@ use switchyard_dispatcher::{
     AddressPolicy, Dispatcher, DispatcherConfig, IdentitySigner, LiveConnection,
 };
 use switchyard_metrics::Metrics;
-use switchyard_secrets::MasterKey;
 use switchyard_secrets::SecretRef;
+use switchyard_secrets::{Keyring, MasterKey};
 use switchyard_store::{DocumentKind, DocumentRecord, Store};
 use tokio::net::TcpListener;
 
@@ -55,8 +56,9 @@ pub struct ApiConfig {
     pub max_event_bytes: usize,
     /// Largest request body accepted, in bytes.
     pub max_request_bytes: usize,
-    /// Bearer tokens accepted on `/v1`; empty means the API is open (loopback only).
-    pub api_tokens: Vec<String>,
+    /// Bearer tokens accepted on `/v1` and `/metrics`, with their scopes; empty means the API
+    /// is open (loopback only).
+    pub api_tokens: auth::ApiTokens,
     /// A publish whose `switchyard-hops` is already this high is refused: the loop guard.
     pub max_hops: u32,
     /// Which addresses deliveries may go to; checked at subscription time and at every attempt.
@@ -79,7 +81,7 @@ impl Default for ApiConfig {
         ApiConfig {
             max_event_bytes: 1 << 20,
             max_request_bytes: 16 << 20,
-            api_tokens: Vec::new(),
+            api_tokens: auth::ApiTokens::default(),
             max_hops: 8,
             address_policy: Arc::new(AddressPolicy::default()),
             public_url: "http://127.0.0.1:8700".into(),
@@ -100,8 +102,9 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Webhook sources, compiled with their secrets.
     pub sources: SourceRegistry,
-    /// Seals secrets before they are stored and opens them when they are loaded.
-    pub master_key: Arc<MasterKey>,
+    /// Seals secrets before they are stored and opens them when they are loaded; reads only
+    /// the `file:` secrets the operator allowed.
+    pub keyring: Arc<Keyring>,
     /// Signs identity tokens; its public key is served at `/.well-known/jwks.json`.
     pub identity: Arc<IdentitySigner>,
     /// Set when shutdown begins; long-lived answers (tails) end on it.
@@ -117,12 +120,12 @@ impl App {
     pub async fn start(
         store: Arc<dyn Store>,
         config: ApiConfig,
-        master_key: MasterKey,
+        keyring: Keyring,
     ) -> Result<Arc<App>, ServerError> {
         let metrics = Arc::new(Metrics::new());
-        let master_key = Arc::new(master_key);
+        let keyring = Arc::new(keyring);
         let identity = Arc::new(IdentitySigner {
-            key: identity_key(store.as_ref(), &master_key).await?,
+            key: identity_key(store.as_ref(), keyring.master_key()).await?,
             issuer: config.public_url.clone(),
         });
         let dispatcher = Dispatcher::new(
@@ -135,7 +138,7 @@ impl App {
                 ..DispatcherConfig::default()
             },
             Arc::clone(&metrics),
-            Arc::clone(&master_key),
+            Arc::clone(&keyring),
         )?;
         let catalog = Catalog::load(store.as_ref()).await?;
         // Alone on its store, a node delivers for every subscription; in a cluster, for those
@@ -149,7 +152,7 @@ impl App {
                 dispatcher.upsert(subscription);
             }
         }
-        let sources = SourceRegistry::load(store.as_ref(), &master_key).await?;
+        let sources = SourceRegistry::load(store.as_ref(), &keyring).await?;
         for record in store.list_documents(DocumentKind::Connection).await? {
             load_connection(&dispatcher, &record);
         }
@@ -160,7 +163,7 @@ impl App {
             catalog,
             config,
             sources,
-            master_key,
+            keyring,
             identity,
             closing: tokio::sync::watch::channel(false).0,
             replays: replay::Replays::default(),
@@ -229,10 +232,14 @@ async fn identity_key(
     };
     // The first sealed value a node opens: a node given another master key than the one the
     // store's secrets were sealed with stops here, before it could fail every delivery.
-    let secret = SecretRef::parse(&stored.body)
+    let SecretRef::Sealed(sealed) = SecretRef::parse(&stored.body)
         .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))?
-        .resolve(master_key)
-        .map_err(|e| {
+    else {
+        return Err(ServerError::Invalid(
+            "the stored identity key is not sealed".into(),
+        ));
+    };
+    let secret = master_key.open(&sealed).map_err(|e| {
             ServerError::Invalid(format!(
                 "the store's secrets were sealed with another master key ({e}); give this node the same --master-key-file as the others"
             ))

@@ -99,7 +99,9 @@ impl App {
             }
             // Signing secrets are stored sealed (or as `file:` references), never as written.
             if let Some(signing) = &spec.destination.signing {
-                spec.destination.signing = Some(signing.seal(&app.master_key)?);
+                spec.destination.signing = Some(signing.seal(&app.keyring).map_err(|e| {
+                    ServerError::Invalid(format!("field \"destination.signing\": {e}"))
+                })?);
             }
             let (record, created) = app.store.put_subscription(bus, name, spec).await?;
             let record = Arc::new(record);
@@ -178,7 +180,9 @@ impl App {
                 Some(secret) => {
                     let reference = SecretRef::parse(secret.expose())
                         .map_err(|e| ServerError::Invalid(format!("field \"{field}\": {e}")))?;
-                    let sealed = reference.seal(&app.master_key)?;
+                    let sealed = reference
+                        .seal(&app.keyring)
+                        .map_err(|e| ServerError::Invalid(format!("field \"{field}\": {e}")))?;
                     serde_json::to_value(&sealed)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_string))
@@ -206,7 +210,7 @@ impl App {
                 updated_ms: now_ms(),
             };
             // Compiled before it is stored, so that a source that cannot verify anything is refused.
-            let mut live = LiveSource::compile(draft, &app.master_key)?;
+            let mut live = LiveSource::compile_off_runtime(draft, &app.keyring).await?;
             let (stored, created) = app
                 .store
                 .put_document(DocumentKind::Source, name, live.record.body.clone())
@@ -241,9 +245,14 @@ impl App {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
-            let sealed = spec.seal(&app.master_key)?;
-            sealed
-                .resolve(&app.master_key)
+            let sealed = spec
+                .seal(&app.keyring)
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            let keyring = Arc::clone(&app.keyring);
+            let check = sealed.clone();
+            tokio::task::spawn_blocking(move || check.resolve(&keyring).map(drop))
+                .await
+                .map_err(|e| ServerError::Invalid(format!("cannot check the connection: {e}")))?
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
             let body = serde_json::to_string(&sealed)
                 .map_err(|e| ServerError::Invalid(format!("cannot encode the connection: {e}")))?;

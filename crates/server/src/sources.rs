@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use switchyard_secrets::{MasterKey, SecretRef};
+use switchyard_secrets::{Keyring, SecretRef};
 use switchyard_sources::{Source, SourceSpec, parse_source_spec};
 use switchyard_store::{DocumentKind, DocumentRecord, Store};
 
@@ -36,7 +36,7 @@ pub struct LiveSource {
 
 impl LiveSource {
     /// Compiles a stored source, resolving its secret reference with the master key.
-    pub fn compile(record: DocumentRecord, key: &MasterKey) -> Result<LiveSource, ServerError> {
+    pub fn compile(record: DocumentRecord, key: &Keyring) -> Result<LiveSource, ServerError> {
         let stored: StoredSource = serde_json::from_str(&record.body).map_err(|e| {
             ServerError::Invalid(format!(
                 "stored source {:?} is unreadable: {e}",
@@ -61,6 +61,18 @@ impl LiveSource {
             source,
         })
     }
+
+    /// [`LiveSource::compile`] on the blocking pool: a `file:` secret is read from disk, which
+    /// must not stall the runtime's workers.
+    pub async fn compile_off_runtime(
+        record: DocumentRecord,
+        key: &Arc<Keyring>,
+    ) -> Result<LiveSource, ServerError> {
+        let key = Arc::clone(key);
+        tokio::task::spawn_blocking(move || LiveSource::compile(record, &key))
+            .await
+            .map_err(|e| ServerError::Invalid(format!("cannot compile the source: {e}")))?
+    }
 }
 
 #[derive(Default)]
@@ -71,7 +83,10 @@ pub struct SourceRegistry {
 impl SourceRegistry {
     /// Loads every stored source. One that no longer compiles (a missing secret file, a
     /// rotated-away key) is left out with an error in the log, rather than stopping the server.
-    pub async fn load(store: &dyn Store, key: &MasterKey) -> Result<SourceRegistry, ServerError> {
+    pub async fn load(
+        store: &dyn Store,
+        key: &Arc<Keyring>,
+    ) -> Result<SourceRegistry, ServerError> {
         let registry = SourceRegistry::default();
         registry.refresh(store, key).await?;
         Ok(registry)
@@ -79,7 +94,7 @@ impl SourceRegistry {
 
     /// Takes in the sources as the store holds them now (changes made on other nodes): compiles
     /// those created or changed since, drops those deleted.
-    pub async fn refresh(&self, store: &dyn Store, key: &MasterKey) -> Result<(), ServerError> {
+    pub async fn refresh(&self, store: &dyn Store, key: &Arc<Keyring>) -> Result<(), ServerError> {
         let stored = store.list_documents(DocumentKind::Source).await?;
         let names: std::collections::HashSet<&str> =
             stored.iter().map(|d| d.name.as_str()).collect();
@@ -96,7 +111,7 @@ impl SourceRegistry {
                 continue;
             }
             let name = record.name.clone();
-            match LiveSource::compile(record, key) {
+            match LiveSource::compile_off_runtime(record, key).await {
                 Ok(live) => {
                     self.insert(live);
                 }

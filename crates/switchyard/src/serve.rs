@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
 use switchyard_model::Network;
-use switchyard_secrets::MasterKey;
+use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
+use switchyard_server::auth::{ApiTokens, MIN_TOKEN_LEN};
 use switchyard_server::{ApiConfig, App, ConfigFile};
 use switchyard_store::{EmbeddedStore, PostgresStore, Store, StoreOptions};
 
@@ -33,9 +34,15 @@ pub struct ServeArgs {
     /// take over the subscriptions of a node that died [default: 10000].
     #[arg(long)]
     lease_ms: Option<u64>,
-    /// File of API tokens, one per line; when given, every /v1 call needs `Authorization: Bearer`.
+    /// File of named API tokens with scopes (`[tokens.NAME]` tables with `token` and `scopes`:
+    /// admin, publish, publish:BUS, read, metrics), or one token per line (each `admin`); when
+    /// given, every /v1 call and /metrics need `Authorization: Bearer TOKEN`.
     #[arg(long)]
     api_tokens_file: Option<PathBuf>,
+    /// A directory `file:` secrets may be read from (repeat the flag); without any, every
+    /// `file:` secret reference is refused. The data directory and the master key never are.
+    #[arg(long = "secret-files-dir", value_name = "DIR")]
+    secret_files_dirs: Vec<PathBuf>,
     /// Largest event accepted, in bytes [default: 1048576].
     #[arg(long)]
     max_event_bytes: Option<usize>,
@@ -98,12 +105,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .or_else(|| settings.api_tokens_file.as_ref().map(PathBuf::from));
     let api_tokens = match &tokens_file {
         Some(path) => read_tokens(path)?,
-        None => Vec::new(),
+        None => ApiTokens::default(),
     };
     if !addr.ip().is_loopback() && api_tokens.is_empty() {
         bail!(
             "refusing to listen on {addr} without API tokens: anyone who can reach it could change subscriptions. \
-             Give --api-tokens-file FILE (one token per line), or listen on 127.0.0.1"
+             Give --api-tokens-file FILE, or listen on 127.0.0.1"
+        );
+    }
+    let short = api_tokens.short();
+    if !addr.ip().is_loopback() && !short.is_empty() {
+        bail!(
+            "refusing to listen on {addr} with API tokens shorter than {MIN_TOKEN_LEN} characters ({}): they can be guessed. \
+             Use long random tokens (e.g. `openssl rand -hex 24`)",
+            short.join(", ")
+        );
+    }
+    if api_tokens.legacy {
+        tracing::warn!(
+            "the API tokens file has one token per line: each is an admin token. Give each a name and only the scopes it needs ([tokens.NAME] with token and scopes; see docs/security.md)"
         );
     }
     let defaults = ApiConfig::default();
@@ -189,10 +209,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => data_dir.join("master.key"),
     };
+    let secret_dirs = match (args.secret_files_dirs, &settings.secret_files_dirs) {
+        (flags, _) if !flags.is_empty() => flags,
+        (_, Some(list)) => list.iter().map(PathBuf::from).collect(),
+        _ => Vec::new(),
+    };
     let store = open_store(store_url, &data_dir, options).await?;
     let master_key = MasterKey::load_or_create(&key_path)
         .with_context(|| format!("master key {}", key_path.display()))?;
-    let app = App::start(store, config, master_key).await?;
+    let files = SecretFiles::new(&secret_dirs, &[data_dir.clone(), key_path.clone()])
+        .context("--secret-files-dir")?;
+    let app = App::start(store, config, Keyring::new(master_key, files)).await?;
     file.apply(&app).await?;
 
     let listener = tokio::net::TcpListener::bind(addr)
@@ -277,20 +304,10 @@ fn default_node_id() -> String {
     format!("{host}-{}-{nanos:08x}", std::process::id())
 }
 
-/// One token per line; blank lines and `#` comments are skipped.
-fn read_tokens(path: &Path) -> anyhow::Result<Vec<String>> {
+fn read_tokens(path: &Path) -> anyhow::Result<ApiTokens> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read API tokens from {}", path.display()))?;
-    let tokens: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(str::to_string)
-        .collect();
-    if tokens.is_empty() {
-        bail!("{} holds no API token", path.display());
-    }
-    Ok(tokens)
+    ApiTokens::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Completes on Ctrl-C or SIGTERM.

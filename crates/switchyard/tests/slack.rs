@@ -147,7 +147,12 @@ response = {{ body = {{ response_type = "ephemeral", text = "Working on it..." }
     .unwrap();
     let server = Server::start(
         &dir.path().join("data"),
-        &["--config", config.to_str().unwrap()],
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--secret-files-dir",
+            dir.path().to_str().unwrap(),
+        ],
     );
     let api = Api::new(&server);
 

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource, plus what every route shares: the error shape, the body
-//! extractor that enforces size limits, and bearer-token authentication of `/v1`.
+//! extractor that enforces size limits, and bearer-token authentication of `/v1` and `/metrics`
+//! with the scopes of [`crate::auth`].
 
 mod archives;
 mod buses;
@@ -31,6 +32,7 @@ use axum::routing::{get, post, put};
 pub use error::ApiError;
 
 use crate::App;
+use crate::auth::Need;
 
 pub fn router(app: Arc<App>) -> Router {
     let v1 = Router::new()
@@ -94,10 +96,16 @@ pub fn router(app: Arc<App>) -> Router {
             Arc::clone(&app),
             require_token,
         ));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            require_metrics_token,
+        ));
     Router::new()
         .merge(v1)
+        .merge(metrics)
         .route("/hooks/{name}", post(sources::receive))
-        .route("/metrics", get(metrics::metrics))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(health::healthz))
@@ -134,30 +142,47 @@ async fn method_not_allowed() -> ApiError {
 }
 
 async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
-    if app.config.api_tokens.is_empty() {
+    let need = Need::of(request.method(), request.uri().path());
+    authorize(&app, need, request, next).await
+}
+
+async fn require_metrics_token(
+    State(app): State<Arc<App>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    authorize(&app, Need::Metrics, request, next).await
+}
+
+/// 401 without a known token, 403 naming the missing scope with one that does not allow `need`.
+async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Response {
+    let tokens = &app.config.api_tokens;
+    if tokens.is_empty() {
         return next.run(request).await;
     }
     let presented = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let accepted = presented.is_some_and(|token| {
-        app.config
-            .api_tokens
-            .iter()
-            .any(|known| switchyard_secrets::constant_time_eq(known.as_bytes(), token.as_bytes()))
-    });
-    if accepted {
-        next.run(request).await
-    } else {
-        ApiError::new(
+        .and_then(|v| v.to_str().ok());
+    match tokens.find(presented) {
+        Some(token) if token.allows(&need) => next.run(request).await,
+        Some(token) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "token {:?} may not {} {}: it needs the scope {need}",
+                token.name,
+                request.method(),
+                request.uri().path()
+            ),
+        )
+        .into_response(),
+        None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "send a valid API token as 'Authorization: Bearer <token>'",
         )
-        .into_response()
+        .into_response(),
     }
 }
 
