@@ -148,3 +148,184 @@ async fn connections_authenticate_deliveries_and_keep_their_secrets() {
         assert!(!log.contains(secret), "{secret} is in the log");
     }
 }
+
+/// A `file:` secret named any file the server could read and sent it to the destination: the
+/// master key in a Basic header, `/etc/shadow` in a query parameter.
+#[tokio::test]
+async fn file_secret_cannot_read_the_master_key_or_files_outside_the_allowed_directories() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let secrets = dir.path().join("secrets");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(secrets.join("password"), "allowed-secret-5e1f\n").unwrap();
+    std::fs::write(outside.join("shadow"), "root:not-for-you").unwrap();
+    let master_key = data.join("master.key");
+    let basic = |path: &std::path::Path| json!({"auth": {"type": "basic", "username": "u", "password": format!("file:{}", path.display())}});
+    let in_query = |path: &std::path::Path| json!({"query": {"k": {"secret": format!("file:{}", path.display())}}});
+
+    // By default no directory is allowed: every file: reference is refused, naming the flag.
+    {
+        let server = Server::start(&data, &[]);
+        let api = Api::new(&server);
+        for body in [basic(&master_key), in_query(&secrets.join("password"))] {
+            let (status, answer) = api.put("/v1/connections/c", body).await;
+            assert_eq!(status, 400, "{answer}");
+            assert_eq!(answer["error"]["code"], "invalid");
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains("--secret-files-dir"), "{message}");
+        }
+    }
+
+    // Allowing the whole temporary directory still protects the data directory and the key;
+    // `..` and symlinks are resolved before the check.
+    let server = Server::start(&data, &["--secret-files-dir", dir.path().to_str().unwrap()]);
+    let api = Api::new(&server);
+    let (status, answer) = api.put("/v1/connections/c", basic(&master_key)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("never readable"),
+        "{answer}"
+    );
+    let climbing = secrets.join("../data/master.key");
+    assert_eq!(api.put("/v1/connections/c", basic(&climbing)).await.0, 400);
+    let link = secrets.join("key-link");
+    std::os::unix::fs::symlink(&master_key, &link).unwrap();
+    assert_eq!(api.put("/v1/connections/c", basic(&link)).await.0, 400);
+    drop(server);
+
+    let server = Server::start(&data, &["--secret-files-dir", secrets.to_str().unwrap()]);
+    let api = Api::new(&server);
+    let (status, answer) = api
+        .put("/v1/connections/c", in_query(&outside.join("shadow")))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not inside a directory allowed"),
+        "{answer}"
+    );
+    let escape = secrets.join("../outside/shadow");
+    assert_eq!(api.put("/v1/connections/c", in_query(&escape)).await.0, 400);
+
+    // An allowed file works, and a symlink swapped in after the PUT is refused at the attempt.
+    let receiver = Receiver::ok().await;
+    let (status, answer) = api
+        .put("/v1/connections/c", basic(&secrets.join("password")))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "s",
+        json!({"destination": {"url": receiver.url, "connection": "c"}, "retry": {"max_attempts": 1}}),
+    )
+    .await;
+    api.publish("b", vec![event("shop", json!({}))]).await;
+    wait_for("delivery", Duration::from_secs(20), async || {
+        receiver.count() == 1
+    })
+    .await;
+    let expected = format!("Basic {}", STANDARD.encode("u:allowed-secret-5e1f"));
+    assert_eq!(receiver.hits()[0].header("authorization"), expected);
+    std::fs::remove_file(secrets.join("password")).unwrap();
+    std::os::unix::fs::symlink(&master_key, secrets.join("password")).unwrap();
+    api.publish("b", vec![event("shop", json!({}))]).await;
+    wait_for("dead letter", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["dead"] == 1
+    })
+    .await;
+    assert_eq!(receiver.count(), 1, "the swapped-in key was never sent");
+    let (_, page) = api.get("/v1/buses/b/subscriptions/s/dead-letters").await;
+    assert_eq!(page["items"][0]["reason"], "invalid_destination");
+    let key = std::fs::read_to_string(&master_key).unwrap();
+    let first_key = key.lines().find(|l| !l.starts_with('#')).unwrap();
+    assert!(!server.log_text().contains(first_key));
+    assert!(!page.to_string().contains(first_key));
+}
+
+/// A receiver that echoed the request's headers left the connection's credentials in the
+/// attempt log, the dead letter and the server's log.
+#[tokio::test]
+async fn a_receiver_echoing_credentials_leaves_them_nowhere() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let api = Api::new(&server);
+    let echo = Receiver::start(|hit, _| {
+        let mut text = String::new();
+        for (name, value) in &hit.headers {
+            text.push_str(&format!("{name}: {} ", value.to_str().unwrap_or("")));
+        }
+        text.push_str(&format!("query: {}", hit.query));
+        Reply {
+            status: 400,
+            headers: vec![],
+            delay: Duration::ZERO,
+            body: text,
+        }
+    })
+    .await;
+    let (status, answer) = api
+        .put(
+            "/v1/connections/c",
+            json!({
+                "auth": {"type": "basic", "username": "svc", "password": PASSWORD},
+                "headers": {"X-Api-Key": {"secret": API_KEY}},
+                "query": {"sig": {"secret": "q secret/77"}}
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "s",
+        json!({"destination": {"url": echo.url, "connection": "c"}}),
+    )
+    .await;
+    api.publish("b", vec![event("shop", json!({}))]).await;
+    wait_for("dead letter", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["dead"] == 1
+    })
+    .await;
+    let (_, dead) = api.get("/v1/buses/b/subscriptions/s/dead-letters").await;
+    let (_, attempts) = api.get("/v1/buses/b/subscriptions/s/attempts").await;
+    let last_error = dead["items"][0]["last_error"].as_str().unwrap().to_string();
+    assert!(
+        last_error.contains("x-api-key: ********"),
+        "the excerpt is kept, redacted: {last_error}"
+    );
+    let basic = STANDARD.encode(format!("svc:{PASSWORD}"));
+    let log = server.log_text();
+    assert!(
+        log.contains("x-api-key: ********"),
+        "the attempt is logged: {log}"
+    );
+    drop(server);
+    for secret in [
+        PASSWORD,
+        API_KEY,
+        basic.as_str(),
+        "q secret/77",
+        "q+secret%2F77",
+    ] {
+        for (what, text) in [
+            ("dead letter", dead.to_string()),
+            ("attempts", attempts.to_string()),
+            ("log", log.clone()),
+        ] {
+            assert!(!text.contains(secret), "{secret:?} in the {what}: {text}");
+        }
+        assert!(
+            !contains_anywhere(&data, secret.as_bytes()),
+            "{secret:?} is in the data directory"
+        );
+    }
+}

@@ -94,7 +94,7 @@ async fn a_non_loopback_listener_requires_api_tokens() {
     assert!(log.contains("without API tokens"), "{log}");
 
     let tokens = dir.path().join("tokens");
-    std::fs::write(&tokens, "# admin\ns3cret-token\n").unwrap();
+    std::fs::write(&tokens, "# admin\ns3cret-token-0123456789\n").unwrap();
     let server = Server::spawn(&[
         "serve",
         "--listen",
@@ -115,7 +115,7 @@ async fn a_non_loopback_listener_requires_api_tokens() {
     assert_eq!(status, 401);
     let (status, _) = call(
         http.get(format!("{base}/v1/buses"))
-            .bearer_auth("s3cret-token"),
+            .bearer_auth("s3cret-token-0123456789"),
     )
     .await;
     assert_eq!(status, 200);
@@ -125,6 +125,164 @@ async fn a_non_loopback_listener_requires_api_tokens() {
         !server.log_text().contains("s3cret-token"),
         "a token reached the log"
     );
+    assert!(
+        server.log_text().contains("each is an admin token"),
+        "the one-token-per-line file is taken with a warning"
+    );
+}
+
+const TOKENS: &str = r#"
+[tokens.deployer]
+token = "admin-token-0123456789"
+scopes = ["admin"]
+
+[tokens.shop]
+token = "publish-token-0123456789"
+scopes = ["publish:orders"]
+
+[tokens.anybus]
+token = "anybus-token-0123456789"
+scopes = ["publish"]
+
+[tokens.viewer]
+token = "read-token-0123456789"
+scopes = ["read"]
+
+[tokens.prometheus]
+token = "metrics-token-0123456789"
+scopes = ["metrics"]
+"#;
+
+#[tokio::test]
+async fn a_publish_token_cannot_write_connections() {
+    let dir = temp_dir();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--api-tokens-file", tokens.to_str().unwrap()],
+    );
+    let http = client();
+    let url = |path: &str| server.url(path);
+    let admin = "admin-token-0123456789";
+    for bus in ["orders", "payments"] {
+        let (status, body) = call(
+            http.put(url(&format!("/v1/buses/{bus}")))
+                .bearer_auth(admin)
+                .body("{}"),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let connection = json!({"auth": {"type": "basic", "username": "u", "password": "pw"}});
+
+    let (status, body) = call(
+        http.put(url("/v1/connections/x"))
+            .bearer_auth("publish-token-0123456789")
+            .body(connection.to_string()),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"shop\"") && message.contains("admin"),
+        "names the token and the scope it lacks: {message}"
+    );
+    let (status, _) = call(http.get(url("/v1/connections/x")).bearer_auth(admin)).await;
+    assert_eq!(status, 404, "nothing was written");
+
+    let event = json!({"source": "shop", "detail-type": "t", "detail": {}}).to_string();
+    let publish = |bus: &str, token: &str| {
+        http.post(url(&format!("/v1/buses/{bus}/events")))
+            .bearer_auth(token)
+            .body(event.clone())
+    };
+    assert_eq!(
+        call(publish("orders", "publish-token-0123456789")).await.0,
+        200
+    );
+    let (status, body) = call(publish("payments", "publish-token-0123456789")).await;
+    assert_eq!(
+        status, 403,
+        "publish:orders does not reach payments: {body}"
+    );
+    assert_eq!(
+        call(publish("payments", "anybus-token-0123456789")).await.0,
+        200
+    );
+    assert_eq!(
+        call(publish("orders", "read-token-0123456789")).await.0,
+        403
+    );
+
+    let viewer = "read-token-0123456789";
+    assert_eq!(
+        call(http.get(url("/v1/buses")).bearer_auth(viewer)).await.0,
+        200
+    );
+    let (status, _) =
+        call(http.post(url("/v1/test-pattern")).bearer_auth(viewer).body(
+            json!({"pattern": {"source": ["shop"]}, "event": {"source": "shop"}}).to_string(),
+        ))
+        .await;
+    assert_ne!(status, 403, "testing a pattern changes nothing: read may");
+    let (status, _) = call(
+        http.put(url("/v1/buses/third"))
+            .bearer_auth(viewer)
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        call(
+            http.put(url("/v1/connections/x"))
+                .bearer_auth(admin)
+                .body(connection.to_string())
+        )
+        .await
+        .0,
+        201
+    );
+
+    // `/metrics` lists bus and subscription names: it needs a token with `metrics` too.
+    let (status, body) = call(http.get(url("/metrics"))).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(
+        call(http.get(url("/metrics")).bearer_auth(viewer)).await.0,
+        403
+    );
+    let scrape = http
+        .get(url("/metrics"))
+        .header("authorization", "bearer metrics-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scrape.status(), 200, "the scheme is case-insensitive");
+    assert!(scrape.text().await.unwrap().contains("switchyard_"));
+    assert_eq!(call(http.get(url("/healthz"))).await.0, 200);
+    assert!(!server.log_text().contains("token-0123456789"));
+}
+
+#[tokio::test]
+async fn a_short_token_is_refused_on_a_network_listener() {
+    let dir = temp_dir();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "x\n").unwrap();
+    let data = dir.path().join("data");
+    let refused = Server::spawn(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--api-tokens-file",
+        tokens.to_str().unwrap(),
+    ]);
+    let log = refused.err().expect("must refuse to start").join("\n");
+    assert!(log.contains("shorter than 16 characters (line 1)"), "{log}");
+    // On loopback only this machine's users can try it: allowed, as before.
+    Server::start(&data, &["--api-tokens-file", tokens.to_str().unwrap()]);
 }
 
 #[tokio::test]
