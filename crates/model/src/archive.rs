@@ -33,6 +33,7 @@ pub struct ArchiveSpec {
 
 impl ArchiveSpec {
     pub fn validate(&self) -> Result<(), ModelError> {
+        crate::validate_description(self.description.as_deref())?;
         if !self.retention_days.is_finite()
             || !(0.0..=MAX_RETENTION_DAYS).contains(&self.retention_days)
         {

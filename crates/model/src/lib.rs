@@ -25,7 +25,7 @@ pub use archive::{
 };
 pub use error::ModelError;
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
-pub use name::validate_name;
+pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::Network;
 pub use subscription::{
     BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,

@@ -186,7 +186,9 @@ pub fn parse_bus_spec(text: &str) -> Result<BusSpec, ModelError> {
     if text.trim().is_empty() {
         return Ok(BusSpec::default());
     }
-    parse_json(text, "the bus")
+    let spec: BusSpec = parse_json(text, "the bus")?;
+    crate::validate_description(spec.description.as_deref())?;
+    Ok(spec)
 }
 
 /// Parses and validates a subscription body.

@@ -245,6 +245,8 @@ impl App {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
+            switchyard_model::validate_description(spec.description.as_deref())
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
             let sealed = spec
                 .seal(&app.keyring)
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;

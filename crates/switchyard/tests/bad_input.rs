@@ -380,3 +380,64 @@ async fn test_pattern_answers_and_explains_invalid_patterns() {
     assert!(!cli.status.success());
     assert!(String::from_utf8_lossy(&cli.stderr).contains("invalid pattern"));
 }
+
+/// A 16 MiB bus description was accepted and listed in full: eight concurrent lists took the
+/// server to 1.66 GB. Descriptions are bounded, and lists are paged.
+#[tokio::test]
+async fn huge_descriptions_are_refused_and_lists_are_paged() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let huge = "x".repeat(64 * 1024);
+    assert_error(
+        &api.put("/v1/buses/b", json!({"description": huge})).await,
+        400,
+        "invalid",
+        "the limit is 1024",
+    );
+    assert_eq!(api.get("/v1/buses/b").await.0, 404, "nothing was created");
+    api.bus("b").await;
+    assert_error(
+        &api.put("/v1/buses/b/archives/a", json!({"description": huge}))
+            .await,
+        400,
+        "invalid",
+        "description",
+    );
+    assert_error(
+        &api.put("/v1/connections/c", json!({"description": huge}))
+            .await,
+        400,
+        "invalid",
+        "description",
+    );
+
+    for name in ["e", "a", "d", "c"] {
+        api.bus(name).await;
+    }
+    let (status, first) = api.get("/v1/buses?limit=2").await;
+    assert_eq!(status, 200, "{first}");
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first["next"], "b");
+    let (_, second) = api.get("/v1/buses?limit=2&after=b").await;
+    assert_eq!(names(&second), ["c", "d"]);
+    let (_, last) = api.get("/v1/buses?limit=2&after=d").await;
+    assert_eq!(names(&last), ["e"]);
+    assert_eq!(last["next"], Value::Null);
+    let (_, all) = api.get("/v1/buses").await;
+    assert_eq!(names(&all).len(), 5, "the default page holds them all");
+    assert_error(
+        &api.get("/v1/buses?limit=100000").await,
+        400,
+        "invalid",
+        "limit",
+    );
+}

@@ -7,14 +7,14 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchyard_model::parse_archive_spec;
 use switchyard_store::ArchiveRecord;
 
 use super::views::{ArchiveView, Page};
-use super::{ApiError, Body, find_bus, names};
+use super::{ApiError, Body, Params, find_bus, names};
 use crate::App;
 
 fn find(app: &App, bus: &str, name: &str) -> Result<Arc<ArchiveRecord>, ApiError> {
@@ -33,13 +33,22 @@ async fn view(app: &App, record: &ArchiveRecord) -> Result<ArchiveView, ApiError
 pub async fn list(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
+    query: Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let index = find_bus(&app, &bus)?;
+    let mut archives: Vec<_> = index.archives().collect();
+    let next = Params::from(query)
+        .name_page()?
+        .select(&mut archives, |a| &a.name);
     let mut items = Vec::new();
-    for archive in index.archives() {
+    for archive in archives {
         items.push(view(&app, archive).await?);
     }
-    Ok(Json(Page { items, next: None }).into_response())
+    Ok(Json(Page {
+        items,
+        next: Some(next),
+    })
+    .into_response())
 }
 
 pub async fn get(

@@ -13,13 +13,23 @@ use super::views::{BusView, Page};
 use super::{ApiError, Body, Params, find_bus, names};
 use crate::App;
 
-pub async fn list(State(app): State<Arc<App>>) -> Response {
-    let buses = app.catalog.buses();
+pub async fn list(
+    State(app): State<Arc<App>>,
+    query: Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut buses = app.catalog.buses();
+    let next = Params::from(query)
+        .name_page()?
+        .select(&mut buses, |b| &b.record.name);
     let items: Vec<_> = buses
         .iter()
         .map(|b| BusView::new(&b.record, Some(b)))
         .collect();
-    Json(Page { items, next: None }).into_response()
+    Ok(Json(Page {
+        items,
+        next: Some(next),
+    })
+    .into_response())
 }
 
 pub async fn get(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchyard_destination::parse_connection_spec;
@@ -12,7 +12,7 @@ use switchyard_model::format_rfc3339_ms;
 use switchyard_store::{DocumentKind, DocumentRecord};
 
 use super::views::{Page, redact_sealed};
-use super::{ApiError, Body, names};
+use super::{ApiError, Body, Params, names};
 use crate::App;
 
 /// The connection as stored (secrets sealed), with its name and times.
@@ -33,10 +33,19 @@ fn render(record: &DocumentRecord) -> serde_json::Value {
     view
 }
 
-pub async fn list(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let records = app.store.list_documents(DocumentKind::Connection).await?;
+pub async fn list(
+    State(app): State<Arc<App>>,
+    query: Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let page = Params::from(query).name_page()?;
+    let mut records = app.store.list_documents(DocumentKind::Connection).await?;
+    let next = page.select(&mut records, |r| &r.name);
     let items: Vec<_> = records.iter().map(render).collect();
-    Ok(Json(Page { items, next: None }).into_response())
+    Ok(Json(Page {
+        items,
+        next: Some(next),
+    })
+    .into_response())
 }
 
 pub async fn get(

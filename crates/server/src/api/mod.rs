@@ -242,6 +242,14 @@ impl Params {
             .transpose()
     }
 
+    /// `?limit=N&after=NAME` of a list kept in name order.
+    pub fn name_page(&self) -> Result<NamePage, ApiError> {
+        Ok(NamePage {
+            limit: self.number("limit", DEFAULT_PAGE, MAX_PAGE)?.max(1) as usize,
+            after: self.0.get("after").cloned(),
+        })
+    }
+
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.0.get(name).map(String::as_str) {
             None | Some("false") => Ok(false),
@@ -250,6 +258,32 @@ impl Params {
                 "query parameter {name:?} must be true or false"
             ))),
         }
+    }
+}
+
+/// Items of a list answer unless `?limit` says otherwise, and the most it may ask for: no answer
+/// is built larger than its page, however many resources there are.
+const DEFAULT_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 1_000;
+
+/// One page of a list in name order: at most `limit` items named after `after`.
+pub struct NamePage {
+    limit: usize,
+    after: Option<String>,
+}
+
+impl NamePage {
+    /// Keeps only this page's records (sorted by `name` first) and returns the answer's `next`:
+    /// the name to pass as `after` for the following page, or null on the last one.
+    pub fn select<R>(&self, records: &mut Vec<R>, name: impl Fn(&R) -> &str) -> Option<String> {
+        records.sort_by(|a, b| name(a).cmp(name(b)));
+        if let Some(after) = &self.after {
+            records.retain(|r| name(r) > after.as_str());
+        }
+        let more = records.len() > self.limit;
+        records.truncate(self.limit);
+        more.then(|| records.last().map(|r| name(r).to_string()))
+            .flatten()
     }
 }
 

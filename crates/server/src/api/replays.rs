@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchyard_model::parse_replay_spec;
@@ -15,10 +15,19 @@ use super::views::{Page, ReplayView};
 use super::{ApiError, Body, names};
 use crate::App;
 
-pub async fn list(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
-    let replays = app.list_replays().await?;
+pub async fn list(
+    State(app): State<Arc<App>>,
+    query: Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let page = super::Params::from(query).name_page()?;
+    let mut replays = app.list_replays().await?;
+    let next = page.select(&mut replays, |r| &r.spec.name);
     let items: Vec<_> = replays.iter().map(ReplayView::new).collect();
-    Ok(Json(Page { items, next: None }).into_response())
+    Ok(Json(Page {
+        items,
+        next: Some(next),
+    })
+    .into_response())
 }
 
 pub async fn start(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {

@@ -53,10 +53,20 @@ fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("source {name:?} does not exist"))
 }
 
-pub async fn list(State(app): State<Arc<App>>) -> Response {
-    let sources = app.sources.list();
+pub async fn list(
+    State(app): State<Arc<App>>,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let mut sources = app.sources.list();
+    let next = super::Params::from(query)
+        .name_page()?
+        .select(&mut sources, |s| &s.record.name);
     let items: Vec<_> = sources.iter().map(|s| SourceView::new(s)).collect();
-    Json(Page { items, next: None }).into_response()
+    Ok(Json(Page {
+        items,
+        next: Some(next),
+    })
+    .into_response())
 }
 
 pub async fn get(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -13,7 +13,7 @@ use switchyard_model::{now_ms, parse_subscription_spec};
 use switchyard_store::SubscriptionRecord;
 
 use super::views::{Page, SubscriptionView};
-use super::{ApiError, Body, find_bus, names};
+use super::{ApiError, Body, Params, find_bus, names};
 use crate::App;
 
 /// The subscription as the catalog knows it, or a 404 that says which of bus and name is wrong.
@@ -30,13 +30,22 @@ pub(super) fn find(app: &App, bus: &str, name: &str) -> Result<Arc<SubscriptionR
 pub async fn list(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
+    query: Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let index = find_bus(&app, &bus)?;
-    let items: Vec<_> = index
-        .subscriptions()
+    let mut subscriptions: Vec<_> = index.subscriptions().collect();
+    let next = Params::from(query)
+        .name_page()?
+        .select(&mut subscriptions, |s| &s.name);
+    let items: Vec<_> = subscriptions
+        .into_iter()
         .map(|s| SubscriptionView::new(s))
         .collect();
-    Ok(Json(Page { items, next: None }).into_response())
+    Ok(Json(Page {
+        items,
+        next: Some(next),
+    })
+    .into_response())
 }
 
 pub async fn get(
