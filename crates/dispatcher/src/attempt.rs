@@ -18,6 +18,7 @@ use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
 use crate::address::{AddressPolicy, AddressRefused};
 use crate::otlp::SpanExporter;
+use crate::outbound::Outbound;
 use crate::{Connections, DeliveryError, ErrorKind};
 
 /// Bytes of a failed answer's body kept for the dead letter and logs: enough to see the
@@ -38,6 +39,8 @@ pub(crate) struct Context {
     /// `file:` ones its policy allows.
     pub(crate) keyring: Arc<Keyring>,
     pub(crate) connections: Connections,
+    /// Bounds the sockets every attempt of every lane may hold at once.
+    pub(crate) outbound: Outbound,
     pub(crate) policy: Arc<AddressPolicy>,
     /// Signs identity tokens, with the issuer (switchyard's public URL).
     pub(crate) identity: Option<Arc<IdentitySigner>>,

@@ -109,6 +109,8 @@ pub(crate) struct Lane {
     queued_due_ms: Option<u64>,
     /// Set by [`Message::Stop`]: the lane drains and ends, the rest of the process goes on.
     stopping: bool,
+    /// Whether this lane is counted among the busy lanes that share the outbound connections.
+    counted_busy: bool,
 }
 
 impl Lane {
@@ -150,6 +152,7 @@ impl Lane {
             busy: HashMap::new(),
             queued_due_ms: None,
             stopping: false,
+            counted_busy: false,
         }
     }
 
@@ -174,6 +177,7 @@ impl Lane {
                 self.promote_due(now_ms());
             }
             self.start_attempts();
+            self.track_busy();
             self.start_commit();
             self.publish_gauges();
             let next_due = if self.subscription.spec.ordered {
@@ -215,7 +219,18 @@ impl Lane {
         while let Some(done) = self.committing.join_next().await {
             self.committed(done);
         }
+        self.track_busy();
         self.publish_gauges();
+    }
+
+    /// Keeps the outbound connections' count of busy lanes true: this lane is busy while it has
+    /// attempts under way.
+    fn track_busy(&mut self) {
+        let busy = !self.in_flight.is_empty();
+        if busy != self.counted_busy {
+            self.context.outbound.lane_busy(busy);
+            self.counted_busy = busy;
+        }
     }
 
     fn handle(&mut self, message: Message) {
@@ -409,10 +424,12 @@ impl Lane {
         }
     }
 
-    /// Starts what the concurrency limit, the circuit and the rate limit allow; sets `wake_at`
-    /// when the circuit or the rate limit is what holds the rest back.
+    /// Starts what the concurrency limit, the lane's share of the outbound connections, the
+    /// circuit and the rate limit allow; sets `wake_at` when the circuit or the rate limit is
+    /// what holds the rest back.
     fn start_attempts(&mut self) {
-        let limit = self.subscription.spec.max_concurrency as usize;
+        let limit = (self.subscription.spec.max_concurrency as usize)
+            .min(self.context.outbound.lane_share(self.counted_busy));
         let now = Instant::now();
         self.wake_at = None;
         while self.in_flight.len() < limit && !self.ready.is_empty() {
@@ -605,7 +622,10 @@ async fn attempt(
     let started_ms = now_ms();
     let started = std::time::Instant::now();
     let span_id = TraceContext::new_span_id();
-    let result = attempt::send(&context, &subscription, &delivery, &span_id).await;
+    let result = {
+        let _connection = context.outbound.acquire(&metrics).await;
+        attempt::send(&context, &subscription, &delivery, &span_id).await
+    };
     let duration = started.elapsed();
     let class = result.as_ref().map_or_else(|e| e.class(), |_| "2xx");
     metrics.attempt_duration.observe(duration);

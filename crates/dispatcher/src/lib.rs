@@ -22,6 +22,7 @@ mod error;
 mod flow;
 mod lane;
 mod otlp;
+mod outbound;
 pub mod policy;
 
 use std::collections::HashMap;
@@ -43,6 +44,10 @@ pub use flow::CircuitState;
 pub use lane::LaneGauges;
 use otlp::SpanExporter;
 
+/// Below the usual 1,024 open-file limit, with room left for the listener, the store and the
+/// pool's idle connections.
+pub const DEFAULT_MAX_OUTBOUND_CONNECTIONS: usize = 256;
+
 /// Activity records buffered for slow tails before they are told they lagged.
 const ACTIVITY_BUFFER: usize = 4_096;
 
@@ -60,6 +65,8 @@ pub struct DispatcherConfig {
     pub identity: Option<Arc<IdentitySigner>>,
     /// Where to export attempt spans over OTLP/HTTP; `None` (the default) exports nothing.
     pub otlp_endpoint: Option<String>,
+    /// Outbound HTTP connections every lane together may hold at once (see [`outbound`]).
+    pub max_outbound_connections: usize,
 }
 
 impl Default for DispatcherConfig {
@@ -70,6 +77,7 @@ impl Default for DispatcherConfig {
             address_policy: Arc::new(AddressPolicy::default()),
             identity: None,
             otlp_endpoint: None,
+            max_outbound_connections: DEFAULT_MAX_OUTBOUND_CONNECTIONS,
         }
     }
 }
@@ -127,6 +135,7 @@ impl Dispatcher {
                 context: Arc::new(attempt::Context {
                     keyring,
                     connections: Connections::default(),
+                    outbound: outbound::Outbound::new(config.max_outbound_connections),
                     policy: Arc::clone(&config.address_policy),
                     identity: config.identity.clone(),
                     spans: config

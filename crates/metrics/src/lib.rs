@@ -131,6 +131,8 @@ pub struct SubscriptionMetrics {
     pub rate_limit_waits: AtomicU64,
     /// Times the circuit breaker opened.
     pub circuit_opened: AtomicU64,
+    /// Attempts that waited for one of the node's outbound connections to free up.
+    pub outbound_waits: AtomicU64,
     pub attempt_duration: Histogram,
     /// From ingestion to the first attempt's start: how long events wait before being tried.
     pub ingestion_to_attempt: Histogram,
@@ -297,6 +299,7 @@ impl Metrics {
                 delivered: AtomicU64::new(0),
                 dead: counters(),
                 rate_limit_waits: AtomicU64::new(0),
+                outbound_waits: AtomicU64::new(0),
                 circuit_opened: AtomicU64::new(0),
                 attempt_duration: Histogram::default(),
                 ingestion_to_attempt: Histogram::default(),
@@ -526,8 +529,11 @@ impl Metrics {
         fn circuit_opened(s: &SubscriptionMetrics) -> &AtomicU64 {
             &s.circuit_opened
         }
+        fn outbound_waits(s: &SubscriptionMetrics) -> &AtomicU64 {
+            &s.outbound_waits
+        }
         type Pick = fn(&SubscriptionMetrics) -> &AtomicU64;
-        let flow_counters: [(&str, &str, Pick); 2] = [
+        let flow_counters: [(&str, &str, Pick); 3] = [
             (
                 "switchyard_rate_limit_waits_total",
                 "Times the subscription's rate limit held attempts back.",
@@ -537,6 +543,11 @@ impl Metrics {
                 "switchyard_circuit_opened_total",
                 "Times the circuit breaker opened because the destination kept failing.",
                 circuit_opened,
+            ),
+            (
+                "switchyard_outbound_waits_total",
+                "Attempts that waited for one of the node's outbound connections to free up.",
+                outbound_waits,
             ),
         ];
         for (name, help, pick) in flow_counters {

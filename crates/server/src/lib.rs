@@ -74,6 +74,8 @@ pub struct ApiConfig {
     pub node_id: String,
     /// How long a node's claim on a subscription lasts without renewal.
     pub lease_ms: u64,
+    /// Outbound HTTP connections all subscriptions together may hold at once.
+    pub max_outbound_connections: usize,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +91,7 @@ impl Default for ApiConfig {
             lane_capacity: DispatcherConfig::default().lane_capacity,
             node_id: String::from("node"),
             lease_ms: 10_000,
+            max_outbound_connections: switchyard_dispatcher::DEFAULT_MAX_OUTBOUND_CONNECTIONS,
         }
     }
 }
@@ -135,6 +138,7 @@ impl App {
                 identity: Some(Arc::clone(&identity)),
                 otlp_endpoint: config.otlp_endpoint.clone(),
                 lane_capacity: config.lane_capacity.max(2),
+                max_outbound_connections: config.max_outbound_connections,
                 ..DispatcherConfig::default()
             },
             Arc::clone(&metrics),

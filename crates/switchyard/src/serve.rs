@@ -67,6 +67,10 @@ pub struct ServeArgs {
     /// Deliveries each subscription holds in memory; the rest wait in the store [default: 10000].
     #[arg(long)]
     lane_capacity: Option<usize>,
+    /// Outbound HTTP connections all subscriptions together may hold; each busy subscription
+    /// gets a fair share, so one stuck destination cannot take every socket [default: 256].
+    #[arg(long)]
+    max_outbound_connections: Option<usize>,
     /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
     #[arg(long)]
     master_key_file: Option<PathBuf>,
@@ -164,6 +168,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         api_tokens,
         address_policy: Arc::new(address_policy),
         lane_capacity: args.lane_capacity.unwrap_or(defaults.lane_capacity),
+        max_outbound_connections: args
+            .max_outbound_connections
+            .or(settings.max_outbound_connections)
+            .unwrap_or(defaults.max_outbound_connections)
+            .max(1),
         otlp_endpoint: args
             .otlp_endpoint
             .or_else(|| settings.otlp_endpoint.clone()),

@@ -121,3 +121,61 @@ async fn the_circuit_opens_on_repeated_failures_and_a_probe_closes_it() {
         1.0
     );
 }
+
+/// One subscription with `max_concurrency` 1000 at an endpoint that never answered held 1,000
+/// sockets; under a 1,024 descriptor limit, half of another subscription's attempts failed.
+#[tokio::test]
+async fn a_hanging_destination_cannot_take_every_outbound_connection() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &["--max-outbound-connections", "20"]);
+    let api = Api::new(&server);
+    let hanging = Receiver::start(|_, _| Reply {
+        status: 200,
+        headers: vec![],
+        delay: Duration::from_secs(120),
+        body: String::new(),
+    })
+    .await;
+    let healthy = Receiver::ok().await;
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "stuck",
+        json!({"pattern": {"source": ["stuck"]}, "destination": {"url": hanging.url, "timeout_ms": 120000}, "max_concurrency": 1000}),
+    )
+    .await;
+    api.publish(
+        "b",
+        (0..100).map(|i| event("stuck", json!({"i": i}))).collect(),
+    )
+    .await;
+    wait_for(
+        "the stuck lane's share",
+        Duration::from_secs(20),
+        async || hanging.count() >= 10,
+    )
+    .await;
+    api.subscribe(
+        "b",
+        "fine",
+        json!({"pattern": {"source": ["fine"]}, "destination": {"url": healthy.url}}),
+    )
+    .await;
+    api.publish(
+        "b",
+        (0..30).map(|i| event("fine", json!({"i": i}))).collect(),
+    )
+    .await;
+    wait_for(
+        "every healthy delivery",
+        Duration::from_secs(30),
+        async || api.stats("b", "fine").await["delivered"] == 30,
+    )
+    .await;
+    assert_eq!(
+        hanging.count(),
+        10,
+        "alone, a lane takes half of the 20 connections, and no more once another is busy"
+    );
+    assert_eq!(healthy.count(), 30);
+}
