@@ -20,6 +20,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cluster;
 pub mod config;
+mod cpu;
 mod error;
 mod ops;
 pub mod publish;
@@ -116,6 +117,8 @@ pub struct App {
     replays: replay::Replays,
     /// This node's part in a cluster; `None` alone on an embedded store.
     pub cluster: Option<cluster::Cluster>,
+    /// Where large bodies are parsed and matched, away from the async workers.
+    pub(crate) cpu: cpu::CpuPool,
 }
 
 impl App {
@@ -172,6 +175,7 @@ impl App {
             closing: tokio::sync::watch::channel(false).0,
             replays: replay::Replays::default(),
             cluster,
+            cpu: cpu::CpuPool::new(),
         });
         app.register_metrics();
         app.join_cluster();

@@ -22,7 +22,7 @@ pub async fn publish(
     entries: Vec<Result<Event, ModelError>>,
 ) -> Result<Vec<Result<String, ModelError>>, StoreError> {
     let app = Arc::clone(app);
-    tokio::spawn(async move { publish_now(&app, &index, entries).await })
+    tokio::spawn(async move { publish_now(&app, index, entries).await })
         .await
         .unwrap_or_else(|e| {
             Err(StoreError::Storage(format!(
@@ -33,9 +33,29 @@ pub async fn publish(
 
 async fn publish_now(
     app: &App,
-    index: &BusIndex,
+    index: Arc<BusIndex>,
     entries: Vec<Result<Event, ModelError>>,
 ) -> Result<Vec<Result<String, ModelError>>, StoreError> {
+    let bus = index.record.name.clone();
+    let bytes = entries
+        .iter()
+        .map(|e| e.as_ref().map_or(0, |e| e.envelope.len()))
+        .sum();
+    let (answers, accepted) = app.cpu.run(bytes, move || route(&index, entries)).await;
+    let refused = answers.iter().filter(|a| a.is_err()).count() as u64;
+    if refused > 0 {
+        app.metrics.bus(&bus).rejected("invalid", refused);
+    }
+    commit(app, &bus, accepted, Origin::Publish).await?;
+    Ok(answers)
+}
+
+/// The answer for each entry, and the events to commit with the subscriptions and archives that
+/// matched them.
+fn route(
+    index: &BusIndex,
+    entries: Vec<Result<Event, ModelError>>,
+) -> (Vec<Result<String, ModelError>>, Vec<NewEvent>) {
     let bus = index.record.name.as_str();
     let mut answers = Vec::with_capacity(entries.len());
     let mut accepted = Vec::with_capacity(entries.len());
@@ -59,12 +79,7 @@ async fn publish_now(
             Err(error) => answers.push(Err(error)),
         }
     }
-    let refused = answers.iter().filter(|a| a.is_err()).count() as u64;
-    if refused > 0 {
-        app.metrics.bus(bus).rejected("invalid", refused);
-    }
-    commit(app, bus, accepted, Origin::Publish).await?;
-    Ok(answers)
+    (answers, accepted)
 }
 
 /// Where committed events come from, for counting them.

@@ -1,12 +1,17 @@
-//! `POST /v1/test-pattern`: does this pattern match this event? The same code subscriptions use.
+//! `POST /v1/test-pattern`: does this pattern match this event? The same code subscriptions use,
+//! run off the async workers when the body is large, like a publish.
+
+use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use switchyard_pattern::Pattern;
 
 use super::{ApiError, Body};
+use crate::App;
 
 /// Pattern and event stay raw JSON text, so number literals reach the matcher exactly.
 #[derive(Deserialize)]
@@ -18,8 +23,16 @@ struct TestPattern<'a> {
     event: &'a RawValue,
 }
 
-pub async fn test_pattern(Body(body): Body) -> Result<Json<Value>, ApiError> {
-    let request: TestPattern = serde_json::from_str(&body).map_err(|e| {
+pub async fn test_pattern(
+    State(app): State<Arc<App>>,
+    Body(body): Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = body.len();
+    app.cpu.run(bytes, move || evaluate(&body)).await.map(Json)
+}
+
+fn evaluate(body: &str) -> Result<Value, ApiError> {
+    let request: TestPattern = serde_json::from_str(body).map_err(|e| {
         ApiError::invalid(format!(
             "the body must be {{\"pattern\": {{...}}, \"event\": {{...}}}}: {e}"
         ))
@@ -34,5 +47,5 @@ pub async fn test_pattern(Body(body): Body) -> Result<Json<Value>, ApiError> {
     let matches = pattern
         .matches(request.event.get())
         .map_err(|e| ApiError::invalid(format!("invalid event: {e}")))?;
-    Ok(Json(json!({ "matches": matches })))
+    Ok(json!({ "matches": matches }))
 }
