@@ -30,6 +30,7 @@ pub struct ServerSettings {
     pub api_tokens_file: Option<String>,
     pub max_event_bytes: Option<usize>,
     pub max_hops: Option<u32>,
+    pub max_forwards: Option<u32>,
     pub history_retention_s: Option<u64>,
     pub dedup_window_s: Option<u64>,
     pub master_key_file: Option<String>,

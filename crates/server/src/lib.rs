@@ -20,6 +20,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod config;
 mod error;
+mod forwards;
 mod ops;
 pub mod publish;
 pub mod replay;
@@ -59,6 +60,9 @@ pub struct ApiConfig {
     pub api_tokens: Vec<String>,
     /// A publish whose `switchyard-hops` is already this high is refused: the loop guard.
     pub max_hops: u32,
+    /// Forwarded publishes (hops >= 1) accepted per original event, counted by trace id: the
+    /// loop guard that keeps a loop's fan-out linear (see `forwards`).
+    pub max_forwards: u32,
     /// Which addresses deliveries may go to; checked at subscription time and at every attempt.
     pub address_policy: Arc<AddressPolicy>,
     /// switchyard's own base URL as receivers reach it: the issuer of identity tokens, under
@@ -81,6 +85,7 @@ impl Default for ApiConfig {
             max_request_bytes: 16 << 20,
             api_tokens: Vec::new(),
             max_hops: 8,
+            max_forwards: 100,
             address_policy: Arc::new(AddressPolicy::default()),
             public_url: "http://127.0.0.1:8700".into(),
             otlp_endpoint: None,
@@ -110,6 +115,11 @@ pub struct App {
     replays: replay::Replays,
     /// This node's part in a cluster; `None` alone on an embedded store.
     pub cluster: Option<cluster::Cluster>,
+    /// Forwards accepted per trace, for the loop guard.
+    pub(crate) forwards: forwards::ForwardBudget,
+    /// The address [`run`] serves on, once it does: deliveries to it are deliveries to this
+    /// server, which the loop lint looks for.
+    pub(crate) listen: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl App {
@@ -158,6 +168,7 @@ impl App {
             store,
             dispatcher,
             catalog,
+            forwards: forwards::ForwardBudget::new(config.max_forwards),
             config,
             sources,
             master_key,
@@ -165,6 +176,7 @@ impl App {
             closing: tokio::sync::watch::channel(false).0,
             replays: replay::Replays::default(),
             cluster,
+            listen: std::sync::OnceLock::new(),
         });
         app.register_metrics();
         app.join_cluster();
@@ -248,6 +260,9 @@ pub async fn run(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(local) = listener.local_addr() {
+        let _ = app.listen.set(local);
+    }
     let router = api::router(Arc::clone(&app));
     // Sources' network allow-lists need the peer address.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
