@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod config;
 mod error;
 mod forwards;
+pub mod lint;
 mod ops;
 pub mod publish;
 pub mod replay;
