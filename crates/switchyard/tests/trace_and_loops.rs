@@ -405,3 +405,107 @@ async fn each_original_event_of_a_trace_brings_its_own_forward_budget() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn two_buses_forwarding_into_each_other_are_reported_before_they_run() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("a").await;
+    api.bus("b").await;
+    let into = |bus: &str, source: &str| {
+        json!({
+            "pattern": {"source": [source]},
+            "destination": {"url": server.url(&format!("/v1/buses/{bus}/events"))}
+        })
+    };
+    let (status, answer) = api
+        .put("/v1/buses/a/subscriptions/to-b", into("b", "shop"))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.get("warnings").is_none(), "no cycle yet: {answer}");
+    assert_eq!(answer["pattern"], json!({"source": ["shop"]}));
+
+    // The PUT that closes the cycle says so.
+    let (status, answer) = api
+        .put("/v1/buses/b/subscriptions/to-a", into("a", "shop"))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["name"], "to-a");
+    assert_eq!(answer["warnings"][0]["kind"], "loop", "{answer}");
+    assert_eq!(
+        answer["warnings"][0]["subscriptions"],
+        json!(["a/to-b", "b/to-a"])
+    );
+    let (status, lint) = api.get("/v1/lint").await;
+    assert_eq!(status, 200);
+    assert_eq!(lint["findings"].as_array().unwrap().len(), 1, "{lint}");
+    assert_eq!(
+        lint["findings"][0]["subscriptions"],
+        json!(["a/to-b", "b/to-a"])
+    );
+    let cli = std::process::Command::new(BIN)
+        .args(["lint", "--url", &server.base])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("a/to-b, b/to-a"), "{stdout}");
+
+    // What a/to-b forwards has source "shop": a forward of source "never" cannot match it.
+    let (status, answer) = api
+        .put("/v1/buses/b/subscriptions/to-a", into("a", "never"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.get("warnings").is_none(), "{answer}");
+    assert_eq!(api.get("/v1/lint").await.1, json!({"findings": []}));
+    let cli = std::process::Command::new(BIN)
+        .args(["lint", "--url", &server.base])
+        .output()
+        .unwrap();
+    assert_eq!(cli.status.code(), Some(0));
+}
+
+#[test]
+fn lint_checks_a_config_file_offline() {
+    let dir = temp_dir();
+    let config = dir.path().join("switchyard.toml");
+    let write = |to_a_source: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+                [server]
+                listen = "127.0.0.1:8700"
+
+                [buses.a.subscriptions.to-b]
+                pattern = {{ source = ["shop"] }}
+                destination = {{ url = "http://localhost:8700/v1/buses/b/events" }}
+
+                [buses.b.subscriptions.to-a]
+                pattern = {{ source = ["{to_a_source}"] }}
+                destination = {{ url = "http://127.0.0.1:8700/v1/buses/a/events" }}
+                "#
+            ),
+        )
+        .unwrap();
+    };
+    let lint = |args: &[&str]| std::process::Command::new(BIN).args(args).output().unwrap();
+    let path = config.to_str().unwrap();
+    write("shop");
+    let found = lint(&["lint", path]);
+    let stdout = String::from_utf8_lossy(&found.stdout);
+    assert_eq!(found.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("a/to-b, b/to-a"), "{stdout}");
+    // Served elsewhere, the same URLs are not this server's.
+    assert_eq!(
+        lint(&["lint", path, "--listen", "127.0.0.1:9000"])
+            .status
+            .code(),
+        Some(0)
+    );
+    write("never");
+    assert_eq!(lint(&["lint", path]).status.code(), Some(0));
+    let missing = lint(&["lint", "/nonexistent/switchyard.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
