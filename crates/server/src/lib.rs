@@ -3,7 +3,8 @@
 //!
 //! Owns the [`catalog`] (buses with their compiled matchers, kept in memory for the hot path),
 //! the [`publish`] path shared by the API and [`sources`], the HTTP routes, API authentication,
-//! the master key's use for sealing secrets, and the declarative [`config`] file. It borrows the
+//! the master key's use for sealing secrets, the declarative [`config`] file, the loop guard's
+//! forward budget, and the [`lint`] that finds delivery loops before they run. It borrows the
 //! store and the dispatcher: a publish is validated and matched here, made durable by the store,
 //! and only then answered and handed to the dispatcher. Changes (buses, subscriptions, sources,
 //! connections) go to the store first and then to memory, on a task of their own so that a client
