@@ -75,7 +75,7 @@ impl<'a> Setup<'a> {
 }
 
 /// The addresses at which a destination URL reaches this server.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Origin {
     endpoints: Vec<Endpoint>,
 }
