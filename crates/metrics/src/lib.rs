@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Why a publish was refused, as the `reason` label of `switchyard_events_rejected_total`.
-pub const REJECT_REASONS: [&str; 3] = ["invalid", "too_large", "max_hops"];
+pub const REJECT_REASONS: [&str; 4] = ["invalid", "too_large", "max_hops", "max_forwards"];
 /// The `class` label of `switchyard_delivery_attempts_total`.
 pub const ATTEMPT_CLASSES: [&str; 8] = [
     "2xx",

@@ -31,6 +31,7 @@ pub struct ServerSettings {
     pub max_event_bytes: Option<usize>,
     pub max_hops: Option<u32>,
     pub max_outbound_connections: Option<usize>,
+    pub max_forwards: Option<u32>,
     pub history_retention_s: Option<u64>,
     pub dedup_window_s: Option<u64>,
     pub master_key_file: Option<String>,

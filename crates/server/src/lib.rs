@@ -3,7 +3,8 @@
 //!
 //! Owns the [`catalog`] (buses with their compiled matchers, kept in memory for the hot path),
 //! the [`publish`] path shared by the API and [`sources`], the HTTP routes, API authentication,
-//! the master key's use for sealing secrets, and the declarative [`config`] file. It borrows the
+//! the master key's use for sealing secrets, the declarative [`config`] file, the loop guard's
+//! forward budget, and the [`lint`] that finds delivery loops before they run. It borrows the
 //! store and the dispatcher: a publish is validated and matched here, made durable by the store,
 //! and only then answered and handed to the dispatcher. Changes (buses, subscriptions, sources,
 //! connections) go to the store first and then to memory, on a task of their own so that a client
@@ -22,6 +23,8 @@ pub mod cluster;
 pub mod config;
 mod cpu;
 mod error;
+mod forwards;
+pub mod lint;
 mod ops;
 pub mod publish;
 pub mod replay;
@@ -62,6 +65,9 @@ pub struct ApiConfig {
     pub api_tokens: auth::ApiTokens,
     /// A publish whose `switchyard-hops` is already this high is refused: the loop guard.
     pub max_hops: u32,
+    /// Forwarded publishes (hops >= 1) accepted per original event, counted by trace id: the
+    /// loop guard that keeps a loop's fan-out linear (see `forwards`).
+    pub max_forwards: u32,
     /// Which addresses deliveries may go to; checked at subscription time and at every attempt.
     pub address_policy: Arc<AddressPolicy>,
     /// switchyard's own base URL as receivers reach it: the issuer of identity tokens, under
@@ -86,6 +92,7 @@ impl Default for ApiConfig {
             max_request_bytes: 16 << 20,
             api_tokens: auth::ApiTokens::default(),
             max_hops: 8,
+            max_forwards: 100,
             address_policy: Arc::new(AddressPolicy::default()),
             public_url: "http://127.0.0.1:8700".into(),
             otlp_endpoint: None,
@@ -119,6 +126,11 @@ pub struct App {
     pub cluster: Option<cluster::Cluster>,
     /// Where large bodies are parsed and matched, away from the async workers.
     pub(crate) cpu: cpu::CpuPool,
+    /// Forwards accepted per trace, for the loop guard.
+    pub(crate) forwards: forwards::ForwardBudget,
+    /// The address [`run`] serves on, once it does: deliveries to it are deliveries to this
+    /// server, which the loop lint looks for.
+    pub(crate) listen: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl App {
@@ -168,6 +180,7 @@ impl App {
             store,
             dispatcher,
             catalog,
+            forwards: forwards::ForwardBudget::new(config.max_forwards),
             config,
             sources,
             keyring,
@@ -176,6 +189,7 @@ impl App {
             replays: replay::Replays::default(),
             cluster,
             cpu: cpu::CpuPool::new(),
+            listen: std::sync::OnceLock::new(),
         });
         app.register_metrics();
         app.join_cluster();
@@ -263,6 +277,9 @@ pub async fn run(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(local) = listener.local_addr() {
+        let _ = app.listen.set(local);
+    }
     let router = api::router(Arc::clone(&app));
     // Sources' network allow-lists need the peer address.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();

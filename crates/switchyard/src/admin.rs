@@ -34,10 +34,16 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
         println!("bus {bus}: applied");
         for (name, spec) in &declared.subscriptions {
             let path = format!("/v1/buses/{bus}/subscriptions/{name}");
-            client
+            let answer = client
                 .call(Method::PUT, &path, Some(serde_json::to_string(spec)?))
                 .await?;
             println!("subscription {bus}/{name}: applied");
+            for warning in answer["warnings"].as_array().into_iter().flatten() {
+                eprintln!(
+                    "warning: {}",
+                    warning["message"].as_str().unwrap_or_default()
+                );
+            }
         }
         for (name, spec) in &declared.archives {
             let path = format!("/v1/buses/{bus}/archives/{name}");

@@ -7,6 +7,7 @@ mod bench;
 mod bench_hooks;
 mod bench_match;
 mod client;
+mod lint;
 mod replay;
 mod serve;
 mod sink;
@@ -63,6 +64,9 @@ enum Command {
     },
     /// Measure how fast a webhook source acknowledges signed Slack slash commands under load.
     BenchHooks(bench_hooks::BenchHooksArgs),
+    /// Find delivery loops (subscriptions delivering round a cycle of this server's own buses)
+    /// in CONFIG_FILE, or on the running server without one. Exit status 1 when there are some.
+    Lint(lint::LintArgs),
     /// Run a throwaway endpoint that prints every request it receives (for trying things out).
     Sink(sink::SinkArgs),
 }
@@ -112,7 +116,12 @@ fn test_pattern(pattern: &str, event: &str) -> anyhow::Result<()> {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    match run(cli.command) {
+    // Its own exit statuses: 1 means findings, so an error is 2.
+    let command = match cli.command {
+        Command::Lint(args) => return lint::main(args),
+        other => other,
+    };
+    match run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // `{:#}` prints the whole cause chain on one line, without a backtrace.
@@ -145,7 +154,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::BenchHooks(args) => bench_hooks::run(args).await,
             Command::Publish(args) => admin::publish(args).await,
             Command::DeadLetters(args) => admin::dead_letters(args).await,
-            Command::TestPattern { .. } | Command::BenchMatch { .. } => Ok(()),
+            Command::TestPattern { .. } | Command::BenchMatch { .. } | Command::Lint(_) => Ok(()),
         }
     })
 }

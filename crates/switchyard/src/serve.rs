@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Refuse a publish that already passed through this many deliveries [default: 8].
     #[arg(long)]
     max_hops: Option<u32>,
+    /// Refuse a forwarded publish (one that came through a delivery) once the original event's
+    /// trace has caused this many forwards per original event on this node [default: 100].
+    #[arg(long)]
+    max_forwards: Option<u32>,
     /// A network deliveries may go to (repeat the flag); without any, every network not denied.
     #[arg(long = "allow-destination-network", value_name = "CIDR")]
     allow_destination_networks: Vec<String>,
@@ -186,6 +190,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .max_hops
             .or(settings.max_hops)
             .unwrap_or(defaults.max_hops),
+        max_forwards: args
+            .max_forwards
+            .or(settings.max_forwards)
+            .unwrap_or(defaults.max_forwards),
         node_id: args.node_id.unwrap_or_else(default_node_id),
         lease_ms: args.lease_ms.unwrap_or(defaults.lease_ms).max(300),
         ..defaults

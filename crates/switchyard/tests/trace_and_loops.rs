@@ -1,5 +1,6 @@
 //! Trace context reaches subscribers as a child of the publish; a bus that delivers into itself
-//! stops at the hop limit.
+//! stops at the hop limit (also through a webhook source) and within the forward budget of its
+//! trace; the lint finds such loops before they run.
 
 mod common;
 
@@ -222,4 +223,289 @@ async fn an_envelope_delivered_back_to_its_own_bus_is_stopped_by_its_id() {
         (Some(2), Some(0)),
         "{stats}"
     );
+}
+
+/// The transform of a subscription that republishes what it gets as a new event (without the id,
+/// which de-duplication would stop on).
+fn republish(url: String) -> serde_json::Value {
+    json!({"destination": {
+        "url": url,
+        "transform": {
+            "input_paths": {"source": "$.source", "type": "$.detail-type"},
+            "input_template": "{\"source\": <source>, \"detail-type\": <type>, \"detail\": {}}"
+        }
+    }})
+}
+
+#[tokio::test]
+async fn a_loop_through_a_webhook_source_stops_at_the_hop_limit() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &["--max-hops", "4"]);
+    let api = Api::new(&server);
+    api.bus("loop").await;
+    let (status, body) = api
+        .put(
+            "/v1/sources/echo",
+            json!({"bus": "loop", "verify": {"type": "api_key", "key": "k-1"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    api.subscribe(
+        "loop",
+        "to-hook",
+        json!({"destination": {"url": server.url("/hooks/echo"), "headers": {"x-api-key": "k-1"}}}),
+    )
+    .await;
+    api.publish("loop", vec![event("x", json!({}))]).await;
+    wait_for(
+        "the loop to stop with a dead letter",
+        Duration::from_secs(30),
+        async || api.stats("loop", "to-hook").await["dead"] == 1,
+    )
+    .await;
+
+    let stats = api.stats("loop", "to-hook").await;
+    assert_eq!(
+        (stats["accepted"].as_u64(), stats["delivered"].as_u64()),
+        (Some(4), Some(3)),
+        "the hook must carry switchyard-hops on: hops 0 to 3 publish, the fourth is refused: {stats}"
+    );
+    let (_, page) = api
+        .get("/v1/buses/loop/subscriptions/to-hook/dead-letters")
+        .await;
+    assert_eq!(page["items"][0]["last_status"], 400);
+    assert!(
+        page["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("max_hops"),
+        "{page}"
+    );
+    let metrics = scrape(&api).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "switchyard_events_rejected_total{bus=\"loop\",reason=\"max_hops\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "switchyard_source_refusals_total{source=\"echo\",reason=\"max_hops\"}"
+        ),
+        1.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn three_subscriptions_delivering_into_their_own_bus_cause_linear_not_exponential_deliveries()
+{
+    let dir = temp_dir();
+    // Without the forward budget, hops alone let one event cause 3 + 9 + ... + 3^6 = 1,092
+    // deliveries here; the budget of 10 forwards per original event stops it at 3 × (10 + 1).
+    let server = Server::start(dir.path(), &["--max-hops", "6", "--max-forwards", "10"]);
+    let api = Api::new(&server);
+    api.bus("loop").await;
+    let names = ["echo-1", "echo-2", "echo-3"];
+    for name in names {
+        api.subscribe("loop", name, republish(server.url("/v1/buses/loop/events")))
+            .await;
+    }
+    api.publish("loop", vec![event("x", json!({}))]).await;
+    let totals = async || {
+        let mut totals = [0u64; 3];
+        for name in names {
+            let stats = api.stats("loop", name).await;
+            totals[0] += stats["accepted"].as_u64().unwrap();
+            totals[1] += stats["delivered"].as_u64().unwrap();
+            totals[2] += stats["dead"].as_u64().unwrap();
+        }
+        totals
+    };
+    wait_for("the loop to stop", Duration::from_secs(60), async || {
+        let [accepted, delivered, dead] = totals().await;
+        accepted >= 33 && accepted == delivered + dead
+    })
+    .await;
+
+    // 1 original + 10 accepted forwards, each delivered to the 3 subscriptions: 10 of those 33
+    // deliveries were accepted forwards, the other 23 refused and dead-lettered.
+    assert_eq!(totals().await, [33, 10, 23]);
+    for name in names {
+        assert_eq!(api.stats("loop", name).await["accepted"], 11, "{name}");
+    }
+    let (_, page) = api
+        .get("/v1/buses/loop/subscriptions/echo-1/dead-letters")
+        .await;
+    assert!(
+        page["items"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("max_forwards"),
+        "{page}"
+    );
+    let metrics = scrape(&api).await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "switchyard_events_rejected_total{bus=\"loop\",reason=\"max_forwards\"}"
+        ),
+        23.0,
+        "{metrics}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(totals().await[0], 33, "the loop went on");
+}
+
+#[tokio::test]
+async fn each_original_event_of_a_trace_brings_its_own_forward_budget() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &["--max-forwards", "1"]);
+    let api = Api::new(&server);
+    api.bus("a").await;
+    api.bus("b").await;
+    api.subscribe("a", "to-b", republish(server.url("/v1/buses/b/events")))
+        .await;
+    // Five events in one traced publish, each forwarded once: within a budget of one forward per
+    // original event, although all five forwards are in the same trace.
+    let entries: Vec<_> = (0..5).map(|n| event("x", json!({"n": n}))).collect();
+    let (status, body) = call(
+        api.client
+            .post(server.url("/v1/buses/a/events"))
+            .header("traceparent", PARENT)
+            .body(json!({"entries": entries}).to_string()),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["failed_entry_count"]),
+        (200, &json!(0)),
+        "{body}"
+    );
+    wait_for("the forwards", Duration::from_secs(20), async || {
+        let stats = api.stats("a", "to-b").await;
+        stats["delivered"].as_u64().unwrap() + stats["dead"].as_u64().unwrap() == 5
+    })
+    .await;
+    assert_eq!(api.stats("a", "to-b").await["delivered"], 5);
+    // A forward beyond it is refused.
+    let (status, body) = call(
+        api.client
+            .post(server.url("/v1/buses/b/events"))
+            .header("traceparent", PARENT)
+            .header("switchyard-hops", "1")
+            .body(event("x", json!({})).to_string()),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("max_forwards")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn two_buses_forwarding_into_each_other_are_reported_before_they_run() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("a").await;
+    api.bus("b").await;
+    let into = |bus: &str, source: &str| {
+        json!({
+            "pattern": {"source": [source]},
+            "destination": {"url": server.url(&format!("/v1/buses/{bus}/events"))}
+        })
+    };
+    let (status, answer) = api
+        .put("/v1/buses/a/subscriptions/to-b", into("b", "shop"))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.get("warnings").is_none(), "no cycle yet: {answer}");
+    assert_eq!(answer["pattern"], json!({"source": ["shop"]}));
+
+    // The PUT that closes the cycle says so.
+    let (status, answer) = api
+        .put("/v1/buses/b/subscriptions/to-a", into("a", "shop"))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["name"], "to-a");
+    assert_eq!(answer["warnings"][0]["kind"], "loop", "{answer}");
+    assert_eq!(
+        answer["warnings"][0]["subscriptions"],
+        json!(["a/to-b", "b/to-a"])
+    );
+    let (status, lint) = api.get("/v1/lint").await;
+    assert_eq!(status, 200);
+    assert_eq!(lint["findings"].as_array().unwrap().len(), 1, "{lint}");
+    assert_eq!(
+        lint["findings"][0]["subscriptions"],
+        json!(["a/to-b", "b/to-a"])
+    );
+    let cli = std::process::Command::new(BIN)
+        .args(["lint", "--url", &server.base])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&cli.stdout);
+    assert_eq!(cli.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("a/to-b, b/to-a"), "{stdout}");
+
+    // What a/to-b forwards has source "shop": a forward of source "never" cannot match it.
+    let (status, answer) = api
+        .put("/v1/buses/b/subscriptions/to-a", into("a", "never"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.get("warnings").is_none(), "{answer}");
+    assert_eq!(api.get("/v1/lint").await.1, json!({"findings": []}));
+    let cli = std::process::Command::new(BIN)
+        .args(["lint", "--url", &server.base])
+        .output()
+        .unwrap();
+    assert_eq!(cli.status.code(), Some(0));
+}
+
+#[test]
+fn lint_checks_a_config_file_offline() {
+    let dir = temp_dir();
+    let config = dir.path().join("switchyard.toml");
+    let write = |to_a_source: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+                [server]
+                listen = "127.0.0.1:8700"
+
+                [buses.a.subscriptions.to-b]
+                pattern = {{ source = ["shop"] }}
+                destination = {{ url = "http://localhost:8700/v1/buses/b/events" }}
+
+                [buses.b.subscriptions.to-a]
+                pattern = {{ source = ["{to_a_source}"] }}
+                destination = {{ url = "http://127.0.0.1:8700/v1/buses/a/events" }}
+                "#
+            ),
+        )
+        .unwrap();
+    };
+    let lint = |args: &[&str]| std::process::Command::new(BIN).args(args).output().unwrap();
+    let path = config.to_str().unwrap();
+    write("shop");
+    let found = lint(&["lint", path]);
+    let stdout = String::from_utf8_lossy(&found.stdout);
+    assert_eq!(found.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("a/to-b, b/to-a"), "{stdout}");
+    // Served elsewhere, the same URLs are not this server's.
+    assert_eq!(
+        lint(&["lint", path, "--listen", "127.0.0.1:9000"])
+            .status
+            .code(),
+        Some(0)
+    );
+    write("never");
+    assert_eq!(lint(&["lint", path]).status.code(), Some(0));
+    let missing = lint(&["lint", "/nonexistent/switchyard.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
 }

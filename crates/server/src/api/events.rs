@@ -1,7 +1,8 @@
 //! `POST /v1/buses/{bus}/events`: publishing over the REST API.
 //!
-//! Reads the loop guard and trace context from the headers, parses the body, and hands the events
-//! to the shared publish path ([`crate::publish`]). Answers have PutEvents' shape: one entry per
+//! Reads the loop guard and trace context from the headers ([`Inbound`], shared with webhook
+//! sources), parses the body, and hands the events to the shared publish path
+//! ([`crate::publish`]). Answers have PutEvents' shape: one entry per
 //! event, in order.
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
+use switchyard_metrics::BusMetrics;
 use switchyard_model::{PublishContext, TraceContext, now_ms, parse_publish_request};
 
 use super::{ApiError, Body, find_bus};
@@ -23,26 +25,8 @@ pub async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let index = find_bus(&app, &bus)?;
     let bus_metrics = app.metrics.bus(&bus);
-    let hops = hops(&headers)?;
-    if hops >= app.config.max_hops {
-        bus_metrics.rejected("max_hops", 1);
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "max_hops",
-            format!(
-                "refused: this publish has already passed through {hops} switchyard deliveries (limit {}); a subscription probably delivers into its own bus",
-                app.config.max_hops
-            ),
-        ));
-    }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let context = PublishContext {
-        ingested_ms: now_ms(),
-        max_event_bytes: app.config.max_event_bytes,
-        hops,
-        trace: TraceContext::from_headers(header("traceparent"), header("tracestate")),
-    };
-    let request = parse_publish_request(&body, &context)
+    let inbound = Inbound::read(&app, &bus_metrics, &headers)?;
+    let request = parse_publish_request(&body, &inbound.context)
         .inspect_err(|error| bus_metrics.rejected(error.code_for_metrics(), 1))?;
     if request.single
         && let Some(Err(error)) = request.entries.first()
@@ -50,6 +34,8 @@ pub async fn publish(
         bus_metrics.rejected(error.code_for_metrics(), 1);
         return Err(error.clone().into());
     }
+    let events = request.entries.iter().filter(|e| e.is_ok()).count() as u64;
+    inbound.spend(&app, &bus_metrics, events)?;
     let answers = crate::publish::publish(&app, index, request.entries).await?;
     let failed = answers.iter().filter(|a| a.is_err()).count();
     let entries: Vec<Value> = answers
@@ -64,6 +50,72 @@ pub async fn publish(
     ))
 }
 
+/// The loop guard of a publish that arrives over HTTP, here or at `/hooks/{name}`: both read
+/// `switchyard-hops` and the trace context the same way, so a loop through either is stopped.
+pub(super) struct Inbound {
+    pub context: PublishContext,
+    /// The publisher sent a valid `traceparent` (which it may reuse for many publishes).
+    traced: bool,
+}
+
+impl Inbound {
+    /// Reads the headers and refuses a publish that is already `max_hops` deliveries deep.
+    pub fn read(app: &App, bus: &BusMetrics, headers: &HeaderMap) -> Result<Inbound, ApiError> {
+        let hops = hops(headers)?;
+        if hops >= app.config.max_hops {
+            bus.rejected("max_hops", 1);
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "max_hops",
+                format!(
+                    "refused: this publish has already passed through {hops} switchyard deliveries (limit {}); a subscription probably delivers into its own bus (GET /v1/lint lists delivery loops)",
+                    app.config.max_hops
+                ),
+            ));
+        }
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let given =
+            header("traceparent").and_then(|tp| TraceContext::parse(tp, header("tracestate")));
+        Ok(Inbound {
+            traced: given.is_some(),
+            context: PublishContext {
+                ingested_ms: now_ms(),
+                max_event_bytes: app.config.max_event_bytes,
+                hops,
+                trace: given.unwrap_or_else(TraceContext::new_root),
+            },
+        })
+    }
+
+    /// Once the number of events is known: a forward (hops >= 1) spends from its trace's
+    /// budget, and is refused whole when that is used up; originals are counted so that each
+    /// of them brings its own budget. A 400, as for `max_hops`: a 5xx or 429 would be retried.
+    pub fn spend(&self, app: &App, bus: &BusMetrics, events: u64) -> Result<(), ApiError> {
+        let trace = self.context.trace.trace_id();
+        if self.context.hops == 0 {
+            // A trace switchyard just started for one event needs no entry: its first forward
+            // assumes one original.
+            if self.traced || events > 1 {
+                app.forwards
+                    .originals(trace, events, self.context.ingested_ms);
+            }
+            return Ok(());
+        }
+        app.forwards
+            .forward(trace, events, self.context.ingested_ms)
+            .map_err(|exhausted| {
+                bus.rejected("max_forwards", events);
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "max_forwards",
+                    format!(
+                        "refused: trace {trace} has already caused {} forwarded publishes on this node, its budget of {} per original event ({} in all); a subscription probably delivers into its own bus (GET /v1/lint lists delivery loops)",
+                        exhausted.used, app.config.max_forwards, exhausted.allowed
+                    ),
+                )
+            })
+    }
+}
 /// The publisher's `switchyard-hops`: set by switchyard on every attempt, so a receiver that
 /// publishes what it got passes the count on. Absent means a first publish.
 fn hops(headers: &HeaderMap) -> Result<u32, ApiError> {

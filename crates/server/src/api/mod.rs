@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod health;
 mod history;
+mod lint;
 mod metrics;
 mod replays;
 mod sources;
@@ -74,6 +75,7 @@ pub fn router(app: Arc<App>) -> Router {
             get(replays::get).delete(replays::cancel),
         )
         .route("/v1/test-pattern", post(test_pattern::test_pattern))
+        .route("/v1/lint", get(lint::lint))
         .route("/v1/connections", get(connections::list))
         .route(
             "/v1/connections/{name}",

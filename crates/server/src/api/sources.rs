@@ -2,7 +2,8 @@
 //! third parties deliver their webhooks.
 //!
 //! A hook request is verified first (network, method, signature, timestamp), then its event is
-//! published through the same path as the REST API, and only once that is durable does the sender
+//! published through the same path and loop guard (`switchyard-hops`, trace budget) as the REST
+//! API, and only once that is durable does the sender
 //! get the source's answer. A refusal publishes nothing and is counted by reason.
 
 use std::net::SocketAddr;
@@ -15,11 +16,10 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use switchyard_model::{
-    PublishContext, TraceContext, format_rfc3339_ms, now_ms, parse_publish_request,
-};
+use switchyard_model::{format_rfc3339_ms, parse_publish_request};
 use switchyard_sources::{Outcome, SourceSpec, Webhook, parse_source_spec};
 
+use super::events::Inbound;
 use super::views::Page;
 use super::{ApiError, Body, names};
 use crate::App;
@@ -152,14 +152,13 @@ pub async fn receive(
             ),
         )
     })?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let context = PublishContext {
-        ingested_ms: now_ms(),
-        max_event_bytes: app.config.max_event_bytes,
-        hops: 0,
-        trace: TraceContext::from_headers(header("traceparent"), header("tracestate")),
-    };
-    let request = parse_publish_request(&event.to_publish_json(), &context)?;
+    // A switchyard subscription may deliver here: the same loop guard as the publish path,
+    // counted for the bus and as the source's refusal.
+    let bus_metrics = app.metrics.bus(live.source.bus());
+    let refused = |error: &ApiError| metrics.refused(error.code);
+    let inbound = Inbound::read(&app, &bus_metrics, &headers).inspect_err(refused)?;
+    let request = parse_publish_request(&event.to_publish_json(), &inbound.context)?;
+    inbound.spend(&app, &bus_metrics, 1).inspect_err(refused)?;
     let answers = crate::publish::publish(&app, index, request.entries).await?;
     if let Some(Err(error)) = answers.into_iter().next() {
         return Err(error.into());

@@ -1,4 +1,5 @@
-//! `/v1/buses/{bus}/subscriptions[/{name}[/stats]]`.
+//! `/v1/buses/{bus}/subscriptions[/{name}[/stats]]`. A PUT answers, besides the subscription,
+//! the delivery loops it is on as `warnings`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -7,6 +8,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 use switchyard_dispatcher::CircuitState;
 use switchyard_model::{now_ms, parse_subscription_spec};
@@ -15,6 +17,7 @@ use switchyard_store::SubscriptionRecord;
 use super::views::{Page, SubscriptionView};
 use super::{ApiError, Body, Params, find_bus, names};
 use crate::App;
+use crate::lint::Finding;
 
 /// The subscription as the catalog knows it, or a 404 that says which of bus and name is wrong.
 pub(super) fn find(app: &App, bus: &str, name: &str) -> Result<Arc<SubscriptionRecord>, ApiError> {
@@ -69,7 +72,25 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(SubscriptionView::new(&record))).into_response())
+    let label = format!("{bus}/{name}");
+    let warnings = crate::lint::running(&app)
+        .into_iter()
+        .filter(|finding| finding.subscriptions.contains(&label))
+        .collect();
+    let answer = PutAnswer {
+        view: SubscriptionView::new(&record),
+        warnings,
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+/// The subscription, and the delivery loops it is on (which the change may just have closed).
+#[derive(Serialize)]
+struct PutAnswer<'a> {
+    #[serde(flatten)]
+    view: SubscriptionView<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<Finding>,
 }
 
 pub async fn delete(
