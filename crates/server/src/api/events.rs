@@ -26,7 +26,11 @@ pub async fn publish(
     let index = find_bus(&app, &bus)?;
     let bus_metrics = app.metrics.bus(&bus);
     let inbound = Inbound::read(&app, &bus_metrics, &headers)?;
-    let request = parse_publish_request(&body, &inbound.context)
+    let context = inbound.context.clone();
+    let request = app
+        .cpu
+        .run(body.len(), move || parse_publish_request(&body, &context))
+        .await
         .inspect_err(|error| bus_metrics.rejected(error.code_for_metrics(), 1))?;
     if request.single
         && let Some(Err(error)) = request.entries.first()
