@@ -497,3 +497,59 @@ async fn a_large_array_event_does_not_stall_the_server() {
     }
     assert_eq!(receiver.count(), 0, "no item is shipped");
 }
+
+/// The HTTP layer's 400, 414 and 431 had empty bodies, and a 413 from `/hooks` was plain text.
+#[tokio::test]
+async fn http_layer_errors_have_the_json_shape() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    assert_error(&api.get("/v1/buses/%FF").await, 400, "invalid", "");
+    let long = format!("/v1/buses/b?x={}", "y".repeat(10_000));
+    assert_error(&api.get(&long).await, 414, "uri_too_long", "limit");
+    let mut many = api.client.get(server.url("/v1/buses"));
+    for i in 0..80 {
+        many = many.header(format!("x-h{i}"), "v");
+    }
+    assert_error(&call(many).await, 431, "headers_too_large", "limits");
+    let address = server.base.trim_start_matches("http://").to_string();
+    // Chunked, so the size is known only as the body arrives: the limit of the body reader.
+    let mut chunked =
+        b"POST /hooks/nope HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..17 {
+        chunked.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        chunked.extend_from_slice(&chunk);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw_exchange(&address, chunked).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"too_large\""), "{answer}");
+
+    // A declared body over the limit is refused at once, before any of it is sent.
+    let head =
+        b"POST /v1/buses/b/events HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000000000\r\n\r\n{";
+    let answer = raw_exchange(&address, head.to_vec()).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"too_large\""), "{answer}");
+}
+
+/// Writes `request` (ignoring a write cut short by the server's answer) and reads the answer's
+/// first bytes; a liveness bound, not a speed check.
+async fn raw_exchange(address: &str, request: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&request).await;
+        write
+    });
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), read.read(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    writer.abort();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}

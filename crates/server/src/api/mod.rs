@@ -115,7 +115,101 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config.max_request_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            json_errors,
+        ))
         .with_state(app)
+}
+
+/// Longest request target accepted: far above any route's needs, far below the HTTP layer's
+/// own limit, so the refusal is ours and in the API's shape.
+const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most request headers, and their total size, accepted (the HTTP layer's own limits are higher,
+/// for the same reason).
+const MAX_HEADERS: usize = 64;
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Every error in the API's shape, also those that no handler wrote: the router's extractor
+/// rejections (a path that is not valid UTF-8, a body over the limit at `/hooks`), and the
+/// request-target, header and declared body limits, checked here before routing (a body declared
+/// over the limit is refused before any of it is read).
+async fn json_errors(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let uri = request.uri().to_string().len();
+    if uri > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the request target is {uri} bytes; the limit is {MAX_URI_BYTES}"),
+        )
+        .into_response();
+    }
+    let headers = request.headers();
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || header_bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "the request has {} headers of {header_bytes} bytes; the limits are {MAX_HEADERS} headers and {MAX_HEADER_BYTES} bytes",
+                headers.len()
+            ),
+        )
+        .into_response();
+    }
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > app.config.max_request_bytes as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the request body is over the size limit of {} bytes",
+                app.config.max_request_bytes
+            ),
+        )
+        .into_response();
+    }
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Rejections carry a short plain-text reason; more than this is not a reason.
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let reason = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::URI_TOO_LONG => "uri_too_long",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        s if s.is_server_error() => "internal",
+        _ => "invalid",
+    };
+    let message = if reason.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_string()
+    } else {
+        reason
+    };
+    let mut shaped = ApiError::new(status, code, message).into_response();
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
 }
 
 /// The API described for tools (clients, fuzzers such as schemathesis); kept next to the routes.
