@@ -221,7 +221,7 @@ mod tests {
 
     fn policy(layout: &Layout, allowed: &[&PathBuf]) -> SecretFiles {
         let allowed: Vec<PathBuf> = allowed.iter().map(|p| p.to_path_buf()).collect();
-        SecretFiles::new(&allowed, &[layout.data.clone()]).unwrap()
+        SecretFiles::new(&allowed, std::slice::from_ref(&layout.data)).unwrap()
     }
 
     fn refusal(result: Result<impl std::fmt::Debug, SecretError>) -> String {
