@@ -74,16 +74,25 @@ pub(crate) async fn send(
         ),
         None => None,
     };
+    let client = match &connection {
+        Some(live) => live.client(
+            resolved.as_ref().and_then(|r| r.client_identity()),
+            &context.client,
+            &context.policy,
+        )?,
+        None => context.client.clone(),
+    };
     let oauth = resolved.as_ref().is_some_and(|r| r.needs_access_token());
     let mut token = None;
     if let (true, Some(live)) = (oauth, &connection) {
         token = Some(
-            live.access_token(&context.client, &context.master_key, None)
+            live.access_token(&client, &context.master_key, None)
                 .await?,
         );
     }
     let first = send_once(
         context,
+        &client,
         subscription,
         delivery,
         span_id,
@@ -94,10 +103,11 @@ pub(crate) async fn send(
     match (&first, &connection) {
         (Err(e), Some(live)) if oauth && e.status() == Some(401) => {
             let fresh = live
-                .access_token(&context.client, &context.master_key, token.as_ref())
+                .access_token(&client, &context.master_key, token.as_ref())
                 .await?;
             send_once(
                 context,
+                &client,
                 subscription,
                 delivery,
                 span_id,
@@ -112,6 +122,7 @@ pub(crate) async fn send(
 
 async fn send_once(
     context: &Context,
+    client: &reqwest::Client,
     subscription: &SubscriptionRecord,
     delivery: &PendingDelivery,
     span_id: &str,
@@ -172,8 +183,7 @@ async fn send_once(
     }
     let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes())
         .map_err(|e| invalid(format!("method: {e}")))?;
-    let mut request = context
-        .client
+    let mut request = client
         .request(method, url)
         .timeout(Duration::from_millis(destination.timeout_ms));
     for header in &rendered.headers {

@@ -232,7 +232,8 @@ impl App {
     }
 
     /// Creates or replaces a connection. Its secrets are sealed with the master key before it is
-    /// stored; it is resolved once first, so that an unreadable `file:` secret is refused now.
+    /// stored; it is resolved once first, so that an unreadable `file:` secret, or a client
+    /// certificate with another certificate's key, is refused now.
     pub async fn put_connection(
         self: &Arc<Self>,
         name: &str,
@@ -242,9 +243,13 @@ impl App {
         self.change(move |app| async move {
             let name = name.as_str();
             let sealed = spec.seal(&app.master_key)?;
-            sealed
+            let resolved = sealed
                 .resolve(&app.master_key)
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            app.dispatcher
+                .check_client_certificate(&resolved)
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            drop(resolved);
             let body = serde_json::to_string(&sealed)
                 .map_err(|e| ServerError::Invalid(format!("cannot encode the connection: {e}")))?;
             let (record, created) = app

@@ -25,6 +25,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// As [`Server::start`], with these environment variables set for the process.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
         let mut args = vec![
             "serve",
             "--listen",
@@ -33,14 +38,19 @@ impl Server {
             data_dir.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        Server::spawn(&args)
+        Server::spawn_with_env(&args, env)
             .unwrap_or_else(|log| panic!("switchyard did not start:\n{}", log.join("\n")))
     }
 
     /// Starts `switchyard ARGS`; Err carries its log when it exits before listening.
     pub fn spawn(args: &[&str]) -> Result<Server, Vec<String>> {
+        Server::spawn_with_env(args, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], env: &[(&str, &Path)]) -> Result<Server, Vec<String>> {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
