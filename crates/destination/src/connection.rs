@@ -4,11 +4,14 @@
 //! ```json
 //! {"auth": {"type": "basic", "username": "svc", "password": "..."},
 //!  "headers": {"X-Team": "payments", "X-Client-Key": {"secret": "..."}},
-//!  "query": {"tenant": "acme"}}
+//!  "query": {"tenant": "acme"},
+//!  "client_certificate": {"certificate": "-----BEGIN CERTIFICATE-----...", "key": "file:/etc/switchyard/client.key"}}
 //! ```
 //!
 //! `auth` is one of `basic`, `api_key` and `oauth2_client_credentials`, or absent. Extra header
 //! and query values are plain strings (shown in answers) or `{"secret": ...}` (write-only).
+//! `client_certificate` is presented in the TLS handshake (mutual TLS): the certificate chain is
+//! shown in answers, its private key is a write-only secret like the others.
 //!
 //! Owns the connection's shape, validation and applying resolved credentials to a request. Must
 //! not: fetch OAuth tokens or cache them (see [`crate::oauth2`] for the pure halves; the HTTP
@@ -17,6 +20,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use switchyard_secrets::{Keyring, Secret, SecretError, SecretRef};
@@ -41,6 +46,70 @@ pub struct ConnectionSpec {
     /// Added to every request's query string.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, ParamValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// A client certificate for mutual TLS with the destination (and the OAuth token endpoint).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificate {
+    /// PEM: the client certificate, then any intermediates the destination needs.
+    pub certificate: String,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1); write-only.
+    pub key: SecretRef,
+}
+
+impl ClientCertificate {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let field = "client_certificate.certificate";
+        let certs = CertificateDer::pem_slice_iter(self.certificate.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::new(field, format!("not a PEM certificate chain: {e}")))?;
+        if certs.is_empty() {
+            return Err(ConfigError::new(
+                field,
+                "holds no \"-----BEGIN CERTIFICATE-----\" block; give the client certificate as PEM",
+            ));
+        }
+        match self.key.inline() {
+            Some(key) => {
+                check_private_key(key).map_err(|m| ConfigError::new("client_certificate.key", m))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The certificate chain and the opened key, one PEM text.
+    fn resolve(&self, key: &Keyring) -> Result<Secret, ResolveError> {
+        let field = "client_certificate.key";
+        let private = self
+            .key
+            .resolve(key)
+            .map_err(|source| ResolveError::Secret {
+                field: field.to_string(),
+                source,
+            })?;
+        check_private_key(&private).map_err(|message| ResolveError::Invalid {
+            field: field.to_string(),
+            message,
+        })?;
+        Ok(Secret::new(format!(
+            "{}\n{}\n",
+            self.certificate.trim_end(),
+            private.expose().trim_end()
+        )))
+    }
+}
+
+/// The message never quotes the text: it is a secret, and pem errors would show part of it.
+fn check_private_key(pem: &Secret) -> Result<(), String> {
+    PrivateKeyDer::from_pem_slice(pem.expose().as_bytes())
+        .map(drop)
+        .map_err(|_| {
+            "not a PEM private key: give \"-----BEGIN PRIVATE KEY-----\" (PKCS#8), \"BEGIN RSA PRIVATE KEY\" or \"BEGIN EC PRIVATE KEY\""
+                .to_string()
+        })
 }
 
 /// How a connection authenticates. JSON: an object with `"type"` and that type's fields.
@@ -296,6 +365,9 @@ impl ConnectionSpec {
                 oauth.validate().map_err(|e| e.under("auth"))?;
             }
         }
+        if let Some(certificate) = &self.client_certificate {
+            certificate.validate()?;
+        }
         for (what, params) in [("headers", &self.headers), ("query", &self.query)] {
             if params.len() > MAX_PARAMS {
                 return Err(ConfigError::new(
@@ -346,6 +418,9 @@ impl ConnectionSpec {
                 *secret = secret.seal(key)?;
             }
         }
+        if let Some(certificate) = &mut sealed.client_certificate {
+            certificate.key = certificate.key.seal(key)?;
+        }
         Ok(sealed)
     }
 
@@ -358,7 +433,9 @@ impl ConnectionSpec {
             Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) => Some(&oauth.client_secret),
         };
         let params = self.headers.values().chain(self.query.values());
+        let client_key = self.client_certificate.as_ref().map(|c| &c.key);
         auth.is_some_and(SecretRef::is_file)
+            || client_key.is_some_and(SecretRef::is_file)
             || params
                 .filter_map(|v| match v {
                     ParamValue::Secret(secret) => Some(secret),
@@ -410,11 +487,17 @@ impl ConnectionSpec {
         };
         let headers = resolve_params("headers", &self.headers)?;
         let query = resolve_params("query", &self.query)?;
+        let client_identity = self
+            .client_certificate
+            .as_ref()
+            .map(|c| c.resolve(key))
+            .transpose()?;
         Ok(ResolvedConnection {
             auth,
             kind: self.auth.as_ref().map_or("none", ConnectionAuth::kind),
             headers,
             query,
+            client_identity,
         })
     }
 }
@@ -440,6 +523,7 @@ pub struct ResolvedConnection {
     pub(crate) kind: &'static str,
     pub(crate) headers: Vec<Param>,
     pub(crate) query: Vec<Param>,
+    client_identity: Option<Secret>,
 }
 
 #[derive(Debug)]
@@ -461,6 +545,12 @@ impl ResolvedConnection {
     /// True when requests need an OAuth access token.
     pub fn needs_access_token(&self) -> bool {
         matches!(self.auth, ResolvedAuth::OAuth2)
+    }
+
+    /// The client certificate chain followed by its private key, as one PEM text (the form
+    /// `reqwest::Identity::from_pem` takes); `None` without a client certificate.
+    pub fn client_identity(&self) -> Option<&Secret> {
+        self.client_identity.as_ref()
     }
 }
 
@@ -526,6 +616,56 @@ mod tests {
     }
 
     #[test]
+    fn a_client_certificate_key_is_write_only_and_checked() {
+        let generated = rcgen::generate_simple_self_signed(vec!["client".to_string()]).unwrap();
+        let (cert, key_pem) = (generated.cert.pem(), generated.signing_key.serialize_pem());
+        let body = serde_json::json!({"client_certificate": {"certificate": cert, "key": key_pem}});
+        let spec = parse_connection_spec(&body.to_string()).unwrap();
+        let key = Keyring::new(
+            switchyard_secrets::MasterKey::from_keys(&[[3u8; 32]]),
+            switchyard_secrets::SecretFiles::none(),
+        );
+        let sealed = spec.seal(&key).unwrap();
+        let secret_line = key_pem.lines().nth(1).unwrap();
+        for text in [
+            serde_json::to_string(&spec).unwrap(),
+            format!("{spec:?}"),
+            serde_json::to_string(&sealed).unwrap(),
+        ] {
+            assert!(!text.contains(secret_line), "the key in {text}");
+            assert!(
+                text.contains("BEGIN CERTIFICATE"),
+                "the certificate is shown"
+            );
+        }
+        let back = parse_connection_spec(&serde_json::to_string(&sealed).unwrap()).unwrap();
+        let resolved = back.resolve(&key).unwrap();
+        let identity = resolved.client_identity().unwrap().expose();
+        assert!(identity.starts_with(cert.trim_end()) && identity.contains(secret_line));
+        assert!(!format!("{resolved:?}").contains(secret_line));
+
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "a certificate, not its key").unwrap();
+        let reference = format!("file:{}", file.path().display());
+        let bad_key =
+            serde_json::json!({"client_certificate": {"certificate": cert, "key": reference}});
+        let files = Keyring::new(
+            switchyard_secrets::MasterKey::from_keys(&[[3u8; 32]]),
+            switchyard_secrets::SecretFiles::new(&[file.path().parent().unwrap().into()], &[])
+                .unwrap(),
+        );
+        let err = parse_connection_spec(&bad_key.to_string())
+            .unwrap()
+            .resolve(&files)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("client_certificate.key: not a PEM private key"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn refuses_bad_connections_naming_the_field() {
         for (body, field, expected) in [
             (
@@ -586,6 +726,26 @@ mod tests {
                 "https://",
             ),
             (r#"{"auths":{}}"#, "auths", "unknown field `auths`"),
+            (
+                r#"{"client_certificate":{"certificate":"hello","key":"k"}}"#,
+                "client_certificate.certificate",
+                "holds no",
+            ),
+            (
+                r#"{"client_certificate":{"certificate":"-----BEGIN CERTIFICATE-----\nAAAA","key":"k"}}"#,
+                "client_certificate.certificate",
+                "not a PEM certificate chain",
+            ),
+            (
+                r#"{"client_certificate":{"certificate":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n","key":"secret-text"}}"#,
+                "client_certificate.key",
+                "not a PEM private key",
+            ),
+            (
+                r#"{"client_certificate":{"certificate":"x"}}"#,
+                "client_certificate",
+                "missing field `key`",
+            ),
         ] {
             let err = parse_connection_spec(body).unwrap_err();
             assert_eq!(err.field, field, "{body}: {err}");

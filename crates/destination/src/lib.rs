@@ -37,7 +37,8 @@ pub use config::{
     Format, HttpMethod, IdentityTokenFields, IdentityTokenSpec, validate_header_name,
 };
 pub use connection::{
-    ConnectionAuth, ConnectionSpec, ParamValue, ResolvedConnection, parse_connection_spec,
+    ClientCertificate, ConnectionAuth, ConnectionSpec, ParamValue, ResolvedConnection,
+    parse_connection_spec,
 };
 pub use error::{ConfigError, RenderError, ResolveError, parse_json};
 pub use jwt::{Claims, IdentityKey, Jwk, Jwks, JwtError};

@@ -85,16 +85,22 @@ pub(crate) async fn send(
         }
         None => None,
     };
+    let client = match &connection {
+        Some(live) => live.client(
+            resolved.as_ref().and_then(|r| r.client_identity()),
+            &context.client,
+            &context.policy,
+        )?,
+        None => context.client.clone(),
+    };
     let oauth = resolved.as_ref().is_some_and(|r| r.needs_access_token());
     let mut token = None;
     if let (true, Some(live)) = (oauth, &connection) {
-        token = Some(
-            live.access_token(&context.client, &context.keyring, None)
-                .await?,
-        );
+        token = Some(live.access_token(&client, &context.keyring, None).await?);
     }
     let first = send_once(
         context,
+        &client,
         subscription,
         delivery,
         span_id,
@@ -105,10 +111,11 @@ pub(crate) async fn send(
     match (&first, &connection) {
         (Err(e), Some(live)) if oauth && e.status() == Some(401) => {
             let fresh = live
-                .access_token(&context.client, &context.keyring, token.as_ref())
+                .access_token(&client, &context.keyring, token.as_ref())
                 .await?;
             send_once(
                 context,
+                &client,
                 subscription,
                 delivery,
                 span_id,
@@ -123,6 +130,7 @@ pub(crate) async fn send(
 
 async fn send_once(
     context: &Context,
+    client: &reqwest::Client,
     subscription: &SubscriptionRecord,
     delivery: &PendingDelivery,
     span_id: &str,
@@ -186,8 +194,7 @@ async fn send_once(
     }
     let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes())
         .map_err(|e| invalid(format!("method: {e}")))?;
-    let mut request = context
-        .client
+    let mut request = client
         .request(method, url)
         .timeout(Duration::from_millis(destination.timeout_ms));
     for header in &rendered.headers {

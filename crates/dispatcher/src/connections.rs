@@ -1,9 +1,12 @@
-//! Connections as the dispatcher uses them: each with its OAuth access token cache.
+//! Connections as the dispatcher uses them: each with its OAuth access token cache and, with a
+//! client certificate, its own HTTP client.
 //!
 //! A connection's secrets stay sealed in memory too; they are opened for each attempt (so that a
 //! rotated `file:` secret is picked up) and dropped with it. An OAuth token is fetched once,
 //! shared by every delivery that uses the connection, kept until shortly before it expires, and
-//! fetched again once when a destination answers 401 to it.
+//! fetched again once when a destination answers 401 to it. The client that presents a client
+//! certificate is built on first use and again when the certificate or key (a rotated file)
+//! changes; it holds the key for as long as it pools connections.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -13,13 +16,16 @@ use switchyard_destination::oauth2::{AccessToken, parse_token_response};
 use switchyard_destination::{ConnectionAuth, ConnectionSpec};
 use switchyard_secrets::{Keyring, Secret};
 
-use crate::{DeliveryError, ErrorKind};
+use crate::address::AddressPolicy;
+use crate::{DeliveryError, DispatchError, ErrorKind};
 
 /// One connection: its sealed configuration and the token fetched for it.
 pub struct LiveConnection {
     pub spec: ConnectionSpec,
     /// One fetch at a time: concurrent attempts wait for the same token instead of each asking.
     token: tokio::sync::Mutex<Option<AccessToken>>,
+    /// The client presenting the client certificate, with the PEM it was built from.
+    client: std::sync::Mutex<Option<(Secret, reqwest::Client)>>,
 }
 
 impl LiveConnection {
@@ -27,7 +33,31 @@ impl LiveConnection {
         LiveConnection {
             spec,
             token: tokio::sync::Mutex::new(None),
+            client: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The client that presents `identity` (the resolved certificate and key), built once for
+    /// each identity; `shared` when the connection has no client certificate.
+    pub(crate) fn client(
+        &self,
+        identity: Option<&Secret>,
+        shared: &reqwest::Client,
+        policy: &Arc<AddressPolicy>,
+    ) -> Result<reqwest::Client, DeliveryError> {
+        let Some(identity) = identity else {
+            return Ok(shared.clone());
+        };
+        let mut cached = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((built_from, client)) = cached.as_ref()
+            && built_from == identity
+        {
+            return Ok(client.clone());
+        }
+        let client = identity_client(identity, policy)
+            .map_err(|e| failure(ErrorKind::InvalidDestination, &e.to_string()))?;
+        *cached = Some((identity.clone(), client.clone()));
+        Ok(client)
     }
 
     /// The access token for an `oauth2_client_credentials` connection, from the cache unless it
@@ -99,6 +129,29 @@ impl LiveConnection {
         *cached = Some(token);
         Ok(secret)
     }
+}
+
+/// A client presenting the certificate chain and key in `pem`.
+pub(crate) fn identity_client(
+    pem: &Secret,
+    policy: &Arc<AddressPolicy>,
+) -> Result<reqwest::Client, DispatchError> {
+    let identity = reqwest::Identity::from_pem(pem.expose().as_bytes())
+        .map_err(|e| DispatchError::ClientCertificate(crate::error_chain(&e)))?;
+    crate::http_client(policy, Some(identity)).map_err(|e| {
+        let mismatch = std::iter::successors(std::error::Error::source(&e), |e| e.source())
+            .any(|cause| {
+                matches!(
+                    cause.downcast_ref::<rustls::Error>(),
+                    Some(rustls::Error::InconsistentKeys(_))
+                )
+            });
+        DispatchError::ClientCertificate(if mismatch {
+            "the key is not the certificate's own; give the private key the certificate was issued for".into()
+        } else {
+            crate::error_chain(&e)
+        })
+    })
 }
 
 fn failure(kind: ErrorKind, message: &str) -> DeliveryError {

@@ -1,10 +1,13 @@
 //! The dispatcher's errors: its own failures, and what went wrong with one attempt.
 
-/// The dispatcher could not start.
+/// The dispatcher could not start, or a connection's client certificate cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// A connection's client certificate and key cannot be used together.
+    #[error("client_certificate: {0}")]
+    ClientCertificate(String),
 }
 
 /// Why one attempt did not deliver. Whether it is worth retrying depends on the kind and, for

@@ -116,17 +116,8 @@ impl Dispatcher {
     ) -> Result<Dispatcher, DispatchError> {
         // Ignored when already installed (several dispatchers in one test process).
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            // A 3xx is an outcome the subscriber must see, not something to follow.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(address::PolicyResolver {
-                policy: Arc::clone(&config.address_policy),
-            }))
-            .build()
-            .map_err(|e| DispatchError::Client(e.to_string()))?;
+        let client = http_client(&config.address_policy, None)
+            .map_err(|e| DispatchError::Client(error_chain(&e)))?;
         let (shutdown, _) = watch::channel(false);
         let (activity, _) = broadcast::channel(ACTIVITY_BUFFER);
         Ok(Dispatcher {
@@ -151,6 +142,18 @@ impl Dispatcher {
                 shutdown,
             }),
         })
+    }
+
+    /// Refuses a connection whose client certificate cannot be used (its key does not belong to
+    /// it, say) now, rather than at its first attempt.
+    pub fn check_client_certificate(
+        &self,
+        connection: &switchyard_destination::ResolvedConnection,
+    ) -> Result<(), DispatchError> {
+        match connection.client_identity() {
+            Some(pem) => connections::identity_client(pem, &self.inner.context.policy).map(drop),
+            None => Ok(()),
+        }
     }
 
     fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<u64, LaneHandle>> {
@@ -287,4 +290,33 @@ impl Dispatcher {
             let _ = task.await;
         }
     }
+}
+
+/// The HTTP client of deliveries, token fetches and span exports; one per client certificate,
+/// all with these settings.
+fn http_client(
+    policy: &Arc<AddressPolicy>,
+    identity: Option<reqwest::Identity>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder()
+        // A 3xx is an outcome the subscriber must see, not something to follow.
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .tcp_nodelay(true)
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(address::PolicyResolver {
+            policy: Arc::clone(policy),
+        }));
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    builder.build()
+}
+
+/// An error and its causes on one line: reqwest's own message ("builder error") says little.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }

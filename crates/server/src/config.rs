@@ -39,6 +39,9 @@ pub struct ServerSettings {
     pub secret_files_dirs: Option<Vec<String>>,
     pub public_url: Option<String>,
     pub otlp_endpoint: Option<String>,
+    /// PEM certificate chain and key for HTTPS on the listener (both or neither).
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
     /// Networks deliveries may go to (empty: any not denied).
     pub destination_allow: Option<Vec<String>>,
     /// Networks deliveries may not go to; replaces the default (link-local and cloud metadata).

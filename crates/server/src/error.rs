@@ -18,6 +18,9 @@ pub enum ServerError {
     /// A change was refused; the message names the field and says what to fix.
     #[error("{0}")]
     Invalid(String),
+    /// The listener's certificate or key cannot be used; the message names the flag and file.
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("master key: {0}")]
     Secrets(#[from] switchyard_secrets::SecretError),
 }

@@ -14,7 +14,7 @@
 //! `.await` on the publish path.
 //!
 //! As in mini-redis, [`run`] takes a bound listener and a shutdown future, so tests and the
-//! binary control both.
+//! binary control both; for HTTPS, the listener is a [`tls::TlsListener`] around the TCP one.
 
 pub mod api;
 pub mod auth;
@@ -29,11 +29,13 @@ mod ops;
 pub mod publish;
 pub mod replay;
 pub mod sources;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::{Listener, ListenerExt};
 use switchyard_destination::IdentityKey;
 use switchyard_destination::parse_connection_spec;
 use switchyard_dispatcher::{
@@ -43,7 +45,6 @@ use switchyard_metrics::Metrics;
 use switchyard_secrets::SecretRef;
 use switchyard_secrets::{Keyring, MasterKey};
 use switchyard_store::{DocumentKind, DocumentRecord, Store};
-use tokio::net::TcpListener;
 
 pub use catalog::Catalog;
 pub use config::{ConfigFile, ServerSettings};
@@ -270,10 +271,11 @@ async fn identity_key(
         .map_err(|e| ServerError::Invalid(format!("stored identity key: {e}")))
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then stops taking requests, lets
-/// requests in progress finish, and lets attempts in flight finish and commit their outcomes.
-pub async fn run(
-    listener: TcpListener,
+/// Serves the API on `listener` (a `TcpListener`, or a [`tls::TlsListener`]) until `shutdown`
+/// completes, then stops taking requests, lets requests in progress finish, and lets attempts in
+/// flight finish and commit their outcomes.
+pub async fn run<L: Listener<Addr = std::net::SocketAddr>>(
+    listener: L,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -289,7 +291,8 @@ pub async fn run(
         // Streams that would otherwise never end (tails) end now, so the server can stop.
         closing.closing.send_replace(true);
     };
-    axum::serve(listener, service)
+    // axum hands the peer address of any listener to handlers through `tap_io`.
+    axum::serve(listener.tap_io(|_| {}), service)
         .with_graceful_shutdown(shutdown)
         .await?;
     app.dispatcher.shutdown().await;

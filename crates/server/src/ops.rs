@@ -236,7 +236,8 @@ impl App {
     }
 
     /// Creates or replaces a connection. Its secrets are sealed with the master key before it is
-    /// stored; it is resolved once first, so that an unreadable `file:` secret is refused now.
+    /// stored; it is resolved once first, so that an unreadable `file:` secret, or a client
+    /// certificate with another certificate's key, is refused now.
     pub async fn put_connection(
         self: &Arc<Self>,
         name: &str,
@@ -252,10 +253,14 @@ impl App {
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
             let keyring = Arc::clone(&app.keyring);
             let check = sealed.clone();
-            tokio::task::spawn_blocking(move || check.resolve(&keyring).map(drop))
+            let resolved = tokio::task::spawn_blocking(move || check.resolve(&keyring))
                 .await
                 .map_err(|e| ServerError::Invalid(format!("cannot check the connection: {e}")))?
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            app.dispatcher
+                .check_client_certificate(&resolved)
+                .map_err(|e| ServerError::Invalid(e.to_string()))?;
+            drop(resolved);
             let body = serde_json::to_string(&sealed)
                 .map_err(|e| ServerError::Invalid(format!("cannot encode the connection: {e}")))?;
             let (record, created) = app

@@ -93,7 +93,16 @@ impl From<tokio_postgres::Error> for StoreError {
                 db.message(),
                 db.code().code()
             )),
-            None => StoreError::Storage(format!("PostgreSQL: {e}")),
+            None => StoreError::Storage(format!("PostgreSQL: {}", with_causes(&e))),
         }
     }
+}
+
+/// The error and its causes: tokio-postgres's own text ("error performing TLS handshake",
+/// "error connecting to server") leaves out why.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }

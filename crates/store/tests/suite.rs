@@ -4,7 +4,9 @@
 //! PostgreSQL tests use the database at `SWITCHYARD_TEST_POSTGRES` (default
 //! `postgres://postgres@127.0.0.1:5432/test`), each in a fresh schema of its own that it drops at
 //! the end. If the variable is unset and no server answers, they are skipped (loudly); if it is
-//! set, an unreachable server fails them.
+//! set, an unreachable server fails them. The TLS tests run where that server offers TLS
+//! (`ssl = on`) and are skipped, saying so, where it does not; the one that verifies the server's
+//! certificate needs the CA that signed it in `SWITCHYARD_TEST_POSTGRES_CA`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -862,6 +864,102 @@ async fn postgres_store_collects_history_without_retention() {
         return;
     };
     history_without_retention(&db.store(no_history()).await).await;
+}
+
+impl TestDatabase {
+    /// Whether the server offers TLS; says why not when it does not.
+    async fn offers_tls(&self) -> bool {
+        let client = connect(&self.base).await.unwrap();
+        let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+        if ssl != "on" {
+            eprintln!(
+                "skipped: the PostgreSQL at {} does not offer TLS (ssl = {ssl}); enable ssl to run the TLS tests",
+                self.base
+            );
+        }
+        ssl == "on"
+    }
+
+    /// This test's URL with more parameters.
+    fn url_with(&self, params: &str) -> String {
+        format!("{}&{params}", self.url())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_passes_the_suite_over_tls() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    if !db.offers_tls().await {
+        return;
+    }
+    let application = db.schema.clone();
+    let url = db.url_with(&format!("sslmode=require&application_name={application}"));
+    let store = PostgresStore::connect(&url, StoreOptions::default())
+        .await
+        .unwrap();
+    let client = connect(&db.base).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_ssl s \
+             JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+            &[&application],
+        )
+        .await
+        .unwrap();
+    let (connections, encrypted): (i64, i64) = (row.get(0), row.get(1));
+    assert!(
+        connections > 0,
+        "the store's connections are not to be seen"
+    );
+    assert_eq!(
+        encrypted, connections,
+        "every connection of the store is encrypted"
+    );
+    run_suite(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_verify_full_refuses_a_server_certificate_another_ca_signed() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    if !db.offers_tls().await {
+        return;
+    }
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let stranger = params
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("stranger.pem");
+    std::fs::write(&ca, stranger.pem()).unwrap();
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let url = db.url_with(&format!("sslmode={mode}&sslrootcert={}", ca.display()));
+        let refused = PostgresStore::connect(&url, StoreOptions::default()).await;
+        let error = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("certificate"), "sslmode={mode}: {error:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_verify_ca_accepts_the_server_certificate_its_ca_signed() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let Ok(ca) = std::env::var("SWITCHYARD_TEST_POSTGRES_CA") else {
+        eprintln!(
+            "skipped: set SWITCHYARD_TEST_POSTGRES_CA to the CA file that signed the server's certificate"
+        );
+        return;
+    };
+    let url = db.url_with(&format!("sslmode=verify-ca&sslrootcert={ca}"));
+    let store = PostgresStore::connect(&url, StoreOptions::default())
+        .await
+        .unwrap();
+    documents(&store).await;
 }
 
 /// A bus with `count` subscriptions; returns their ids.

@@ -61,7 +61,7 @@ pub struct ServeArgs {
     #[arg(long = "deny-destination-network", value_name = "CIDR")]
     deny_destination_networks: Vec<String>,
     /// switchyard's base URL as receivers reach it: the issuer of identity tokens, whose keys
-    /// are at URL/.well-known/jwks.json [default: http://LISTEN].
+    /// are at URL/.well-known/jwks.json [default: http://LISTEN, or https://LISTEN with TLS].
     #[arg(long)]
     public_url: Option<String>,
     /// Export a span per delivery attempt to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318)
@@ -85,6 +85,69 @@ pub struct ServeArgs {
     /// Seconds to keep events and their attempt log once delivered [default: 3600].
     #[arg(long)]
     history_retention_s: Option<u64>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// HTTPS on the listener: the API, webhook sources and metrics alike.
+#[derive(clap::Args)]
+struct TlsArgs {
+    /// PEM file with the listener's certificate chain, its own certificate first; serves HTTPS
+    /// (with --tls-key) [default: plain HTTP].
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM file with the private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The listener's TLS settings from the flags or the file's `tls_cert` and `tls_key`; `None`
+    /// for plain HTTP.
+    fn server_config(
+        self,
+        settings: &switchyard_server::ServerSettings,
+    ) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+        let cert = self
+            .tls_cert
+            .or_else(|| settings.tls_cert.as_ref().map(PathBuf::from));
+        let key = self
+            .tls_key
+            .or_else(|| settings.tls_key.as_ref().map(PathBuf::from));
+        match (cert, key) {
+            (Some(cert), Some(key)) => {
+                Ok(Some(switchyard_server::tls::server_config(&cert, &key)?))
+            }
+            (None, None) => Ok(None),
+            _ => bail!("HTTPS needs both tls_cert and tls_key (or --tls-cert and --tls-key)"),
+        }
+    }
+}
+
+/// Serves plain HTTP or HTTPS; off loopback, plain HTTP is allowed but said to be readable by
+/// anyone on the network path.
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    app: Arc<App>,
+) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    match tls {
+        Some(config) => {
+            let listener = switchyard_server::tls::TlsListener::new(listener, config);
+            switchyard_server::run(listener, app, shutdown_signal()).await?;
+        }
+        None => {
+            if !local.ip().is_loopback() {
+                tracing::warn!(
+                    "listening on {local} without TLS: API tokens, published events, webhook payloads and metrics \
+                     cross the network in clear text. Give --tls-cert FILE --tls-key FILE, or put a TLS proxy in front"
+                );
+            }
+            switchyard_server::run(listener, app, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -97,6 +160,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => ConfigFile::default(),
     };
     let settings = &file.server;
+    let tls = args.tls.server_config(settings)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listen = args
         .listen
         .or_else(|| settings.listen.clone())
@@ -183,7 +248,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args
             .public_url
             .or_else(|| settings.public_url.clone())
-            .unwrap_or_else(|| format!("http://{listen}"))
+            .unwrap_or_else(|| format!("{scheme}://{listen}"))
             .trim_end_matches('/')
             .to_string(),
         max_hops: args
@@ -245,16 +310,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     match store_url.filter(|_| shared) {
         Some(url) => tracing::info!(
-            "switchyard listening on http://{local}, node {}, store {}",
+            "switchyard listening on {scheme}://{local}, node {}, store {}",
             app.config.node_id,
             redact_password(url)
         ),
         None => tracing::info!(
-            "switchyard listening on http://{local}, data in {}",
+            "switchyard listening on {scheme}://{local}, data in {}",
             data_dir.display()
         ),
     }
-    switchyard_server::run(listener, app, shutdown_signal()).await?;
+    serve_on(listener, tls, app).await?;
     tracing::info!("switchyard stopped");
     Ok(())
 }

@@ -329,3 +329,126 @@ async fn a_receiver_echoing_credentials_leaves_them_nowhere() {
         );
     }
 }
+
+/// A receiver on 127.0.0.1 that serves HTTPS and completes no handshake without a client
+/// certificate signed by `ca`; returns its URL and the number of requests it answered.
+async fn mutual_tls_receiver(ca: &TestCa) -> (String, Arc<AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let leaf = ca.server();
+    let chain = CertificateDer::pem_slice_iter(leaf.cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(leaf.key.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let clients = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(chain, key)
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    let app = axum::Router::new().fallback(move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { "ok" }
+    });
+    let listener = switchyard_server::tls::TlsListener::new(listener, Arc::new(config));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+#[tokio::test]
+async fn a_connection_presents_its_client_certificate_to_a_receiver_that_requires_one() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let ca = TestCa::new("peer CA");
+    let ca_file = dir.path().join("peer-ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (url, answered) = mutual_tls_receiver(&ca).await;
+    // The receiver's certificate is signed by the peer's CA; the system trust store is replaced
+    // by it the way an operator would add a private CA.
+    let server = Server::start_with_env(&data, &[], &[("SSL_CERT_FILE", &ca_file)]);
+    let api = Api::new(&server);
+
+    let client = ca.client("switchyard");
+    let key_line = client.key.lines().nth(1).unwrap().to_string();
+    let (status, view) = api
+        .put(
+            "/v1/connections/peer",
+            json!({"client_certificate": {"certificate": client.cert, "key": client.key}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{view}");
+    assert_eq!(view["client_certificate"]["key"], "********", "{view}");
+    assert!(
+        view["client_certificate"]["certificate"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+    let other = ca.client("someone else");
+    let (status, body) = api
+        .put(
+            "/v1/connections/mismatched",
+            json!({"client_certificate": {"certificate": client.cert, "key": other.key}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("client_certificate: the key is not the certificate's own"),
+        "{message}"
+    );
+
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "with-certificate",
+        json!({"pattern": {"source": ["mtls"]}, "destination": {"url": url, "connection": "peer"}}),
+    )
+    .await;
+    api.subscribe(
+        "b",
+        "without",
+        json!({"pattern": {"source": ["anonymous"]}, "destination": {"url": url}, "retry": {"max_attempts": 1}}),
+    )
+    .await;
+    api.publish(
+        "b",
+        vec![event("mtls", json!({})), event("anonymous", json!({}))],
+    )
+    .await;
+    wait_for("both outcomes", Duration::from_secs(30), async || {
+        api.stats("b", "with-certificate").await["delivered"] == 1
+            && api.stats("b", "without").await["dead"] == 1
+    })
+    .await;
+    assert_eq!(
+        answered.load(Ordering::SeqCst),
+        1,
+        "only the certified request got through"
+    );
+    let (_, page) = api
+        .get("/v1/buses/b/subscriptions/without/dead-letters")
+        .await;
+    assert!(page["items"][0]["last_error"].is_string(), "{page}");
+
+    drop(server);
+    assert!(
+        !contains_anywhere(&data, key_line.as_bytes()),
+        "the client key is in the data directory"
+    );
+}

@@ -129,6 +129,105 @@ async fn a_non_loopback_listener_requires_api_tokens() {
         server.log_text().contains("each is an admin token"),
         "the one-token-per-line file is taken with a warning"
     );
+    assert!(
+        server
+            .log_text()
+            .contains("without TLS: API tokens, published events"),
+        "plain HTTP off loopback is said to be readable: {}",
+        server.log_text()
+    );
+}
+
+#[tokio::test]
+async fn the_listener_serves_https_with_the_given_certificate() {
+    let dir = temp_dir();
+    let ca = TestCa::new("switchyard test CA");
+    let leaf = ca.server();
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    std::fs::write(&cert, &leaf.cert).unwrap();
+    std::fs::write(&key, &leaf.key).unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    let api = Api {
+        server: &server,
+        client: ca.https_client(),
+    };
+    assert_eq!(api.get("/healthz").await, (200, json!({"status": "ok"})));
+    api.bus("orders").await;
+    let ids = api
+        .publish("orders", vec![event("shop", json!({"n": 1}))])
+        .await;
+    assert_eq!(ids.len(), 1);
+    assert!(
+        scrape(&api).await.contains("switchyard_"),
+        "metrics over HTTPS"
+    );
+
+    let limit = Duration::from_secs(10);
+    let untrusted = client()
+        .get(server.url("/healthz"))
+        .timeout(limit)
+        .send()
+        .await;
+    assert!(
+        untrusted.is_err(),
+        "a client that does not trust the CA got {untrusted:?}"
+    );
+    let plain = server.base.replacen("https://", "http://", 1);
+    let answered = client()
+        .get(format!("{plain}/healthz"))
+        .timeout(limit)
+        .send()
+        .await;
+    assert!(
+        answered.is_err(),
+        "plain HTTP to the HTTPS port got {answered:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_listener_key_that_is_not_pem_stops_start_naming_the_file() {
+    let dir = temp_dir();
+    let leaf = TestCa::new("switchyard test CA").server();
+    let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+    std::fs::write(&cert, &leaf.cert).unwrap();
+    std::fs::write(&key, "not a key").unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let log = Server::spawn(&args)
+        .err()
+        .expect("must not start")
+        .join("\n");
+    assert!(
+        log.contains("--tls-key") && log.contains("server.key"),
+        "{log}"
+    );
+    let log = Server::spawn(&args[..7])
+        .err()
+        .expect("must not start")
+        .join("\n");
+    assert!(
+        log.contains("--tls-key"),
+        "a certificate without its key: {log}"
+    );
 }
 
 const TOKENS: &str = r#"

@@ -12,7 +12,9 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::types::{FromSql, ToSql};
-use tokio_postgres::{Client, Config, GenericClient, NoTls, Row, Statement};
+use tokio_postgres::{Client, GenericClient, Row, Statement};
+
+use super::tls::Database;
 
 use crate::StoreError;
 
@@ -23,8 +25,8 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    pub(super) async fn connect(config: &Config) -> Result<Conn, StoreError> {
-        let (client, connection) = config.connect(NoTls).await?;
+    pub(super) async fn connect(config: &Database) -> Result<Conn, StoreError> {
+        let (client, connection) = config.connect().await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %StoreError::from(e), "store: PostgreSQL connection ended");
@@ -118,13 +120,13 @@ impl<'a, C: GenericClient + Sync> Session<'a, C> {
 
 /// A few connections shared by reads and catalog writes; the group commit has its own.
 pub(super) struct Pool {
-    config: Config,
+    config: Database,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
 }
 
 impl Pool {
-    pub(super) fn new(config: Config, size: usize) -> Pool {
+    pub(super) fn new(config: Database, size: usize) -> Pool {
         Pool {
             config,
             idle: Mutex::new(Vec::with_capacity(size)),

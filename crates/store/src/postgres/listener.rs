@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Client, Notification};
 
 use super::conn::unsigned;
 use super::deliveries::{CATALOG_PAYLOAD, PENDING_PREFIX};
+use super::tls::Database;
 use crate::{Change, StoreError};
 
 const ALL_SUBSCRIPTIONS: &str = "SELECT id FROM switchyard_subscriptions ORDER BY id";
@@ -50,7 +51,7 @@ struct Listening {
 impl Listener {
     /// Starts listening before returning, so that nothing committed after `start` is missed.
     pub(super) async fn start(
-        config: Config,
+        config: Database,
         channel: String,
         changes: broadcast::Sender<Change>,
     ) -> Result<Listener, StoreError> {
@@ -60,8 +61,8 @@ impl Listener {
     }
 }
 
-async fn listen(config: &Config, channel: &str) -> Result<Listening, StoreError> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+async fn listen(config: &Database, channel: &str) -> Result<Listening, StoreError> {
+    let (client, mut connection) = config.connect().await?;
     let (sender, notifications) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {
@@ -91,7 +92,7 @@ async fn listen(config: &Config, channel: &str) -> Result<Listening, StoreError>
 }
 
 async fn run(
-    config: Config,
+    config: Database,
     channel: String,
     changes: broadcast::Sender<Change>,
     mut listening: Listening,
@@ -127,7 +128,7 @@ async fn run(
     }
 }
 
-async fn reconnect(config: &Config, channel: &str) -> Listening {
+async fn reconnect(config: &Database, channel: &str) -> Listening {
     let mut backoff = Duration::from_millis(100);
     loop {
         match listen(config, channel).await {

@@ -11,8 +11,7 @@
 //! heartbeats) are the database's clock. Must not: decide delivery policy, or hold a
 //! transaction open across anything but its own statements.
 //!
-//! Limitation: connections are unencrypted (no TLS); run the database on a trusted network or
-//! through a local socket tunnel.
+//! Connections use TLS as the URL's `sslmode` says ([`tls`]: libpq's modes, rustls).
 
 mod archives;
 mod catalog;
@@ -22,17 +21,16 @@ mod history;
 mod leases;
 mod listener;
 mod schema;
+mod tls;
 mod writer;
-
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
 use tokio::sync::broadcast;
-use tokio_postgres::Config;
 
 use self::conn::{Conn, Pool, Session};
 use self::listener::Listener;
+use self::tls::Database;
 use self::writer::{Context, Writer};
 use crate::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
@@ -57,11 +55,11 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     /// Connects to the database at `url` (a `postgres://` URL or a key=value string; its
-    /// `options`, such as `-csearch_path=...`, apply to every connection), brings the schema up to
-    /// date and starts listening for changes.
+    /// `options`, such as `-csearch_path=...`, apply to every connection, and its `sslmode` and
+    /// `sslrootcert` say how TLS is used), brings the schema up to date and starts listening for
+    /// changes.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<PostgresStore, StoreError> {
-        let config = Config::from_str(url)
-            .map_err(|e| StoreError::Storage(format!("invalid PostgreSQL URL: {e}")))?;
+        let config = Database::parse(url)?;
         let mut first = Conn::connect(&config).await?;
         let (client, _) = first.parts();
         schema::migrate(client).await?;

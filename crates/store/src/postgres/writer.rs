@@ -10,8 +10,8 @@
 //! in the group fails, the whole transaction rolls back and every caller of the group gets the
 //! error, so nobody is told "done" for a write that was rolled back.
 
+use super::tls::Database;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::Config;
 
 use super::conn::{Conn, Session};
 use super::deliveries::{self, Deltas};
@@ -35,7 +35,7 @@ enum Job {
 
 /// What the writer task needs besides its jobs.
 pub(super) struct Context {
-    pub config: Config,
+    pub config: Database,
     pub channel: String,
     pub options: StoreOptions,
 }

@@ -25,6 +25,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// As [`Server::start`], with these environment variables set for the process.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
         let mut args = vec![
             "serve",
             "--listen",
@@ -33,14 +38,19 @@ impl Server {
             data_dir.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        Server::spawn(&args)
+        Server::spawn_with_env(&args, env)
             .unwrap_or_else(|log| panic!("switchyard did not start:\n{}", log.join("\n")))
     }
 
     /// Starts `switchyard ARGS`; Err carries its log when it exits before listening.
     pub fn spawn(args: &[&str]) -> Result<Server, Vec<String>> {
+        Server::spawn_with_env(args, &[])
+    }
+
+    fn spawn_with_env(args: &[&str], env: &[(&str, &Path)]) -> Result<Server, Vec<String>> {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -53,23 +63,19 @@ impl Server {
         let sink = Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let addr = line[at + "listening on http://".len()..]
+                if let Some(at) = line.find("listening on http") {
+                    let base = line[at + "listening on ".len()..]
                         .split([',', ' '])
                         .next()
                         .unwrap_or("")
                         .to_string();
-                    let _ = tx.send(addr);
+                    let _ = tx.send(base);
                 }
                 sink.lock().unwrap().push(line);
             }
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => Ok(Server {
-                child,
-                base: format!("http://{addr}"),
-                log,
-            }),
+            Ok(base) => Ok(Server { child, base, log }),
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -450,4 +456,68 @@ pub fn sample(text: &str, series: &str) -> f64 {
                 .and_then(|rest| rest.strip_prefix(' '))
         })
         .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A certificate authority made for one test, and certificates it signs (PEM).
+pub struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+/// A certificate signed by a [`TestCa`] and its private key, both PEM.
+pub struct TestCert {
+    pub cert: String,
+    pub key: String,
+}
+
+impl TestCa {
+    pub fn new(name: &str) -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let key = rcgen::KeyPair::generate().unwrap();
+        TestCa {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
+        }
+    }
+
+    pub fn pem(&self) -> String {
+        self.issuer.pem()
+    }
+
+    /// A server certificate for `localhost` and 127.0.0.1.
+    pub fn server(&self) -> TestCert {
+        self.sign(
+            vec!["localhost".into(), "127.0.0.1".into()],
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        )
+    }
+
+    pub fn client(&self, name: &str) -> TestCert {
+        self.sign(
+            vec![name.to_string()],
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        )
+    }
+
+    fn sign(&self, names: Vec<String>, usage: rcgen::ExtendedKeyUsagePurpose) -> TestCert {
+        let mut params = rcgen::CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        TestCert {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
+    }
+
+    /// A client that trusts only this CA.
+    pub fn https_client(&self) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.pem().as_bytes()).unwrap()])
+            .build()
+            .unwrap()
+    }
 }
