@@ -24,6 +24,7 @@ pub mod config;
 mod cpu;
 mod error;
 mod forwards;
+pub mod http;
 pub mod lint;
 mod ops;
 pub mod publish;
@@ -35,7 +36,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::{Listener, ListenerExt};
+use axum::serve::Listener;
 use switchyard_destination::IdentityKey;
 use switchyard_destination::parse_connection_spec;
 use switchyard_dispatcher::{
@@ -84,6 +85,8 @@ pub struct ApiConfig {
     pub lease_ms: u64,
     /// Outbound HTTP connections all subscriptions together may hold at once.
     pub max_outbound_connections: usize,
+    /// Deadlines and caps of inbound connections.
+    pub http: http::HttpLimits,
 }
 
 impl Default for ApiConfig {
@@ -101,6 +104,7 @@ impl Default for ApiConfig {
             node_id: String::from("node"),
             lease_ms: 10_000,
             max_outbound_connections: switchyard_dispatcher::DEFAULT_MAX_OUTBOUND_CONNECTIONS,
+            http: http::HttpLimits::default(),
         }
     }
 }
@@ -283,18 +287,13 @@ pub async fn run<L: Listener<Addr = std::net::SocketAddr>>(
         let _ = app.listen.set(local);
     }
     let router = api::router(Arc::clone(&app));
-    // Sources' network allow-lists need the peer address.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let closing = Arc::clone(&app);
     let shutdown = async move {
         shutdown.await;
         // Streams that would otherwise never end (tails) end now, so the server can stop.
         closing.closing.send_replace(true);
     };
-    // axum hands the peer address of any listener to handlers through `tap_io`.
-    axum::serve(listener.tap_io(|_| {}), service)
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    http::serve(listener, router, app.config.http.clone(), shutdown).await;
     app.dispatcher.shutdown().await;
     // Outcomes are committed (leases were renewed meanwhile): hand this node's subscriptions to
     // the others now rather than when the leases run out.

@@ -39,7 +39,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: REST API, publishing and delivery.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Follow a bus's published events and attempt outcomes live.
     Tail(tail::TailArgs),
     /// Create or update the buses and subscriptions of a config file on a running server.
@@ -145,7 +145,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         match command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Sink(args) => sink::run(args).await,
             Command::Apply(args) => admin::apply(args).await,

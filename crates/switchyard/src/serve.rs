@@ -3,12 +3,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
 use switchyard_model::Network;
 use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
 use switchyard_server::auth::{ApiTokens, MIN_TOKEN_LEN};
+use switchyard_server::http::HttpLimits;
 use switchyard_server::{ApiConfig, App, ConfigFile};
 use switchyard_store::{EmbeddedStore, PostgresStore, Store, StoreOptions};
 
@@ -75,6 +77,25 @@ pub struct ServeArgs {
     /// gets a fair share, so one stuck destination cannot take every socket [default: 256].
     #[arg(long)]
     max_outbound_connections: Option<usize>,
+    /// Open inbound connections at most; past it, new ones are closed at once. Keep it and
+    /// --max-outbound-connections below the open-file limit (`ulimit -n`) [default: 512].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Of --max-connections, the last this many serve only /healthz, /readyz and /metrics, so a
+    /// flood of connections cannot blind the checks [default: 16].
+    #[arg(long)]
+    reserved_connections: Option<usize>,
+    /// Seconds a client has to send a request's head; also how long a kept-alive connection may
+    /// sit idle between requests [default: 10].
+    #[arg(long)]
+    http_header_timeout_s: Option<u64>,
+    /// Bytes per second a request body must arrive at, at least, once its grace period is over
+    /// (slower: 408) [default: 16384].
+    #[arg(long)]
+    http_body_min_rate: Option<u64>,
+    /// Seconds a request body may take before the minimum rate applies [default: 10].
+    #[arg(long)]
+    http_body_grace_s: Option<u64>,
     /// Key file that seals secrets at rest [default: DATA_DIR/master.key, created with mode 0600].
     #[arg(long)]
     master_key_file: Option<PathBuf>,
@@ -242,6 +263,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .or(settings.max_outbound_connections)
             .unwrap_or(defaults.max_outbound_connections)
             .max(1),
+        http: HttpLimits {
+            header_timeout: Duration::from_secs(
+                args.http_header_timeout_s
+                    .or(settings.http_header_timeout_s)
+                    .map_or(defaults.http.header_timeout.as_secs(), |s| s.max(1)),
+            ),
+            body_min_rate: args
+                .http_body_min_rate
+                .or(settings.http_body_min_rate)
+                .unwrap_or(defaults.http.body_min_rate)
+                .max(1),
+            body_grace: args
+                .http_body_grace_s
+                .or(settings.http_body_grace_s)
+                .map_or(defaults.http.body_grace, Duration::from_secs),
+            max_connections: args
+                .max_connections
+                .or(settings.max_connections)
+                .unwrap_or(defaults.http.max_connections)
+                .max(2),
+            reserved_connections: args
+                .reserved_connections
+                .or(settings.reserved_connections)
+                .unwrap_or(defaults.http.reserved_connections),
+        },
         otlp_endpoint: args
             .otlp_endpoint
             .or_else(|| settings.otlp_endpoint.clone()),

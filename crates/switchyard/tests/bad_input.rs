@@ -553,3 +553,77 @@ async fn raw_exchange(address: &str, request: Vec<u8>) -> String {
     writer.abort();
     String::from_utf8_lossy(&answer[..n]).into_owned()
 }
+
+/// 1,000 slowloris connections, 2,000 idle ones and 500 slow bodies were never closed, and
+/// 1,100 slow connections under a 1,024 descriptor limit made `/healthz` time out for everyone.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_and_healthz_keeps_a_reserve() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir();
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--http-header-timeout-s",
+            "1",
+            "--http-body-grace-s",
+            "1",
+            "--http-body-min-rate",
+            "1000",
+            "--max-connections",
+            "120",
+            "--reserved-connections",
+            "10",
+        ],
+    );
+    let address = server.base.trim_start_matches("http://").to_string();
+    let api = Api::new(&server);
+    api.bus("b").await;
+    let mut held = Vec::new();
+    for i in 0..115 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        match i % 3 {
+            // Idle: connects and says nothing.
+            0 => {}
+            // Slowloris: a request head that never ends.
+            1 => stream.write_all(b"GET /v1/buses HTTP/1.1\r\nhost: x\r\n").await.unwrap(),
+            // A slow body: the head, then a fraction of what it declares.
+            _ => stream
+                .write_all(b"POST /v1/buses/b/events HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\n{")
+                .await
+                .unwrap(),
+        }
+        held.push(stream);
+    }
+    // 115 of 120 connections taken: the health check still answers, on the reserve, and the
+    // rest of the API says why it does not.
+    let (status, _) = call(client().get(server.url("/healthz"))).await;
+    assert_eq!(status, 200);
+    let refused = call(client().get(server.url("/v1/buses"))).await;
+    assert_error(
+        &refused,
+        503,
+        "unavailable",
+        "limit of 120 open connections",
+    );
+    // Every one of them is closed by the server, without a byte more from the client. The
+    // bound is a liveness limit, far above the 1 s deadlines.
+    let mut slow_bodies_refused = 0;
+    for mut stream in held {
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        assert!(closed.is_ok(), "a connection was left open");
+        if String::from_utf8_lossy(&answer).contains("request_timeout") {
+            slow_bodies_refused += 1;
+        }
+    }
+    assert!(
+        slow_bodies_refused > 0,
+        "slow bodies get 408 request_timeout"
+    );
+    let (status, _) = call(client().get(server.url("/v1/buses"))).await;
+    assert_eq!(status, 200, "and the server serves everyone again");
+}

@@ -29,6 +29,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use std::time::Duration;
 
 pub use error::ApiError;
 
@@ -282,32 +283,71 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
     }
 }
 
-/// A UTF-8 request body within the configured size limit; refusals use the API's error shape.
+/// A UTF-8 request body within the configured size limit, read at the minimum body rate;
+/// refusals use the API's error shape.
 pub struct Body(pub String);
 
-impl<S: Send + Sync> FromRequest<S> for Body {
+impl FromRequest<Arc<App>> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Body, ApiError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_large",
-                        "the request body is over the size limit",
-                    )
-                } else {
-                    ApiError::invalid(format!(
-                        "cannot read the request body: {}",
-                        rejection.body_text()
-                    ))
-                }
-            })?;
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<Body, ApiError> {
+        let RawBody(bytes) = RawBody::from_request(request, app).await?;
         String::from_utf8(bytes.into())
             .map(Body)
             .map_err(|_| ApiError::invalid("the request body is not UTF-8"))
+    }
+}
+
+/// A request body as bytes (webhooks need not be UTF-8), with the same limits as [`Body`].
+pub struct RawBody(pub Bytes);
+
+impl FromRequest<Arc<App>> for RawBody {
+    type Rejection = ApiError;
+
+    /// A body over `max_request_bytes` is refused with 413 as soon as that many bytes arrived;
+    /// one that arrives slower than the minimum rate (after a grace period) with 408, so a slow
+    /// sender cannot hold a connection open.
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<RawBody, ApiError> {
+        use futures_util::StreamExt;
+        let limits = &app.config.http;
+        let max = app.config.max_request_bytes;
+        let started = tokio::time::Instant::now();
+        let mut stream = request.into_body().into_data_stream();
+        let mut body = Vec::new();
+        loop {
+            let allowed =
+                Duration::from_secs_f64(body.len() as f64 / limits.body_min_rate.max(1) as f64);
+            let deadline = started + limits.body_grace + allowed;
+            match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) => {
+                    return Err(ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "the request body arrived slower than {} bytes per second",
+                            limits.body_min_rate
+                        ),
+                    ));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(error))) => {
+                    return Err(ApiError::invalid(format!(
+                        "cannot read the request body: {error}"
+                    )));
+                }
+                Ok(Some(Ok(chunk))) => {
+                    if body.len() + chunk.len() > max {
+                        return Err(ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "too_large",
+                            format!("the request body is over the size limit of {max} bytes"),
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+            }
+        }
+        Ok(RawBody(Bytes::from(body)))
     }
 }
 

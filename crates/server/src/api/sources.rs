@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -110,7 +109,7 @@ pub async fn receive(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    super::RawBody(body): super::RawBody,
 ) -> Result<Response, ApiError> {
     let live = app.sources.get(&name).ok_or_else(|| not_found(&name))?;
     let metrics = app.metrics.source(&name);
