@@ -13,6 +13,8 @@ use switchyard_destination::oauth2::{AccessToken, parse_token_response};
 use switchyard_destination::{ConnectionAuth, ConnectionSpec};
 use switchyard_secrets::{MasterKey, Secret};
 
+use crate::address::AddressPolicy;
+use crate::attempt::transport_error;
 use crate::{DeliveryError, ErrorKind};
 
 /// One connection: its sealed configuration and the token fetched for it.
@@ -35,6 +37,7 @@ impl LiveConnection {
     pub(crate) async fn access_token(
         &self,
         client: &reqwest::Client,
+        policy: &AddressPolicy,
         key: &MasterKey,
         stale: Option<&Secret>,
     ) -> Result<Secret, DeliveryError> {
@@ -60,7 +63,21 @@ impl LiveConnection {
                 &format!("OAuth client secret: {e}"),
             )
         })?;
-        let mut post = client.post(&request.url).timeout(Duration::from_secs(30));
+        // Checked at each fetch, not only when the connection was written: the policy may have
+        // changed since, and a connection loaded from the store was never checked by this node.
+        let url = reqwest::Url::parse(&request.url).map_err(|e| {
+            failure(
+                ErrorKind::InvalidDestination,
+                &format!("OAuth token_url: {e}"),
+            )
+        })?;
+        policy.check_url(&url).map_err(|e| {
+            failure(
+                ErrorKind::InvalidDestination,
+                &format!("OAuth token_url: {e}"),
+            )
+        })?;
+        let mut post = client.post(url).timeout(Duration::from_secs(30));
         for header in &request.headers {
             post = post.header(header.name.as_str(), header.value.as_str());
         }
@@ -69,10 +86,8 @@ impl LiveConnection {
             .send()
             .await
             .map_err(|e| {
-                failure(
-                    ErrorKind::Connection,
-                    &format!("OAuth token endpoint: {}", e.without_url()),
-                )
+                let error = transport_error(e);
+                failure(error.kind, &format!("OAuth token endpoint: {}", error.message))
             })?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| {
