@@ -108,8 +108,8 @@ impl UrlTemplate {
             text: text.to_string(),
             pieces: parsed,
         };
-        let (sample, _) = template.fill(|_| Some("x".into())).map_err(bad)?;
-        check_url(&sample).map_err(bad)?;
+        let sample = template.fill(|_| Some("x".into())).map_err(bad)?;
+        check_url(&sample.text).map_err(bad)?;
         Ok(template)
     }
 
@@ -123,31 +123,33 @@ impl UrlTemplate {
         self.pieces.iter().any(|p| matches!(p, Piece::Value(_)))
     }
 
-    /// The template with every placeholder filled and encoded, and where each filled value
-    /// landed in it; the error is the path of a value that `value` did not give.
-    fn fill<'a>(
-        &'a self,
+    /// The template with every placeholder filled and encoded; the error is the path of a value
+    /// that `value` did not give.
+    fn fill(
+        &self,
         mut value: impl FnMut(&JsonPath) -> Option<String>,
-    ) -> Result<(String, Vec<(Range<usize>, &'a JsonPath)>), String> {
-        let mut out = String::with_capacity(self.text.len());
-        let mut filled = Vec::new();
+    ) -> Result<Filled<'_>, String> {
+        let mut filled = Filled {
+            text: String::with_capacity(self.text.len()),
+            values: Vec::new(),
+        };
         for piece in &self.pieces {
             match piece {
-                Piece::Text(text) => out.push_str(text),
+                Piece::Text(text) => filled.text.push_str(text),
                 Piece::Value(path) => {
                     let text = value(path).ok_or_else(|| path.to_string())?;
-                    let start = out.len();
-                    out.extend(utf8_percent_encode(&text, COMPONENT));
-                    filled.push((start..out.len(), path));
+                    let start = filled.text.len();
+                    filled.text.extend(utf8_percent_encode(&text, COMPONENT));
+                    filled.values.push((start..filled.text.len(), path));
                 }
             }
         }
-        Ok((out, filled))
+        Ok(filled)
     }
 
     /// The URL for one event.
     pub(crate) fn render(&self, event: &RawValue) -> Result<url::Url, RenderError> {
-        let (text, filled) = self
+        let filled = self
             .fill(|path| {
                 let json = path.select(event)?;
                 value_text(&json).map(|t| t.into_owned())
@@ -156,39 +158,45 @@ impl UrlTemplate {
                 place: "url".into(),
                 path,
             })?;
-        if let Some((segment, path)) = filled_dot_segment(&text, &filled) {
+        if let Some((segment, path)) = filled.dot_segment() {
             return Err(RenderError::Url(format!(
                 "{path} makes the path segment {segment:?}, which would move the request up the path"
             )));
         }
-        url::Url::parse(&text).map_err(|e| RenderError::Url(e.to_string()))
+        url::Url::parse(&filled.text).map_err(|e| RenderError::Url(e.to_string()))
     }
 }
 
-/// The first path segment of a filled URL that a filled value is part of and that URL parsing
-/// would remove as a dot segment, with the value's path. Dot segments are `.` and `..` with any
-/// dot written as `%2e` or `%2E` (the WHATWG URL Standard's single- and double-dot segments).
-/// `?`, `#` and `/` in the text are the template's own: filled values have them encoded.
-fn filled_dot_segment<'a>(
-    text: &'a str,
-    filled: &[(Range<usize>, &'a JsonPath)],
-) -> Option<(&'a str, &'a JsonPath)> {
-    let authority = text.find("://").map_or(0, |i| i + 3);
-    let path_end = text[authority..]
-        .find(['?', '#'])
-        .map_or(text.len(), |i| authority + i);
-    filled
-        .iter()
-        .filter(|(range, _)| range.start <= path_end)
-        .find_map(|(range, path)| {
-            let start = text[..range.start].rfind('/').map_or(0, |i| i + 1);
-            let end = text[range.end..path_end]
-                .find('/')
-                .map_or(path_end, |i| range.end + i);
-            let segment = &text[start..end];
-            let decoded = percent_decode_str(segment).decode_utf8_lossy();
-            matches!(decoded.as_ref(), "." | "..").then_some((segment, *path))
-        })
+/// A URL template with its placeholders filled: the text, and where each value landed in it.
+struct Filled<'a> {
+    text: String,
+    values: Vec<(Range<usize>, &'a JsonPath)>,
+}
+
+impl Filled<'_> {
+    /// The first path segment that a filled value is part of and that URL parsing would remove
+    /// as a dot segment, with the value's path. Dot segments are `.` and `..` with any dot
+    /// written as `%2e` or `%2E` (the WHATWG URL Standard's single- and double-dot segments).
+    /// `?`, `#` and `/` in the text are the template's own: filled values have them encoded.
+    fn dot_segment(&self) -> Option<(&str, &JsonPath)> {
+        let text = self.text.as_str();
+        let authority = text.find("://").map_or(0, |i| i + 3);
+        let path_end = text[authority..]
+            .find(['?', '#'])
+            .map_or(text.len(), |i| authority + i);
+        self.values
+            .iter()
+            .filter(|(range, _)| range.start <= path_end)
+            .find_map(|(range, path)| {
+                let start = text[..range.start].rfind('/').map_or(0, |i| i + 1);
+                let end = text[range.end..path_end]
+                    .find('/')
+                    .map_or(path_end, |i| range.end + i);
+                let segment = &text[start..end];
+                let decoded = percent_decode_str(segment).decode_utf8_lossy();
+                matches!(decoded.as_ref(), "." | "..").then_some((segment, *path))
+            })
+    }
 }
 
 fn check_url(text: &str) -> Result<url::Url, String> {

@@ -134,8 +134,7 @@ impl reqwest::dns::Resolve for PolicyResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> =
-                found.filter(|a| policy.check(a.ip()).is_ok()).collect();
+            let allowed: Vec<SocketAddr> = found.filter(|a| policy.check(a.ip()).is_ok()).collect();
             if allowed.is_empty() {
                 return Err(Box::new(AddressRefused::Name(host))
                     as Box<dyn std::error::Error + Send + Sync>);
@@ -183,7 +182,13 @@ mod tests {
                 "{refused}"
             );
         }
-        for allowed in ["127.0.0.1", "::1", "10.1.2.3", "2001:db8::1", "64:ff9b::a00:1"] {
+        for allowed in [
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+            "2001:db8::1",
+            "64:ff9b::a00:1",
+        ] {
             assert_eq!(policy.check(ip(allowed)), Ok(()), "{allowed}");
         }
     }
@@ -202,7 +207,10 @@ mod tests {
                 "http://[2002:a9fe:a9fe::1]/",
             ] {
                 assert!(
-                    matches!(policy.check_url(&url(form)), Err(AddressRefused::Refused(_))),
+                    matches!(
+                        policy.check_url(&url(form)),
+                        Err(AddressRefused::Refused(_))
+                    ),
                     "{form}"
                 );
             }

@@ -78,12 +78,7 @@ pub(crate) async fn send(
     let mut token = None;
     if let (true, Some(live)) = (oauth, &connection) {
         token = Some(
-            live.access_token(
-                &context.client,
-                &context.policy,
-                &context.master_key,
-                None,
-            )
+            live.access_token(&context.client, &context.policy, &context.master_key, None)
                 .await?,
         );
     }

@@ -87,7 +87,10 @@ impl LiveConnection {
             .await
             .map_err(|e| {
                 let error = transport_error(e);
-                failure(error.kind, &format!("OAuth token endpoint: {}", error.message))
+                failure(
+                    error.kind,
+                    &format!("OAuth token endpoint: {}", error.message),
+                )
             })?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|e| {

@@ -156,7 +156,13 @@ mod tests {
             embedded_ipv4(v6("::7f00:1")),
             Some(Ipv4Addr::new(127, 0, 0, 1))
         );
-        for plain in ["::", "::1", "fe80::1", "2001:db8::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe"] {
+        for plain in [
+            "::",
+            "::1",
+            "fe80::1",
+            "2001:db8::a9fe:a9fe",
+            "64:ff9b:1::a9fe:a9fe",
+        ] {
             assert_eq!(embedded_ipv4(v6(plain)), None, "{plain}");
         }
     }

@@ -332,7 +332,9 @@ async fn first_dead_letter(api: &Api<'_>, bus: &str, name: &str) -> Value {
     })
     .await;
     let (_, page) = api
-        .get(&format!("/v1/buses/{bus}/subscriptions/{name}/dead-letters"))
+        .get(&format!(
+            "/v1/buses/{bus}/subscriptions/{name}/dead-letters"
+        ))
         .await;
     page["items"][0].clone()
 }
