@@ -2,16 +2,19 @@
 //!
 //! In a URL, placeholders may stand only in the path and the query (never in the scheme, host
 //! or port, so an event can never choose where its delivery goes), and every filled value is
-//! percent-encoded as a component (`/`, `?`, `&`, `=`, `#` and spaces included), so a value
-//! cannot add path segments or query parameters. In a header value, a filled value is inserted
-//! as text and the result must be free of control characters.
+//! percent-encoded as a component (`/`, `\`, `?`, `&`, `=`, `#`, `%` and spaces included), so a
+//! value cannot add path segments or query parameters. A filled path segment that is a dot
+//! segment (`.` or `..`, also written `%2e`) is refused rather than encoded: URL parsers treat
+//! the encoded forms as dots too, and would move the request up the path. In a header value, a
+//! filled value is inserted as text and the result must be free of control characters.
 //!
-//! Invariant: a template that parsed renders to a URL with the configured scheme and host, or
-//! to an error; never to a URL that points elsewhere.
+//! Invariant: a template that parsed renders to a URL with the configured scheme and host and the
+//! template's path segments, or to an error; never to a URL that points elsewhere.
 
 use std::fmt;
+use std::ops::Range;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -106,7 +109,7 @@ impl UrlTemplate {
             pieces: parsed,
         };
         let sample = template.fill(|_| Some("x".into())).map_err(bad)?;
-        check_url(&sample).map_err(bad)?;
+        check_url(&sample.text).map_err(bad)?;
         Ok(template)
     }
 
@@ -120,18 +123,28 @@ impl UrlTemplate {
         self.pieces.iter().any(|p| matches!(p, Piece::Value(_)))
     }
 
-    fn fill(&self, mut value: impl FnMut(&JsonPath) -> Option<String>) -> Result<String, String> {
-        let mut out = String::with_capacity(self.text.len());
+    /// The template with every placeholder filled and encoded; the error is the path of a value
+    /// that `value` did not give.
+    fn fill(
+        &self,
+        mut value: impl FnMut(&JsonPath) -> Option<String>,
+    ) -> Result<Filled<'_>, String> {
+        let mut filled = Filled {
+            text: String::with_capacity(self.text.len()),
+            values: Vec::new(),
+        };
         for piece in &self.pieces {
             match piece {
-                Piece::Text(text) => out.push_str(text),
+                Piece::Text(text) => filled.text.push_str(text),
                 Piece::Value(path) => {
                     let text = value(path).ok_or_else(|| path.to_string())?;
-                    out.extend(utf8_percent_encode(&text, COMPONENT));
+                    let start = filled.text.len();
+                    filled.text.extend(utf8_percent_encode(&text, COMPONENT));
+                    filled.values.push((start..filled.text.len(), path));
                 }
             }
         }
-        Ok(out)
+        Ok(filled)
     }
 
     /// The URL for one event.
@@ -145,7 +158,44 @@ impl UrlTemplate {
                 place: "url".into(),
                 path,
             })?;
-        url::Url::parse(&filled).map_err(|e| RenderError::Url(e.to_string()))
+        if let Some((segment, path)) = filled.dot_segment() {
+            return Err(RenderError::Url(format!(
+                "{path} makes the path segment {segment:?}, which would move the request up the path"
+            )));
+        }
+        url::Url::parse(&filled.text).map_err(|e| RenderError::Url(e.to_string()))
+    }
+}
+
+/// A URL template with its placeholders filled: the text, and where each value landed in it.
+struct Filled<'a> {
+    text: String,
+    values: Vec<(Range<usize>, &'a JsonPath)>,
+}
+
+impl Filled<'_> {
+    /// The first path segment that a filled value is part of and that URL parsing would remove
+    /// as a dot segment, with the value's path. Dot segments are `.` and `..` with any dot
+    /// written as `%2e` or `%2E` (the WHATWG URL Standard's single- and double-dot segments).
+    /// `?`, `#` and `/` in the text are the template's own: filled values have them encoded.
+    fn dot_segment(&self) -> Option<(&str, &JsonPath)> {
+        let text = self.text.as_str();
+        let authority = text.find("://").map_or(0, |i| i + 3);
+        let path_end = text[authority..]
+            .find(['?', '#'])
+            .map_or(text.len(), |i| authority + i);
+        self.values
+            .iter()
+            .filter(|(range, _)| range.start <= path_end)
+            .find_map(|(range, path)| {
+                let start = text[..range.start].rfind('/').map_or(0, |i| i + 1);
+                let end = text[range.end..path_end]
+                    .find('/')
+                    .map_or(path_end, |i| range.end + i);
+                let segment = &text[start..end];
+                let decoded = percent_decode_str(segment).decode_utf8_lossy();
+                matches!(decoded.as_ref(), "." | "..").then_some((segment, *path))
+            })
     }
 }
 
@@ -276,6 +326,54 @@ mod tests {
             t.render(event()).unwrap().as_str(),
             "https://api.example.com/v1/eu/orders/A%201%2F2%3Fx%3Dy%26z%23f?n=42&id=e%2F1"
         );
+    }
+
+    fn render_with(template: &str, value: &str) -> Result<url::Url, RenderError> {
+        let event = serde_json::to_string(&serde_json::json!({"detail": {"t": value}})).unwrap();
+        let event: Box<RawValue> = serde_json::from_str(&event).unwrap();
+        UrlTemplate::parse(template).unwrap().render(&event)
+    }
+
+    #[test]
+    fn dot_dot_in_a_url_template_cannot_climb_the_path() {
+        for (template, value) in [
+            ("https://h/tenants/{$.detail.t}/hook", ".."),
+            ("https://h/tenants/{$.detail.t}/hook", "."),
+            ("https://h/tenants/{$.detail.t}", ".."),
+            ("https://h/tenants/{$.detail.t}", "."),
+            ("https://h/tenants/{$.detail.t}?q=1", ".."),
+            ("https://h/{$.detail.t}", ".."),
+            ("https://h/tenants/.{$.detail.t}/hook", "."),
+            ("https://h/tenants/{$.detail.t}./hook", "."),
+            ("https://h/tenants/{$.detail.t}{$.detail.t}/hook", "."),
+            ("https://h/tenants/%2e{$.detail.t}/hook", "."),
+            ("https://h/tenants/%2E{$.detail.t}/hook", ""),
+        ] {
+            let error = render_with(template, value).unwrap_err();
+            assert!(
+                matches!(&error, RenderError::Url(m) if m.contains("$.detail.t") && m.contains("up the path")),
+                "{template} with {value:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_keep_the_path_segments_of_the_template() {
+        for (value, path) in [
+            ("../x", "/tenants/..%2Fx/hook"),
+            ("..\\x", "/tenants/..%5Cx/hook"),
+            ("%2e%2e", "/tenants/%252e%252e/hook"),
+            ("a/b", "/tenants/a%2Fb/hook"),
+            ("...", "/tenants/.../hook"),
+            ("..a", "/tenants/..a/hook"),
+            ("", "/tenants//hook"),
+        ] {
+            let url = render_with("https://h/tenants/{$.detail.t}/hook", value).unwrap();
+            assert_eq!(url.path(), path, "{value:?}");
+            assert_eq!(url.path_segments().unwrap().count(), 3, "{value:?}");
+        }
+        let url = render_with("https://h/hook?tenant={$.detail.t}&x=.", "..").unwrap();
+        assert_eq!(url.as_str(), "https://h/hook?tenant=..&x=.");
     }
 
     #[test]

@@ -96,7 +96,10 @@ pub(crate) async fn send(
     let oauth = resolved.as_ref().is_some_and(|r| r.needs_access_token());
     let mut token = None;
     if let (true, Some(live)) = (oauth, &connection) {
-        token = Some(live.access_token(&client, &context.keyring, None).await?);
+        token = Some(
+            live.access_token(&client, &context.policy, &context.keyring, None)
+                .await?,
+        );
     }
     let first = send_once(
         context,
@@ -111,7 +114,7 @@ pub(crate) async fn send(
     match (&first, &connection) {
         (Err(e), Some(live)) if oauth && e.status() == Some(401) => {
             let fresh = live
-                .access_token(&client, &context.keyring, token.as_ref())
+                .access_token(&client, &context.policy, &context.keyring, token.as_ref())
                 .await?;
             send_once(
                 context,
@@ -187,11 +190,10 @@ async fn send_once(
     };
     let mut rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
     let url = reqwest::Url::parse(&rendered.url).map_err(|e| invalid(format!("url: {e}")))?;
-    if let Some(ip) = context.policy.refused_literal(url.as_str()) {
-        return Err(invalid(format!(
-            "address {ip} is refused by the destination address policy"
-        )));
-    }
+    context
+        .policy
+        .check_url(&url)
+        .map_err(|e| invalid(e.to_string()))?;
     let method = reqwest::Method::from_bytes(rendered.method.as_str().as_bytes())
         .map_err(|e| invalid(format!("method: {e}")))?;
     let mut request = client
@@ -301,7 +303,7 @@ fn invalid(message: String) -> DeliveryError {
 }
 
 /// Never quotes the URL: a rendered one may hold secret query values.
-fn transport_error(error: reqwest::Error) -> DeliveryError {
+pub(crate) fn transport_error(error: reqwest::Error) -> DeliveryError {
     let error = error.without_url();
     let refused = std::iter::successors(std::error::Error::source(&error), |e| e.source())
         .any(|cause| cause.downcast_ref::<AddressRefused>().is_some());

@@ -17,6 +17,7 @@ use switchyard_destination::{ConnectionAuth, ConnectionSpec};
 use switchyard_secrets::{Keyring, Secret};
 
 use crate::address::AddressPolicy;
+use crate::attempt::transport_error;
 use crate::{DeliveryError, DispatchError, ErrorKind};
 
 /// One connection: its sealed configuration and the token fetched for it.
@@ -65,6 +66,7 @@ impl LiveConnection {
     pub(crate) async fn access_token(
         &self,
         client: &reqwest::Client,
+        policy: &AddressPolicy,
         keyring: &Arc<Keyring>,
         stale: Option<&Secret>,
     ) -> Result<Secret, DeliveryError> {
@@ -95,7 +97,21 @@ impl LiveConnection {
                 &format!("OAuth client secret: {e}"),
             )
         })?;
-        let mut post = client.post(&request.url).timeout(Duration::from_secs(30));
+        // Checked at each fetch, not only when the connection was written: the policy may have
+        // changed since, and a connection loaded from the store was never checked by this node.
+        let url = reqwest::Url::parse(&request.url).map_err(|e| {
+            failure(
+                ErrorKind::InvalidDestination,
+                &format!("OAuth token_url: {e}"),
+            )
+        })?;
+        policy.check_url(&url).map_err(|e| {
+            failure(
+                ErrorKind::InvalidDestination,
+                &format!("OAuth token_url: {e}"),
+            )
+        })?;
+        let mut post = client.post(url).timeout(Duration::from_secs(30));
         for header in &request.headers {
             post = post.header(header.name.as_str(), header.value.as_str());
         }
@@ -104,9 +120,10 @@ impl LiveConnection {
             .send()
             .await
             .map_err(|e| {
+                let error = transport_error(e);
                 failure(
-                    ErrorKind::Connection,
-                    &format!("OAuth token endpoint: {}", e.without_url()),
+                    error.kind,
+                    &format!("OAuth token endpoint: {}", error.message),
                 )
             })?;
         let status = response.status().as_u16();

@@ -36,7 +36,7 @@ use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use address::{AddressPolicy, DEFAULT_DENY};
+pub use address::{AddressPolicy, AddressRefused, DEFAULT_DENY};
 pub use attempt::IdentitySigner;
 pub use connections::{Connections, LiveConnection};
 pub use error::{DeliveryError, DispatchError, ErrorKind};

@@ -26,7 +26,7 @@ pub use archive::{
 pub use error::ModelError;
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
-pub use network::Network;
+pub use network::{Network, embedded_ipv4};
 pub use subscription::{
     BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
     parse_bus_spec, parse_subscription_spec,

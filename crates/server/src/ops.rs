@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use switchyard_destination::ConnectionSpec;
+use switchyard_destination::{ConnectionAuth, ConnectionSpec};
 use switchyard_dispatcher::LiveConnection;
 use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
 use switchyard_secrets::SecretRef;
@@ -92,11 +92,7 @@ impl App {
                         "field \"destination.connection\": connection {connection:?} does not exist; create it first"
                     )));
                 }
-            if let Some(ip) = app.config.address_policy.refused_literal(spec.destination.url.as_str()) {
-                return Err(ServerError::Invalid(format!(
-                    "field \"destination.url\": address {ip} is refused by the destination address policy"
-                )));
-            }
+            app.check_address("destination.url", spec.destination.url.as_str())?;
             // Signing secrets are stored sealed (or as `file:` references), never as written.
             if let Some(signing) = &spec.destination.signing {
                 spec.destination.signing = Some(signing.seal(&app.keyring).map_err(|e| {
@@ -246,6 +242,9 @@ impl App {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
+            if let Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) = &spec.auth {
+                app.check_address("auth.token_url", &oauth.token_url)?;
+            }
             switchyard_model::validate_description(spec.description.as_deref())
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
             let sealed = spec
@@ -273,6 +272,20 @@ impl App {
             Ok((record, created))
         })
         .await
+    }
+
+    /// Refuses a URL whose written address the destination address policy refuses, so that the
+    /// mistake is reported when it is made rather than as dead letters later. (Every request is
+    /// checked again when it is sent, and a name when it resolves.)
+    fn check_address(&self, field: &str, url: &str) -> Result<(), ServerError> {
+        let url = url::Url::parse(url).map_err(|e| {
+            ServerError::Invalid(format!("field \"{field}\": is not a valid URL: {e}"))
+        })?;
+        self.config.address_policy.check_url(&url).map_err(|e| {
+            ServerError::Invalid(format!(
+                "field \"{field}\": {e}; use an address the policy allows"
+            ))
+        })
     }
 
     /// Deletes a connection no subscription uses.

@@ -55,11 +55,14 @@ pub struct ServeArgs {
     /// trace has caused this many forwards per original event on this node [default: 100].
     #[arg(long)]
     max_forwards: Option<u32>,
-    /// A network deliveries may go to (repeat the flag); without any, every network not denied.
+    /// A network deliveries and OAuth token requests may go to (repeat the flag); without any,
+    /// every network not denied.
     #[arg(long = "allow-destination-network", value_name = "CIDR")]
     allow_destination_networks: Vec<String>,
-    /// A network deliveries may not go to (repeat the flag); replaces the default deny list
-    /// (169.254.0.0/16 and fd00:ec2::254, where cloud metadata services answer).
+    /// A network deliveries and OAuth token requests may not go to (repeat the flag); replaces
+    /// the default deny list: link-local 169.254.0.0/16 and fe80::/10 and the cloud metadata
+    /// addresses (docs/destinations.md). 0.0.0.0/8 and :: are refused whatever the lists; IPv4
+    /// inside IPv6 (::ffff:a.b.c.d, 64:ff9b::/96, 6to4) is checked as the IPv4 it carries.
     #[arg(long = "deny-destination-network", value_name = "CIDR")]
     deny_destination_networks: Vec<String>,
     /// switchyard's base URL as receivers reach it: the issuer of identity tokens, whose keys

@@ -307,10 +307,271 @@ async fn the_address_policy_refuses_metadata_and_denied_networks() {
         page["items"][0]["last_error"]
             .as_str()
             .unwrap()
-            .contains("destination policy"),
+            .contains("destination address policy"),
         "{page}"
     );
     assert_eq!(receiver.count(), 0);
+}
+
+const DENY_LOOPBACK: [&str; 4] = [
+    "--deny-destination-network",
+    "127.0.0.0/8",
+    "--deny-destination-network",
+    "::1",
+];
+
+/// The port of a receiver's `http://127.0.0.1:PORT` URL.
+fn port_of(receiver: &Receiver) -> String {
+    receiver.url.rsplit(':').next().unwrap().to_string()
+}
+
+/// The first dead letter of `bus/name`, waiting (bounded) for it.
+async fn first_dead_letter(api: &Api<'_>, bus: &str, name: &str) -> Value {
+    wait_for("a dead letter", Duration::from_secs(20), async || {
+        api.stats(bus, name).await["dead"] == 1
+    })
+    .await;
+    let (_, page) = api
+        .get(&format!(
+            "/v1/buses/{bus}/subscriptions/{name}/dead-letters"
+        ))
+        .await;
+    page["items"][0].clone()
+}
+
+#[tokio::test]
+async fn zero_address_destination_is_refused_with_loopback_denied() {
+    let dir = temp_dir();
+    let receiver = Receiver::ok().await;
+    let port = port_of(&receiver);
+    // Whatever the lists say: an empty deny list and everything allowed.
+    for flags in [
+        &DENY_LOOPBACK[..],
+        &[
+            "--allow-destination-network",
+            "0.0.0.0/0",
+            "--allow-destination-network",
+            "::/0",
+        ][..],
+    ] {
+        let server = Server::start(dir.path(), flags);
+        let api = Api::new(&server);
+        api.bus("shop").await;
+        for url in [
+            format!("http://0.0.0.0:{port}/"),
+            format!("http://0:{port}/"),
+            format!("http://0.0.0.0.:{port}/"),
+            format!("http://[::]:{port}/"),
+            format!("http://[::ffff:0.0.0.0]:{port}/"),
+        ] {
+            let (status, body) = api
+                .put(
+                    "/v1/buses/shop/subscriptions/zero",
+                    json!({"destination": {"url": url}}),
+                )
+                .await;
+            assert_eq!(status, 400, "{url}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("destination.url") && message.contains("unspecified"),
+                "{url}: {body}"
+            );
+        }
+    }
+    assert_eq!(receiver.count(), 0, "a request reached the local host");
+}
+
+#[tokio::test]
+async fn every_embedded_ipv4_form_is_checked_as_the_ipv4_it_carries() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("shop").await;
+    for host in [
+        "[::169.254.169.254]",
+        "[::ffff:169.254.169.254]",
+        "[::ffff:0:169.254.169.254]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2002:a9fe:a9fe::1]",
+        "[fe80::1]",
+        "[fe80::a9fe:a9fe]",
+        "[fd20:ce::254]",
+        "100.100.100.200",
+    ] {
+        let (status, body) = api
+            .put(
+                "/v1/buses/shop/subscriptions/steal",
+                json!({"destination": {"url": format!("http://{host}/latest/meta-data/")}}),
+            )
+            .await;
+        assert_eq!(status, 400, "{host}: {body}");
+    }
+    drop(server);
+
+    let other = temp_dir();
+    let server = Server::start(other.path(), &DENY_LOOPBACK);
+    let api = Api::new(&server);
+    api.bus("shop").await;
+    for host in [
+        "[::127.0.0.1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:0:127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::]",
+        "127.1",
+        "0x7f000001",
+    ] {
+        let (status, body) = api
+            .put(
+                "/v1/buses/shop/subscriptions/local",
+                json!({"destination": {"url": format!("http://{host}:8080/")}}),
+            )
+            .await;
+        assert_eq!(status, 400, "{host}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("refused by the destination address policy"),
+            "{host}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oauth_token_url_in_a_denied_network_is_refused() {
+    let dir = temp_dir();
+    let tokens = Receiver::start(|_, _| {
+        Reply::json(
+            200,
+            json!({"access_token": "tok", "token_type": "Bearer", "expires_in": 3600}),
+        )
+    })
+    .await;
+    let receiver = Receiver::ok().await;
+    let oauth = |token_url: String| {
+        json!({"auth": {
+            "type": "oauth2_client_credentials", "token_url": token_url,
+            "client_id": "switchyard", "client_secret": "client-secret-0a0a"
+        }})
+    };
+
+    // Stored while loopback was allowed; the node then restarts with loopback denied.
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let (status, body) = api
+        .put(
+            "/v1/connections/literal",
+            oauth(format!("{}/token", tokens.url)),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "literal",
+        json!({"destination": {"url": receiver.url, "connection": "literal"}}),
+    )
+    .await;
+    drop(server);
+
+    let server = Server::start(dir.path(), &DENY_LOOPBACK);
+    let api = Api::new(&server);
+    for token_url in [
+        format!("{}/token", tokens.url),
+        format!("http://0.0.0.0:{}/token", port_of(&tokens)),
+        format!("http://[::ffff:127.0.0.1]:{}/token", port_of(&tokens)),
+    ] {
+        let (status, body) = api.put("/v1/connections/denied", oauth(token_url)).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("auth.token_url"),
+            "{body}"
+        );
+    }
+    // A name is checked when it resolves, before the client credentials are sent.
+    let (status, body) = api
+        .put(
+            "/v1/connections/named",
+            oauth(format!("http://localhost:{}/token", port_of(&tokens))),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    api.subscribe(
+        "b",
+        "named",
+        json!({"destination": {
+            "url": format!("http://localhost:{}/", port_of(&receiver)),
+            "connection": "named"
+        }}),
+    )
+    .await;
+    api.publish("b", vec![event("x", json!({}))]).await;
+    for name in ["literal", "named"] {
+        let dead = first_dead_letter(&api, "b", name).await;
+        assert_eq!(dead["reason"], "invalid_destination", "{name}: {dead}");
+        assert!(
+            dead["last_error"].as_str().unwrap().contains("OAuth token"),
+            "{name}: {dead}"
+        );
+    }
+    assert_eq!(tokens.count(), 0, "the client credentials were sent");
+    assert_eq!(receiver.count(), 0);
+}
+
+#[tokio::test]
+async fn dot_dot_in_a_url_template_cannot_climb_the_path() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("shop").await;
+    for (name, value) in [("up", ".."), ("here", ".")] {
+        api.subscribe(
+            "shop",
+            name,
+            json!({
+                "pattern": {"detail": {"t": [value]}},
+                "destination": {"url": format!("{}/tenants/{{$.detail.t}}/hook", receiver.url)}
+            }),
+        )
+        .await;
+    }
+    api.subscribe(
+        "shop",
+        "slash",
+        json!({
+            "pattern": {"detail": {"t": ["../hook"]}},
+            "destination": {"url": format!("{}/tenants/{{$.detail.t}}/hook", receiver.url)}
+        }),
+    )
+    .await;
+    api.publish(
+        "shop",
+        vec![
+            event("x", json!({"t": ".."})),
+            event("x", json!({"t": "."})),
+            event("x", json!({"t": "../hook"})),
+        ],
+    )
+    .await;
+    for name in ["up", "here"] {
+        let dead = first_dead_letter(&api, "shop", name).await;
+        assert_eq!(dead["reason"], "invalid_destination", "{name}: {dead}");
+        assert!(
+            dead["last_error"].as_str().unwrap().contains("$.detail.t"),
+            "{name}: {dead}"
+        );
+    }
+    wait_for("a delivery", Duration::from_secs(20), async || {
+        api.stats("shop", "slash").await["delivered"] == 1
+    })
+    .await;
+    let paths: Vec<String> = receiver.hits().into_iter().map(|h| h.path).collect();
+    assert_eq!(paths, ["/tenants/..%2Fhook/hook"]);
 }
 
 /// Verifies an ES256 JWT against a JWKS document, as a receiver would; returns its claims.
