@@ -1,6 +1,78 @@
 //! The store's typed error, and the messages both implementations give for the same failures.
+//!
+//! Faults that pass ([`Outage`]: a full disk, a failed write, a database server that went away)
+//! are told apart from failures that do not, so that callers can answer "retry later" and the
+//! stores can recover by themselves.
+
+use std::sync::Arc;
 
 use crate::DocumentKind;
+
+/// What kind of fault keeps the store from writing for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageKind {
+    /// The disk holding the data is full (ENOSPC, a quota, PostgreSQL's `disk_full`).
+    DiskFull,
+    /// A read or write of the store file failed for another reason; the store re-opens it.
+    WriteFailed,
+    /// The database server cannot be reached, or is restarting or refusing connections.
+    Unreachable,
+}
+
+/// A fault of the store's storage that is expected to pass: nothing was acknowledged, and the
+/// store keeps trying to recover (re-open, reconnect) by itself. Cloned to every caller of a
+/// group commit, so its cause is shared.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", describe(*kind, cause))]
+pub struct Outage {
+    pub kind: OutageKind,
+    #[source]
+    cause: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl Outage {
+    pub(crate) fn new(
+        kind: OutageKind,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Outage {
+        Outage {
+            kind,
+            cause: Arc::from(cause.into()),
+        }
+    }
+
+    /// What failed underneath: the I/O error, or what the database server said.
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.cause
+    }
+
+    /// A write or read of the store file failed: a full disk or another I/O error.
+    pub(crate) fn io(error: std::io::Error) -> Outage {
+        let full = matches!(
+            error.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        );
+        let kind = match full {
+            true => OutageKind::DiskFull,
+            false => OutageKind::WriteFailed,
+        };
+        Outage::new(kind, error)
+    }
+}
+
+fn describe(kind: OutageKind, cause: &Arc<dyn std::error::Error + Send + Sync>) -> String {
+    match kind {
+        OutageKind::DiskFull => format!(
+            "the store's disk is full ({cause}); nothing was written. Free space on it: the store resumes by itself"
+        ),
+        OutageKind::WriteFailed => format!(
+            "the store could not write ({cause}); nothing was written. It is re-opening its file by itself: retry shortly"
+        ),
+        OutageKind::Unreachable => format!(
+            "the database cannot be reached ({cause}); the change was not confirmed. Retry shortly: switchyard reconnects by itself"
+        ),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -14,6 +86,9 @@ pub enum StoreError {
     /// The store is shut down or its writer is gone; nothing was written.
     #[error("the store is closed")]
     Closed,
+    /// The storage is failing for now (see [`Outage`]); the same call may succeed later.
+    #[error(transparent)]
+    Unavailable(Outage),
     /// Stored bytes do not decode: a bug or a corrupted file, never input.
     #[error("corrupt record in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -56,7 +131,36 @@ impl StoreError {
 
     /// Whether the same call may succeed later (the engine hiccupped) rather than never.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Storage(_))
+        matches!(self, StoreError::Storage(_) | StoreError::Unavailable(_))
+    }
+
+    /// The error every caller of a failed group commit gets: the outage itself when that is what
+    /// failed the group, so each of them can tell "retry later" from a broken store.
+    pub(crate) fn for_each_caller(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(outage) => StoreError::Unavailable(outage.clone()),
+            StoreError::Storage(message) => StoreError::Storage(message.clone()),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<Outage> for StoreError {
+    fn from(outage: Outage) -> Self {
+        StoreError::Unavailable(outage)
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(io) => Outage::io(io).into(),
+            // The file's handle is spoiled by an earlier failure; the writer re-opens it.
+            redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
+                Outage::new(OutageKind::WriteFailed, e.to_string()).into()
+            }
+            other => StoreError::Storage(other.to_string()),
+        }
     }
 }
 
@@ -64,14 +168,13 @@ macro_rules! storage_error_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Storage(e.to_string())
+                StoreError::from(redb::Error::from(e))
             }
         }
     )*};
 }
 
 storage_error_from!(
-    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
@@ -88,12 +191,46 @@ impl From<tokio_postgres::Error> for StoreError {
             Some(db) if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
                 StoreError::Conflict(format!("{}; try again", db.message()))
             }
-            Some(db) => StoreError::Storage(format!(
-                "PostgreSQL: {} (SQLSTATE {})",
-                db.message(),
-                db.code().code()
-            )),
+            Some(db) => {
+                let described = format!(
+                    "PostgreSQL: {} (SQLSTATE {})",
+                    db.message(),
+                    db.code().code()
+                );
+                match outage_of(db.code()) {
+                    Some(kind) => Outage::new(kind, described).into(),
+                    None => StoreError::Storage(described),
+                }
+            }
+            // A socket that broke or closed, or a server that did not answer a connect: it is
+            // down or restarting, and the pool and the writer reconnect on next use.
+            None if e.is_closed() || has_io_source(&e) => {
+                Outage::new(OutageKind::Unreachable, format!("PostgreSQL: {e}")).into()
+            }
             None => StoreError::Storage(format!("PostgreSQL: {e}")),
         }
     }
+}
+
+fn has_io_source(e: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// The SQLSTATEs of faults that pass: a full disk, a server shutting down, starting up or out
+/// of connections, a lost connection.
+fn outage_of(code: &tokio_postgres::error::SqlState) -> Option<OutageKind> {
+    use tokio_postgres::error::SqlState;
+    if *code == SqlState::DISK_FULL {
+        return Some(OutageKind::DiskFull);
+    }
+    let passing = [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::INSUFFICIENT_RESOURCES,
+        SqlState::OUT_OF_MEMORY,
+    ];
+    // Class 08: connection exceptions.
+    (passing.contains(code) || code.code().starts_with("08")).then_some(OutageKind::Unreachable)
 }

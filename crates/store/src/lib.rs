@@ -24,7 +24,7 @@ mod postgres;
 mod records;
 
 pub use embedded::EmbeddedStore;
-pub use error::StoreError;
+pub use error::{Outage, OutageKind, StoreError};
 pub use postgres::PostgresStore;
 pub use records::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,

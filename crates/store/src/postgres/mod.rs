@@ -42,6 +42,8 @@ use crate::{
 
 /// Connections for reads and catalog writes, besides the writer's and the listener's.
 const POOL_SIZE: usize = 4;
+/// How long a connection attempt may take unless the URL says (`connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Changes a slow receiver may fall behind by before it lags (and must resync).
 const CHANGES_CAPACITY: usize = 1024;
 
@@ -60,8 +62,13 @@ impl PostgresStore {
     /// `options`, such as `-csearch_path=...`, apply to every connection), brings the schema up to
     /// date and starts listening for changes.
     pub async fn connect(url: &str, options: StoreOptions) -> Result<PostgresStore, StoreError> {
-        let config = Config::from_str(url)
+        let mut config = Config::from_str(url)
             .map_err(|e| StoreError::Storage(format!("invalid PostgreSQL URL: {e}")))?;
+        // Reconnecting to a server that went away must fail soon, not after the system's TCP
+        // timeout, so that writes during the outage are answered "unavailable" at once.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let mut first = Conn::connect(&config).await?;
         let (client, _) = first.parts();
         schema::migrate(client).await?;
