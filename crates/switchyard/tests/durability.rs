@@ -1,8 +1,12 @@
-//! What survives: SIGKILL under load, restarts, and SIGTERM with attempts in flight.
+//! What survives: SIGKILL under load, restarts, SIGTERM with attempts in flight, a full disk
+//! and a PostgreSQL server that restarts.
 
 mod common;
 
 use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -282,4 +286,200 @@ async fn a_repeated_event_id_is_acknowledged_but_not_delivered_again_even_after_
         .filter(|h| h.header("switchyard-bus") == "b" && h.event_id() == "order-1001")
         .count();
     assert_eq!(on_b, 1);
+}
+
+/// One publish of one event, with what a publisher needs to decide to retry.
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: serde_json::Value,
+}
+
+impl Answer {
+    fn id(&self) -> String {
+        self.body["entries"][0]["id"].as_str().unwrap().to_string()
+    }
+}
+
+async fn publish_one(http: &reqwest::Client, base: &str, detail: serde_json::Value) -> Answer {
+    let response = http
+        .post(format!("{base}/v1/buses/b/events"))
+        .body(json!({ "entries": [event("faults", detail)] }).to_string())
+        .send()
+        .await
+        .expect("the server answers while its store fails");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.json().await.unwrap_or_default();
+    Answer {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+/// Waits (bounded) until the receiver has seen every acknowledged event and nothing is pending,
+/// and checks the accounting.
+async fn assert_all_delivered(api: &Api<'_>, receiver: &Receiver, acknowledged: &HashSet<String>) {
+    wait_for(
+        "every acknowledged event at the receiver",
+        Duration::from_secs(120),
+        async || {
+            let seen: HashSet<String> = receiver.hits().iter().map(Hit::event_id).collect();
+            acknowledged.is_subset(&seen)
+        },
+    )
+    .await;
+    wait_for("nothing pending", Duration::from_secs(60), async || {
+        api.stats("b", "s").await["pending"] == 0
+    })
+    .await;
+    let stats = api.stats("b", "s").await;
+    assert_accounting(&stats);
+    assert!(
+        stats["delivered"].as_u64().unwrap() >= acknowledged.len() as u64,
+        "{stats}"
+    );
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped (also when the test fails).
+struct Tmpfs {
+    path: PathBuf,
+    _parent: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Err says why it cannot be mounted (not root, no mount command).
+    fn mount(size: &str) -> Result<Tmpfs, String> {
+        let parent = temp_dir();
+        let path = parent.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !mounted.status.success() {
+            return Err(format!(
+                "mount -t tmpfs was refused ({}); it needs root",
+                String::from_utf8_lossy(&mounted.stderr).trim()
+            ));
+        }
+        Ok(Tmpfs {
+            path,
+            _parent: parent,
+        })
+    }
+
+    /// Writes a file until the disk is full, then gives `room` bytes back; returns its path.
+    fn fill(&self, room: u64) -> PathBuf {
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0xa5u8; 64 * 1024];
+        loop {
+            match file.write(&chunk) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        let full = file.metadata().unwrap().len();
+        file.set_len(full.saturating_sub(room)).unwrap();
+        filler
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmounted = Command::new("umount").arg(&self.path).status();
+        if !unmounted.is_ok_and(|s| s.success()) {
+            // Something still holds a file there: detach it now, it goes when released.
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_publishes_with_507_and_the_store_recovers_without_a_restart() {
+    let disk = match Tmpfs::mount("8m") {
+        Ok(disk) => disk,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let data = disk.path.join("data");
+    let receiver = Receiver::ok().await;
+    let server = Server::start(&data, &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    api.subscribe("b", "s", json!({"destination": {"url": receiver.url}, "retry": {"min_backoff_ms": 20, "max_backoff_ms": 200}})).await;
+    // Room for some publishes first, so that the disk fills up under acknowledged events.
+    let filler = disk.fill(1 << 20);
+
+    // 2,000 events of 10 KB are far more than the disk's 8 MB.
+    let pad = "x".repeat(10_000);
+    let mut acknowledged = HashSet::new();
+    let mut refused = None;
+    for n in 0..2_000 {
+        let answer = publish_one(&api.client, &server.base, json!({"n": n, "pad": pad})).await;
+        if answer.status != 200 {
+            refused = Some(answer);
+            break;
+        }
+        acknowledged.insert(answer.id());
+    }
+    let refused = refused.expect("the full disk never failed a publish");
+    let error = &refused.body["error"];
+    assert_eq!(
+        (refused.status, error["code"].as_str()),
+        (507, Some("insufficient_storage")),
+        "{}",
+        refused.body
+    );
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("disk is full"), "{message}");
+    assert!(refused.retry_after.is_some(), "no Retry-After");
+    let (status, ready) = api.get("/readyz").await;
+    assert_eq!(status, 503, "{ready}");
+    assert!(
+        ready["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("disk is full"),
+        "{ready}"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    wait_for(
+        "a publish to succeed once space is freed",
+        Duration::from_secs(60),
+        async || {
+            let answer = publish_one(&api.client, &server.base, json!({"after": true})).await;
+            if answer.status == 200 {
+                acknowledged.insert(answer.id());
+            }
+            answer.status == 200
+        },
+    )
+    .await;
+    wait_for("/readyz to be ready", Duration::from_secs(30), async || {
+        api.get("/readyz").await.0 == 200
+    })
+    .await;
+    assert_all_delivered(&api, &receiver, &acknowledged).await;
+
+    // The file is whole: it opens after a restart with every acknowledged event accounted for.
+    drop(api);
+    assert_eq!(server.terminate().await.code(), Some(0));
+    let restarted = Server::start(&data, &[]);
+    let stats = Api::new(&restarted).stats("b", "s").await;
+    assert_accounting(&stats);
+    assert!(
+        stats["accepted"].as_u64().unwrap() >= acknowledged.len() as u64,
+        "{stats}"
+    );
 }

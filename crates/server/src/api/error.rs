@@ -96,8 +96,9 @@ impl From<StoreError> for ApiError {
                 "unavailable",
                 "switchyard is shutting down",
             ),
+            // The store logs the fault and its recovery; one line per refused request would
+            // flood the log for the whole outage.
             StoreError::Unavailable(outage) => {
-                tracing::warn!(error = %outage, "store outage");
                 let (status, code) = match outage.kind {
                     OutageKind::DiskFull => {
                         (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")

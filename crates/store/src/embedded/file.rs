@@ -5,11 +5,14 @@
 //! file again, which also repairs it if the failure left it mid-commit. The writer thread does
 //! that ([`super::writer`]); meanwhile the handle is swapped for the [`Outage`] that took it, so
 //! that readers and writers fail at once with what is wrong instead of with redb's message.
+//! After a full disk, the file is opened again only once the disk has room
+//! ([`StoreFile::check_room`]).
 //!
 //! Invariant: at most one open handle exists (redb locks the file), so the old one is dropped,
 //! after the reads still using it, before the file is opened again. Must not: open the file
 //! from anywhere but [`StoreFile::open`] and [`StoreFile::reopen`].
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -17,6 +20,11 @@ use redb::{Database, ReadableTable};
 
 use super::codec::{CURRENT_SCHEMA, SCHEMA_VERSION, Tables};
 use crate::{Outage, StoreError};
+
+/// Free space the disk must show before writing resumes after it filled up. Re-opening alone
+/// proves nothing: redb reuses the pages it freed, so it opens (and even commits a little) on a
+/// full disk, and the next publish would fail again. A few busy group commits' worth.
+const ROOM_TO_RESUME: usize = 1 << 20;
 
 pub(super) struct StoreFile {
     path: PathBuf,
@@ -85,6 +93,27 @@ impl StoreFile {
             Err(other) => Err(other),
         }
     }
+}
+
+impl StoreFile {
+    /// Whether the disk has [`ROOM_TO_RESUME`] free, by writing that much beside the file (and
+    /// removing it).
+    pub(super) fn check_room(&self) -> Result<(), Outage> {
+        let probe = self.path.with_extension("room-check");
+        let written = write_probe(&probe);
+        let _ = std::fs::remove_file(&probe);
+        written.map_err(Outage::io)
+    }
+}
+
+fn write_probe(path: &Path) -> std::io::Result<()> {
+    let mut probe = std::fs::File::create(path)?;
+    let chunk = [0x5a_u8; 64 * 1024];
+    for _ in 0..ROOM_TO_RESUME / chunk.len() {
+        probe.write_all(&chunk)?;
+    }
+    // Some filesystems find out that the blocks are missing only when writing them back.
+    probe.sync_data()
 }
 
 fn open_database(path: &Path) -> Result<Database, StoreError> {

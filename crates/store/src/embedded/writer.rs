@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use super::codec::Tables;
 use super::file::StoreFile;
-use crate::{Outage, StoreError};
+use crate::{Outage, OutageKind, StoreError};
 
 /// Upper bound on jobs per transaction, so that one commit never grows without bound under load.
 const MAX_JOBS_PER_COMMIT: usize = 1024;
@@ -187,6 +187,16 @@ fn recover(
     }
     let mut backoff = MIN_REOPEN_BACKOFF;
     loop {
+        let room = match outage.kind {
+            OutageKind::DiskFull => file.check_room(),
+            OutageKind::WriteFailed | OutageKind::Unreachable => Ok(()),
+        };
+        if let Err(still) = room {
+            tracing::debug!(error = %still, "store: the disk has no room yet");
+            turn_away(&outage, queue, backoff)?;
+            backoff = (backoff * 2).min(MAX_REOPEN_BACKOFF);
+            continue;
+        }
         match file.reopen() {
             Ok(()) => {
                 tracing::info!("store: re-opened the store file; writing again");
