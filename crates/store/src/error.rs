@@ -204,10 +204,18 @@ impl From<tokio_postgres::Error> for StoreError {
             }
             // A socket that broke or closed, or a server that did not answer a connect: it is
             // down or restarting, and the pool and the writer reconnect on next use.
-            None if e.is_closed() || has_io_source(&e) => {
-                Outage::new(OutageKind::Unreachable, format!("PostgreSQL: {e}")).into()
+            None => {
+                // The bare error names only its kind ("error connecting to server"); the why
+                // (refused, timed out, reset) is its source.
+                let described = match std::error::Error::source(&e) {
+                    Some(source) => format!("PostgreSQL: {e}: {source}"),
+                    None => format!("PostgreSQL: {e}"),
+                };
+                match e.is_closed() || has_io_source(&e) {
+                    true => Outage::new(OutageKind::Unreachable, described).into(),
+                    false => StoreError::Storage(described),
+                }
             }
-            None => StoreError::Storage(format!("PostgreSQL: {e}")),
         }
     }
 }
