@@ -22,12 +22,24 @@ pub enum OutageKind {
 /// A fault of the store's storage that is expected to pass: nothing was acknowledged, and the
 /// store keeps trying to recover (re-open, reconnect) by itself. Cloned to every caller of a
 /// group commit, so its cause is shared.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{}", describe(*kind, cause))]
+#[derive(Debug, Clone)]
 pub struct Outage {
     pub kind: OutageKind,
-    #[source]
     cause: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(self.kind, &self.cause))
+    }
+}
+
+// By hand rather than derived: the source is the cause itself, not the `Arc` around it, so that
+// callers can downcast it (to `std::io::Error`, say).
+impl std::error::Error for Outage {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.cause())
+    }
 }
 
 impl Outage {
@@ -241,4 +253,65 @@ fn outage_of(code: &tokio_postgres::error::SqlState) -> Option<OutageKind> {
     ];
     // Class 08: connection exceptions.
     (passing.contains(code) || code.code().starts_with("08")).then_some(OutageKind::Unreachable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outage_kind(error: StoreError) -> Option<OutageKind> {
+        match error {
+            StoreError::Unavailable(outage) => Some(outage.kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_an_outage_that_keeps_its_io_error() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let error = StoreError::from(redb::StorageError::Io(full));
+        let cause = std::error::Error::source(&error).expect("the cause is kept");
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::StorageFull)
+        );
+        assert_eq!(outage_kind(error), Some(OutageKind::DiskFull));
+    }
+
+    #[test]
+    fn a_spoiled_redb_handle_is_an_outage_but_a_corrupt_file_is_not() {
+        let eio = std::io::Error::other("EIO");
+        let kind = |e: redb::StorageError| outage_kind(StoreError::from(e));
+        assert_eq!(
+            kind(redb::StorageError::Io(eio)),
+            Some(OutageKind::WriteFailed)
+        );
+        assert_eq!(
+            kind(redb::StorageError::PreviousIo),
+            Some(OutageKind::WriteFailed)
+        );
+        assert_eq!(kind(redb::StorageError::Corrupted("x".into())), None);
+    }
+
+    #[test]
+    fn every_caller_of_a_failed_group_gets_the_outage() {
+        let outage = Outage::new(OutageKind::Unreachable, "gone");
+        let copy = StoreError::Unavailable(outage).for_each_caller();
+        assert_eq!(outage_kind(copy), Some(OutageKind::Unreachable));
+    }
+
+    #[test]
+    fn sqlstates_of_passing_faults_are_outages() {
+        use tokio_postgres::error::SqlState;
+        assert_eq!(outage_of(&SqlState::DISK_FULL), Some(OutageKind::DiskFull));
+        assert_eq!(
+            outage_of(&SqlState::ADMIN_SHUTDOWN),
+            Some(OutageKind::Unreachable)
+        );
+        assert_eq!(
+            outage_of(&SqlState::CONNECTION_FAILURE),
+            Some(OutageKind::Unreachable)
+        );
+        assert_eq!(outage_of(&SqlState::UNDEFINED_TABLE), None);
+    }
 }

@@ -736,7 +736,6 @@ async fn publishing_resumes_after_the_postgresql_server_restarts_and_nothing_ack
     publisher.await.unwrap();
 
     let seen = std::mem::take(&mut *seen.lock().unwrap());
-    eprintln!(seen.refused.len(), seen.refused.first(), server.log_text());
     for (status, retry_after, body) in &seen.refused {
         assert_eq!(*status, 503, "{body}");
         assert_eq!(body["error"]["code"], "unavailable", "{body}");

@@ -114,7 +114,7 @@ impl Writer {
     }
 }
 
-fn run(file: &StoreFile, queue: &mpsc::Receiver<Box<dyn Job>>) {
+fn run(file: &Arc<StoreFile>, queue: &mpsc::Receiver<Box<dyn Job>>) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_JOBS_PER_COMMIT {
@@ -169,7 +169,7 @@ struct Stopped;
 /// Drops the failed handle and opens the file again, with backoff, until that works; jobs that
 /// arrive meanwhile are answered with the outage at once.
 fn recover(
-    file: &StoreFile,
+    file: &Arc<StoreFile>,
     queue: &mpsc::Receiver<Box<dyn Job>>,
     mut outage: Outage,
 ) -> Result<(), Stopped> {
@@ -187,17 +187,7 @@ fn recover(
     }
     let mut backoff = MIN_REOPEN_BACKOFF;
     loop {
-        let room = match outage.kind {
-            OutageKind::DiskFull => file.check_room(),
-            OutageKind::WriteFailed | OutageKind::Unreachable => Ok(()),
-        };
-        if let Err(still) = room {
-            tracing::debug!(error = %still, "store: the disk has no room yet");
-            turn_away(&outage, queue, backoff)?;
-            backoff = (backoff * 2).min(MAX_REOPEN_BACKOFF);
-            continue;
-        }
-        match file.reopen() {
+        match attempt_reopen(file, &outage, queue)? {
             Ok(()) => {
                 tracing::info!("store: re-opened the store file; writing again");
                 return Ok(());
@@ -210,6 +200,44 @@ fn recover(
         }
         turn_away(&outage, queue, backoff)?;
         backoff = (backoff * 2).min(MAX_REOPEN_BACKOFF);
+    }
+}
+
+/// One attempt: room on the disk first if it was full, then the file opened (and repaired, if
+/// the failure left it mid-commit). On a thread of its own, since a repair reads the whole file:
+/// jobs are answered meanwhile rather than left waiting for it.
+fn attempt_reopen(
+    file: &Arc<StoreFile>,
+    outage: &Outage,
+    queue: &mpsc::Receiver<Box<dyn Job>>,
+) -> Result<Result<(), StoreError>, Stopped> {
+    let (done, attempt) = mpsc::channel();
+    let (file, kind) = (Arc::clone(file), outage.kind);
+    let started = std::thread::Builder::new()
+        .name("store-reopen".into())
+        .spawn(move || {
+            let result = match kind {
+                OutageKind::DiskFull => file.check_room().map_err(StoreError::Unavailable),
+                OutageKind::WriteFailed | OutageKind::Unreachable => Ok(()),
+            }
+            .and_then(|()| file.reopen());
+            let _ = done.send(result);
+        });
+    if let Err(e) = started {
+        return Ok(Err(StoreError::Storage(format!(
+            "cannot start a thread to re-open the store file: {e}"
+        ))));
+    }
+    loop {
+        match attempt.try_recv() {
+            Ok(result) => return Ok(result),
+            Err(mpsc::TryRecvError::Empty) => turn_away(outage, queue, DRAIN_POLL)?,
+            Err(mpsc::TryRecvError::Disconnected) => {
+                return Ok(Err(StoreError::Storage(
+                    "the thread re-opening the store file panicked".into(),
+                )));
+            }
+        }
     }
 }
 
