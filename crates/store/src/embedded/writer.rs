@@ -9,9 +9,10 @@
 //! job that fails with a storage error aborts the whole group, and every caller of the group gets
 //! an error, so no caller is ever told "done" for a write that was rolled back.
 //!
-//! After an [`Outage`] (a full disk, an I/O error) the thread re-opens the file
-//! ([`StoreFile::reopen`]) with backoff until it works, and meanwhile answers every job at once
-//! with the outage, so that callers hear what is wrong instead of waiting for the disk. Every
+//! After an [`Outage`] (a full disk, an I/O error) the thread has the file re-opened
+//! ([`StoreFile::reopen`], on a helper thread) with backoff until that works, and meanwhile
+//! answers every job at once with the outage, so that callers hear what is wrong instead of
+//! waiting for the disk. Every
 //! commit that returned was durable, and nothing else was acknowledged, so the re-opened file
 //! holds everything acknowledged.
 
