@@ -1,6 +1,90 @@
 //! The store's typed error, and the messages both implementations give for the same failures.
+//!
+//! Faults that pass ([`Outage`]: a full disk, a failed write, a database server that went away)
+//! are told apart from failures that do not, so that callers can answer "retry later" and the
+//! stores can recover by themselves.
+
+use std::sync::Arc;
 
 use crate::DocumentKind;
+
+/// What kind of fault keeps the store from writing for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutageKind {
+    /// The disk holding the data is full (ENOSPC, a quota, PostgreSQL's `disk_full`).
+    DiskFull,
+    /// A read or write of the store file failed for another reason; the store re-opens it.
+    WriteFailed,
+    /// The database server cannot be reached, or is restarting or refusing connections.
+    Unreachable,
+}
+
+/// A fault of the store's storage that is expected to pass: nothing was acknowledged, and the
+/// store keeps trying to recover (re-open, reconnect) by itself. Cloned to every caller of a
+/// group commit, so its cause is shared.
+#[derive(Debug, Clone)]
+pub struct Outage {
+    pub kind: OutageKind,
+    cause: Arc<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for Outage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(self.kind, &self.cause))
+    }
+}
+
+// By hand rather than derived: the source is the cause itself, not the `Arc` around it, so that
+// callers can downcast it (to `std::io::Error`, say).
+impl std::error::Error for Outage {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.cause())
+    }
+}
+
+impl Outage {
+    pub(crate) fn new(
+        kind: OutageKind,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Outage {
+        Outage {
+            kind,
+            cause: Arc::from(cause.into()),
+        }
+    }
+
+    /// What failed underneath: the I/O error, or what the database server said.
+    pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.cause
+    }
+
+    /// A write or read of the store file failed: a full disk or another I/O error.
+    pub(crate) fn io(error: std::io::Error) -> Outage {
+        let full = matches!(
+            error.kind(),
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+        );
+        let kind = match full {
+            true => OutageKind::DiskFull,
+            false => OutageKind::WriteFailed,
+        };
+        Outage::new(kind, error)
+    }
+}
+
+fn describe(kind: OutageKind, cause: &Arc<dyn std::error::Error + Send + Sync>) -> String {
+    match kind {
+        OutageKind::DiskFull => format!(
+            "the store's disk is full ({cause}); nothing was written. Free space on it: the store resumes by itself"
+        ),
+        OutageKind::WriteFailed => format!(
+            "the store could not write ({cause}); nothing was written. It is re-opening its file by itself: retry shortly"
+        ),
+        OutageKind::Unreachable => format!(
+            "the database cannot be reached ({cause}); the change was not confirmed. Retry shortly: switchyard reconnects by itself"
+        ),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -14,6 +98,9 @@ pub enum StoreError {
     /// The store is shut down or its writer is gone; nothing was written.
     #[error("the store is closed")]
     Closed,
+    /// The storage is failing for now (see [`Outage`]); the same call may succeed later.
+    #[error(transparent)]
+    Unavailable(Outage),
     /// Stored bytes do not decode: a bug or a corrupted file, never input.
     #[error("corrupt record in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
@@ -56,7 +143,36 @@ impl StoreError {
 
     /// Whether the same call may succeed later (the engine hiccupped) rather than never.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Storage(_))
+        matches!(self, StoreError::Storage(_) | StoreError::Unavailable(_))
+    }
+
+    /// The error every caller of a failed group commit gets: the outage itself when that is what
+    /// failed the group, so each of them can tell "retry later" from a broken store.
+    pub(crate) fn for_each_caller(&self) -> StoreError {
+        match self {
+            StoreError::Unavailable(outage) => StoreError::Unavailable(outage.clone()),
+            StoreError::Storage(message) => StoreError::Storage(message.clone()),
+            other => StoreError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl From<Outage> for StoreError {
+    fn from(outage: Outage) -> Self {
+        StoreError::Unavailable(outage)
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        match e {
+            redb::Error::Io(io) => Outage::io(io).into(),
+            // The file's handle is spoiled by an earlier failure; the writer re-opens it.
+            redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
+                Outage::new(OutageKind::WriteFailed, e.to_string()).into()
+            }
+            other => StoreError::Storage(other.to_string()),
+        }
     }
 }
 
@@ -64,14 +180,13 @@ macro_rules! storage_error_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Storage(e.to_string())
+                StoreError::from(redb::Error::from(e))
             }
         }
     )*};
 }
 
 storage_error_from!(
-    redb::Error,
     redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
@@ -88,12 +203,26 @@ impl From<tokio_postgres::Error> for StoreError {
             Some(db) if *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION => {
                 StoreError::Conflict(format!("{}; try again", db.message()))
             }
-            Some(db) => StoreError::Storage(format!(
-                "PostgreSQL: {} (SQLSTATE {})",
-                db.message(),
-                db.code().code()
-            )),
-            None => StoreError::Storage(format!("PostgreSQL: {}", with_causes(&e))),
+            Some(db) => {
+                let described = format!(
+                    "PostgreSQL: {} (SQLSTATE {})",
+                    db.message(),
+                    db.code().code()
+                );
+                match outage_of(db.code()) {
+                    Some(kind) => Outage::new(kind, described).into(),
+                    None => StoreError::Storage(described),
+                }
+            }
+            // A socket that broke or closed, or a server that did not answer a connect: it is
+            // down or restarting, and the pool and the writer reconnect on next use.
+            None => {
+                let described = format!("PostgreSQL: {}", with_causes(&e));
+                match e.is_closed() || has_io_source(&e) {
+                    true => Outage::new(OutageKind::Unreachable, described).into(),
+                    false => StoreError::Storage(described),
+                }
+            }
         }
     }
 }
@@ -105,4 +234,88 @@ pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+fn has_io_source(e: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+}
+
+/// The SQLSTATEs of faults that pass: a full disk, a server shutting down, starting up or out
+/// of connections, a lost connection.
+fn outage_of(code: &tokio_postgres::error::SqlState) -> Option<OutageKind> {
+    use tokio_postgres::error::SqlState;
+    if *code == SqlState::DISK_FULL {
+        return Some(OutageKind::DiskFull);
+    }
+    let passing = [
+        SqlState::ADMIN_SHUTDOWN,
+        SqlState::CRASH_SHUTDOWN,
+        SqlState::CANNOT_CONNECT_NOW,
+        SqlState::TOO_MANY_CONNECTIONS,
+        SqlState::INSUFFICIENT_RESOURCES,
+        SqlState::OUT_OF_MEMORY,
+    ];
+    // Class 08: connection exceptions.
+    (passing.contains(code) || code.code().starts_with("08")).then_some(OutageKind::Unreachable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outage_kind(error: StoreError) -> Option<OutageKind> {
+        match error {
+            StoreError::Unavailable(outage) => Some(outage.kind),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_an_outage_that_keeps_its_io_error() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let error = StoreError::from(redb::StorageError::Io(full));
+        let cause = std::error::Error::source(&error).expect("the cause is kept");
+        assert_eq!(
+            cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::StorageFull)
+        );
+        assert_eq!(outage_kind(error), Some(OutageKind::DiskFull));
+    }
+
+    #[test]
+    fn a_spoiled_redb_handle_is_an_outage_but_a_corrupt_file_is_not() {
+        let eio = std::io::Error::other("EIO");
+        let kind = |e: redb::StorageError| outage_kind(StoreError::from(e));
+        assert_eq!(
+            kind(redb::StorageError::Io(eio)),
+            Some(OutageKind::WriteFailed)
+        );
+        assert_eq!(
+            kind(redb::StorageError::PreviousIo),
+            Some(OutageKind::WriteFailed)
+        );
+        assert_eq!(kind(redb::StorageError::Corrupted("x".into())), None);
+    }
+
+    #[test]
+    fn every_caller_of_a_failed_group_gets_the_outage() {
+        let outage = Outage::new(OutageKind::Unreachable, "gone");
+        let copy = StoreError::Unavailable(outage).for_each_caller();
+        assert_eq!(outage_kind(copy), Some(OutageKind::Unreachable));
+    }
+
+    #[test]
+    fn sqlstates_of_passing_faults_are_outages() {
+        use tokio_postgres::error::SqlState;
+        assert_eq!(outage_of(&SqlState::DISK_FULL), Some(OutageKind::DiskFull));
+        assert_eq!(
+            outage_of(&SqlState::ADMIN_SHUTDOWN),
+            Some(OutageKind::Unreachable)
+        );
+        assert_eq!(
+            outage_of(&SqlState::CONNECTION_FAILURE),
+            Some(OutageKind::Unreachable)
+        );
+        assert_eq!(outage_of(&SqlState::UNDEFINED_TABLE), None);
+    }
 }

@@ -12,6 +12,10 @@
 //! - an attempt's record lives as long as its event (or its subscription, if deleted first);
 //! - delivery ids grow with time, so the first pending delivery of a subscription is its oldest.
 //!
+//! Faults that pass (a full disk, a failed write, a database server restarting) are
+//! [`StoreError::Unavailable`]: nothing was acknowledged, and both stores recover from them by
+//! themselves (re-open the file, reconnect), without a restart.
+//!
 //! Every operation takes and returns batches: both stores turn concurrent callers into one group
 //! commit, and the PostgreSQL store sends each batch in a few multi-row statements.
 //!
@@ -24,7 +28,7 @@ mod postgres;
 mod records;
 
 pub use embedded::EmbeddedStore;
-pub use error::StoreError;
+pub use error::{Outage, OutageKind, StoreError};
 pub use postgres::PostgresStore;
 pub use records::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,

@@ -3,7 +3,11 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchyard_model::ModelError;
-use switchyard_store::StoreError;
+use switchyard_store::{OutageKind, StoreError};
+
+/// What a store outage answers in `Retry-After`: about how often the store re-opens its file
+/// or reconnects once the fault is gone.
+const OUTAGE_RETRY_AFTER_S: u64 = 2;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -11,6 +15,8 @@ pub struct ApiError {
     /// Stable and machine-readable: scripts branch on it, so codes are never renamed.
     pub code: &'static str,
     pub message: String,
+    /// Seconds for `Retry-After`, when retrying later is the fix.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -19,6 +25,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_s: None,
         }
     }
 
@@ -40,6 +47,11 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(seconds) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
         }
         response
     }
@@ -84,6 +96,22 @@ impl From<StoreError> for ApiError {
                 "unavailable",
                 "switchyard is shutting down",
             ),
+            // The store logs the fault and its recovery; one line per refused request would
+            // flood the log for the whole outage.
+            StoreError::Unavailable(outage) => {
+                let (status, code) = match outage.kind {
+                    OutageKind::DiskFull => {
+                        (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+                    }
+                    OutageKind::WriteFailed | OutageKind::Unreachable => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                    }
+                };
+                ApiError {
+                    retry_after_s: Some(OUTAGE_RETRY_AFTER_S),
+                    ..ApiError::new(status, code, outage.to_string())
+                }
+            }
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::new(

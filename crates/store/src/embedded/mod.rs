@@ -1,14 +1,17 @@
 //! The embedded store: one redb file in the data directory, zero setup.
 //!
-//! Owns the file and its single writer thread ([`writer`]); reads run on tokio's blocking pool
-//! against MVCC snapshots, so they never wait for a commit. Only one process can open the file
-//! at a time (redb locks it), which is what keeps two `serve`s off the same data directory.
+//! Owns the file ([`file`]) and its single writer thread ([`writer`]); reads run on tokio's
+//! blocking pool against MVCC snapshots, so they never wait for a commit. Only one process can
+//! open the file at a time (redb locks it), which is what keeps two `serve`s off the same data
+//! directory. A full disk or an I/O error fails writes (and reads) with an [`crate::Outage`]
+//! until the writer has re-opened the file; no restart is needed.
 //!
 //! Must not: decide delivery policy, or hold a write transaction across an `.await`.
 
 mod archives;
 mod codec;
 mod deliveries;
+mod file;
 mod history;
 mod writer;
 
@@ -17,10 +20,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, Table};
 use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
 
 use self::codec::*;
+use self::file::StoreFile;
 use self::writer::Writer;
 use crate::records::{from_json, to_json as json};
 use crate::{
@@ -30,8 +34,8 @@ use crate::{
 };
 
 pub struct EmbeddedStore {
-    /// Shared with the writer thread; reads open their own snapshots on it.
-    db: Arc<Database>,
+    /// Shared with the writer thread; reads open their own snapshots on its current handle.
+    file: Arc<StoreFile>,
     writer: Writer,
     options: StoreOptions,
 }
@@ -39,18 +43,10 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store file. Fails if another process holds it.
     pub fn open(path: &Path, options: StoreOptions) -> Result<EmbeddedStore, StoreError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Conflict(format!(
-                "{} is in use by another switchyard process",
-                path.display()
-            )),
-            other => StoreError::Storage(format!("cannot open {}: {other}", path.display())),
-        })?;
-        init_schema(&db)?;
-        let db = Arc::new(db);
-        let writer = Writer::start(Arc::clone(&db))?;
+        let file = Arc::new(StoreFile::open(path)?);
+        let writer = Writer::start(Arc::clone(&file))?;
         Ok(EmbeddedStore {
-            db,
+            file,
             writer,
             options,
         })
@@ -61,33 +57,11 @@ impl EmbeddedStore {
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db.begin_read()?))
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || work(&file.database()?.begin_read()?))
             .await
             .map_err(|e| StoreError::Storage(format!("read task failed: {e}")))?
     }
-}
-
-fn init_schema(db: &Database) -> Result<(), StoreError> {
-    let txn = db.begin_write()?;
-    {
-        // Creates every table on first start, so that read transactions always find them.
-        let mut meta = Tables::open(&txn)?.meta;
-        let version = meta.get(SCHEMA_VERSION)?.map(|v| v.value());
-        match version {
-            None => {
-                meta.insert(SCHEMA_VERSION, CURRENT_SCHEMA)?;
-            }
-            Some(CURRENT_SCHEMA) => {}
-            Some(other) => {
-                return Err(StoreError::Conflict(format!(
-                    "the data directory has schema version {other}; this switchyard reads version {CURRENT_SCHEMA}"
-                )));
-            }
-        }
-    }
-    txn.commit()?;
-    Ok(())
 }
 
 fn meta_get(meta: &Table<&str, u64>, key: &str) -> Result<u64, StoreError> {

@@ -36,8 +36,12 @@ use tokio_postgres::{Client, Config, Connection, Socket};
 
 use crate::StoreError;
 
+/// How long a connection attempt may take unless the URL says (`connect_timeout`).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Where to connect and how: the URL's settings and the TLS connector its `sslmode` asks for.
 #[derive(Clone)]
+
 pub(super) struct Database {
     config: Config,
     tls: MakeRustls,
@@ -83,8 +87,13 @@ impl Database {
             (true, true) => "&",
             (true, false) => "?",
         };
-        let config = Config::from_str(&format!("{rest}{separator}sslmode={known}"))
+        let mut config = Config::from_str(&format!("{rest}{separator}sslmode={known}"))
             .map_err(|e| invalid(crate::error::with_causes(&e)))?;
+        // Reconnecting to a server that went away must fail soon, not after the system's TCP
+        // timeout, so that writes during the outage are answered "unavailable" at once.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let check = match (mode, roots) {
             (Mode::VerifyFull, Some(roots)) => Check::Full(verifier(roots)?),
             (_, Some(roots)) => Check::Chain(verifier(roots)?),

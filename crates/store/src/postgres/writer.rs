@@ -158,9 +158,8 @@ fn answer(group: Vec<Job>, result: Result<Created, StoreError>) {
             }
         }
         Err(e) => {
-            let reason = e.to_string();
             for job in group {
-                let error = StoreError::Storage(reason.clone());
+                let error = e.for_each_caller();
                 match job {
                     Job::Append { reply, .. } => {
                         let _ = reply.send(Err(error));
