@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 fn assert_error(response: &(u16, Value), status: u16, code: &str, mentions: &str) {
     let (got, body) = response;
@@ -379,4 +380,56 @@ async fn test_pattern_answers_and_explains_invalid_patterns() {
         .unwrap();
     assert!(!cli.status.success());
     assert!(String::from_utf8_lossy(&cli.stderr).contains("invalid pattern"));
+}
+
+/// Issue 13: `{"amount": 5, "amount": 1000000}` passed a filter `amount < 100` on its first key
+/// and was delivered with both; receivers read the last. A body that gives a key twice is refused
+/// with the key's path, on publish and on test-pattern alike, and nothing is delivered.
+#[tokio::test]
+async fn duplicate_keys_cannot_slip_past_a_filter() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "small",
+        json!({"pattern": {"detail": {"amount": [{"numeric": ["<", 100]}]}}, "destination": {"url": receiver.url}}),
+    )
+    .await;
+    let twice =
+        r#"{"source": "s", "detail-type": "t", "detail": {"amount": 5, "amount": 1000000}}"#;
+    assert_error(
+        &api.post_raw("/v1/buses/b/events", twice).await,
+        400,
+        "invalid",
+        "\"detail.amount\" is given twice",
+    );
+    let batch = format!(r#"{{"entries": [{twice}]}}"#);
+    assert_error(
+        &api.post_raw("/v1/buses/b/events", batch).await,
+        400,
+        "invalid",
+        "\"entries[0].detail.amount\" is given twice",
+    );
+    let test = format!(
+        r#"{{"pattern": {{"detail": {{"amount": [{{"numeric": ["<", 100]}}]}}}}, "event": {twice}}}"#
+    );
+    assert_error(
+        &api.post_raw("/v1/test-pattern", test).await,
+        400,
+        "invalid",
+        "\"detail.amount\" is given twice",
+    );
+    // An event published after the refused ones arrives alone: they were not delivered.
+    api.publish("b", vec![event("s", json!({"amount": 6}))])
+        .await;
+    wait_for("the later event", Duration::from_secs(10), async || {
+        receiver.count() >= 1
+    })
+    .await;
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].body["detail"], json!({"amount": 6}));
 }
