@@ -62,7 +62,7 @@ pub enum EventError {
     /// ([`MATCH_STEPS_PER_VALUE`] per value on the pattern's fields and per field, at least
     /// [`MATCH_STEPS_MIN`]). Only events built to defeat array-consistent matching get here.
     #[error(
-        "event is too costly to match: over {budget} steps against one pattern; arrays reached both through a dotted key and through nested objects on the same fields make matching hard, give each field one spelling"
+        "event is too costly to match: over {budget} steps against one pattern; send smaller arrays, and do not spell one field both as a dotted key and as nested objects"
     )]
     TooCostly { budget: u64 },
 }
@@ -71,7 +71,7 @@ impl EventError {
     /// What was wrong, in a few words.
     pub fn reason(&self) -> &'static str {
         match self {
-            EventError::Syntax { reason, .. } => *reason,
+            EventError::Syntax { reason, .. } => reason,
             EventError::DuplicateKey(_) => "a key is given twice in one object",
             EventError::TooCostly { .. } => "too costly to match",
         }
