@@ -65,6 +65,9 @@ pub fn parse_publish_request(
     body: &str,
     context: &PublishContext,
 ) -> Result<PublishRequest, ModelError> {
+    // serde_json keeps the last of two equal keys and `detail` travels as raw text with both,
+    // so a filter could read one value and the receiver the other.
+    switchyard_pattern::check_unique_keys(body).map_err(|e| ModelError::invalid(e.to_string()))?;
     let max_event_bytes = context.max_event_bytes;
     let fields = object_fields(body, "the request body")?;
     let Some(entries) = fields.get("entries") else {
@@ -311,6 +314,34 @@ mod tests {
             event
                 .envelope
                 .contains(r#""time":"1970-01-01T00:00:01.000Z""#)
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_path() {
+        for (body, path) in [
+            (
+                r#"{"source":"s","detail-type":"t","detail":{"amount":5,"amount":1000000}}"#,
+                "detail.amount",
+            ),
+            (r#"{"source":"s","source":"t","detail-type":"t"}"#, "source"),
+            (
+                r#"{"entries":[{"source":"s","detail-type":"t"},{"source":"s","detail-type":"t","detail":{"a":[{"b":1,"\u0062":2}]}}]}"#,
+                "entries[1].detail.a[0].b",
+            ),
+        ] {
+            let error = parse_publish_request(body, &context(MIB, 1_000)).unwrap_err();
+            assert_eq!(error.code(), "invalid");
+            assert!(
+                error
+                    .to_string()
+                    .contains(&format!("\"{path}\" is given twice")),
+                "{body}: {error}"
+            );
+        }
+        assert!(
+            single(r#"{"source":"s","detail-type":"t","detail":{"a":{"k":1},"b":{"k":1}}}"#)
+                .is_ok()
         );
     }
 

@@ -3,19 +3,23 @@
 //! Owns: the trie of field paths a set of patterns names, and the walk over an event's JSON text
 //! that records only values on those paths and skips everything else without building it.
 //! Must not: evaluate patterns, or allocate per value (strings without escapes are kept as byte
-//! ranges into the event text).
+//! ranges into the event text), or cost anything per path the event does not have.
 //! Invariants: a path is the event's keys joined with `.`, and the trie is keyed by the
 //! `.`-separated segments of that joined name, so `{"a.b": 1}` and `{"a": {"b": 1}}` both reach
 //! path `a.b`, as in the reference. Each array met on a named path gets a fresh id, and each
 //! value records, outermost first, the (array id, element index) pairs it sits in; two values
-//! are array-consistent when they agree on the index of every array they share.
+//! are array-consistent when they agree on the index of every array they share. Values are kept
+//! in document order, so the values inside one array, or one element of it, are a contiguous
+//! range: the matcher finds the values consistent with a choice by range, not by scanning.
+//! Every key of the event is checked, named path or not: an event that gives a key twice in one
+//! object is refused whatever the patterns.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::EventError;
-use crate::json::{JsonResult, Lexer};
+use crate::json::{KeyCheck, Lexer, ReadError, ReadResult};
 use crate::value::comparable;
+use crate::{DuplicateKey, EventError};
 
 /// Deepest JSON nesting accepted in an event.
 pub const MAX_EVENT_DEPTH: usize = 128;
@@ -195,11 +199,25 @@ pub(crate) struct Val {
     pub num: Option<f64>,
     mem_start: u32,
     mem_len: u32,
-    /// The next value on the same path, or `NONE`.
-    next: u32,
 }
 
-const NONE: u32 = u32::MAX;
+/// An array met on a named path. Values are recorded in document order, so the values inside it
+/// are exactly `vals[start..end]`, and each of its elements is a contiguous run of those.
+#[derive(Debug, Clone, Copy)]
+struct ArraySpan {
+    start: u32,
+    end: u32,
+    /// Its place in the memberships of the values inside it.
+    depth: u32,
+}
+
+/// Where the values of one path lie in `Flat::by_path`, valid for one generation.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    generation: u32,
+    start: u32,
+    len: u32,
+}
 
 /// A flattened event, reused from one event to the next to keep its allocations.
 #[derive(Default)]
@@ -208,43 +226,77 @@ pub(crate) struct Flat {
     mem: Vec<(u32, u32)>,
     decoded: String,
     stack: Vec<(u32, u32)>,
-    next_array: u32,
-    /// Per path id: (generation, last value on that path); values chain through `Val::next`, so
-    /// grouping by path costs nothing beyond the walk.
-    heads: Vec<(u32, u32)>,
+    arrays: Vec<ArraySpan>,
+    keys: KeyCheck,
+    /// Per path id; stamped with a generation so that an event costs nothing for the paths it
+    /// does not have, however many paths the patterns name.
+    slots: Vec<Slot>,
+    touched: Vec<u32>,
+    /// Indices into `vals`, grouped by path, each group in document order.
+    by_path: Vec<u32>,
     generation: u32,
 }
 
 impl Flat {
-    /// Flattens `text`, keeping the values on the paths of `trie` (ids below `n_paths`).
+    /// Flattens `text`, keeping the values on the paths of `trie` (ids below `n_paths`), and
+    /// refusing it if it is not one JSON object or gives a key twice in one object anywhere.
     pub fn load(&mut self, text: &str, trie: &PathTrie, n_paths: usize) -> Result<(), EventError> {
         self.vals.clear();
         self.mem.clear();
         self.decoded.clear();
         self.stack.clear();
-        self.next_array = 0;
+        self.arrays.clear();
+        self.touched.clear();
+        self.keys.reset();
         self.generation = self.generation.wrapping_add(1);
         if self.generation == 0 {
-            self.heads.iter_mut().for_each(|h| h.0 = 0);
+            self.slots.iter_mut().for_each(|s| s.generation = 0);
             self.generation = 1;
         }
-        if self.heads.len() < n_paths {
-            self.heads.resize(n_paths, (0, NONE));
+        if self.slots.len() < n_paths {
+            self.slots.resize(n_paths, Slot::default());
         }
         let mut lx = Lexer::new(text);
         if lx.peek() != Some(b'{') {
-            return Err(EventError {
+            return Err(EventError::Syntax {
                 offset: lx.pos,
                 reason: "an event must be a JSON object",
             });
         }
         let walked = self
             .walk(&mut lx, trie, 0, MAX_EVENT_DEPTH)
-            .and_then(|()| lx.end());
-        walked.map_err(|e| EventError {
-            offset: e.offset,
-            reason: e.what,
-        })
+            .and_then(|()| Ok(lx.end()?));
+        walked.map_err(|e| match e {
+            ReadError::Syntax(e) => EventError::Syntax {
+                offset: e.offset,
+                reason: e.what,
+            },
+            ReadError::Duplicate(path) => EventError::DuplicateKey(DuplicateKey { path }),
+        })?;
+        self.group_by_path();
+        Ok(())
+    }
+
+    /// Fills `by_path`: a counting sort of the values by path, which keeps document order.
+    fn group_by_path(&mut self) {
+        let mut at = 0u32;
+        for &p in &self.touched {
+            if let Some(slot) = self.slots.get_mut(p as usize) {
+                slot.start = at;
+                at += slot.len;
+                slot.len = 0;
+            }
+        }
+        self.by_path.clear();
+        self.by_path.resize(self.vals.len(), 0);
+        for (i, v) in self.vals.iter().enumerate() {
+            if let Some(slot) = self.slots.get_mut(v.path as usize)
+                && let Some(out) = self.by_path.get_mut((slot.start + slot.len) as usize)
+            {
+                *out = i as u32;
+                slot.len += 1;
+            }
+        }
     }
 
     fn walk(
@@ -253,63 +305,74 @@ impl Flat {
         trie: &PathTrie,
         node: u32,
         depth: usize,
-    ) -> JsonResult<()> {
+    ) -> ReadResult<()> {
         match lx.peek() {
             Some(b'{') => {
                 if depth == 0 {
-                    return lx.err("nesting too deep");
+                    return Ok(lx.err("nesting too deep")?);
+                }
+                if !trie.has_children(node) {
+                    return self.keys.skip_value(lx, depth);
                 }
                 lx.pos += 1;
                 if lx.eat(b'}') {
                     return Ok(());
                 }
-                let descend = trie.has_children(node);
+                self.keys.open_object();
                 loop {
                     lx.ws();
-                    if descend {
-                        let key = lx.string()?;
-                        lx.expect(b':', "expected ':' after an object key")?;
-                        match trie.step(node, &key) {
-                            Some(child) => self.walk(lx, trie, child, depth - 1)?,
-                            None => lx.skip_value(depth - 1)?,
-                        }
-                    } else {
-                        lx.skip_string()?;
-                        lx.expect(b':', "expected ':' after an object key")?;
-                        lx.skip_value(depth - 1)?;
+                    let key = self.keys.key(lx)?;
+                    lx.expect(b':', "expected ':' after an object key")?;
+                    match trie.step(node, self.keys.text(lx.src(), key)) {
+                        Some(child) => self.walk(lx, trie, child, depth - 1)?,
+                        None => self.keys.skip_value(lx, depth - 1)?,
                     }
                     if lx.eat(b',') {
                         continue;
                     }
-                    return lx.expect(b'}', "expected ',' or '}' in an object");
+                    lx.expect(b'}', "expected ',' or '}' in an object")?;
+                    return self.keys.close_object(lx.src());
                 }
             }
             Some(b'[') => {
                 if depth == 0 {
-                    return lx.err("nesting too deep");
+                    return Ok(lx.err("nesting too deep")?);
                 }
                 lx.pos += 1;
-                let id = self.next_array;
-                self.next_array = self.next_array.wrapping_add(1);
+                let id = self.arrays.len();
+                let here = self.vals.len() as u32;
+                self.arrays.push(ArraySpan {
+                    start: here,
+                    end: here,
+                    depth: self.stack.len() as u32,
+                });
                 if lx.eat(b']') {
                     return Ok(());
                 }
+                self.keys.open_array();
                 let mut index = 0u32;
                 loop {
-                    self.stack.push((id, index));
+                    self.stack.push((id as u32, index));
                     let r = self.walk(lx, trie, node, depth - 1);
                     self.stack.pop();
                     r?;
                     index = index.wrapping_add(1);
                     if lx.eat(b',') {
+                        self.keys.next_element();
                         continue;
                     }
-                    return lx.expect(b']', "expected ',' or ']' in an array");
+                    lx.expect(b']', "expected ',' or ']' in an array")?;
+                    self.keys.close_array();
+                    let end = self.vals.len() as u32;
+                    if let Some(a) = self.arrays.get_mut(id) {
+                        a.end = end;
+                    }
+                    return Ok(());
                 }
             }
             Some(b) => {
                 let Some(path) = trie.path(node) else {
-                    return lx.skip_value(0);
+                    return self.keys.skip_value(lx, 0);
                 };
                 let (kind, start, end, num) = match b {
                     b'"' => {
@@ -329,7 +392,7 @@ impl Flat {
                             b'f' => Kind::False,
                             _ => Kind::Null,
                         };
-                        lx.skip_value(0)?;
+                        lx.scalar()?;
                         (kind, 0, 0, None)
                     }
                     b'-' | b'0'..=b'9' => {
@@ -339,19 +402,21 @@ impl Flat {
                     }
                     // The same message as when the value is skipped, so that an event's error
                     // does not depend on which patterns are loaded.
-                    _ => return lx.err("expected a JSON value"),
+                    _ => return Ok(lx.err("expected a JSON value")?),
                 };
                 let mem_start = self.mem.len() as u32;
                 self.mem.extend_from_slice(&self.stack);
-                let me = self.vals.len() as u32;
-                let next = match self.heads.get_mut(path as usize) {
-                    Some(h) if h.0 == self.generation => std::mem::replace(&mut h.1, me),
-                    Some(h) => {
-                        *h = (self.generation, me);
-                        NONE
+                if let Some(slot) = self.slots.get_mut(path as usize) {
+                    if slot.generation != self.generation {
+                        *slot = Slot {
+                            generation: self.generation,
+                            start: 0,
+                            len: 0,
+                        };
+                        self.touched.push(path);
                     }
-                    None => NONE,
-                };
+                    slot.len += 1;
+                }
                 self.vals.push(Val {
                     path,
                     kind,
@@ -360,25 +425,51 @@ impl Flat {
                     num,
                     mem_start,
                     mem_len: self.stack.len() as u32,
-                    next,
                 });
                 Ok(())
             }
-            None => lx.err("unexpected end of input"),
+            None => Ok(lx.err("unexpected end of input")?),
         }
     }
 
-    /// The values at `path`.
+    /// Indices into `vals` of the values at `path`, in document order.
     #[inline]
-    pub fn at(&self, path: u32) -> ValsAt<'_> {
-        let cur = match self.heads.get(path as usize) {
-            Some(&(g, head)) if g == self.generation => head,
-            _ => NONE,
-        };
-        ValsAt {
-            vals: &self.vals,
-            cur,
+    pub fn indices_at(&self, path: u32) -> &[u32] {
+        match self.slots.get(path as usize) {
+            Some(s) if s.generation == self.generation => self
+                .by_path
+                .get(s.start as usize..(s.start + s.len) as usize)
+                .unwrap_or(&[]),
+            _ => &[],
         }
+    }
+
+    /// The values at `path`, last first.
+    #[inline]
+    pub fn at(&self, path: u32) -> impl Iterator<Item = &Val> {
+        self.indices_at(path)
+            .iter()
+            .rev()
+            .filter_map(|&i| self.vals.get(i as usize))
+    }
+
+    /// The range of `vals` inside `array`, and inside its element `index`.
+    pub fn element(&self, array: u32, index: u32) -> ((u32, u32), (u32, u32)) {
+        let Some(a) = self.arrays.get(array as usize) else {
+            return ((0, 0), (0, 0));
+        };
+        let inside = self
+            .vals
+            .get(a.start as usize..a.end as usize)
+            .unwrap_or(&[]);
+        let at = |v: &Val| {
+            self.membership(v)
+                .get(a.depth as usize)
+                .map_or(0, |&(_, i)| i)
+        };
+        let lo = inside.partition_point(|v| at(v) < index) as u32;
+        let hi = inside.partition_point(|v| at(v) <= index) as u32;
+        ((a.start, a.end), (a.start + lo, a.start + hi))
     }
 
     /// The text of a string value.
@@ -403,23 +494,6 @@ impl Flat {
     pub fn membership(&self, v: &Val) -> &[(u32, u32)] {
         let s = v.mem_start as usize;
         self.mem.get(s..s + v.mem_len as usize).unwrap_or(&[])
-    }
-}
-
-/// Iterator over the values on one path, last first.
-pub(crate) struct ValsAt<'a> {
-    vals: &'a [Val],
-    cur: u32,
-}
-
-impl<'a> Iterator for ValsAt<'a> {
-    type Item = &'a Val;
-
-    #[inline]
-    fn next(&mut self) -> Option<&'a Val> {
-        let v = self.vals.get(self.cur as usize)?;
-        self.cur = v.next;
-        Some(v)
     }
 }
 

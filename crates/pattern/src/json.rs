@@ -1,7 +1,9 @@
 //! Strict RFC 8259 JSON reading, our own, so that number literals keep their exact text.
 //!
 //! Owns: the byte-level lexer shared by the pattern parser (which builds a small tree) and the
-//! event walker (which skips what no pattern names without building anything).
+//! event walker (which skips what no pattern names without building anything), and the check
+//! that an event gives no key twice in one object ([`KeyCheck`]), which everything that reads an
+//! event or a request body shares.
 //! Must not: allocate for strings without escapes, recurse deeper than the caller's limit, or
 //! panic on any input.
 //! Invariants: the input is a `&str`, so it is valid UTF-8; the lexer only ever stops on ASCII
@@ -45,6 +47,10 @@ pub(crate) struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
+    pub fn src(&self) -> &'a str {
+        self.src
+    }
+
     pub fn new(src: &'a str) -> Self {
         Lexer {
             src,
@@ -324,49 +330,6 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// Skips one value of any kind, checking its syntax. `depth` is the nesting still allowed.
-    pub fn skip_value(&mut self, depth: usize) -> JsonResult<()> {
-        match self.peek() {
-            Some(b'"') => self.skip_string(),
-            Some(b'{') => {
-                if depth == 0 {
-                    return self.err("nesting too deep");
-                }
-                self.pos += 1;
-                if self.eat(b'}') {
-                    return Ok(());
-                }
-                loop {
-                    self.ws();
-                    self.skip_string()?;
-                    self.expect(b':', "expected ':' after an object key")?;
-                    self.skip_value(depth - 1)?;
-                    if self.eat(b',') {
-                        continue;
-                    }
-                    return self.expect(b'}', "expected ',' or '}' in an object");
-                }
-            }
-            Some(b'[') => {
-                if depth == 0 {
-                    return self.err("nesting too deep");
-                }
-                self.pos += 1;
-                if self.eat(b']') {
-                    return Ok(());
-                }
-                loop {
-                    self.skip_value(depth - 1)?;
-                    if self.eat(b',') {
-                        continue;
-                    }
-                    return self.expect(b']', "expected ',' or ']' in an array");
-                }
-            }
-            _ => self.scalar().map(drop),
-        }
-    }
-
     /// Builds a tree of one value. `depth` is the nesting still allowed.
     pub fn value(&mut self, depth: usize) -> JsonResult<Json<'a>> {
         if let Some(v) = self.scalar()? {
@@ -405,6 +368,222 @@ impl<'a> Lexer<'a> {
             }
             self.expect(b'}', "expected ',' or '}' in an object")?;
             return Ok(Json::Obj(members));
+        }
+    }
+}
+
+/// Why an event could not be read: bad JSON, or a key given twice in one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReadError {
+    Syntax(SyntaxError),
+    /// The dotted path of the repeated key, array positions as `[i]`.
+    Duplicate(String),
+}
+
+impl From<SyntaxError> for ReadError {
+    fn from(e: SyntaxError) -> Self {
+        ReadError::Syntax(e)
+    }
+}
+
+pub(crate) type ReadResult<T> = Result<T, ReadError>;
+
+/// A key's text: in the source, or in [`KeyCheck`]'s buffer of decoded keys (it had escapes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Span {
+    Source(u32, u32),
+    Decoded(u32, u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Frame {
+    /// An open object, whose keys are `keys[first..]`; `current` is the key being read.
+    Object { first: u32, current: Option<Span> },
+    /// An open array, reading element `index`.
+    Array { index: u32 },
+}
+
+/// Objects with up to this many keys are checked as each key arrives; wider ones are sorted
+/// when they close, so that the check stays `O(n log n)` in the number of keys.
+const CHECK_ON_ARRIVAL: usize = 8;
+
+/// Refuses an object that gives the same key twice (once decoded: `"a"` and `"\u0061"` are the
+/// same key), at any depth, and names the key by its path. Reused from one text to the next to
+/// keep its allocations. One document must have one meaning: a filter that reads the first of
+/// two keys and a receiver that reads the last would disagree about the same event.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCheck {
+    keys: Vec<Span>,
+    decoded: String,
+    frames: Vec<Frame>,
+    order: Vec<u32>,
+}
+
+impl KeyCheck {
+    pub fn reset(&mut self) {
+        self.keys.clear();
+        self.decoded.clear();
+        self.frames.clear();
+    }
+
+    pub fn text<'t>(&'t self, src: &'t str, span: Span) -> &'t str {
+        let (text, start, end) = match span {
+            Span::Source(s, e) => (src, s, e),
+            Span::Decoded(s, e) => (self.decoded.as_str(), s, e),
+        };
+        text.get(start as usize..end as usize).unwrap_or("")
+    }
+
+    pub fn open_object(&mut self) {
+        self.frames.push(Frame::Object {
+            first: self.keys.len() as u32,
+            current: None,
+        });
+    }
+
+    /// Reads the key the cursor is on (a string) and checks it against the object's others.
+    pub fn key(&mut self, lx: &mut Lexer<'_>) -> ReadResult<Span> {
+        let span = match lx.string()? {
+            Cow::Borrowed(s) => Span::Source((lx.pos - 1 - s.len()) as u32, (lx.pos - 1) as u32),
+            Cow::Owned(s) => {
+                let start = self.decoded.len() as u32;
+                self.decoded.push_str(&s);
+                Span::Decoded(start, self.decoded.len() as u32)
+            }
+        };
+        let Some(Frame::Object { first, current }) = self.frames.last_mut() else {
+            return Ok(span);
+        };
+        *current = Some(span);
+        let first = *first as usize;
+        let others = self.keys.len() - first;
+        if others < CHECK_ON_ARRIVAL {
+            let src = lx.src();
+            let key = self.text(src, span);
+            if self.keys[first..].iter().any(|&k| self.text(src, k) == key) {
+                return Err(ReadError::Duplicate(self.path(src, None)));
+            }
+        }
+        self.keys.push(span);
+        Ok(span)
+    }
+
+    /// Closes the innermost object, checking a wide one's keys all at once.
+    pub fn close_object(&mut self, src: &str) -> ReadResult<()> {
+        let Some(&Frame::Object { first, .. }) = self.frames.last() else {
+            return Ok(());
+        };
+        let first = first as usize;
+        if self.keys.len() - first > CHECK_ON_ARRIVAL {
+            let mut order = std::mem::take(&mut self.order);
+            order.clear();
+            order.extend(first as u32..self.keys.len() as u32);
+            let key = |i: u32| self.text(src, self.keys[i as usize]);
+            order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+            let repeated = order
+                .windows(2)
+                .find(|w| key(w[0]) == key(w[1]))
+                .map(|w| self.keys[w[0] as usize]);
+            self.order = order;
+            if let Some(span) = repeated {
+                return Err(ReadError::Duplicate(self.path(src, Some(span))));
+            }
+        }
+        self.frames.pop();
+        self.keys.truncate(first);
+        // Keys with escapes are rare; their buffer is emptied once no object holds one.
+        if self.keys.is_empty() {
+            self.decoded.clear();
+        }
+        Ok(())
+    }
+
+    pub fn open_array(&mut self) {
+        self.frames.push(Frame::Array { index: 0 });
+    }
+
+    pub fn next_element(&mut self) {
+        if let Some(Frame::Array { index }) = self.frames.last_mut() {
+            *index = index.wrapping_add(1);
+        }
+    }
+
+    pub fn close_array(&mut self) {
+        self.frames.pop();
+    }
+
+    /// The path to the key being read, or to `last` in the innermost object.
+    fn path(&self, src: &str, last: Option<Span>) -> String {
+        let mut out = String::new();
+        let n = self.frames.len();
+        for (i, frame) in self.frames.iter().enumerate() {
+            match *frame {
+                Frame::Array { index } => out.push_str(&format!("[{index}]")),
+                Frame::Object { current, .. } => {
+                    let span = if i + 1 == n {
+                        last.or(current)
+                    } else {
+                        current
+                    };
+                    if let Some(span) = span {
+                        if !out.is_empty() {
+                            out.push('.');
+                        }
+                        out.push_str(self.text(src, span));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Skips one value of any kind, checking its syntax and its keys. `depth` is the nesting
+    /// still allowed.
+    pub fn skip_value(&mut self, lx: &mut Lexer<'_>, depth: usize) -> ReadResult<()> {
+        match lx.peek() {
+            Some(b'"') => Ok(lx.skip_string()?),
+            Some(b'{') => {
+                if depth == 0 {
+                    return Ok(lx.err("nesting too deep")?);
+                }
+                lx.pos += 1;
+                if lx.eat(b'}') {
+                    return Ok(());
+                }
+                self.open_object();
+                loop {
+                    lx.ws();
+                    self.key(lx)?;
+                    lx.expect(b':', "expected ':' after an object key")?;
+                    self.skip_value(lx, depth - 1)?;
+                    if lx.eat(b',') {
+                        continue;
+                    }
+                    lx.expect(b'}', "expected ',' or '}' in an object")?;
+                    return self.close_object(lx.src());
+                }
+            }
+            Some(b'[') => {
+                if depth == 0 {
+                    return Ok(lx.err("nesting too deep")?);
+                }
+                lx.pos += 1;
+                if lx.eat(b']') {
+                    return Ok(());
+                }
+                self.open_array();
+                loop {
+                    self.skip_value(lx, depth - 1)?;
+                    if lx.eat(b',') {
+                        self.next_element();
+                        continue;
+                    }
+                    lx.expect(b']', "expected ',' or ']' in an array")?;
+                    self.close_array();
+                    return Ok(());
+                }
+            }
+            _ => Ok(lx.scalar().map(drop)?),
         }
     }
 }
@@ -480,7 +659,7 @@ mod tests {
         assert!(parse("[[[1]]]", 3).is_ok());
         assert!(parse("[[[1]]]", 2).is_err());
         let mut lx = Lexer::new("[[[1]]]");
-        assert!(lx.skip_value(2).is_err());
+        assert!(KeyCheck::default().skip_value(&mut lx, 2).is_err());
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //! pattern against one event ([`Pattern::matches`], for trying a pattern out), and compiling all
 //! the subscriptions of a bus into one shared [`Matcher`] whose cost per event grows far slower
 //! than the number of patterns. It is pure: no I/O, no async, no serde; it reads JSON text with
-//! its own strict parser so that number literals keep their exact value. Nothing that input can
-//! reach panics, recurses without bound or allocates without bound.
+//! its own strict parser so that number literals keep their exact value, and refuses an event
+//! that gives a key twice in one object ([`check_unique_keys`], shared with whoever reads request
+//! bodies). Nothing that input can reach panics, recurses without bound or allocates without
+//! bound, and matching one event against one pattern takes at most a budget of steps
+//! proportional to the event's values on the pattern's fields times its fields
+//! ([`EventError::TooCostly`] past it).
 
 mod eval;
 mod event;
@@ -16,6 +20,7 @@ mod value;
 
 use std::sync::Arc;
 
+pub use eval::{MATCH_STEPS_MIN, MATCH_STEPS_PER_VALUE};
 pub use event::MAX_EVENT_DEPTH;
 pub use matcher::{Matcher, MatcherBuilder};
 pub use pattern::{MAX_OR_BRANCHES, MAX_PATTERN_BYTES, MAX_PATTERN_DEPTH};
@@ -43,23 +48,57 @@ pub enum PatternError {
     Field { field: String, reason: String },
 }
 
-/// Why an event could not be matched: its text is not a JSON object.
+/// Why an event could not be matched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event is not a valid JSON object at byte {offset}: {reason}")]
-pub struct EventError {
-    offset: usize,
-    reason: &'static str,
+pub enum EventError {
+    /// The text is not a JSON object.
+    #[error("event is not a valid JSON object at byte {offset}: {reason}")]
+    Syntax { offset: usize, reason: &'static str },
+    /// An object of the event gives one key twice: a filter and a receiver could read different
+    /// values of it.
+    #[error(transparent)]
+    DuplicateKey(#[from] DuplicateKey),
+    /// Matching the event against one pattern would take more than `budget` steps
+    /// ([`MATCH_STEPS_PER_VALUE`] per value on the pattern's fields and per field, at least
+    /// [`MATCH_STEPS_MIN`]). Only events built to defeat array-consistent matching get here.
+    #[error(
+        "event is too costly to match: over {budget} steps against one pattern; send smaller arrays, and do not spell one field both as a dotted key and as nested objects"
+    )]
+    TooCostly { budget: u64 },
 }
 
 impl EventError {
-    /// Byte offset in the event text where reading failed.
-    pub fn offset(&self) -> usize {
-        self.offset
-    }
-
-    /// What was wrong there.
+    /// What was wrong, in a few words.
     pub fn reason(&self) -> &'static str {
-        self.reason
+        match self {
+            EventError::Syntax { reason, .. } => reason,
+            EventError::DuplicateKey(_) => "a key is given twice in one object",
+            EventError::TooCostly { .. } => "too costly to match",
+        }
+    }
+}
+
+/// A JSON text gives one key twice in one object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the key \"{path}\" is given twice in one object; give each key once")]
+pub struct DuplicateKey {
+    /// The key's dotted path from the top of the text, array positions as `[i]`
+    /// (`detail.amount`, `entries[2].detail.items[0].sku`).
+    pub path: String,
+}
+
+/// Refuses JSON text that gives one key twice in one object, at any depth (keys compared once
+/// decoded, so `"a"` and `"\u0061"` are the same key). The one check behind every event and
+/// request body switchyard reads: events are checked by [`Pattern::matches`] and
+/// [`Matcher::matches`] with it too. Text that is not JSON, or nested deeper than a batch of
+/// events may be, is for the caller's parser to refuse with its own message: the check stops
+/// without an error at the first syntax error or at that depth.
+pub fn check_unique_keys(text: &str) -> Result<(), DuplicateKey> {
+    // A batch body holds its events two levels down.
+    let mut lx = json::Lexer::new(text);
+    match json::KeyCheck::default().skip_value(&mut lx, MAX_EVENT_DEPTH + 2) {
+        Err(json::ReadError::Duplicate(path)) => Err(DuplicateKey { path }),
+        _ => Ok(()),
     }
 }
 
@@ -120,9 +159,12 @@ impl Pattern {
         let c = &*self.inner;
         let mut flat = Flat::default();
         flat.load(event_json, &c.trie, c.paths)?;
-        Ok(c.program
-            .iter()
-            .any(|conds| eval::branch_matches(conds, &flat, event_json)))
+        for conds in &c.program {
+            if eval::branch_matches(conds, &flat, event_json)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// How many alternatives the pattern has once its `$or`s are multiplied out.

@@ -542,7 +542,7 @@ impl<K: Clone + Eq + Hash> Matcher<K> {
             if *seen == generation {
                 continue;
             }
-            if branch_matches(&br.conds, flat, text) {
+            if branch_matches(&br.conds, flat, text)? {
                 *seen = generation;
                 if let Some(k) = self.keys.get(br.key as usize) {
                     out.push(k.clone());

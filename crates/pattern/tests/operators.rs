@@ -2,7 +2,8 @@
 //! shared matcher's bookkeeping (keys, OR of several patterns per key, deduplication).
 
 use switchyard_pattern::{
-    MAX_OR_BRANCHES, MAX_PATTERN_BYTES, MatcherBuilder, Pattern, PatternError,
+    DuplicateKey, EventError, MAX_OR_BRANCHES, MAX_PATTERN_BYTES, MatcherBuilder, Pattern,
+    PatternError, check_unique_keys,
 };
 
 fn matches(pattern: &str, event: &str) -> bool {
@@ -531,4 +532,153 @@ fn compiled_values_can_be_shared_between_threads() {
     send_sync::<switchyard_pattern::Matcher<String>>();
     send_sync::<PatternError>();
     send_sync::<switchyard_pattern::EventError>();
+}
+
+/// `count` copies of `element` then one `last`, as a JSON array.
+fn array_of(count: usize, element: &str, last: &str) -> String {
+    let mut items = vec![element; count];
+    items.push(last);
+    format!("[{}]", items.join(","))
+}
+
+/// Issue 13: two fields of one array of objects were matched in time quadratic in the array
+/// (20,000 elements: 8.8 s of CPU, during which the server answered nothing else). Matching is
+/// now held to a budget of steps proportional to the event's values and refuses an event past
+/// it, so this ordinary large event would be refused were the search still quadratic.
+#[test]
+fn a_large_array_of_objects_matches_in_linear_time() {
+    let p = r#"{"detail":{"items":{"sku":["A"],"status":["shipped"]}}}"#;
+    let pending = r#"{"sku":"A","status":"pending"}"#;
+    for (last, expected) in [
+        (r#"{"sku":"A","status":"shipped"}"#, true),
+        (pending, false),
+    ] {
+        let event = format!(
+            r#"{{"detail":{{"items":{}}}}}"#,
+            array_of(20_000, pending, last)
+        );
+        assert_eq!(matches(p, &event), expected);
+    }
+}
+
+/// The same for every operator, for `$or` and `exists: false` inside an array of objects, and for
+/// arrays nested in arrays.
+#[test]
+fn every_operator_over_a_large_array_of_objects_stays_within_the_budget() {
+    let cases = [
+        (
+            r#"{"rows":{"a":[{"prefix":"pre-"}],"b":[{"suffix":"-post"}],"c":[{"wildcard":"w*x*y"}],"d":[{"anything-but":["no"]}],"e":[{"numeric":[">",10,"<=",1000]}],"f":[{"exists":true}],"g":[{"equals-ignore-case":"MiXeD"}],"h":[{"cidr":"10.0.0.0/8"}],"i":["last"]}}"#,
+            r#"{"a":"pre-1","b":"1-post","c":"w-x-y","d":"yes","e":500,"f":true,"g":"mixed","h":"10.1.2.3","i":"not-last"}"#,
+            r#"{"a":"pre-1","b":"1-post","c":"w-x-y","d":"yes","e":500,"f":true,"g":"mixed","h":"10.1.2.3","i":"last"}"#,
+        ),
+        (
+            r#"{"rows":{"$or":[{"kind":["x"],"code":[{"prefix":"E"}]},{"kind":["y"],"zflag":[{"exists":false}]}]}}"#,
+            r#"{"kind":"y","code":"E1","zflag":1}"#,
+            r#"{"kind":"y","code":"W1"}"#,
+        ),
+        (
+            r#"{"rows":{"tags":{"k":["env"],"v":["prod"]},"name":[{"anything-but":{"prefix":"tmp"}}]}}"#,
+            r#"{"name":"svc","tags":[{"k":"env","v":"dev"},{"k":"team","v":"prod"}]}"#,
+            r#"{"name":"svc","tags":[{"k":"team","v":"a"},{"k":"env","v":"prod"}]}"#,
+        ),
+        (
+            r#"{"rows":{"a":[{"numeric":[">",0]}],"b":[{"exists":false}]}}"#,
+            r#"[{"a":1,"b":1},[{"a":2,"b":2}]]"#,
+            r#"[{"a":3}]"#,
+        ),
+    ];
+    for (pattern, element, last) in cases {
+        for (last, expected) in [(last, true), (element, false)] {
+            let event = format!(r#"{{"rows":{}}}"#, array_of(5_000, element, last));
+            assert_eq!(matches(pattern, &event), expected, "{pattern}");
+        }
+    }
+}
+
+/// Arrays reached through a dotted key and through nested objects are different arrays on the
+/// same fields, and they let an event encode a search over 2^20 choices of elements (each field
+/// `c{i}` can come from either element of its own array, and `z`, which is in every array, never
+/// matches). Such an event is refused once its budget is spent instead of keeping a thread busy.
+#[test]
+fn an_event_built_to_make_matching_exponential_is_refused() {
+    fn spellings(segments: &[&str], leaf: &mut dyn FnMut() -> String) -> String {
+        let members: Vec<String> = (1..=segments.len())
+            .map(|j| {
+                let key = segments[..j].join(".");
+                let value = if j == segments.len() {
+                    leaf()
+                } else {
+                    spellings(&segments[j..], leaf)
+                };
+                format!(r#""{key}":{value}"#)
+            })
+            .collect();
+        format!("{{{}}}", members.join(","))
+    }
+    let mut next = 0;
+    let mut leaf = || {
+        let element = format!(r#"{{"c{next}":1,"z":0}}"#);
+        next += 1;
+        format!("[{element},{element}]")
+    };
+    let event = spellings(&["a", "b", "c", "d", "e", "f"], &mut leaf);
+    let fields: Vec<String> = (0..20).map(|i| format!(r#""c{i}":[1]"#)).collect();
+    let pattern = format!(
+        r#"{{"a":{{"b":{{"c":{{"d":{{"e":{{"f":{{{},"z":[1]}}}}}}}}}}}}}}"#,
+        fields.join(",")
+    );
+    let p = Pattern::parse(&pattern).expect("valid");
+    let e = p.matches(&event).expect_err("over budget");
+    assert!(matches!(e, EventError::TooCostly { .. }), "{e}");
+    assert!(e.to_string().contains("too costly to match"), "{e}");
+    let mut b = MatcherBuilder::new();
+    b.add("k", &p);
+    assert_eq!(b.build().matches(&event), Err(e));
+}
+
+/// Issue 13: `{"amount": 5, "amount": 1000000}` matched `amount < 100` on its first key, and
+/// receivers read the last. An event that gives a key twice in one object, at any depth, named
+/// by a pattern or not, is refused and the key named.
+#[test]
+fn duplicate_keys_cannot_slip_past_a_filter() {
+    let p = Pattern::parse(r#"{"detail":{"amount":[{"numeric":["<",100]}]}}"#).expect("valid");
+    let mut b = MatcherBuilder::new();
+    b.add("k", &p);
+    let m = b.build();
+    let wide: Vec<String> = (0..20).map(|i| format!(r#""k{i}":{i}"#)).collect();
+    let wide = format!(r#"{{"x":{{{},"k7":0}}}}"#, wide.join(","));
+    for (event, path) in [
+        (
+            r#"{"detail":{"amount":5,"amount":1000000}}"#,
+            "detail.amount",
+        ),
+        (
+            r#"{"detail":{"amount":5},"detail":{"amount":1000000}}"#,
+            "detail",
+        ),
+        (
+            r#"{"other":{"y":1,"y":2},"detail":{"amount":5}}"#,
+            "other.y",
+        ),
+        (
+            r#"{"detail":{"amount":5,"\u0061mount":7}}"#,
+            "detail.amount",
+        ),
+        (r#"{"d":[1,{"k":1},[{"k":1,"k":2}]]}"#, "d[2][0].k"),
+        (wide.as_str(), "x.k7"),
+    ] {
+        let want = EventError::DuplicateKey(DuplicateKey { path: path.into() });
+        assert_eq!(p.matches(event), Err(want.clone()), "{event}");
+        assert_eq!(m.matches(event), Err(want), "{event}");
+        assert_eq!(
+            check_unique_keys(event).map_err(|e| e.path),
+            Err(path.to_string())
+        );
+    }
+    let distinct = r#"{"detail":{"amount":5,"items":[{"k":1},{"k":2}]},"other":{"amount":7}}"#;
+    assert_eq!(p.matches(distinct), Ok(true));
+    assert_eq!(check_unique_keys(distinct), Ok(()));
+    // Not JSON is for the caller's parser to refuse; the check stops at the first syntax error.
+    assert_eq!(check_unique_keys(r#"{"a":1,"b"#), Ok(()));
+    assert_eq!(check_unique_keys(r#"{"a":1,"#), Ok(()));
 }

@@ -36,6 +36,12 @@ enum LogFormat {
     Json,
 }
 
+/// Built-in workloads of `bench-match`.
+#[derive(Clone, Copy, ValueEnum)]
+enum MatchWorkload {
+    Adversarial,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: REST API, publishing and delivery.
@@ -55,12 +61,20 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Does PATTERN match EVENT? Both are JSON text, or @FILE to read one from a file.
     TestPattern { pattern: String, event: String },
-    /// Measure the matcher alone: events/s for a file of patterns over a file of events (JSON lines).
+    /// Measure the matcher alone: events/s for a file of patterns over a file of events (JSON lines),
+    /// or for a built-in workload.
     BenchMatch {
-        #[arg(long)]
-        patterns: std::path::PathBuf,
-        #[arg(long)]
-        events: std::path::PathBuf,
+        #[arg(long, required_unless_present = "workload")]
+        patterns: Option<std::path::PathBuf>,
+        #[arg(long, required_unless_present = "workload")]
+        events: Option<std::path::PathBuf>,
+        /// `adversarial`: events with large arrays of objects against patterns over many of their
+        /// fields, and a long string under a wildcard (instead of --patterns and --events).
+        #[arg(long, value_enum, conflicts_with_all = ["patterns", "events"])]
+        workload: Option<MatchWorkload>,
+        /// Array elements per adversarial event.
+        #[arg(long, default_value_t = 5000, requires = "workload")]
+        elements: usize,
     },
     /// Measure how fast a webhook source acknowledges signed Slack slash commands under load.
     BenchHooks(bench_hooks::BenchHooksArgs),
@@ -134,8 +148,20 @@ fn main() -> std::process::ExitCode {
 fn run(command: Command) -> anyhow::Result<()> {
     match &command {
         Command::TestPattern { pattern, event } => return test_pattern(pattern, event),
-        Command::BenchMatch { patterns, events } => {
-            println!("{}", bench_match::run(patterns, events)?);
+        Command::BenchMatch {
+            patterns,
+            events,
+            workload,
+            elements,
+        } => {
+            let report = match (workload, patterns, events) {
+                (Some(MatchWorkload::Adversarial), _, _) => {
+                    bench_match::run_adversarial(*elements)?
+                }
+                (None, Some(patterns), Some(events)) => bench_match::run(patterns, events)?,
+                _ => anyhow::bail!("give --patterns and --events, or --workload"),
+            };
+            println!("{report}");
             return Ok(());
         }
         _ => {}

@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use serde_json::{Value, json};
 
@@ -458,7 +460,7 @@ async fn a_large_array_event_does_not_stall_the_server() {
         json!({"pattern": {"detail": {"items": {"sku": ["A"], "status": ["shipped"]}}}, "destination": {"url": receiver.url}}),
     )
     .await;
-    let items: Vec<Value> = (0..5_000)
+    let items: Vec<Value> = (0..20_000)
         .map(|_| json!({"sku": "A", "status": "new"}))
         .collect();
     let big =
@@ -477,7 +479,7 @@ async fn a_large_array_event_does_not_stall_the_server() {
     // liveness limit, far above any answer time; the stall this guards against was 12 s per
     // pair of such events.
     let bounded = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
+        .timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     for _ in 0..5 {
@@ -546,7 +548,7 @@ async fn raw_exchange(address: &str, request: Vec<u8>) -> String {
         write
     });
     let mut answer = vec![0u8; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(20), read.read(&mut answer))
+    let n = tokio::time::timeout(Duration::from_secs(20), read.read(&mut answer))
         .await
         .expect("an answer")
         .unwrap();
@@ -610,11 +612,8 @@ async fn slow_and_idle_connections_are_closed_and_healthz_keeps_a_reserve() {
     let mut slow_bodies_refused = 0;
     for mut stream in held {
         let mut answer = Vec::new();
-        let closed = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
-            stream.read_to_end(&mut answer),
-        )
-        .await;
+        let closed =
+            tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
         assert!(closed.is_ok(), "a connection was left open");
         if String::from_utf8_lossy(&answer).contains("request_timeout") {
             slow_bodies_refused += 1;
@@ -626,4 +625,56 @@ async fn slow_and_idle_connections_are_closed_and_healthz_keeps_a_reserve() {
     );
     let (status, _) = call(client().get(server.url("/v1/buses"))).await;
     assert_eq!(status, 200, "and the server serves everyone again");
+}
+
+/// Issue 13: `{"amount": 5, "amount": 1000000}` passed a filter `amount < 100` on its first key
+/// and was delivered with both; receivers read the last. A body that gives a key twice is refused
+/// with the key's path, on publish and on test-pattern alike, and nothing is delivered.
+#[tokio::test]
+async fn duplicate_keys_cannot_slip_past_a_filter() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "small",
+        json!({"pattern": {"detail": {"amount": [{"numeric": ["<", 100]}]}}, "destination": {"url": receiver.url}}),
+    )
+    .await;
+    let twice =
+        r#"{"source": "s", "detail-type": "t", "detail": {"amount": 5, "amount": 1000000}}"#;
+    assert_error(
+        &api.post_raw("/v1/buses/b/events", twice).await,
+        400,
+        "invalid",
+        "\"detail.amount\" is given twice",
+    );
+    let batch = format!(r#"{{"entries": [{twice}]}}"#);
+    assert_error(
+        &api.post_raw("/v1/buses/b/events", batch).await,
+        400,
+        "invalid",
+        "\"entries[0].detail.amount\" is given twice",
+    );
+    let test = format!(
+        r#"{{"pattern": {{"detail": {{"amount": [{{"numeric": ["<", 100]}}]}}}}, "event": {twice}}}"#
+    );
+    assert_error(
+        &api.post_raw("/v1/test-pattern", test).await,
+        400,
+        "invalid",
+        "\"detail.amount\" is given twice",
+    );
+    // An event published after the refused ones arrives alone: they were not delivered.
+    api.publish("b", vec![event("s", json!({"amount": 6}))])
+        .await;
+    wait_for("the later event", Duration::from_secs(10), async || {
+        receiver.count() >= 1
+    })
+    .await;
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].body["detail"], json!({"amount": 6}));
 }
