@@ -39,6 +39,7 @@ pub struct ServerSettings {
     pub max_forwards: Option<u32>,
     pub history_retention_s: Option<u64>,
     pub dedup_window_s: Option<u64>,
+    pub store_cache_mb: Option<usize>,
     pub master_key_file: Option<String>,
     /// Directories `file:` secrets may be read from (none: every `file:` reference refused).
     pub secret_files_dirs: Option<Vec<String>>,

@@ -52,6 +52,9 @@ pub struct StoreOptions {
     /// How long a publisher-chosen event id is remembered: a publish that repeats it within the
     /// window is acknowledged but not delivered again.
     pub dedup_window_ms: u64,
+    /// The embedded store's page cache, in bytes (redb's default is 1 GiB, too much for a small
+    /// machine). Reads past it go to the file, through the operating system's own cache.
+    pub cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -59,6 +62,7 @@ impl Default for StoreOptions {
         StoreOptions {
             history_retention_ms: 3_600_000,
             dedup_window_ms: 86_400_000,
+            cache_bytes: 64 << 20,
         }
     }
 }

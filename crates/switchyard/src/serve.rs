@@ -109,6 +109,9 @@ pub struct ServeArgs {
     /// Seconds to keep events and their attempt log once delivered [default: 3600].
     #[arg(long)]
     history_retention_s: Option<u64>,
+    /// MiB of page cache the embedded store may hold in memory [default: 64].
+    #[arg(long)]
+    store_cache_mb: Option<usize>,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -327,6 +330,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             settings.dedup_window_s,
             store_defaults.dedup_window_ms,
         ),
+        cache_bytes: args
+            .store_cache_mb
+            .or(settings.store_cache_mb)
+            .map_or(store_defaults.cache_bytes, |mb| mb.max(1) << 20),
     };
     let store_url = args.store.as_deref().or(settings.store.as_deref());
     let shared = store_url.is_some_and(|url| url != "embedded");

@@ -28,6 +28,8 @@ const ROOM_TO_RESUME: usize = 1 << 20;
 
 pub(super) struct StoreFile {
     path: PathBuf,
+    /// redb's page cache, in bytes: what bounds the store's memory besides the lanes.
+    cache_bytes: usize,
     state: RwLock<State>,
 }
 
@@ -39,8 +41,8 @@ enum State {
 
 impl StoreFile {
     /// Opens (or creates) the file and checks its schema. Fails if another process holds it.
-    pub(super) fn open(path: &Path) -> Result<StoreFile, StoreError> {
-        let db = open_database(path).map_err(|e| match e {
+    pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<StoreFile, StoreError> {
+        let db = open_database(path, cache_bytes).map_err(|e| match e {
             // At start-up nothing is retried: say what failed, not that it will recover.
             StoreError::Unavailable(outage) => StoreError::Storage(format!(
                 "cannot open {}: {}",
@@ -54,6 +56,7 @@ impl StoreFile {
         })?;
         Ok(StoreFile {
             path: path.to_path_buf(),
+            cache_bytes,
             state: RwLock::new(State::Open(Arc::new(db))),
         })
     }
@@ -79,7 +82,7 @@ impl StoreFile {
     /// Opens the file again after [`StoreFile::close`] (and the old handle's drop). On failure the
     /// outage callers see becomes the latest one, when the failure is one.
     pub(super) fn reopen(&self) -> Result<(), StoreError> {
-        let opened = open_database(&self.path);
+        let opened = open_database(&self.path, self.cache_bytes);
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         match opened {
             Ok(db) => {
@@ -116,14 +119,17 @@ fn write_probe(path: &Path) -> std::io::Result<()> {
     probe.sync_data()
 }
 
-fn open_database(path: &Path) -> Result<Database, StoreError> {
-    let db = Database::create(path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Conflict(format!(
-            "{} is in use by another switchyard process",
-            path.display()
-        )),
-        other => StoreError::from(other),
-    })?;
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, StoreError> {
+    let db = redb::Builder::new()
+        .set_cache_size(cache_bytes)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Conflict(format!(
+                "{} is in use by another switchyard process",
+                path.display()
+            )),
+            other => StoreError::from(other),
+        })?;
     init_schema(&db)?;
     Ok(db)
 }

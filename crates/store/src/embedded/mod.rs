@@ -43,7 +43,7 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store file. Fails if another process holds it.
     pub fn open(path: &Path, options: StoreOptions) -> Result<EmbeddedStore, StoreError> {
-        let file = Arc::new(StoreFile::open(path)?);
+        let file = Arc::new(StoreFile::open(path, options.cache_bytes)?);
         let writer = Writer::start(Arc::clone(&file))?;
         Ok(EmbeddedStore {
             file,
