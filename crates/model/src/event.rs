@@ -111,11 +111,18 @@ pub fn parse_publish_request(
     })
 }
 
+/// The limits every event meets on every path, whatever its bus's patterns: size and depth.
 fn check_size(event: &Event, index: usize, max_event_bytes: usize) -> Result<(), ModelError> {
     if event.envelope.len() > max_event_bytes {
         return Err(ModelError::TooLarge(format!(
             "event {index} is {} bytes, over the limit of {max_event_bytes} bytes",
             event.envelope.len()
+        )));
+    }
+    let max_depth = switchyard_pattern::MAX_EVENT_DEPTH;
+    if switchyard_pattern::nesting_exceeds(&event.envelope, max_depth) {
+        return Err(ModelError::invalid(format!(
+            "event {index} nests objects and arrays more than {max_depth} levels deep"
         )));
     }
     Ok(())

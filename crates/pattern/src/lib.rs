@@ -102,6 +102,38 @@ pub fn check_unique_keys(text: &str) -> Result<(), DuplicateKey> {
     }
 }
 
+/// Whether JSON text nests objects and arrays more than `max` levels deep (the outermost
+/// counted). Linear, allocation-free, and independent of any pattern: an event's depth limit
+/// holds whether or not its bus has patterns to match. Text that is not JSON gets an answer
+/// about its brackets only; its parser refuses it.
+pub fn nesting_exceeds(text: &str, max: usize) -> bool {
+    let mut depth = 0usize;
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A validated, compiled pattern. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Pattern {
@@ -174,5 +206,18 @@ impl Pattern {
 
     pub(crate) fn branches(&self) -> &[pattern::Branch] {
         &self.inner.branches
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::nesting_exceeds;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds(r#"{"a": [[1]]}"#, 3));
+        assert!(nesting_exceeds(r#"{"a": [[[1]]]}"#, 3));
+        assert!(!nesting_exceeds(r#"{"a": "[[[[\"[[["}"#, 1));
+        assert!(!nesting_exceeds("[]", 1));
     }
 }

@@ -678,3 +678,36 @@ async fn duplicate_keys_cannot_slip_past_a_filter() {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].body["detail"], json!({"amount": 6}));
 }
+
+/// A 100,000-level deep event was refused on a bus with patterns but accepted and delivered on
+/// a bus whose subscriptions have none; its replay then "completed" with nothing delivered.
+#[tokio::test]
+async fn deep_nesting_is_refused_on_a_bus_without_patterns() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::ok().await;
+    api.bus("b").await;
+    api.subscribe("b", "all", json!({"destination": {"url": receiver.url}}))
+        .await;
+    for depth in [129, 100_000] {
+        let detail = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        let body =
+            format!(r#"{{"source": "s", "detail-type": "t", "detail": {{"deep": {detail}}}}}"#);
+        assert_error(
+            &api.post_raw("/v1/buses/b/events", body).await,
+            400,
+            "invalid",
+            "128 levels",
+        );
+    }
+    let fine = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let body = format!(r#"{{"source": "s", "detail-type": "t", "detail": {{"deep": {fine}}}}}"#);
+    assert_eq!(api.post_raw("/v1/buses/b/events", body).await.0, 200);
+    wait_for(
+        "the event within the limit",
+        Duration::from_secs(10),
+        async || receiver.count() == 1,
+    )
+    .await;
+}
