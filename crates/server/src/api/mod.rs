@@ -166,6 +166,13 @@ async fn json_errors(State(app): State<Arc<App>>, request: Request, next: Next) 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|length| length > app.config.max_request_bytes as u64) {
+        // Answered now; what the client still sends is read and dropped for a while (bounded
+        // like any body), so that it sees the answer instead of a reset mid-write.
+        tokio::spawn(drain(
+            request.into_body(),
+            app.config.max_request_bytes,
+            app.config.http.clone(),
+        ));
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
@@ -393,6 +400,21 @@ impl Params {
             Some(_) => Err(ApiError::invalid(format!(
                 "query parameter {name:?} must be true or false"
             ))),
+        }
+    }
+}
+
+/// Reads and drops a refused request's body: at most `max` bytes, at the minimum body rate.
+async fn drain(body: axum::body::Body, max: usize, limits: crate::http::HttpLimits) {
+    use futures_util::StreamExt;
+    let started = tokio::time::Instant::now();
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    while read <= max {
+        let allowed = Duration::from_secs_f64(read as f64 / limits.body_min_rate.max(1) as f64);
+        match tokio::time::timeout_at(started + limits.body_grace + allowed, stream.next()).await {
+            Ok(Some(Ok(chunk))) => read += chunk.len(),
+            _ => break,
         }
     }
 }
