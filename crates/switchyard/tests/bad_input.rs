@@ -711,3 +711,28 @@ async fn deep_nesting_is_refused_on_a_bus_without_patterns() {
     )
     .await;
 }
+
+/// One document, one meaning for configuration too: a subscription body that gave
+/// `destination` twice was stored with the last one, whatever the first said.
+#[tokio::test]
+async fn duplicate_keys_in_a_configuration_body_are_refused() {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    let body = r#"{"destination": {"url": "http://127.0.0.1:9/a"}, "destination": {"url": "http://127.0.0.1:9/b"}}"#;
+    assert_error(
+        &api.put_raw("/v1/buses/b/subscriptions/s", body).await,
+        400,
+        "invalid",
+        "\"destination\" is given twice",
+    );
+    assert_eq!(api.get("/v1/buses/b/subscriptions/s").await.0, 404);
+    assert_error(
+        &api.put_raw("/v1/buses/b", r#"{"description": "a", "description": "b"}"#)
+            .await,
+        400,
+        "invalid",
+        "description",
+    );
+}

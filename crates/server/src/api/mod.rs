@@ -297,11 +297,20 @@ pub struct Body(pub String);
 impl FromRequest<Arc<App>> for Body {
     type Rejection = ApiError;
 
+    /// Also refuses a body that gives a key twice, naming it: the parser would keep one value
+    /// while a person reading the body sees the other. (Publish and test-pattern bodies are
+    /// checked where their events are read, with the event's own path in the message.)
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Body, ApiError> {
+        let path = request.uri().path();
+        let checked_later = path.ends_with("/events") || path == "/v1/test-pattern";
         let RawBody(bytes) = RawBody::from_request(request, app).await?;
-        String::from_utf8(bytes.into())
-            .map(Body)
-            .map_err(|_| ApiError::invalid("the request body is not UTF-8"))
+        let text = String::from_utf8(bytes.into())
+            .map_err(|_| ApiError::invalid("the request body is not UTF-8"))?;
+        if !checked_later {
+            switchyard_pattern::check_unique_keys(&text)
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+        }
+        Ok(Body(text))
     }
 }
 
