@@ -566,9 +566,9 @@ async fn slow_and_idle_connections_are_closed_and_healthz_keeps_a_reserve() {
         dir.path(),
         &[
             "--http-header-timeout-s",
-            "1",
+            "3",
             "--http-body-grace-s",
-            "1",
+            "3",
             "--http-body-min-rate",
             "1000",
             "--max-connections",
@@ -608,7 +608,8 @@ async fn slow_and_idle_connections_are_closed_and_healthz_keeps_a_reserve() {
         "limit of 120 open connections",
     );
     // Every one of them is closed by the server, without a byte more from the client. The
-    // bound is a liveness limit, far above the 1 s deadlines.
+    // bound is a liveness limit, far above the 3 s deadlines (which are long enough for the
+    // connections above to be made before the first is closed).
     let mut slow_bodies_refused = 0;
     for mut stream in held {
         let mut answer = Vec::new();
