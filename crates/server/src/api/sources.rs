@@ -113,18 +113,28 @@ pub async fn receive(
 ) -> Result<Response, ApiError> {
     let live = app.sources.get(&name).ok_or_else(|| not_found(&name))?;
     let metrics = app.metrics.source(&name);
-    let pairs: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    let webhook = Webhook {
-        method: method.as_str(),
-        headers: &pairs,
-        body: &body,
-        peer: peer.ip(),
-        now: SystemTime::now(),
-    };
-    let (event, answer) = match live.source.receive(&webhook) {
+    let now = SystemTime::now();
+    // Verifying and parsing a large body is CPU work: off the async workers, like a publish's.
+    let outcome = app
+        .cpu
+        .run(body.len(), {
+            let (live, headers) = (Arc::clone(&live), headers.clone());
+            move || {
+                let pairs: Vec<(&str, &[u8])> = headers
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                    .collect();
+                live.source.receive(&Webhook {
+                    method: method.as_str(),
+                    headers: &pairs,
+                    body: &body,
+                    peer: peer.ip(),
+                    now,
+                })
+            }
+        })
+        .await;
+    let (event, answer) = match outcome {
         Outcome::Refused(refusal) => {
             metrics.refused(refusal.reason.as_str());
             tracing::info!(source = %name, reason = refusal.reason.as_str(), peer = %peer.ip(), "webhook refused");
