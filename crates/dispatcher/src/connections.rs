@@ -99,18 +99,20 @@ impl LiveConnection {
         })?;
         // Checked at each fetch, not only when the connection was written: the policy may have
         // changed since, and a connection loaded from the store was never checked by this node.
-        let url = reqwest::Url::parse(&request.url).map_err(|e| {
-            failure(
-                ErrorKind::InvalidDestination,
-                &format!("OAuth token_url: {e}"),
-            )
-        })?;
-        policy.check_url(&url).map_err(|e| {
-            failure(
-                ErrorKind::InvalidDestination,
-                &format!("OAuth token_url: {e}"),
-            )
-        })?;
+        let url = reqwest::Url::parse(&request.url)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                policy
+                    .check_url(&url)
+                    .map(|()| url)
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| {
+                failure(
+                    ErrorKind::InvalidDestination,
+                    &format!("OAuth token_url: {e}"),
+                )
+            })?;
         let mut post = client.post(url).timeout(Duration::from_secs(30));
         for header in &request.headers {
             post = post.header(header.name.as_str(), header.value.as_str());

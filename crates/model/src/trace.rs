@@ -79,13 +79,6 @@ impl TraceContext {
         })
     }
 
-    /// The publisher's context, or a new trace when there is none or it is invalid.
-    pub fn from_headers(traceparent: Option<&str>, tracestate: Option<&str>) -> TraceContext {
-        traceparent
-            .and_then(|tp| TraceContext::parse(tp, tracestate))
-            .unwrap_or_else(TraceContext::new_root)
-    }
-
     pub fn trace_id(&self) -> &str {
         &self.trace_id
     }
@@ -143,7 +136,7 @@ mod tests {
         ] {
             assert!(TraceContext::parse(bad, None).is_none(), "{bad}");
         }
-        let fresh = TraceContext::from_headers(Some("garbage"), None);
+        let fresh = TraceContext::new_root();
         assert!(TraceContext::parse(&fresh.traceparent(), None).is_some());
     }
 }

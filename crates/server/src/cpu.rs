@@ -1,5 +1,5 @@
-//! CPU-heavy request work (parsing, verifying and matching large bodies) kept off the async
-//! workers that accept connections and answer `/healthz`.
+//! CPU-heavy request work (parsing, verifying and matching large bodies) and blocking file reads
+//! (`file:` secrets) kept off the async workers that accept connections and answer `/healthz`.
 //!
 //! Small bodies are handled inline: moving them to another thread would cost more than the work.
 //! Past [`INLINE_BYTES`], the work runs on the blocking pool, at most one job per core at a time,
@@ -35,9 +35,15 @@ impl CpuPool {
             return work();
         }
         let _turn = self.permits.acquire().await;
-        match tokio::task::spawn_blocking(work).await {
-            Ok(value) => value,
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
+        blocking(work).await
+    }
+}
+
+/// Runs `work` on the blocking pool: for work that waits on the file system. A panic in `work`
+/// is resumed here, as if it ran inline (a bug is not the caller's bad input).
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
     }
 }

@@ -43,6 +43,19 @@ pub struct HttpLimits {
     pub reserved_connections: usize,
 }
 
+impl HttpLimits {
+    /// When the next bytes of a body that started arriving at `started` are due, `read` bytes
+    /// in: the grace period plus what the minimum rate allows for them.
+    pub(crate) fn body_deadline(
+        &self,
+        started: tokio::time::Instant,
+        read: usize,
+    ) -> tokio::time::Instant {
+        let allowed = Duration::from_secs_f64(read as f64 / self.body_min_rate.max(1) as f64);
+        started + self.body_grace + allowed
+    }
+}
+
 impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {

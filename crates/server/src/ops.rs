@@ -252,9 +252,8 @@ impl App {
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
             let keyring = Arc::clone(&app.keyring);
             let check = sealed.clone();
-            let resolved = tokio::task::spawn_blocking(move || check.resolve(&keyring))
+            let resolved = crate::cpu::blocking(move || check.resolve(&keyring))
                 .await
-                .map_err(|e| ServerError::Invalid(format!("cannot check the connection: {e}")))?
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
             app.dispatcher
                 .check_client_certificate(&resolved)

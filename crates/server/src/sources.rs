@@ -69,9 +69,7 @@ impl LiveSource {
         key: &Arc<Keyring>,
     ) -> Result<LiveSource, ServerError> {
         let key = Arc::clone(key);
-        tokio::task::spawn_blocking(move || LiveSource::compile(record, &key))
-            .await
-            .map_err(|e| ServerError::Invalid(format!("cannot compile the source: {e}")))?
+        crate::cpu::blocking(move || LiveSource::compile(record, &key)).await
     }
 }
 

@@ -232,16 +232,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|text| Network::parse(text).map_err(|e| anyhow::anyhow!("{flag} {text:?}: {e}")))
             .collect()
     };
-    let allow = match (args.allow_destination_networks, &settings.destination_allow) {
-        (flags, _) if !flags.is_empty() => flags,
-        (_, Some(list)) => list.clone(),
-        _ => Vec::new(),
-    };
-    let deny = match (args.deny_destination_networks, &settings.destination_deny) {
-        (flags, _) if !flags.is_empty() => Some(flags),
-        (_, Some(list)) => Some(list.clone()),
-        _ => None,
-    };
+    let allow = listed(
+        args.allow_destination_networks,
+        settings.destination_allow.as_ref(),
+    )
+    .unwrap_or_default();
+    let deny = listed(
+        args.deny_destination_networks,
+        settings.destination_deny.as_ref(),
+    );
     let address_policy = match deny {
         None if allow.is_empty() => AddressPolicy::default(),
         None => AddressPolicy::new(
@@ -347,11 +346,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ),
         None => data_dir.join("master.key"),
     };
-    let secret_dirs = match (args.secret_files_dirs, &settings.secret_files_dirs) {
-        (flags, _) if !flags.is_empty() => flags,
-        (_, Some(list)) => list.iter().map(PathBuf::from).collect(),
-        _ => Vec::new(),
-    };
+    let secret_dirs =
+        listed(args.secret_files_dirs, settings.secret_files_dirs.as_ref()).unwrap_or_default();
     let store = open_store(store_url, &data_dir, options).await?;
     let master_key = MasterKey::load_or_create(&key_path)
         .with_context(|| format!("master key {}", key_path.display()))?;
@@ -440,6 +436,15 @@ fn default_node_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{host}-{}-{nanos:08x}", std::process::id())
+}
+
+/// A repeatable flag's values, or else the config file's list: `None` when neither says any.
+fn listed<T: From<String>>(flags: Vec<T>, file: Option<&Vec<String>>) -> Option<Vec<T>> {
+    match (flags, file) {
+        (flags, _) if !flags.is_empty() => Some(flags),
+        (_, Some(list)) => Some(list.iter().cloned().map(T::from).collect()),
+        _ => None,
+    }
 }
 
 fn read_tokens(path: &Path) -> anyhow::Result<ApiTokens> {

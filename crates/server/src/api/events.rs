@@ -14,14 +14,14 @@ use serde_json::{Value, json};
 use switchyard_metrics::BusMetrics;
 use switchyard_model::{PublishContext, TraceContext, now_ms, parse_publish_request};
 
-use super::{ApiError, Body, find_bus};
+use super::{ApiError, Text, find_bus};
 use crate::App;
 
 pub async fn publish(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     headers: HeaderMap,
-    Body(body): Body,
+    Text(body): Text,
 ) -> Result<Json<Value>, ApiError> {
     let index = find_bus(&app, &bus)?;
     let bus_metrics = app.metrics.bus(&bus);

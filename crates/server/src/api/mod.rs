@@ -29,7 +29,6 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use std::time::Duration;
 
 pub use error::ApiError;
 
@@ -290,27 +289,35 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
     }
 }
 
-/// A UTF-8 request body within the configured size limit, read at the minimum body rate;
-/// refusals use the API's error shape.
+/// A UTF-8 request body within the configured size limit, read at the minimum body rate, that
+/// gives no key twice: the parser would keep one value while a person reading the body sees the
+/// other. Refusals use the API's error shape.
 pub struct Body(pub String);
 
 impl FromRequest<Arc<App>> for Body {
     type Rejection = ApiError;
 
-    /// Also refuses a body that gives a key twice, naming it: the parser would keep one value
-    /// while a person reading the body sees the other. (Publish and test-pattern bodies are
-    /// checked where their events are read, with the event's own path in the message.)
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Body, ApiError> {
-        let path = request.uri().path();
-        let checked_later = path.ends_with("/events") || path == "/v1/test-pattern";
-        let RawBody(bytes) = RawBody::from_request(request, app).await?;
-        let text = String::from_utf8(bytes.into())
-            .map_err(|_| ApiError::invalid("the request body is not UTF-8"))?;
-        if !checked_later {
-            switchyard_pattern::check_unique_keys(&text)
-                .map_err(|e| ApiError::invalid(e.to_string()))?;
-        }
+        let Text(text) = Text::from_request(request, app).await?;
+        switchyard_pattern::check_unique_keys(&text)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
         Ok(Body(text))
+    }
+}
+
+/// A UTF-8 request body with [`Body`]'s limits but not its duplicate-key check: for bodies of
+/// events (publish, test-pattern), which are checked where the events are read, with each
+/// event's own path in the message.
+pub struct Text(pub String);
+
+impl FromRequest<Arc<App>> for Text {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<Text, ApiError> {
+        let RawBody(bytes) = RawBody::from_request(request, app).await?;
+        String::from_utf8(bytes.into())
+            .map(Text)
+            .map_err(|_| ApiError::invalid("the request body is not UTF-8"))
     }
 }
 
@@ -331,9 +338,7 @@ impl FromRequest<Arc<App>> for RawBody {
         let mut stream = request.into_body().into_data_stream();
         let mut body = Vec::new();
         loop {
-            let allowed =
-                Duration::from_secs_f64(body.len() as f64 / limits.body_min_rate.max(1) as f64);
-            let deadline = started + limits.body_grace + allowed;
+            let deadline = limits.body_deadline(started, body.len());
             match tokio::time::timeout_at(deadline, stream.next()).await {
                 Err(_) => {
                     return Err(ApiError::new(
@@ -420,8 +425,7 @@ async fn drain(body: axum::body::Body, max: usize, limits: crate::http::HttpLimi
     let mut stream = body.into_data_stream();
     let mut read = 0usize;
     while read <= max {
-        let allowed = Duration::from_secs_f64(read as f64 / limits.body_min_rate.max(1) as f64);
-        match tokio::time::timeout_at(started + limits.body_grace + allowed, stream.next()).await {
+        match tokio::time::timeout_at(limits.body_deadline(started, read), stream.next()).await {
             Ok(Some(Ok(chunk))) => read += chunk.len(),
             _ => break,
         }

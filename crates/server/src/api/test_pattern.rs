@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use switchyard_pattern::Pattern;
 
-use super::{ApiError, Body};
+use super::{ApiError, Text};
 use crate::App;
 
 /// Pattern and event stay raw JSON text, so number literals reach the matcher exactly.
@@ -25,7 +25,7 @@ struct TestPattern<'a> {
 
 pub async fn test_pattern(
     State(app): State<Arc<App>>,
-    Body(body): Body,
+    Text(body): Text,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = body.len();
     app.cpu.run(bytes, move || evaluate(&body)).await.map(Json)
