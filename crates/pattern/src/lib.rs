@@ -33,10 +33,20 @@ use event::{Flat, PathTrie};
 pub enum PatternError {
     /// The text is not JSON.
     #[error("pattern is not valid JSON at byte {offset}: {reason}")]
-    Syntax { offset: usize, reason: &'static str },
+    Syntax {
+        /// Where in the text parsing stopped.
+        offset: usize,
+        /// What was expected there.
+        reason: &'static str,
+    },
     /// The text is longer than [`MAX_PATTERN_BYTES`].
     #[error("pattern is {size} bytes, over the limit of {limit}")]
-    TooLarge { size: usize, limit: usize },
+    TooLarge {
+        /// The text's length in bytes.
+        size: usize,
+        /// [`MAX_PATTERN_BYTES`].
+        limit: usize,
+    },
     /// The JSON is not an object.
     #[error("a pattern must be a JSON object")]
     NotAnObject,
@@ -45,7 +55,12 @@ pub enum PatternError {
     Empty,
     /// A field (its dotted path) is wrong, and why.
     #[error("field \"{field}\": {reason}")]
-    Field { field: String, reason: String },
+    Field {
+        /// The field's dotted path from the pattern's root.
+        field: String,
+        /// What is wrong with it and what would be accepted.
+        reason: String,
+    },
 }
 
 /// Why an event could not be matched.
@@ -53,7 +68,12 @@ pub enum PatternError {
 pub enum EventError {
     /// The text is not a JSON object.
     #[error("event is not a valid JSON object at byte {offset}: {reason}")]
-    Syntax { offset: usize, reason: &'static str },
+    Syntax {
+        /// Where in the text parsing stopped.
+        offset: usize,
+        /// What was expected there.
+        reason: &'static str,
+    },
     /// An object of the event gives one key twice: a filter and a receiver could read different
     /// values of it.
     #[error(transparent)]
@@ -64,7 +84,10 @@ pub enum EventError {
     #[error(
         "event is too costly to match: over {budget} steps against one pattern; send smaller arrays, and do not spell one field both as a dotted key and as nested objects"
     )]
-    TooCostly { budget: u64 },
+    TooCostly {
+        /// The step budget this event was given.
+        budget: u64,
+    },
 }
 
 impl EventError {

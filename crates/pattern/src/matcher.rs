@@ -36,6 +36,7 @@ impl<K: Clone + Eq + Hash> Default for MatcherBuilder<K> {
 }
 
 impl<K: Clone + Eq + Hash> MatcherBuilder<K> {
+    /// A builder with no patterns.
     pub fn new() -> Self {
         MatcherBuilder {
             entries: Vec::new(),
@@ -47,6 +48,7 @@ impl<K: Clone + Eq + Hash> MatcherBuilder<K> {
         self.entries.push((key, pattern.clone()));
     }
 
+    /// Compiles every added pattern into one matcher.
     pub fn build(self) -> Matcher<K> {
         let mut keys: Vec<K> = Vec::new();
         let mut key_ids: HashMap<K, u32> = HashMap::new();
@@ -495,6 +497,7 @@ impl<K: Clone + Eq + Hash> Matcher<K> {
         })
     }
 
+    /// True when no pattern was added: nothing can match.
     pub fn is_empty(&self) -> bool {
         self.branches.is_empty()
     }

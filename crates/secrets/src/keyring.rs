@@ -6,6 +6,7 @@
 
 use crate::{MasterKey, SecretFiles};
 
+/// The master key and the file policy, together.
 #[derive(Debug)]
 pub struct Keyring {
     master_key: MasterKey,
@@ -13,6 +14,7 @@ pub struct Keyring {
 }
 
 impl Keyring {
+    /// A keyring that seals with `master_key` and reads `file:` secrets as `files` allows.
     pub fn new(master_key: MasterKey, files: SecretFiles) -> Keyring {
         Keyring { master_key, files }
     }

@@ -25,6 +25,7 @@ pub(crate) const SEALED_PREFIX: &str = "sealed:";
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
+    /// Wraps a value; from here on it is only shown redacted.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(Zeroizing::new(value.into()))
     }
@@ -99,8 +100,11 @@ impl Eq for Secret {}
 /// applied again unchanged) and an inline value as [`REDACTED`].
 #[derive(Clone)]
 pub enum SecretRef {
+    /// The value itself, as a request gave it; never stored.
     Inline(Secret),
+    /// The value sealed under the master key (`sealed:…`), as stored.
     Sealed(String),
+    /// A file holding the value (`file:PATH`), read at each use under the file policy.
     File(PathBuf),
 }
 
