@@ -1,5 +1,5 @@
 //! A destination as a subscription holds it: where deliveries go and how each request is shaped,
-//! authenticated and signed. [`crate::render`] renders an attempt straight from it.
+//! authenticated and signed. [`render`](fn@crate::render) renders an attempt straight from it.
 //!
 //! Owns the destination's JSON shape and defaults, which are also how the store keeps it
 //! (subscriptions are stored as JSON): a field renamed or a default changed here changes every

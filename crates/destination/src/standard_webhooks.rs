@@ -13,17 +13,18 @@
 //!
 //! # One set of rules for a secret
 //! A secret is the base64 of 24 to 64 bytes (the specification's "at least 24 bytes (192 bits),
-//! 512 maximum"), padded or not (tools print both; they are the same key), on both sides. The
-//! `whsec_` mark is the specification's serialization "when presented to customers". A secret
-//! switchyard signs with must carry it ([`SigningSecret::parse`]): it is what receivers and
-//! their libraries are handed, and an unmarked value is more likely a secret pasted into the
-//! wrong field than a key. A secret switchyard verifies with may leave it out
-//! ([`SigningSecret::parse_from_sender`]): the receiver copies what the sender shows, and the
-//! reference verifiers (standard-webhooks `libraries/*`, Svix) strip the mark only when present.
-//! The existing tests pin exactly this: the destination tests refuse an unmarked signing secret,
-//! the source preset tests verify the specification's vector with the bare key.
-//! Verification used to accept a key of any length; it now holds senders to the same 24 to 64
-//! bytes, which every sender that follows the specification meets (Svix's keys are 24 bytes).
+//! 512 maximum"), padded or not (tools print both; they are the same key), on both sides:
+//! verifying holds senders to the bounds the specification sets them, which every conforming
+//! sender meets (Svix's keys are 24 bytes), and a shorter key is refused when the source is
+//! written, naming the field, rather than trusted. The `whsec_` mark is the specification's
+//! serialization "when presented to customers". A secret switchyard signs with must carry it
+//! ([`SigningSecret::parse`]): that is the form receivers and their libraries are handed, and
+//! an unmarked value is more likely a secret pasted into the wrong field than a key. A secret
+//! switchyard verifies with may leave it out ([`SigningSecret::parse_from_sender`]): the
+//! receiver copies what the sender shows, and the reference verifiers (standard-webhooks
+//! `libraries/*`, Svix) strip the mark only when present. This is the one difference, and the
+//! tests of both sides hold it: the destination's refuse an unmarked signing secret, the source
+//! preset's verify the specification's vector with the bare key.
 //!
 //! # Where this module lives
 //! In `switchyard-destination`, beside the signing configuration that resolves its secrets, and
