@@ -123,7 +123,8 @@ pub struct StripeVerify {
 
 /// `webhook-signature: v1,base64(HMAC-SHA256(key, id + "." + timestamp + "." + body))`, any
 /// number of space-separated entries, with `webhook-id` and `webhook-timestamp`; the secret is
-/// `whsec_` + base64 of the key.
+/// `whsec_` (which may be left out) + base64 of a 24 to 64 byte key, by the rules of
+/// `switchyard_destination::standard_webhooks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StandardWebhooksVerify {

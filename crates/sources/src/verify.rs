@@ -108,6 +108,8 @@ impl Check {
                 tolerance_s: stripe.tolerance_s,
             },
             VerifySpec::StandardWebhooks(standard) => {
+                // A value that is no base64 at all keeps the preset's message, which says what
+                // the secret looks like; a key of the wrong size gets the scheme's, with its size.
                 let secret = SigningSecret::parse_from_sender(secret).map_err(|e| match e {
                     SecretFormatError::Length(_) => {
                         SourceError::invalid(format!("field \"{secret_field}\": {e}"))
