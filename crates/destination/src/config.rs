@@ -1,6 +1,6 @@
 //! The small configuration types of a destination: payload format, HTTP method and identity
-//! token. Their defaults keep the behaviour switchyard had before they existed: the envelope,
-//! POSTed as JSON, with no token.
+//! token, and the rules for header names. Their defaults keep the behaviour switchyard had
+//! before they existed: the envelope, POSTed as JSON, with no token.
 
 use serde::{Deserialize, Serialize};
 
@@ -130,9 +130,10 @@ impl From<IdentityTokenSpec> for IdentityTokenFields {
     }
 }
 
-/// Checks a header name that a user configures: an RFC 9110 token, and not one that switchyard
-/// or the HTTP framing owns. `field` names it in the error.
-pub fn validate_header_name(field: &str, name: &str) -> Result<(), ConfigError> {
+/// Checks that a header name is an RFC 9110 token: the rule for every header name a user
+/// writes, whether switchyard sends it or reads it (a source's signature header). `field` names
+/// it in the error.
+pub fn validate_header_token(field: &str, name: &str) -> Result<(), ConfigError> {
     let is_token = !name.is_empty()
         && name
             .bytes()
@@ -143,6 +144,13 @@ pub fn validate_header_name(field: &str, name: &str) -> Result<(), ConfigError> 
             format!("{name:?} is not a valid header name"),
         ));
     }
+    Ok(())
+}
+
+/// Checks a header name that a user configures on requests switchyard sends: a token, and not
+/// one that switchyard or the HTTP framing owns. `field` names it in the error.
+pub fn validate_header_name(field: &str, name: &str) -> Result<(), ConfigError> {
+    validate_header_token(field, name)?;
     let lower = name.to_ascii_lowercase();
     const RESERVED: [&str; 5] = [
         "host",

@@ -7,6 +7,8 @@
 
 use switchyard_secrets::SecretError;
 
+use crate::standard_webhooks::SecretFormatError;
+
 /// A refused configuration. `field` is the path inside the object being validated
 /// (`transform.input_template`, `auth.token_url`); [`ConfigError::under`] prefixes it with the
 /// path of that object in a larger document.
@@ -99,6 +101,13 @@ pub enum ResolveError {
     /// The secret was produced (typically read from a `file:` reference) but has the wrong form.
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
+    /// A signing secret was produced but is not a Standard Webhooks secret.
+    #[error("{field}: {source}")]
+    SigningSecret {
+        field: String,
+        #[source]
+        source: SecretFormatError,
+    },
 }
 
 /// Why one event cannot be rendered for one destination.

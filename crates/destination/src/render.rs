@@ -1,5 +1,5 @@
-//! One attempt, rendered: from the stored envelope and a destination's settings to the method,
-//! URL, headers and body to send. The dispatcher sends the result as it is.
+//! One attempt, rendered: from the stored envelope and a [`Destination`] to the method, URL,
+//! headers and body to send. The dispatcher sends the result as it is.
 //!
 //! Pure: no I/O, no clock (the caller passes the time), no HTTP client. Secrets come in already
 //! resolved ([`Credentials`]) and leave only in header values marked `sensitive` or in query
@@ -22,13 +22,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use switchyard_secrets::{REDACTED, Secret};
 
-use crate::config::{Format, HttpMethod, IdentityTokenSpec};
+use crate::config::{Format, HttpMethod};
 use crate::connection::{ResolvedAuth, ResolvedConnection};
+use crate::destination::Destination;
 use crate::error::RenderError;
 use crate::jwt::{Claims, IdentityKey};
-use crate::signing::{SigningSecret, SigningSpec, signature_header, webhook_id};
-use crate::template::{HeaderTemplate, UrlTemplate};
-use crate::transform::{Payload, Predefined, Transform};
+use crate::standard_webhooks::{self, SigningSecret, signature_header, webhook_id};
+use crate::transform::{Payload, Predefined};
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -36,21 +36,6 @@ const CLOUDEVENTS_JSON: &str = "application/cloudevents+json; charset=utf-8";
 /// CloudEvents HTTP binding §3.1.3.2: space, `"`, `%` and everything outside printable ASCII is
 /// percent-encoded in `ce-*` header values.
 const CE_HEADER: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
-
-/// A destination's render settings, borrowed from wherever the caller keeps them (the model's
-/// `Destination`).
-#[derive(Debug, Clone, Copy)]
-pub struct RenderSpec<'a> {
-    pub url: &'a UrlTemplate,
-    pub method: HttpMethod,
-    pub headers: &'a BTreeMap<String, HeaderTemplate>,
-    pub format: Format,
-    pub transform: Option<&'a Transform>,
-    /// When set, [`Credentials::signing`] must hold its resolved secrets.
-    pub signing: Option<&'a SigningSpec>,
-    /// When set, [`Credentials::identity`] must be given.
-    pub identity_token: Option<&'a IdentityTokenSpec>,
-}
 
 /// The attempt being rendered.
 #[derive(Debug, Clone, Copy)]
@@ -73,7 +58,9 @@ pub struct Credentials<'a> {
     pub connection: Option<&'a ResolvedConnection>,
     /// The OAuth access token, when the connection uses `oauth2_client_credentials`.
     pub access_token: Option<&'a Secret>,
+    /// The resolved secrets of the destination's `signing`; required when it is set.
     pub signing: &'a [SigningSecret],
+    /// Required when the destination sends an identity token.
     pub identity: Option<Identity<'a>>,
 }
 
@@ -219,9 +206,9 @@ struct Envelope<'a> {
     detail: &'a RawValue,
 }
 
-/// Renders one attempt.
+/// Renders one attempt to `destination`.
 pub fn render(
-    spec: &RenderSpec<'_>,
+    destination: &Destination,
     attempt: &Attempt<'_>,
     credentials: &Credentials<'_>,
 ) -> Result<RenderedRequest, RenderError> {
@@ -231,7 +218,7 @@ pub fn render(
         serde_json::from_str(attempt.envelope).map_err(|e| RenderError::Envelope(e.to_string()))?;
     let ingestion_time = rfc3339_ms(attempt.ingested_ms);
 
-    let payload = match spec.transform {
+    let payload = match &destination.transform {
         Some(transform) => transform.apply(
             event,
             &Predefined {
@@ -240,7 +227,7 @@ pub fn render(
                 ingestion_time: &ingestion_time,
             },
         )?,
-        None => match spec.format {
+        None => match destination.format {
             Format::Envelope | Format::PubsubPush | Format::PubsubPushUnwrapped => {
                 Payload::Json(attempt.envelope.to_string())
             }
@@ -252,7 +239,7 @@ pub fn render(
 
     let mut headers = Headers::default();
     let body = format_body(
-        spec.format,
+        destination.format,
         payload,
         &envelope,
         attempt,
@@ -260,7 +247,7 @@ pub fn render(
         &mut headers,
     )?;
 
-    let mut url = spec.url.render(event)?;
+    let mut url = destination.url.render(event)?;
     // The token's audience is the URL the receiver was configured with, before the
     // connection's (possibly secret) query parameters.
     let audience_url = url.to_string();
@@ -278,7 +265,7 @@ pub fn render(
         }
     }
 
-    for (name, template) in spec.headers {
+    for (name, template) in &destination.headers {
         headers.set(Header::new(name.clone(), template.render(name, event)?));
     }
 
@@ -322,7 +309,7 @@ pub fn render(
         }
     }
 
-    if let Some(token_spec) = spec.identity_token {
+    if let Some(token_spec) = &destination.identity_token {
         if let Some(kind) = authorization_by {
             return Err(RenderError::ConflictingAuthorization(kind));
         }
@@ -357,7 +344,7 @@ pub fn render(
         attempt.attempt.to_string(),
     ));
 
-    if spec.signing.is_some() {
+    if destination.signing.is_some() {
         if credentials.signing.is_empty() {
             return Err(RenderError::MissingCredential(
                 "the destination is signed but no signing secret was passed",
@@ -365,9 +352,15 @@ pub fn render(
         }
         let id = webhook_id(&envelope.id);
         let signature = signature_header(credentials.signing, &id, attempt.now_s, &body);
-        headers.set(Header::new("webhook-id", id));
-        headers.set(Header::new("webhook-timestamp", attempt.now_s.to_string()));
-        headers.set(Header::sensitive("webhook-signature", signature));
+        headers.set(Header::new(standard_webhooks::ID_HEADER, id));
+        headers.set(Header::new(
+            standard_webhooks::TIMESTAMP_HEADER,
+            attempt.now_s.to_string(),
+        ));
+        headers.set(Header::sensitive(
+            standard_webhooks::SIGNATURE_HEADER,
+            signature,
+        ));
     }
 
     let headers = headers.0;
@@ -380,7 +373,7 @@ pub fn render(
         });
     }
     Ok(RenderedRequest {
-        method: spec.method,
+        method: destination.method,
         url: url.to_string(),
         headers,
         body,

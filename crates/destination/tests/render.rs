@@ -2,55 +2,18 @@
 //! a destination object parsed from JSON (as embedded in a subscription), an envelope as the
 //! store keeps it, resolved credentials, and the request that comes out.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
-use serde::Deserialize;
 use serde_json::Value;
 use switchyard_destination::{
-    Attempt, Credentials, Format, HeaderTemplate, HttpMethod, Identity, IdentityKey,
-    IdentityTokenSpec, Jwks, RenderError, RenderSpec, RenderedRequest, SigningSpec, Transform,
-    UrlTemplate, parse_connection_spec, render,
+    Attempt, Credentials, Destination, HttpMethod, Identity, IdentityKey, Jwks, RenderError,
+    RenderedRequest, parse_connection_spec, render,
 };
 use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
 
-/// The destination fields as the model will embed them (the lead's `Destination`).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Destination {
-    url: UrlTemplate,
-    #[serde(default)]
-    method: HttpMethod,
-    #[serde(default)]
-    headers: BTreeMap<String, HeaderTemplate>,
-    #[serde(default)]
-    format: Format,
-    #[serde(default)]
-    transform: Option<Transform>,
-    #[serde(default)]
-    signing: Option<SigningSpec>,
-    #[serde(default)]
-    identity_token: Option<IdentityTokenSpec>,
-}
-
-impl Destination {
-    fn parse(json: &str) -> Destination {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn spec(&self) -> RenderSpec<'_> {
-        RenderSpec {
-            url: &self.url,
-            method: self.method,
-            headers: &self.headers,
-            format: self.format,
-            transform: self.transform.as_ref(),
-            signing: self.signing.as_ref(),
-            identity_token: self.identity_token.as_ref(),
-        }
-    }
+fn parse_destination(json: &str) -> Destination {
+    serde_json::from_str(json).unwrap()
 }
 
 const ENVELOPE: &str = r#"{"version":"0","id":"0190c7a2-0000-7000-8000-000000000001","detail-type":"Order Placed","source":"shop.orders","time":"2026-03-01T10:00:00Z","resources":["orders/42"],"detail":{"orderId":"42","total":12345678901234567890,"customer":{"tier":"gold"}}}"#;
@@ -68,13 +31,8 @@ fn attempt(envelope: &str) -> Attempt<'_> {
 }
 
 fn render_plain(destination: &str) -> RenderedRequest {
-    let destination = Destination::parse(destination);
-    render(
-        &destination.spec(),
-        &attempt(ENVELOPE),
-        &Credentials::default(),
-    )
-    .unwrap()
+    let destination = parse_destination(destination);
+    render(&destination, &attempt(ENVELOPE), &Credentials::default()).unwrap()
 }
 
 fn json(body: &[u8]) -> Value {
@@ -119,13 +77,8 @@ fn detail_format_sends_only_the_detail_with_exact_numbers() {
 #[test]
 fn cloudevents_binary_maps_attributes_to_encoded_ce_headers() {
     let envelope = ENVELOPE.replace("shop.orders", "shop orders/€");
-    let destination = Destination::parse(r#"{"url":"http://h/x","format":"cloudevents-binary"}"#);
-    let request = render(
-        &destination.spec(),
-        &attempt(&envelope),
-        &Credentials::default(),
-    )
-    .unwrap();
+    let destination = parse_destination(r#"{"url":"http://h/x","format":"cloudevents-binary"}"#);
+    let request = render(&destination, &attempt(&envelope), &Credentials::default()).unwrap();
     assert_eq!(request.header("ce-specversion"), Some("1.0"));
     assert_eq!(
         request.header("ce-id"),
@@ -221,28 +174,18 @@ fn a_template_value_cannot_forge_headers_or_paths() {
         r#""orderId":"42""#,
         r#""orderId":"42\r\nX-Evil: 1/../admin""#,
     );
-    let destination = Destination::parse(
+    let destination = parse_destination(
         r#"{"url":"https://h/orders/{$.detail.orderId}","headers":{"X-Order":"{$.detail.orderId}"}}"#,
     );
-    let err = render(
-        &destination.spec(),
-        &attempt(&envelope),
-        &Credentials::default(),
-    )
-    .unwrap_err();
+    let err = render(&destination, &attempt(&envelope), &Credentials::default()).unwrap_err();
     assert_eq!(
         err,
         RenderError::HeaderValue {
             name: "X-Order".into()
         }
     );
-    let destination = Destination::parse(r#"{"url":"https://h/orders/{$.detail.orderId}"}"#);
-    let request = render(
-        &destination.spec(),
-        &attempt(&envelope),
-        &Credentials::default(),
-    )
-    .unwrap();
+    let destination = parse_destination(r#"{"url":"https://h/orders/{$.detail.orderId}"}"#);
+    let request = render(&destination, &attempt(&envelope), &Credentials::default()).unwrap();
     assert_eq!(
         request.url,
         "https://h/orders/42%0D%0AX-Evil%3A%201%2F..%2Fadmin"
@@ -301,12 +244,12 @@ fn basic_auth_extra_headers_and_masked_query() {
     .unwrap();
     let resolved = connection.resolve(&key).unwrap();
     assert!(!resolved.needs_access_token());
-    let destination = Destination::parse(r#"{"url":"https://h/x?a=1"}"#);
+    let destination = parse_destination(r#"{"url":"https://h/x?a=1"}"#);
     let credentials = Credentials {
         connection: Some(&resolved),
         ..Credentials::default()
     };
-    let request = render(&destination.spec(), &attempt(ENVELOPE), &credentials).unwrap();
+    let request = render(&destination, &attempt(ENVELOPE), &credentials).unwrap();
     assert_eq!(request.url, "https://h/x?a=1&api_key=q-secret&tenant=acme");
     assert_eq!(
         request.url_for_logs(),
@@ -340,12 +283,12 @@ fn api_key_auth_sets_its_header() {
     .unwrap();
     let resolved = connection.resolve(&key).unwrap();
     let destination =
-        Destination::parse(r#"{"url":"https://h/x","headers":{"X-API-Key":"configured"}}"#);
+        parse_destination(r#"{"url":"https://h/x","headers":{"X-API-Key":"configured"}}"#);
     let credentials = Credentials {
         connection: Some(&resolved),
         ..Credentials::default()
     };
-    let request = render(&destination.spec(), &attempt(ENVELOPE), &credentials).unwrap();
+    let request = render(&destination, &attempt(ENVELOPE), &credentials).unwrap();
     let header = request
         .headers
         .iter()
@@ -371,12 +314,12 @@ fn oauth2_needs_the_dispatchers_token() {
     .unwrap();
     let resolved = connection.resolve(&key).unwrap();
     assert!(resolved.needs_access_token());
-    let destination = Destination::parse(r#"{"url":"https://h/x"}"#);
+    let destination = parse_destination(r#"{"url":"https://h/x"}"#);
     let mut credentials = Credentials {
         connection: Some(&resolved),
         ..Credentials::default()
     };
-    let err = render(&destination.spec(), &attempt(ENVELOPE), &credentials).unwrap_err();
+    let err = render(&destination, &attempt(ENVELOPE), &credentials).unwrap_err();
     assert!(matches!(err, RenderError::MissingCredential(_)), "{err}");
     let token = switchyard_destination::oauth2::parse_token_response(
         200,
@@ -385,7 +328,7 @@ fn oauth2_needs_the_dispatchers_token() {
     )
     .unwrap();
     credentials.access_token = Some(&token.token);
-    let request = render(&destination.spec(), &attempt(ENVELOPE), &credentials).unwrap();
+    let request = render(&destination, &attempt(ENVELOPE), &credentials).unwrap();
     assert_eq!(request.header("authorization"), Some("Bearer at-1"));
 }
 
@@ -393,7 +336,7 @@ fn oauth2_needs_the_dispatchers_token() {
 fn signing_matches_the_standard_webhooks_vector_end_to_end() {
     // The reference libraries' vector: id, timestamp, body and secret, through the whole render.
     let envelope = r#"{"version":"0","id":"msg_27UH4WbU6Z5A5EzD8u03UvzRbpk","detail-type":"t","source":"s","time":"2022-04-07T21:39:13Z","resources":[],"detail":{"email":"test@example.com","username":"test_user"}}"#;
-    let destination = Destination::parse(
+    let destination = parse_destination(
         r#"{"url":"https://h/x","format":"detail","signing":{"secrets":["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"]}}"#,
     );
     let key = master_key();
@@ -406,7 +349,7 @@ fn signing_matches_the_standard_webhooks_vector_end_to_end() {
         now_s: 1649367553,
         ..attempt(envelope)
     };
-    let request = render(&destination.spec(), &attempt, &credentials).unwrap();
+    let request = render(&destination, &attempt, &credentials).unwrap();
     assert_eq!(
         request.body,
         br#"{"email":"test@example.com","username":"test_user"}"#
@@ -421,7 +364,7 @@ fn signing_matches_the_standard_webhooks_vector_end_to_end() {
         Some("v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=")
     );
     // Configured but not passed: refused rather than sent unsigned.
-    let err = render(&destination.spec(), &attempt, &Credentials::default()).unwrap_err();
+    let err = render(&destination, &attempt, &Credentials::default()).unwrap_err();
     assert!(matches!(err, RenderError::MissingCredential(_)));
 }
 
@@ -429,7 +372,7 @@ fn signing_matches_the_standard_webhooks_vector_end_to_end() {
 fn identity_token_verifies_against_the_published_jwks() {
     let (key, _) = IdentityKey::generate().unwrap();
     let jwks = serde_json::to_value(Jwks::new([&key])).unwrap();
-    let destination = Destination::parse(
+    let destination = parse_destination(
         r#"{"url":"https://crm.example.com/orders/{$.detail.orderId}","identity_token":{}}"#,
     );
     let credentials = Credentials {
@@ -439,7 +382,7 @@ fn identity_token_verifies_against_the_published_jwks() {
         }),
         ..Credentials::default()
     };
-    let request = render(&destination.spec(), &attempt(ENVELOPE), &credentials).unwrap();
+    let request = render(&destination, &attempt(ENVELOPE), &credentials).unwrap();
     let token = request
         .header("authorization")
         .unwrap()
@@ -479,13 +422,13 @@ fn identity_token_verifies_against_the_published_jwks() {
         ..credentials
     };
     assert_eq!(
-        render(&destination.spec(), &attempt(ENVELOPE), &conflicting).unwrap_err(),
+        render(&destination, &attempt(ENVELOPE), &conflicting).unwrap_err(),
         RenderError::ConflictingAuthorization("basic")
     );
-    let audience = Destination::parse(
+    let audience = parse_destination(
         r#"{"url":"https://h/x","identity_token":{"audience":"crm","ttl_s":60}}"#,
     );
-    let request = render(&audience.spec(), &attempt(ENVELOPE), &credentials).unwrap();
+    let request = render(&audience, &attempt(ENVELOPE), &credentials).unwrap();
     let token = request
         .header("authorization")
         .unwrap()
@@ -544,20 +487,15 @@ fn bad_destination_config_names_the_field() {
 
 #[test]
 fn missing_event_values_and_bad_envelopes_are_render_errors() {
-    let destination = Destination::parse(r#"{"url":"https://h/{$.detail.nope}"}"#);
-    let err = render(
-        &destination.spec(),
-        &attempt(ENVELOPE),
-        &Credentials::default(),
-    )
-    .unwrap_err();
+    let destination = parse_destination(r#"{"url":"https://h/{$.detail.nope}"}"#);
+    let err = render(&destination, &attempt(ENVELOPE), &Credentials::default()).unwrap_err();
     assert_eq!(
         err.to_string(),
         "url: $.detail.nope is missing or null in the event"
     );
-    let destination = Destination::parse(r#"{"url":"https://h/"}"#);
+    let destination = parse_destination(r#"{"url":"https://h/"}"#);
     let err = render(
-        &destination.spec(),
+        &destination,
         &attempt("{\"id\":1}"),
         &Credentials::default(),
     )
@@ -570,7 +508,7 @@ fn secrets_resolve_from_files_at_use() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("signing");
     std::fs::write(&path, "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\n").unwrap();
-    let destination = Destination::parse(&format!(
+    let destination = parse_destination(&format!(
         r#"{{"url":"https://h/x","signing":{{"secrets":["file:{}"]}}}}"#,
         path.display()
     ));

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
 use switchyard_destination::{
-    Attempt, Credentials, Identity, IdentityKey, RenderSpec, ResolvedConnection, render,
+    Attempt, Credentials, Identity, IdentityKey, ResolvedConnection, render,
 };
 use switchyard_secrets::{Keyring, Secret};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
@@ -151,15 +151,6 @@ async fn send_once(
         .map_err(|e| invalid(format!("signing secrets: {e}")))?,
         None => Vec::new(),
     };
-    let spec = RenderSpec {
-        url: &destination.url,
-        method: destination.method,
-        headers: &destination.headers,
-        format: destination.format,
-        transform: destination.transform.as_ref(),
-        signing: destination.signing.as_ref(),
-        identity_token: destination.identity_token.as_ref(),
-    };
     let attempt = Attempt {
         envelope: &delivery.event.envelope,
         bus: &subscription.bus,
@@ -188,7 +179,8 @@ async fn send_once(
         signing: &signing,
         identity,
     };
-    let mut rendered = render(&spec, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
+    let mut rendered =
+        render(destination, &attempt, &credentials).map_err(|e| invalid(e.to_string()))?;
     let url = reqwest::Url::parse(&rendered.url).map_err(|e| invalid(format!("url: {e}")))?;
     context
         .policy

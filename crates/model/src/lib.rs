@@ -6,6 +6,9 @@
 //! the config file and the store agree on every field and every default. This crate does no I/O
 //! and knows nothing of HTTP servers, stores or async runtimes.
 //!
+//! A subscription's [`Destination`] is `switchyard-destination`'s type, re-exported here: that
+//! crate renders requests from it, so it owns its shape and the checks of its fields.
+//!
 //! Invariant: a value of [`SubscriptionSpec`] or [`Event`] that left this crate through a
 //! successful validation is well formed; later layers do not re-check it.
 

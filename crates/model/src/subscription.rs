@@ -4,17 +4,11 @@
 //! Parsing goes through [`parse_subscription_spec`], which names the offending field of any bad
 //! input, and then through validation, which checks what types alone cannot.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use switchyard_destination::{
-    Format, HeaderTemplate, IdentityTokenSpec, SigningSpec, Transform, UrlTemplate,
-    validate_header_name,
-};
 use switchyard_pattern::Pattern;
 
-pub use switchyard_destination::HttpMethod;
+pub use switchyard_destination::{Destination, HttpMethod};
 
 use crate::ModelError;
 
@@ -35,6 +29,8 @@ pub struct SubscriptionSpec {
     /// value; absent means every event of the bus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<Box<RawValue>>,
+    /// Owned by `switchyard-destination`, which validates it and renders attempts straight from
+    /// it; only the naming rule of its connection is this crate's.
     pub destination: Destination,
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -82,41 +78,6 @@ fn default_open_ms() -> u64 {
     30_000
 }
 
-/// Where and how deliveries are sent. The request itself is rendered by `switchyard-destination`
-/// from these fields; their types validate themselves as they are parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Destination {
-    /// `https://api.example.com/orders/{$.detail.orderId}`: placeholders in the path and query
-    /// are filled from the event, URL-encoded.
-    pub url: UrlTemplate,
-    #[serde(default)]
-    pub method: HttpMethod,
-    /// Sent with every attempt; values may use placeholders. `switchyard-*`, `webhook-*`, `host`
-    /// and framing headers are ours to set.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, HeaderTemplate>,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// The body's shape: `envelope` (default), `detail`, CloudEvents or Pub/Sub push.
-    #[serde(default)]
-    pub format: Format,
-    /// An EventBridge input transformer, applied before the format.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transform: Option<Transform>,
-    /// Standard Webhooks signatures; the secrets are sealed before the subscription is stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signing: Option<SigningSpec>,
-    /// Sends `Authorization: Bearer <JWT>` signed by switchyard's key (published at
-    /// `/.well-known/jwks.json`), as Pub/Sub push does with OIDC tokens.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub identity_token: Option<IdentityTokenSpec>,
-    /// The name of a connection: how to authenticate (basic, API key, OAuth client credentials)
-    /// and extra headers and query parameters.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<String>,
-}
-
 /// When a failed attempt is tried again. Defaults are EventBridge's: 185 attempts within 24 h.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,9 +111,6 @@ impl Default for RetryPolicy {
 fn default_max_concurrency() -> u32 {
     16
 }
-fn default_timeout_ms() -> u64 {
-    5_000
-}
 fn default_max_attempts() -> u32 {
     185
 }
@@ -169,7 +127,6 @@ fn default_retryable_statuses() -> Vec<u16> {
     vec![429]
 }
 
-const MAX_TIMEOUT_MS: u64 = 300_000;
 const MAX_CONCURRENCY: u32 = 1_000;
 const MAX_RATE_PER_S: u32 = 100_000;
 const MAX_OPEN_MS: u64 = 3_600_000;
@@ -202,7 +159,9 @@ impl SubscriptionSpec {
     /// Checks what the types cannot: ranges, URL, headers and the pattern itself.
     pub fn validate(&self) -> Result<(), ModelError> {
         self.compile_pattern()?;
-        self.destination.validate()?;
+        self.destination
+            .validate(|name| crate::validate_name("connection", name))
+            .map_err(|e| ModelError::invalid(e.to_string()))?;
         self.retry.validate()?;
         if self
             .rate_limit_per_s
@@ -233,26 +192,6 @@ impl SubscriptionSpec {
                 .map(Some)
                 .map_err(|e| ModelError::InvalidPattern(e.to_string())),
         }
-    }
-}
-
-impl Destination {
-    fn validate(&self) -> Result<(), ModelError> {
-        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
-            return Err(ModelError::invalid(format!(
-                "field \"destination.timeout_ms\" must be 1 to {MAX_TIMEOUT_MS}"
-            )));
-        }
-        if let Some(name) = &self.connection {
-            crate::validate_name("connection", name).map_err(|e| {
-                ModelError::invalid(format!("field \"destination.connection\": {e}"))
-            })?;
-        }
-        for name in self.headers.keys() {
-            validate_header_name("destination.headers", name)
-                .map_err(|e| ModelError::invalid(e.to_string()))?;
-        }
-        Ok(())
     }
 }
 

@@ -10,6 +10,10 @@ pub enum SourceError {
     /// The configuration is malformed or incomplete; the message says which field and why.
     #[error("{0}")]
     Invalid(String),
+    /// A header name that is not an RFC 9110 token, by the rule every switchyard header name
+    /// follows; the message names the field.
+    #[error(transparent)]
+    HeaderName(#[from] switchyard_destination::ConfigError),
 }
 
 impl SourceError {
@@ -17,7 +21,7 @@ impl SourceError {
     /// the same as the model's code for bad input.
     pub fn code(&self) -> &'static str {
         match self {
-            SourceError::Invalid(_) => "invalid",
+            SourceError::Invalid(_) | SourceError::HeaderName(_) => "invalid",
         }
     }
 

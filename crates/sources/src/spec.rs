@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{Secret, SourceError};
+use switchyard_destination::validate_header_token;
 use switchyard_model::Network;
 
 /// Replay window of the presets that sign a timestamp: Slack's documented 5 minutes, and the
@@ -122,7 +123,8 @@ pub struct StripeVerify {
 
 /// `webhook-signature: v1,base64(HMAC-SHA256(key, id + "." + timestamp + "." + body))`, any
 /// number of space-separated entries, with `webhook-id` and `webhook-timestamp`; the secret is
-/// `whsec_` + base64 of the key.
+/// `whsec_` (which may be left out) + base64 of a 24 to 64 byte key, by the rules of
+/// `switchyard_destination::standard_webhooks`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StandardWebhooksVerify {
@@ -436,9 +438,9 @@ impl VerifySpec {
             }
             VerifySpec::Github(_) => Ok(()),
             VerifySpec::Hmac(hmac) => {
-                validate_header_name("verify.header", &hmac.header)?;
+                validate_header_token("verify.header", &hmac.header)?;
                 if let Some(name) = &hmac.timestamp_header {
-                    validate_header_name("verify.timestamp_header", name)?;
+                    validate_header_token("verify.timestamp_header", name)?;
                 }
                 if has_control(&hmac.prefix) {
                     return Err(SourceError::invalid(
@@ -462,7 +464,7 @@ impl VerifySpec {
                 Ok(())
             }
             VerifySpec::ApiKey(api_key) => {
-                validate_header_name("verify.header", &api_key.header)?;
+                validate_header_token("verify.header", &api_key.header)?;
                 if has_control(&api_key.prefix) {
                     return Err(SourceError::invalid(
                         "field \"verify.prefix\" must not contain control characters",
@@ -548,19 +550,6 @@ fn validate_tolerance(tolerance_s: u64) -> Result<(), SourceError> {
     Ok(())
 }
 
-pub(crate) fn validate_header_name(field: &str, name: &str) -> Result<(), SourceError> {
-    let is_token = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !is_token {
-        return Err(SourceError::invalid(format!(
-            "field \"{field}\": {name:?} is not a valid header name"
-        )));
-    }
-    Ok(())
-}
-
 fn has_control(text: &str) -> bool {
     text.chars().any(char::is_control)
 }
@@ -627,7 +616,7 @@ impl EventSpec {
                     "fields \"event.detail_type\" and \"event.detail_type_header\" exclude each other: set one",
                 ));
             }
-            validate_header_name("event.detail_type_header", header)?;
+            validate_header_token("event.detail_type_header", header)?;
         }
         Ok(())
     }

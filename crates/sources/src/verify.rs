@@ -5,10 +5,18 @@
 //! constant time ([`ct_eq`], or `ring::hmac::verify`), so an attacker cannot find a valid
 //! signature byte by byte from response times. Refusals carry a reason code and a message that
 //! names the header at fault; neither ever contains a secret or the expected signature.
+//!
+//! Standard Webhooks' secret rules, signed content and signature entries are
+//! `switchyard_destination::standard_webhooks`, the module switchyard signs its own deliveries
+//! with; this module adds only the receiver's part: headers, tolerance, refusals, comparison.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use ring::hmac;
+use switchyard_destination::standard_webhooks::{
+    ID_HEADER, SIGNATURE_HEADER, SecretFormatError, SigningSecret, TIMESTAMP_HEADER,
+    presented_signatures,
+};
 
 use crate::receive::{Reason, Refusal};
 use crate::spec::{HmacAlgorithm, Part, SignatureEncoding, VerifySpec, parse_template};
@@ -42,7 +50,10 @@ pub(crate) enum Check {
     /// `Stripe-Signature: t=...,v1=...,v1=...`.
     Stripe { key: hmac::Key, tolerance_s: u64 },
     /// `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,... v1,...`.
-    StandardWebhooks { key: hmac::Key, tolerance_s: u64 },
+    StandardWebhooks {
+        secret: SigningSecret,
+        tolerance_s: u64,
+    },
     /// `basic` and `api_key`: a shared credential after a prefix in a header.
     Credential {
         header: String,
@@ -65,9 +76,6 @@ const SLACK_SIGNATURE: &str = "X-Slack-Signature";
 const SLACK_TIMESTAMP: &str = "X-Slack-Request-Timestamp";
 const GITHUB_SIGNATURE: &str = "X-Hub-Signature-256";
 const STRIPE_SIGNATURE: &str = "Stripe-Signature";
-const WEBHOOK_ID: &str = "webhook-id";
-const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 const AUTHORIZATION: &str = "Authorization";
 
 impl Check {
@@ -100,17 +108,20 @@ impl Check {
                 tolerance_s: stripe.tolerance_s,
             },
             VerifySpec::StandardWebhooks(standard) => {
-                // The reference libraries accept the key with or without its `whsec_` mark.
-                let encoded = secret.expose();
-                let encoded = encoded.strip_prefix("whsec_").unwrap_or(encoded);
-                let key = BASE64.decode(encoded).ok().filter(|k| !k.is_empty());
-                let Some(key) = key else {
-                    return Err(SourceError::invalid(format!(
-                        "field \"{secret_field}\" must be \"whsec_\" followed by the base64 of the key"
-                    )));
-                };
+                // A value that is no base64 at all keeps the preset's message, which says what
+                // the secret looks like; a key of the wrong size gets the scheme's, with its size.
+                let secret = SigningSecret::parse_from_sender(secret).map_err(|e| match e {
+                    SecretFormatError::Length(_) => {
+                        SourceError::invalid(format!("field \"{secret_field}\": {e}"))
+                    }
+                    SecretFormatError::Unmarked | SecretFormatError::NotBase64 => {
+                        SourceError::invalid(format!(
+                            "field \"{secret_field}\" must be \"whsec_\" followed by the base64 of the key"
+                        ))
+                    }
+                })?;
                 Check::StandardWebhooks {
-                    key: hmac::Key::new(hmac::HMAC_SHA256, &key),
+                    secret,
                     tolerance_s: standard.tolerance_s,
                 }
             }
@@ -158,9 +169,10 @@ impl Check {
             Check::Stripe { key, tolerance_s } => {
                 verify_stripe(key, *tolerance_s, headers, body, now_s)
             }
-            Check::StandardWebhooks { key, tolerance_s } => {
-                verify_standard_webhooks(key, *tolerance_s, headers, body, now_s)
-            }
+            Check::StandardWebhooks {
+                secret,
+                tolerance_s,
+            } => verify_standard_webhooks(secret, *tolerance_s, headers, body, now_s),
             Check::Credential {
                 header,
                 prefix,
@@ -267,37 +279,26 @@ fn verify_stripe(
 }
 
 fn verify_standard_webhooks(
-    key: &hmac::Key,
+    secret: &SigningSecret,
     tolerance_s: u64,
     headers: Headers,
     body: &[u8],
     now_s: i64,
 ) -> Result<(), Refusal> {
-    let Some(signatures) = headers.get(WEBHOOK_SIGNATURE) else {
-        return Err(missing_signature(WEBHOOK_SIGNATURE));
+    let Some(signatures) = headers.get(SIGNATURE_HEADER) else {
+        return Err(missing_signature(SIGNATURE_HEADER));
     };
-    let Some(id) = headers.text(WEBHOOK_ID) else {
-        return Err(missing_signature(WEBHOOK_ID));
+    let Some(id) = headers.text(ID_HEADER) else {
+        return Err(missing_signature(ID_HEADER));
     };
-    let timestamp = timestamp_from_header(headers, WEBHOOK_TIMESTAMP, tolerance_s, now_s)?;
+    let timestamp = timestamp_from_header(headers, TIMESTAMP_HEADER, tolerance_s, now_s)?;
     let signatures =
-        std::str::from_utf8(signatures).map_err(|_| bad_signature(WEBHOOK_SIGNATURE))?;
-    let mut context = hmac::Context::with_key(key);
-    context.update(id.as_bytes());
-    context.update(b".");
-    context.update(timestamp.as_bytes());
-    context.update(b".");
-    context.update(body);
-    let expected = context.sign();
-    // Only `v1` (HMAC-SHA256) entries are ours to check; `v1a` is the asymmetric scheme.
-    let candidates = signatures
-        .split_ascii_whitespace()
-        .filter_map(|entry| entry.strip_prefix("v1,"))
-        .map(|encoded| BASE64.decode(encoded).ok());
-    if any_matches(candidates, expected.as_ref()) {
+        std::str::from_utf8(signatures).map_err(|_| bad_signature(SIGNATURE_HEADER))?;
+    let expected = secret.signature(id, timestamp, body);
+    if any_matches(presented_signatures(signatures), expected.as_ref()) {
         Ok(())
     } else {
-        Err(bad_signature(WEBHOOK_SIGNATURE))
+        Err(bad_signature(SIGNATURE_HEADER))
     }
 }
 

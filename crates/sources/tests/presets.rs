@@ -697,6 +697,35 @@ mod standard_webhooks {
         assert!(error.contains("verify.secret"), "{error}");
         assert!(!error.contains("not-base64"), "{error}");
     }
+
+    #[test]
+    fn a_key_outside_the_specifications_24_to_64_bytes_is_refused() {
+        for secret in ["whsec_dG9vLXNob3J0", "dG9vLXNob3J0"] {
+            let spec = parse_source_spec(
+                &json!({"bus": "b", "verify": {"type": "standard-webhooks", "secret": secret}})
+                    .to_string(),
+            )
+            .unwrap();
+            let error = Source::new("partner", &spec).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                "field \"verify.secret\": a Standard Webhooks secret holds 24 to 64 bytes, not 9"
+            );
+        }
+    }
+
+    #[test]
+    fn what_switchyard_signs_for_its_destinations_verifies_here() {
+        use switchyard_destination::standard_webhooks::{SigningSecret, signature_header};
+        let signer = SigningSecret::parse(&switchyard_sources::Secret::new(SECRET)).unwrap();
+        let signature = signature_header(&[signer], ID, 1_614_265_330, BODY.as_bytes());
+        published(receive(
+            &hooks(SECRET),
+            &headers(ID, TIMESTAMP, &signature),
+            BODY.as_bytes(),
+            now(),
+        ));
+    }
 }
 
 mod hmac {
