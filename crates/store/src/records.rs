@@ -304,7 +304,7 @@ pub struct DeliveryTrail {
     pub attempts: Vec<AttemptRecord>,
 }
 
-/// What changed in a store shared by several nodes, as [`crate::Store::changes`] reports it.
+/// What changed in a store shared by several nodes, as [`crate::ClusterStore::changes`] reports it.
 /// A receiver that lags behind ([`tokio::sync::broadcast::error::RecvError::Lagged`]) has
 /// missed changes and must resync as if it had received every kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,8 +317,8 @@ pub enum Change {
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, crate::StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| crate::StoreError::Storage(format!("cannot encode: {e}")))
+    // Only switchyard's own records are encoded: one that does not encode is a bug.
+    serde_json::to_string(value).map_err(|e| crate::StoreError::internal("cannot encode", e))
 }
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(

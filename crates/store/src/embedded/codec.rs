@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use redb::{Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 use switchyard_model::{Event, TraceContext};
 
 use crate::StoreError;
@@ -119,6 +119,22 @@ pub(super) const GC_CURSOR: &str = "gc_cursor";
 pub(super) const CURRENT_SCHEMA: u64 = 1;
 
 const LAYOUT_V1: u8 = 1;
+
+/// A counter of `META`; ids start at 1, so a missing one is 1.
+pub(super) fn meta_get(meta: &Table<&str, u64>, key: &str) -> Result<u64, StoreError> {
+    Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(1))
+}
+
+/// The counters of a subscription; `None` when it does not exist (any more).
+pub(super) fn load_counters(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    sub: u64,
+) -> Result<Option<Counters>, StoreError> {
+    table
+        .get(sub)?
+        .map(|v| Counters::decode(v.value()))
+        .transpose()
+}
 
 fn corrupt(table: &'static str, detail: &str) -> StoreError {
     StoreError::Corrupt {
