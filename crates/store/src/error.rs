@@ -2,7 +2,11 @@
 //!
 //! Faults that pass ([`Outage`]: a full disk, a failed write, a database server that went away)
 //! are told apart from failures that do not, so that callers can answer "retry later" and the
-//! stores can recover by themselves.
+//! stores can recover by themselves, and both from bugs ([`StoreError::Internal`]), which no
+//! caller retries.
+//!
+//! Must not: drop what failed underneath: an engine's, the system's or tokio's error stays the
+//! store error's source ([`Cause`]), and its text stays in the message that logs print.
 
 use std::sync::Arc;
 
@@ -138,7 +142,8 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
-    /// The store is shut down or its writer is gone; nothing was written.
+    /// The store is shut down (the PostgreSQL store's writer went with its runtime); nothing was
+    /// written.
     #[error("the store is closed")]
     Closed,
     /// The storage is failing for now (see [`Outage`]); the same call may succeed later.

@@ -1,4 +1,8 @@
 //! The records the store takes and returns. Times are Unix milliseconds.
+//!
+//! Owns their shapes, and so their JSON, which both stores keep (redb's JSON tables, PostgreSQL's
+//! text columns). Must not: rename or remove a stored field (files and databases already hold
+//! it); a new one comes with a default.
 
 use std::sync::Arc;
 

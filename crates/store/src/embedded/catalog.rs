@@ -161,31 +161,11 @@ pub(super) fn get_on_bus<T: OnBus>(
     from_json(T::TABLE, value.value())
 }
 
-/// The records of one bus, or of every bus with `None`, by bus and name.
-pub(super) fn of_bus<T: OnBus>(
-    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
-    bus: Option<&str>,
-) -> Result<Vec<T>, StoreError> {
-    let rows = match bus {
-        Some(bus) => table.range((bus, "")..)?,
-        None => table.range::<(&str, &str)>(..)?,
-    };
-    let mut out = Vec::new();
-    for row in rows {
-        let (key, value) = row?;
-        if bus.is_some_and(|bus| key.value().0 != bus) {
-            break;
-        }
-        out.push(from_json(T::TABLE, value.value())?);
-    }
-    Ok(out)
-}
-
 pub(super) fn list_on_bus<T: OnBus>(
     txn: &ReadTransaction,
     bus: Option<&str>,
 ) -> Result<Vec<T>, StoreError> {
-    of_bus(&txn.open_table(T::DEFINITION)?, bus)
+    of_bus(&txn.open_table(T::DEFINITION)?, T::TABLE, bus)
 }
 
 pub(super) fn put_bus(
@@ -237,8 +217,9 @@ pub(super) fn delete_bus(
     if t.buses.get(name)?.is_none() {
         return Err(StoreError::no_bus(name));
     }
-    let doomed: Vec<SubscriptionRecord> = of_bus(&t.subscriptions, Some(name))?;
-    let archives: Vec<ArchiveRecord> = of_bus(&t.archives, Some(name))?;
+    let doomed: Vec<SubscriptionRecord> =
+        of_bus(&t.subscriptions, SubscriptionRecord::TABLE, Some(name))?;
+    let archives: Vec<ArchiveRecord> = of_bus(&t.archives, ArchiveRecord::TABLE, Some(name))?;
     if (!doomed.is_empty() || !archives.is_empty()) && !force {
         return Err(StoreError::bus_in_use(name, doomed.len(), archives.len()));
     }

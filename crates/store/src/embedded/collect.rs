@@ -15,7 +15,6 @@
 use redb::ReadableTable;
 use switchyard_model::now_ms;
 
-use super::catalog;
 use super::codec::*;
 use super::history;
 use super::writer::Writer;
@@ -164,7 +163,7 @@ fn collect_archived(t: &mut Tables<'_>, now: u64) -> Result<usize, StoreError> {
         }
         t.deleted_archives.remove(archive)?;
     }
-    for record in catalog::of_bus::<ArchiveRecord>(&t.archives, None)? {
+    for record in of_bus::<ArchiveRecord>(&t.archives, "archives", None)? {
         let Some(retention_ms) = record.spec.retention_ms() else {
             continue;
         };

@@ -12,9 +12,11 @@
 //! After an [`Outage`] (a full disk, an I/O error) the thread has the file re-opened
 //! ([`StoreFile::reopen`], on a helper thread) with backoff until that works, and meanwhile
 //! answers every job at once with the outage, so that callers hear what is wrong instead of
-//! waiting for the disk. Every
-//! commit that returned was durable, and nothing else was acknowledged, so the re-opened file
-//! holds everything acknowledged.
+//! waiting for the disk. Every commit that returned was durable, and nothing else was
+//! acknowledged, so the re-opened file holds everything acknowledged.
+//!
+//! Must not: die of a job's panic (it is caught, and its group rolled back as a bug:
+//! [`StoreError::Internal`]), or answer a caller before its group's commit.
 
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};

@@ -129,12 +129,12 @@ pub(super) struct Deltas(HashMap<u64, Delta>);
 /// What one transaction adds to each counter of one subscription (negative: takes away).
 #[derive(Default, Clone, Copy)]
 pub(super) struct Delta {
-    pub accepted: i64,
-    pub delivered: i64,
-    pub dead: i64,
-    pub pending: i64,
-    pub purged: i64,
-    pub failed_attempts: i64,
+    pub(super) accepted: i64,
+    pub(super) delivered: i64,
+    pub(super) dead: i64,
+    pub(super) pending: i64,
+    pub(super) purged: i64,
+    pub(super) failed_attempts: i64,
 }
 
 impl Deltas {

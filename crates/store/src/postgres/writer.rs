@@ -8,7 +8,9 @@
 //!
 //! Invariant: a caller is told "done" only after the commit that holds its write; if anything
 //! in the group fails, the whole transaction rolls back and every caller of the group gets the
-//! error, so nobody is told "done" for a write that was rolled back.
+//! error, so nobody is told "done" for a write that was rolled back. Must not: take anything but
+//! appends and outcomes (catalog writes are short transactions of their own), or answer a caller
+//! before its group's commit.
 
 use tokio::sync::{mpsc, oneshot};
 
