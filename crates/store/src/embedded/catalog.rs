@@ -3,8 +3,9 @@
 //! Every write runs inside one group commit. A record that belongs to a bus (a subscription, an
 //! archive) is written by one helper, [`put_on_bus`], as the PostgreSQL store's catalog does:
 //! created with a fresh id and its bookkeeping row (counters, archive counts), or replaced keeping
-//! both. Deleting a subscription removes its rows with it ([`deliveries::delete_subscription_rows`]);
-//! deleting an archive leaves its copies to [`super::collect`].
+//! both. Deleting a subscription removes its rows with it
+//! ([`deliveries::delete_subscription_rows`]); deleting an archive leaves its copies to
+//! [`super::collect`].
 //!
 //! Must not: touch the delivery tables other than through [`deliveries`].
 

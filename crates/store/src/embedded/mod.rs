@@ -1,11 +1,11 @@
 //! The embedded store: one redb file in the data directory, zero setup.
 //!
-//! Owns the file ([`file`](mod@file)) and its single writer thread ([`writer`]); reads run on tokio's
-//! blocking pool against MVCC snapshots, so they never wait for a commit. Only one process can
-//! open the file at a time (redb locks it), which is what keeps two `serve`s off the same data
-//! directory, and why this store has no cluster side. A full disk or an I/O error fails writes
-//! (and reads) with an [`crate::Outage`] until the writer has re-opened the file; no restart is
-//! needed.
+//! Owns the file ([`file`](mod@file)) and its single writer thread ([`writer`]); reads run on
+//! tokio's blocking pool against MVCC snapshots, so they never wait for a commit. Only one
+//! process can open the file at a time (redb locks it), which is what keeps two `serve`s off the
+//! same data directory, and why this store has no cluster side. A full disk or an I/O error
+//! fails writes (and reads) with an [`crate::Outage`] until the writer has re-opened the file;
+//! no restart is needed.
 //!
 //! Laid out as the PostgreSQL store is: [`catalog`], [`deliveries`], [`dead_letters`],
 //! [`archives`], [`history`], [`collect`] and [`writer`], each owning the same part of the
