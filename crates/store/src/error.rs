@@ -446,6 +446,36 @@ mod tests {
     }
 
     #[test]
+    fn a_storage_error_keeps_the_engine_error_as_its_source() {
+        let error = StoreError::from(redb::StorageError::Corrupted("page 7".into()));
+        assert!(error.to_string().contains("page 7"), "{error}");
+        let StoreError::Storage {
+            cause: Some(cause), ..
+        } = &error
+        else {
+            panic!("not a storage error with a cause: {error:?}");
+        };
+        assert!(cause.get().downcast_ref::<redb::Error>().is_some());
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn a_bug_is_internal_never_transient_and_stays_internal_for_every_caller() {
+        let panicked = std::io::Error::other("task 7 panicked");
+        let error = StoreError::internal("the change did not finish", panicked);
+        assert_eq!(
+            error.to_string(),
+            "internal error in the store: the change did not finish: task 7 panicked"
+        );
+        assert!(!error.is_transient());
+        assert!(matches!(
+            error.for_each_caller(),
+            StoreError::Internal { cause: Some(_), .. }
+        ));
+        assert!(!StoreError::internal_message("a write job panicked").is_transient());
+    }
+
+    #[test]
     fn sqlstates_of_passing_faults_are_outages() {
         use tokio_postgres::error::SqlState;
         assert_eq!(outage_of(&SqlState::DISK_FULL), Some(OutageKind::DiskFull));

@@ -28,8 +28,9 @@
 //! finds one store's code by the other's: `catalog` (buses, subscriptions, archives, documents),
 //! `deliveries` (appends, outcomes, pending deliveries and counters), `dead_letters`, `archives`
 //! (the copies of archived events), `history` (the attempt log and event trails), `collect`
-//! (what leaves the store and when) and `writer` (the group commit). The PostgreSQL store adds
-//! `notify`, `listener` and `leases` for its cluster side.
+//! (what leaves the store and when) and `writer` (the group commit). The embedded store's `codec`
+//! (tables and layouts) and `file` (its one handle) are the PostgreSQL store's `schema` and
+//! `conn`; the PostgreSQL store adds `notify`, `listener` and `leases` for its cluster side.
 
 mod embedded;
 mod error;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable, Table};
+use switchyard_model::now_ms;
 
 use super::codec::*;
 use super::{archives, collect, history};
@@ -20,7 +21,6 @@ use crate::{
     DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, PendingOrder, StoreError,
     StoreOptions, SubscriptionStats,
 };
-use switchyard_model::now_ms;
 
 fn missing_event(seq: u64, delivery: u64) -> StoreError {
     StoreError::Corrupt {
