@@ -57,6 +57,7 @@ pub enum OutageKind {
 /// store keeps trying to recover (re-open, reconnect) by itself.
 #[derive(Debug, Clone)]
 pub struct Outage {
+    /// What kind of fault it is: callers answer a full disk differently.
     pub kind: OutageKind,
     /// What failed underneath, told in the outage's message and given as its source.
     cause: Cause,
@@ -129,8 +130,11 @@ fn describe(kind: OutageKind, cause: &Cause) -> String {
 /// [`StoreError::Storage`] failure of the engine) fails the same way when tried again.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// What was asked for does not exist (or no longer does); the message names it.
     #[error("{0}")]
     NotFound(String),
+    /// The request met the store's state or another request (a bus still in use, a race); the
+    /// message says which.
     #[error("{0}")]
     Conflict(String),
     /// The storage engine failed; the operation had no effect.
