@@ -2,8 +2,8 @@
 //! delivers for, and following the changes other nodes make.
 //!
 //! Every subscription is delivered by exactly one live node, its owner, which holds a lease on it
-//! in the store ([`Store::claim_subscriptions`]) and renews it every third of the lease. One lane
-//! in the whole cluster per subscription is what makes its limits (`max_concurrency`,
+//! in the store (`ClusterStore::claim_subscriptions`) and renews it every third of the lease. One
+//! lane in the whole cluster per subscription is what makes its limits (`max_concurrency`,
 //! `rate_limit_per_s`, ordering keys, the circuit breaker) hold cluster-wide rather than per node.
 //! Any node accepts publishes; the store tells the owner of new deliveries (LISTEN/NOTIFY) and the
 //! owner's lane reads them, so a delivery is attempted by its owner only.
@@ -21,7 +21,7 @@
 //! missed notification; both go through [`App::reconcile`], as does a claim that finds a
 //! subscription it does not know yet.
 //!
-//! With a single-node store (`Store::changes` is `None`) none of this runs: the node owns all.
+//! With a single-node store (`Store::cluster` is `None`) none of this runs: the node owns all.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,7 +87,10 @@ impl Cluster {
 impl App {
     /// Starts this node's ownership and change-following loops; they end with the app.
     pub(crate) fn join_cluster(self: &Arc<Self>) {
-        let (Some(cluster), Some(mut changes)) = (&self.cluster, self.store.changes()) else {
+        let (Some(cluster), Some(mut changes)) = (
+            &self.cluster,
+            self.store.cluster().map(|shared| shared.changes()),
+        ) else {
             return;
         };
         let renew = Duration::from_millis((cluster.lease_ms / 3).max(1));
@@ -164,12 +167,11 @@ impl App {
     /// Claims and renews this node's subscriptions, runs lanes for exactly those, and hands
     /// over the others once their lanes have drained.
     async fn claim(self: &Arc<Self>) -> Result<(), ServerError> {
-        let Some(cluster) = &self.cluster else {
+        let (Some(cluster), Some(shared)) = (&self.cluster, self.store.cluster()) else {
             return Ok(());
         };
         let started = Instant::now();
-        let owned: HashSet<u64> = self
-            .store
+        let owned: HashSet<u64> = shared
             .claim_subscriptions(&cluster.node_id, cluster.lease_ms)
             .await?
             .into_iter()
@@ -204,9 +206,10 @@ impl App {
         let app = Arc::clone(self);
         tokio::spawn(async move {
             let _ = drained.await;
-            let Some(cluster) = &app.cluster else { return };
-            match app
-                .store
+            let (Some(cluster), Some(shared)) = (&app.cluster, app.store.cluster()) else {
+                return;
+            };
+            match shared
                 .hand_over_subscription(&cluster.node_id, subscription)
                 .await
             {

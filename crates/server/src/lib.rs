@@ -168,7 +168,7 @@ impl App {
         // Alone on its store, a node delivers for every subscription; in a cluster, for those
         // it claims (see `cluster`).
         let cluster = store
-            .changes()
+            .cluster()
             .is_some()
             .then(|| cluster::Cluster::new(config.node_id.clone(), config.lease_ms));
         if cluster.is_none() {
@@ -297,9 +297,9 @@ pub async fn run<L: Listener<Addr = std::net::SocketAddr>>(
     app.dispatcher.shutdown().await;
     // Outcomes are committed (leases were renewed meanwhile): hand this node's subscriptions to
     // the others now rather than when the leases run out.
-    if let Some(cluster) = &app.cluster {
+    if let (Some(cluster), Some(shared)) = (&app.cluster, app.store.cluster()) {
         cluster.stop();
-        if let Err(error) = app.store.release_subscriptions(&cluster.node_id).await {
+        if let Err(error) = shared.release_subscriptions(&cluster.node_id).await {
             tracing::warn!(%error, "cannot release subscription leases; they expire on their own");
         }
     }

@@ -37,9 +37,7 @@ impl App {
             work(Arc::clone(&app)).await
         })
         .await
-        .unwrap_or_else(|e| {
-            Err(StoreError::Storage(format!("the change did not finish: {e}")).into())
-        })
+        .unwrap_or_else(|e| Err(StoreError::internal("the change did not finish", e).into()))
     }
 
     pub async fn put_bus(

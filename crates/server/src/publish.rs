@@ -24,11 +24,7 @@ pub async fn publish(
     let app = Arc::clone(app);
     tokio::spawn(async move { publish_now(&app, index, entries).await })
         .await
-        .unwrap_or_else(|e| {
-            Err(StoreError::Storage(format!(
-                "the publish did not finish: {e}"
-            )))
-        })
+        .unwrap_or_else(|e| Err(StoreError::internal("the publish did not finish", e)))
 }
 
 async fn publish_now(

@@ -93,8 +93,7 @@ impl Replays {
 }
 
 fn encode(record: &ReplayRecord) -> Result<String, StoreError> {
-    serde_json::to_string(record)
-        .map_err(|e| StoreError::Storage(format!("cannot encode the replay: {e}")))
+    serde_json::to_string(record).map_err(|e| StoreError::internal("cannot encode the replay", e))
 }
 
 fn decode(body: &str) -> Result<ReplayRecord, StoreError> {

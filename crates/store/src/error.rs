@@ -2,11 +2,45 @@
 //!
 //! Faults that pass ([`Outage`]: a full disk, a failed write, a database server that went away)
 //! are told apart from failures that do not, so that callers can answer "retry later" and the
-//! stores can recover by themselves.
+//! stores can recover by themselves, and both from bugs ([`StoreError::Internal`]), which no
+//! caller retries.
+//!
+//! Must not: drop what failed underneath: an engine's, the system's or tokio's error stays the
+//! store error's source ([`Cause`]), and its text stays in the message that logs print.
 
 use std::sync::Arc;
 
 use crate::DocumentKind;
+
+/// The error underneath a [`StoreError`] or an [`Outage`]: what redb, PostgreSQL, the operating
+/// system or tokio reported. Shared, since a failed group commit gives it to each of its callers;
+/// it is transparent (its text and its source are the error's own), and [`Cause::get`] gives
+/// the error itself to downcast.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub(crate) fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Cause {
+        Cause(Arc::from(cause.into()))
+    }
+
+    /// The error itself, to downcast (to `std::io::Error`, say).
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// What kind of fault keeps the store from writing for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +54,13 @@ pub enum OutageKind {
 }
 
 /// A fault of the store's storage that is expected to pass: nothing was acknowledged, and the
-/// store keeps trying to recover (re-open, reconnect) by itself. Cloned to every caller of a
-/// group commit, so its cause is shared.
+/// store keeps trying to recover (re-open, reconnect) by itself.
 #[derive(Debug, Clone)]
 pub struct Outage {
+    /// What kind of fault it is: callers answer a full disk differently.
     pub kind: OutageKind,
-    cause: Arc<dyn std::error::Error + Send + Sync>,
+    /// What failed underneath, told in the outage's message and given as its source.
+    cause: Cause,
 }
 
 impl std::fmt::Display for Outage {
@@ -34,8 +69,8 @@ impl std::fmt::Display for Outage {
     }
 }
 
-// By hand rather than derived: the source is the cause itself, not the `Arc` around it, so that
-// callers can downcast it (to `std::io::Error`, say).
+// By hand rather than derived: the source is the cause itself, not the `Cause` around it, so
+// that callers can downcast it (to `std::io::Error`, say).
 impl std::error::Error for Outage {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.cause())
@@ -49,13 +84,18 @@ impl Outage {
     ) -> Outage {
         Outage {
             kind,
-            cause: Arc::from(cause.into()),
+            cause: Cause::new(cause),
         }
     }
 
     /// What failed underneath: the I/O error, or what the database server said.
     pub fn cause(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.cause
+        self.cause.get()
+    }
+
+    /// The cause, to keep in another error.
+    pub(crate) fn shared_cause(&self) -> Cause {
+        self.cause.clone()
     }
 
     /// A write or read of the store file failed: a full disk or another I/O error.
@@ -72,7 +112,7 @@ impl Outage {
     }
 }
 
-fn describe(kind: OutageKind, cause: &Arc<dyn std::error::Error + Send + Sync>) -> String {
+fn describe(kind: OutageKind, cause: &Cause) -> String {
     match kind {
         OutageKind::DiskFull => format!(
             "the store's disk is full ({cause}); nothing was written. Free space on it: the store resumes by itself"
@@ -86,16 +126,28 @@ fn describe(kind: OutageKind, cause: &Arc<dyn std::error::Error + Send + Sync>) 
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why a store operation failed. Every kind but [`StoreError::Unavailable`] (and a
+/// [`StoreError::Storage`] failure of the engine) fails the same way when tried again.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// What was asked for does not exist (or no longer does); the message names it.
     #[error("{0}")]
     NotFound(String),
+    /// The request met the store's state or another request (a bus still in use, a race); the
+    /// message says which.
     #[error("{0}")]
     Conflict(String),
     /// The storage engine failed; the operation had no effect.
-    #[error("storage error: {0}")]
-    Storage(String),
-    /// The store is shut down or its writer is gone; nothing was written.
+    #[error("storage error: {message}")]
+    Storage {
+        /// What failed, with the cause's own text (logs print only this).
+        message: String,
+        /// The engine's error, when there is one (a setting found invalid has none).
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// The store is shut down (the PostgreSQL store's writer went with its runtime); nothing was
+    /// written.
     #[error("the store is closed")]
     Closed,
     /// The storage is failing for now (see [`Outage`]); the same call may succeed later.
@@ -104,9 +156,62 @@ pub enum StoreError {
     /// Stored bytes do not decode: a bug or a corrupted file, never input.
     #[error("corrupt record in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    /// A bug, not a fault of the storage: a task or thread that panicked, a value of switchyard's
+    /// own that does not encode. Nothing was written, and the same call would fail again: never
+    /// retry it.
+    #[error("internal error in the store: {message}")]
+    Internal {
+        /// What went wrong, with the cause's own text (logs print only this).
+        message: String,
+        /// The error underneath, when there is one (a panic's payload is none).
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
 impl StoreError {
+    /// A failure of the storage engine, told by `context` and kept with its cause.
+    pub(crate) fn storage(
+        context: &str,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        let cause = Cause::new(cause);
+        StoreError::Storage {
+            message: format!("{context}: {cause}"),
+            cause: Some(cause),
+        }
+    }
+
+    /// A failure the storage engine did not report itself (an invalid setting, an answer that
+    /// breaks the engine's promise).
+    pub(crate) fn storage_message(message: impl Into<String>) -> StoreError {
+        StoreError::Storage {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A bug met with an error underneath (a task that panicked, a value that does not encode),
+    /// told by `context`.
+    pub fn internal(
+        context: &str,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> StoreError {
+        let cause = Cause::new(cause);
+        StoreError::Internal {
+            message: format!("{context}: {cause}"),
+            cause: Some(cause),
+        }
+    }
+
+    /// A bug with nothing underneath to keep (a panic caught, a job that never ran).
+    pub(crate) fn internal_message(message: impl Into<String>) -> StoreError {
+        StoreError::Internal {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
     pub(crate) fn no_bus(bus: &str) -> StoreError {
         StoreError::NotFound(format!("bus {bus:?} does not exist"))
     }
@@ -141,18 +246,31 @@ impl StoreError {
         StoreError::NotFound(format!("archive {name:?} does not exist on bus {bus:?}"))
     }
 
-    /// Whether the same call may succeed later (the engine hiccupped) rather than never.
+    pub(crate) fn no_archive_id(id: u64) -> StoreError {
+        StoreError::NotFound(format!("archive {id} does not exist"))
+    }
+
+    /// Whether the same call may succeed later (the engine hiccupped) rather than never. An
+    /// [`StoreError::Internal`] error never is.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Storage(_) | StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Storage { .. } | StoreError::Unavailable(_)
+        )
     }
 
     /// The error every caller of a failed group commit gets: the outage itself when that is what
-    /// failed the group, so each of them can tell "retry later" from a broken store.
+    /// failed the group, so each of them can tell "retry later" from a broken store, and a bug
+    /// as a bug.
     pub(crate) fn for_each_caller(&self) -> StoreError {
         match self {
-            StoreError::Unavailable(outage) => StoreError::Unavailable(outage.clone()),
-            StoreError::Storage(message) => StoreError::Storage(message.clone()),
-            other => StoreError::Storage(other.to_string()),
+            StoreError::Unavailable(_)
+            | StoreError::Storage { .. }
+            | StoreError::Internal { .. } => self.clone(),
+            other => StoreError::Storage {
+                message: other.to_string(),
+                cause: Some(Cause::new(other.clone())),
+            },
         }
     }
 }
@@ -169,30 +287,52 @@ impl From<redb::Error> for StoreError {
             redb::Error::Io(io) => Outage::io(io).into(),
             // The file's handle is spoiled by an earlier failure; the writer re-opens it.
             redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
-                Outage::new(OutageKind::WriteFailed, e.to_string()).into()
+                Outage::new(OutageKind::WriteFailed, e).into()
             }
-            other => StoreError::Storage(other.to_string()),
+            // A lock poisoned by a panic inside redb: a bug, not the disk.
+            redb::Error::LockPoisoned(_) => StoreError::Internal {
+                message: e.to_string(),
+                cause: Some(Cause::new(e)),
+            },
+            other => StoreError::Storage {
+                message: other.to_string(),
+                cause: Some(Cause::new(other)),
+            },
         }
     }
 }
 
-macro_rules! storage_error_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                StoreError::from(redb::Error::from(e))
-            }
-        }
-    )*};
+// redb's errors of each kind of operation, each convertible into `redb::Error`, and so classified
+// by the impl above with the error kept.
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        redb::Error::from(e).into()
+    }
 }
 
-storage_error_from!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+impl From<redb::TransactionError> for StoreError {
+    fn from(e: redb::TransactionError) -> Self {
+        redb::Error::from(e).into()
+    }
+}
+
+impl From<redb::TableError> for StoreError {
+    fn from(e: redb::TableError) -> Self {
+        redb::Error::from(e).into()
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        redb::Error::from(e).into()
+    }
+}
+
+impl From<redb::CommitError> for StoreError {
+    fn from(e: redb::CommitError) -> Self {
+        redb::Error::from(e).into()
+    }
+}
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
@@ -211,7 +351,10 @@ impl From<tokio_postgres::Error> for StoreError {
                 );
                 match outage_of(db.code()) {
                     Some(kind) => Outage::new(kind, described).into(),
-                    None => StoreError::Storage(described),
+                    None => StoreError::Storage {
+                        message: described,
+                        cause: Some(Cause::new(e)),
+                    },
                 }
             }
             // A socket that broke or closed, or a server that did not answer a connect: it is
@@ -220,13 +363,15 @@ impl From<tokio_postgres::Error> for StoreError {
                 let described = format!("PostgreSQL: {}", with_causes(&e));
                 match e.is_closed() || has_io_source(&e) {
                     true => Outage::new(OutageKind::Unreachable, described).into(),
-                    false => StoreError::Storage(described),
+                    false => StoreError::Storage {
+                        message: described,
+                        cause: Some(Cause::new(e)),
+                    },
                 }
             }
         }
     }
 }
-
 /// The error and its causes: tokio-postgres's own text ("error performing TLS handshake",
 /// "error connecting to server") leaves out why.
 pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
@@ -302,6 +447,36 @@ mod tests {
         let outage = Outage::new(OutageKind::Unreachable, "gone");
         let copy = StoreError::Unavailable(outage).for_each_caller();
         assert_eq!(outage_kind(copy), Some(OutageKind::Unreachable));
+    }
+
+    #[test]
+    fn a_storage_error_keeps_the_engine_error_as_its_source() {
+        let error = StoreError::from(redb::StorageError::Corrupted("page 7".into()));
+        assert!(error.to_string().contains("page 7"), "{error}");
+        let StoreError::Storage {
+            cause: Some(cause), ..
+        } = &error
+        else {
+            panic!("not a storage error with a cause: {error:?}");
+        };
+        assert!(cause.get().downcast_ref::<redb::Error>().is_some());
+        assert!(std::error::Error::source(&error).is_some());
+    }
+
+    #[test]
+    fn a_bug_is_internal_never_transient_and_stays_internal_for_every_caller() {
+        let panicked = std::io::Error::other("task 7 panicked");
+        let error = StoreError::internal("the change did not finish", panicked);
+        assert_eq!(
+            error.to_string(),
+            "internal error in the store: the change did not finish: task 7 panicked"
+        );
+        assert!(!error.is_transient());
+        assert!(matches!(
+            error.for_each_caller(),
+            StoreError::Internal { cause: Some(_), .. }
+        ));
+        assert!(!StoreError::internal_message("a write job panicked").is_transient());
     }
 
     #[test]

@@ -19,8 +19,18 @@
 //! Every operation takes and returns batches: both stores turn concurrent callers into one group
 //! commit, and the PostgreSQL store sends each batch in a few multi-row statements.
 //!
-//! Several nodes can share one PostgreSQL store: each runs the subscriptions it holds a lease on
-//! ([`Store::claim_subscriptions`]) and hears of other nodes' writes through [`Store::changes`].
+//! Several nodes can share one PostgreSQL store. What only a shared store does is its cluster
+//! side, [`ClusterStore`] ([`Store::cluster`]): each node runs the subscriptions it holds a lease
+//! on ([`ClusterStore::claim_subscriptions`]) and hears of other nodes' writes through
+//! [`ClusterStore::changes`]. A store only one process can open has none.
+//!
+//! Both implementations are laid out alike, one module per part of the state, so that a reader
+//! finds one store's code by the other's: `catalog` (buses, subscriptions, archives, documents),
+//! `deliveries` (appends, outcomes, pending deliveries and counters), `dead_letters`, `archives`
+//! (the copies of archived events), `history` (the attempt log and event trails), `collect`
+//! (what leaves the store and when) and `writer` (the group commit). The embedded store's `codec`
+//! (tables and layouts) and `file` (its one handle) are the PostgreSQL store's `schema` and
+//! `conn`; the PostgreSQL store adds `notify`, `listener` and `leases` for its cluster side.
 
 mod embedded;
 mod error;
@@ -28,7 +38,7 @@ mod postgres;
 mod records;
 
 pub use embedded::EmbeddedStore;
-pub use error::{Outage, OutageKind, StoreError};
+pub use error::{Cause, Outage, OutageKind, StoreError};
 pub use postgres::PostgresStore;
 pub use records::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
@@ -212,11 +222,22 @@ pub trait Store: Send + Sync + 'static {
     /// events of deleted archives), in bounded chunks; call it periodically.
     async fn maintain(&self) -> Result<(), StoreError>;
 
+    /// The store's cluster side, if several nodes can share it; `None` for a store that only
+    /// one process can open, whose one node delivers for every subscription.
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        None
+    }
+}
+
+/// What a store shared by several nodes adds: which node delivers for which subscription, and
+/// hearing of the others' writes. Only the PostgreSQL store has it (see [`Store::cluster`]).
+#[async_trait]
+pub trait ClusterStore: Send + Sync {
     /// Claims (or renews) this node's leases on subscriptions, for `lease_ms`, and returns the
     /// ids of every subscription this node now owns. A subscription is owned by at most one live
     /// node; a node takes unowned or expired ones up to its fair share (ceil(subscriptions / live
     /// nodes), where live nodes are those that claimed within the lease), and gives up those
-    /// above it so that a node that joins gets its share. Embedded: every subscription.
+    /// above it so that a node that joins gets its share.
     async fn claim_subscriptions(&self, node: &str, lease_ms: u64) -> Result<Vec<u64>, StoreError>;
     /// Gives up this node's leases (graceful shutdown), so other nodes take them over at once.
     async fn release_subscriptions(&self, node: &str) -> Result<(), StoreError>;
@@ -225,6 +246,6 @@ pub trait Store: Send + Sync + 'static {
     async fn hand_over_subscription(&self, node: &str, subscription: u64)
     -> Result<(), StoreError>;
     /// Changes made by other nodes (and this one): new pending deliveries per subscription, and
-    /// catalog changes (bus, subscription, document put/delete). `None` for a single-node store.
-    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>>;
+    /// catalog changes (bus, subscription, document put/delete).
+    fn changes(&self) -> tokio::sync::broadcast::Receiver<Change>;
 }

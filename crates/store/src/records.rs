@@ -1,4 +1,8 @@
 //! The records the store takes and returns. Times are Unix milliseconds.
+//!
+//! Owns their shapes, and so their JSON, which both stores keep (redb's JSON tables, PostgreSQL's
+//! text columns). Must not: rename or remove a stored field (files and databases already hold
+//! it); a new one comes with a default.
 
 use std::sync::Arc;
 
@@ -304,7 +308,7 @@ pub struct DeliveryTrail {
     pub attempts: Vec<AttemptRecord>,
 }
 
-/// What changed in a store shared by several nodes, as [`crate::Store::changes`] reports it.
+/// What changed in a store shared by several nodes, as [`crate::ClusterStore::changes`] reports it.
 /// A receiver that lags behind ([`tokio::sync::broadcast::error::RecvError::Lagged`]) has
 /// missed changes and must resync as if it had received every kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,8 +321,8 @@ pub enum Change {
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, crate::StoreError> {
-    serde_json::to_string(value)
-        .map_err(|e| crate::StoreError::Storage(format!("cannot encode: {e}")))
+    // Only switchyard's own records are encoded: one that does not encode is a bug.
+    serde_json::to_string(value).map_err(|e| crate::StoreError::internal("cannot encode", e))
 }
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use switchyard_model::{Event, TraceContext, now_ms, parse_subscription_spec};
 use switchyard_store::{
-    ArchiveCursor, Change, DeadReason, DeliveryState, DocumentKind, EmbeddedStore, NewEvent,
-    Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError, StoreOptions,
+    ArchiveCursor, Change, ClusterStore, DeadReason, DeliveryState, DocumentKind, EmbeddedStore,
+    NewEvent, Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError, StoreOptions,
     SubscriptionStats,
 };
 
@@ -761,17 +761,11 @@ async fn embedded_store_collects_history_without_retention() {
 }
 
 #[tokio::test]
-async fn embedded_store_is_one_node_owning_everything() {
+async fn embedded_store_has_no_cluster_side() {
     let dir = tempfile::tempdir().unwrap();
     let store =
         EmbeddedStore::open(&dir.path().join("store.redb"), StoreOptions::default()).unwrap();
-    store.put_bus("b", Default::default()).await.unwrap();
-    let (a, _) = store.put_subscription("b", "a", spec()).await.unwrap();
-    let (b, _) = store.put_subscription("b", "b", spec()).await.unwrap();
-    let owned = store.claim_subscriptions("node-1", 1_000).await.unwrap();
-    assert_eq!(owned, [a.id, b.id]);
-    store.release_subscriptions("node-1").await.unwrap();
-    assert!(store.changes().is_none());
+    assert!(store.cluster().is_none());
 }
 
 /// A schema of its own on the test database, dropped when this is dropped (even on panic).
@@ -1051,7 +1045,7 @@ async fn postgres_release_hands_subscriptions_over_at_once() {
     let lease = 60_000;
     assert_eq!(set(a.claim_subscriptions("a", lease).await.unwrap()), all);
     assert!(b.claim_subscriptions("b", lease).await.unwrap().is_empty());
-    let mut changes = b.changes().unwrap();
+    let mut changes = b.changes();
     a.release_subscriptions("a").await.unwrap();
     assert_eq!(set(b.claim_subscriptions("b", lease).await.unwrap()), all);
     wait_for(&mut changes, |c| *c == Change::Catalog).await;
@@ -1084,7 +1078,7 @@ async fn postgres_changes_reach_other_nodes() {
         db.store(StoreOptions::default()).await,
         db.store(StoreOptions::default()).await,
     );
-    let mut changes = b.changes().unwrap();
+    let mut changes = b.changes();
     a.put_bus("n", Default::default()).await.unwrap();
     wait_for(&mut changes, |c| *c == Change::Catalog).await;
     let (s, _) = a.put_subscription("n", "s", spec()).await.unwrap();
@@ -1119,7 +1113,7 @@ async fn postgres_listener_resyncs_everything_after_losing_its_connection() {
     };
     let store = db.store(StoreOptions::default()).await;
     let all = subscriptions(&store, 2).await;
-    let mut changes = store.changes().unwrap();
+    let mut changes = store.changes();
     // Notifications sent while the listener is away are lost, so it must announce everything.
     let killed: i64 = connect(&db.base)
         .await

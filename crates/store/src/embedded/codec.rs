@@ -1,17 +1,22 @@
-//! Table definitions and the byte layouts of the embedded store's hot records.
+//! Table definitions, the byte layouts of the embedded store's hot records, and the reads every
+//! part of the store shares (ids, counters, the records of a bus).
 //!
 //! Events and deliveries are written and read at the full publish and delivery rate, so they use
 //! small fixed little-endian layouts rather than JSON; rarely written records (buses,
 //! subscriptions, dead letters) are JSON for readability with `redb` tools.
 //!
 //! Invariant: every layout begins with a version byte so that a later release can read old files.
+//! Must not: change a table's key or value type, or a layout, in place (files already written
+//! hold them): a new layout gets a new version byte.
 
 use std::sync::Arc;
 
-use redb::{Table, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
 use switchyard_model::{Event, TraceContext};
 
 use crate::StoreError;
+use crate::records::from_json;
 
 /// Counters that survive restarts: next ids and the schema version.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -62,25 +67,25 @@ pub(super) const DELETED_ARCHIVES: TableDefinition<u64, ()> =
 /// Every table, opened once per group commit and lent to each job of the group: opening a table
 /// is a B-tree lookup, too costly to repeat for every outcome of a busy commit.
 pub(super) struct Tables<'txn> {
-    pub meta: Table<'txn, &'static str, u64>,
-    pub buses: Table<'txn, &'static str, &'static str>,
-    pub documents: Table<'txn, (&'static str, &'static str), &'static str>,
-    pub subscriptions: Table<'txn, (&'static str, &'static str), &'static str>,
-    pub events: Table<'txn, u64, &'static [u8]>,
-    pub deliveries: Table<'txn, (u64, u64), &'static [u8]>,
-    pub due: Table<'txn, (u64, u64, u64), ()>,
-    pub dead: Table<'txn, (u64, u64), &'static str>,
-    pub counters: Table<'txn, u64, &'static [u8]>,
-    pub event_ids: Table<'txn, (&'static str, &'static str), u64>,
-    pub refs: Table<'txn, u64, u32>,
-    pub attempts: Table<'txn, (u64, u64, u64, u32), &'static str>,
-    pub attempts_by_subscription: Table<'txn, (u64, u64, u64, u32), u64>,
-    pub dedup: Table<'txn, (&'static str, &'static str), u64>,
-    pub dedup_expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
-    pub archives: Table<'txn, (&'static str, &'static str), &'static str>,
-    pub archived: Table<'txn, (u64, u64, u64), &'static [u8]>,
-    pub archive_counts: Table<'txn, u64, (u64, u64)>,
-    pub deleted_archives: Table<'txn, u64, ()>,
+    pub(super) meta: Table<'txn, &'static str, u64>,
+    pub(super) buses: Table<'txn, &'static str, &'static str>,
+    pub(super) documents: Table<'txn, (&'static str, &'static str), &'static str>,
+    pub(super) subscriptions: Table<'txn, (&'static str, &'static str), &'static str>,
+    pub(super) events: Table<'txn, u64, &'static [u8]>,
+    pub(super) deliveries: Table<'txn, (u64, u64), &'static [u8]>,
+    pub(super) due: Table<'txn, (u64, u64, u64), ()>,
+    pub(super) dead: Table<'txn, (u64, u64), &'static str>,
+    pub(super) counters: Table<'txn, u64, &'static [u8]>,
+    pub(super) event_ids: Table<'txn, (&'static str, &'static str), u64>,
+    pub(super) refs: Table<'txn, u64, u32>,
+    pub(super) attempts: Table<'txn, (u64, u64, u64, u32), &'static str>,
+    pub(super) attempts_by_subscription: Table<'txn, (u64, u64, u64, u32), u64>,
+    pub(super) dedup: Table<'txn, (&'static str, &'static str), u64>,
+    pub(super) dedup_expiry: Table<'txn, (u64, &'static str, &'static str), ()>,
+    pub(super) archives: Table<'txn, (&'static str, &'static str), &'static str>,
+    pub(super) archived: Table<'txn, (u64, u64, u64), &'static [u8]>,
+    pub(super) archive_counts: Table<'txn, u64, (u64, u64)>,
+    pub(super) deleted_archives: Table<'txn, u64, ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -119,6 +124,44 @@ pub(super) const GC_CURSOR: &str = "gc_cursor";
 pub(super) const CURRENT_SCHEMA: u64 = 1;
 
 const LAYOUT_V1: u8 = 1;
+
+/// The JSON records of one bus, or of every bus with `None`, in a table keyed by (bus, name)
+/// (`table` names it in a corrupt-record error).
+pub(super) fn of_bus<T: DeserializeOwned>(
+    rows: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    table: &'static str,
+    bus: Option<&str>,
+) -> Result<Vec<T>, StoreError> {
+    let range = match bus {
+        Some(bus) => rows.range((bus, "")..)?,
+        None => rows.range::<(&str, &str)>(..)?,
+    };
+    let mut out = Vec::new();
+    for row in range {
+        let (key, value) = row?;
+        if bus.is_some_and(|bus| key.value().0 != bus) {
+            break;
+        }
+        out.push(from_json(table, value.value())?);
+    }
+    Ok(out)
+}
+
+/// A counter of `META`; ids start at 1, so a missing one is 1.
+pub(super) fn meta_get(meta: &Table<&str, u64>, key: &str) -> Result<u64, StoreError> {
+    Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(1))
+}
+
+/// The counters of a subscription; `None` when it does not exist (any more).
+pub(super) fn load_counters(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    sub: u64,
+) -> Result<Option<Counters>, StoreError> {
+    table
+        .get(sub)?
+        .map(|v| Counters::decode(v.value()))
+        .transpose()
+}
 
 fn corrupt(table: &'static str, detail: &str) -> StoreError {
     StoreError::Corrupt {
@@ -183,10 +226,10 @@ fn push_text(out: &mut Vec<u8>, text: &str) {
 
 /// An event as stored: the event, and where it was published and what it matched.
 pub(super) struct EventRow {
-    pub event: Arc<Event>,
-    pub bus: String,
+    pub(super) event: Arc<Event>,
+    pub(super) bus: String,
     /// (subscription, delivery id) of each delivery the event has, the latest after a redrive.
-    pub deliveries: Vec<(u64, u64)>,
+    pub(super) deliveries: Vec<(u64, u64)>,
 }
 
 /// Layout: version, ingested ms, hops, then length-prefixed id, traceparent, tracestate, bus and
@@ -267,14 +310,14 @@ pub(super) fn event_ingested_ms(bytes: &[u8]) -> Result<u64, StoreError> {
 /// A pending delivery as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct DeliveryRow {
-    pub event_seq: u64,
-    pub attempts: u32,
-    pub due_ms: u64,
-    pub ingested_ms: u64,
-    pub pending_since_ms: u64,
+    pub(super) event_seq: u64,
+    pub(super) attempts: u32,
+    pub(super) due_ms: u64,
+    pub(super) ingested_ms: u64,
+    pub(super) pending_since_ms: u64,
     /// 0 when no attempt got an HTTP status.
-    pub last_status: u16,
-    pub last_error: String,
+    pub(super) last_status: u16,
+    pub(super) last_error: String,
 }
 
 impl DeliveryRow {
@@ -308,12 +351,12 @@ impl DeliveryRow {
 /// Accounting counters of one subscription, as stored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Counters {
-    pub accepted: u64,
-    pub delivered: u64,
-    pub dead: u64,
-    pub pending: u64,
-    pub purged: u64,
-    pub failed_attempts: u64,
+    pub(super) accepted: u64,
+    pub(super) delivered: u64,
+    pub(super) dead: u64,
+    pub(super) pending: u64,
+    pub(super) purged: u64,
+    pub(super) failed_attempts: u64,
 }
 
 impl Counters {

@@ -1,32 +1,26 @@
-//! Writes of the delivery path: appending events with their deliveries, recording outcomes,
-//! redriving and purging dead letters, and the lifetime of stored events.
+//! The delivery path in the embedded store: appending events with their deliveries, recording
+//! outcomes, reading pending deliveries and the accounting counters.
 //!
-//! Every function runs inside one group commit (it takes the open [`Tables`]) and keeps the
-//! store's invariants within it: the accounting counters move with the rows they count, and an
-//! event's reference count (`REFS`) always equals the number of pending deliveries that need it.
+//! Every write runs inside one group commit (it takes the open [`Tables`]) and keeps the store's
+//! invariants within it: the accounting counters move with the rows they count, and an event's
+//! reference count (`REFS`) always equals the number of pending deliveries that need it. When
+//! the last of them finishes, [`collect::release`] decides whether the event goes at once.
 //!
-//! An event leaves the store when nothing pending needs it and it is older than the history
-//! retention: either at the moment its last delivery finishes (if already that old, or if
-//! collection already walked past it), or later when [`collect_history`] reaches it. Collection walks events once, in sequence order, behind a
-//! cursor, so its cost does not grow with a backlog of old pending events.
+//! Must not: decide retry policy (outcomes arrive decided) or drop an event itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use redb::{ReadableTable, Table};
-use switchyard_model::{Event, TraceContext, now_ms};
+use redb::{ReadTransaction, ReadableTable, Table};
+use switchyard_model::now_ms;
 
 use super::codec::*;
-use super::{archives, history, load_counters, meta_get};
-use crate::records::{from_json, to_json as json};
+use super::{archives, collect, history};
+use crate::records::to_json as json;
 use crate::{
-    DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, StoreError, StoreOptions,
+    DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, PendingOrder, StoreError,
+    StoreOptions, SubscriptionStats,
 };
-
-/// Events looked at per collection job, so that collection never holds a commit for long.
-pub(super) const GC_CHUNK: usize = 2_000;
-/// Dead letters redriven per write job when redriving all of them.
-pub(super) const REDRIVE_CHUNK: usize = 5_000;
 
 fn missing_event(seq: u64, delivery: u64) -> StoreError {
     StoreError::Corrupt {
@@ -187,7 +181,7 @@ pub(super) fn record_outcomes(
                 t.deliveries.remove(key)?;
                 c.delivered += 1;
                 c.pending = c.pending.saturating_sub(1);
-                release(t, row.event_seq, now, retention_ms)?;
+                collect::release(t, row.event_seq, now, retention_ms)?;
             }
             OutcomeKind::Retry { due_ms } => {
                 row.due_ms = due_ms;
@@ -220,51 +214,11 @@ pub(super) fn record_outcomes(
                 c.failed_attempts += 1;
                 c.dead += 1;
                 c.pending = c.pending.saturating_sub(1);
-                release(t, row.event_seq, now, retention_ms)?;
+                collect::release(t, row.event_seq, now, retention_ms)?;
             }
         }
     }
     counters.write(&mut t.counters)
-}
-
-/// One pending delivery of event `seq` is finished; drops the event if that was the last one
-/// and its history retention is already over.
-fn release(t: &mut Tables<'_>, seq: u64, now: u64, retention_ms: u64) -> Result<(), StoreError> {
-    let left = t.refs.get(seq)?.map_or(0, |v| v.value()).saturating_sub(1);
-    if left > 0 {
-        t.refs.insert(seq, left)?;
-        return Ok(());
-    }
-    t.refs.remove(seq)?;
-    // Collection never looks behind its cursor again, so an event it passed is dropped here.
-    let passed = seq < t.meta.get(GC_CURSOR)?.map_or(0, |v| v.value());
-    let expired = match t.events.get(seq)? {
-        Some(bytes) => {
-            passed || event_ingested_ms(bytes.value())?.saturating_add(retention_ms) <= now
-        }
-        None => false,
-    };
-    if expired {
-        drop_event(t, seq)?;
-    }
-    Ok(())
-}
-
-/// Removes an event with its id entry and its attempt log.
-fn drop_event(t: &mut Tables<'_>, seq: u64) -> Result<(), StoreError> {
-    let Some(row) = t
-        .events
-        .remove(seq)?
-        .map(|v| decode_event(v.value()))
-        .transpose()?
-    else {
-        return Ok(());
-    };
-    let id_key = (row.bus.as_str(), row.event.id.as_str());
-    if t.event_ids.get(id_key)?.is_some_and(|v| v.value() == seq) {
-        t.event_ids.remove(id_key)?;
-    }
-    history::drop_attempts(t, seq)
 }
 
 /// Removes every row of a subscription; the caller removes its definition.
@@ -279,7 +233,7 @@ pub(super) fn delete_subscription_rows(
     }
     let now = now_ms();
     for seq in seqs {
-        release(t, seq, now, retention_ms)?;
+        collect::release(t, seq, now, retention_ms)?;
     }
     t.deliveries
         .retain_in((sub, 0)..=(sub, u64::MAX), |_, _| false)?;
@@ -291,175 +245,83 @@ pub(super) fn delete_subscription_rows(
     Ok(())
 }
 
-/// Turns dead letters back into pending deliveries: those listed, or the first `REDRIVE_CHUNK`.
-/// Each gets a fresh delivery id and retry window; its event goes back to its place in history.
-pub(super) fn redrive(
-    t: &mut Tables<'_>,
-    sub: u64,
-    ids: Option<Vec<u64>>,
-) -> Result<u64, StoreError> {
-    let Some(mut c) = load_counters(&t.counters, sub)? else {
-        return Err(StoreError::no_subscription_id(sub));
-    };
-    let wanted: Vec<u64> = match ids {
-        Some(ids) => ids,
-        None => {
-            let mut first = Vec::with_capacity(REDRIVE_CHUNK);
-            for row in t
-                .dead
-                .range((sub, 0)..=(sub, u64::MAX))?
-                .take(REDRIVE_CHUNK)
-            {
-                first.push(row?.0.value().1);
-            }
-            first
+/// Up to `limit` pending deliveries of a subscription, soonest due first or in publish order.
+pub(super) fn load_pending(
+    txn: &ReadTransaction,
+    subscription: u64,
+    limit: usize,
+    order: PendingOrder,
+) -> Result<Vec<PendingDelivery>, StoreError> {
+    let deliveries = txn.open_table(DELIVERIES)?;
+    let events = txn.open_table(EVENTS)?;
+    let ids: Vec<u64> = match order {
+        PendingOrder::Due => {
+            let due = txn.open_table(DUE)?;
+            let rows = due.range((subscription, 0, 0)..=(subscription, u64::MAX, u64::MAX))?;
+            rows.take(limit)
+                .map(|row| row.map(|r| r.0.value().2))
+                .collect::<Result<_, _>>()?
+        }
+        PendingOrder::Publish => {
+            let rows = deliveries.range((subscription, 0)..=(subscription, u64::MAX))?;
+            rows.take(limit)
+                .map(|row| row.map(|r| r.0.value().1))
+                .collect::<Result<_, _>>()?
         }
     };
-    let mut delivery_id = meta_get(&t.meta, NEXT_DELIVERY_ID)?;
-    let now = now_ms();
-    let mut count = 0;
-    for id in wanted {
-        let Some(letter) = t
-            .dead
-            .remove((sub, id))?
-            .map(|v| from_json::<DeadLetter>("dead_letters", v.value()))
-            .transpose()?
-        else {
+    // Deliveries of one event share its decoded copy.
+    let mut cache: HashMap<u64, Arc<switchyard_model::Event>> = HashMap::new();
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(bytes) = deliveries.get((subscription, id))? else {
             continue;
         };
-        let refs = t.refs.get(letter.event_seq)?.map_or(0, |v| v.value());
-        let stored = t
-            .events
-            .get(letter.event_seq)?
-            .map(|v| decode_event(v.value()))
-            .transpose()?;
-        if let Some(mut row) = stored {
-            // The event now reaches this subscription through the new delivery.
-            row.deliveries.retain(|(s, _)| *s != sub);
-            row.deliveries.push((sub, delivery_id));
-            t.events.insert(
-                letter.event_seq,
-                encode_event(&row.event, &row.bus, &row.deliveries).as_slice(),
-            )?;
-        } else {
-            let trace = TraceContext::parse(&letter.traceparent, letter.tracestate.as_deref())
-                .ok_or_else(|| StoreError::Corrupt {
-                    table: "dead_letters",
-                    detail: format!("dead letter {id} has an invalid traceparent"),
-                })?;
-            let event = Event {
-                id: letter.event_id.clone(),
-                envelope: letter.envelope,
-                ingested_ms: letter.ingested_ms,
-                hops: letter.hops,
-                trace,
-                ordering_key: letter.ordering_key.clone(),
-                explicit_id: false,
-            };
-            t.events.insert(
-                letter.event_seq,
-                encode_event(&event, &letter.bus, &[(sub, delivery_id)]).as_slice(),
-            )?;
-            // A newer event may have taken the publisher's id meanwhile; it keeps it.
-            let id_key = (letter.bus.as_str(), letter.event_id.as_str());
-            if t.event_ids.get(id_key)?.is_none() {
-                t.event_ids.insert(id_key, letter.event_seq)?;
+        let row = DeliveryRow::decode(bytes.value())?;
+        let event = match cache.get(&row.event_seq) {
+            Some(event) => Arc::clone(event),
+            None => {
+                let bytes = events
+                    .get(row.event_seq)?
+                    .ok_or_else(|| missing_event(row.event_seq, id))?;
+                let event = decode_event(bytes.value())?.event;
+                cache.insert(row.event_seq, Arc::clone(&event));
+                event
             }
-        }
-        t.refs.insert(letter.event_seq, refs + 1)?;
-        let row = DeliveryRow {
-            event_seq: letter.event_seq,
-            attempts: 0,
-            due_ms: now,
-            ingested_ms: letter.ingested_ms,
-            pending_since_ms: now,
-            last_status: 0,
-            last_error: String::new(),
         };
-        t.deliveries
-            .insert((sub, delivery_id), row.encode().as_slice())?;
-        t.due.insert((sub, now, delivery_id), ())?;
-        delivery_id += 1;
-        count += 1;
+        out.push(PendingDelivery {
+            id,
+            subscription,
+            event,
+            attempts: row.attempts,
+            due_ms: row.due_ms,
+            pending_since_ms: row.pending_since_ms,
+        });
     }
-    c.dead = c.dead.saturating_sub(count);
-    c.pending += count;
-    t.counters.insert(sub, c.encode().as_slice())?;
-    t.meta.insert(NEXT_DELIVERY_ID, delivery_id)?;
-    Ok(count)
+    Ok(out)
 }
 
-pub(super) fn purge(t: &mut Tables<'_>, sub: u64) -> Result<u64, StoreError> {
-    let Some(mut c) = load_counters(&t.counters, sub)? else {
-        return Err(StoreError::no_subscription_id(sub));
-    };
-    let mut count = 0u64;
-    t.dead.retain_in((sub, 0)..=(sub, u64::MAX), |_, _| {
-        count += 1;
-        false
-    })?;
-    c.dead = c.dead.saturating_sub(count);
-    c.purged += count;
-    t.counters.insert(sub, c.encode().as_slice())?;
-    Ok(count)
-}
-
-/// Looks at up to `GC_CHUNK` events past the collection cursor that are older than the
-/// retention: drops those nothing pending needs (the others are dropped when their last delivery
-/// finishes). Returns how many it looked at.
-pub(super) fn collect_history(
-    t: &mut Tables<'_>,
-    now: u64,
-    retention_ms: u64,
-) -> Result<usize, StoreError> {
-    let cursor = t.meta.get(GC_CURSOR)?.map_or(0, |v| v.value());
-    let cutoff = now.saturating_sub(retention_ms);
-    let mut expired = Vec::new();
-    let mut next = cursor;
-    for row in t.events.range(cursor..)?.take(GC_CHUNK) {
-        let (seq, bytes) = row?;
-        if event_ingested_ms(bytes.value())? > cutoff {
-            break;
-        }
-        expired.push(seq.value());
-        next = seq.value() + 1;
-    }
-    for seq in &expired {
-        if t.refs.get(*seq)?.is_none() {
-            drop_event(t, *seq)?;
-        }
-    }
-    if next != cursor {
-        t.meta.insert(GC_CURSOR, next)?;
-    }
-    Ok(expired.len())
-}
-
-/// Forgets up to `GC_CHUNK` publisher ids whose de-duplication window is over; returns how many.
-pub(super) fn collect_dedup(
-    t: &mut Tables<'_>,
-    now: u64,
-    window_ms: u64,
-) -> Result<usize, StoreError> {
-    let cutoff = now.saturating_sub(window_ms);
-    let mut expired = Vec::new();
-    for row in t
-        .dedup_expiry
-        .range::<(u64, &str, &str)>(..(cutoff, "", ""))?
-        .take(GC_CHUNK)
+pub(super) fn stats(
+    txn: &ReadTransaction,
+    subscription: u64,
+) -> Result<SubscriptionStats, StoreError> {
+    let counters = load_counters(&txn.open_table(COUNTERS)?, subscription)?
+        .ok_or_else(|| StoreError::no_subscription_id(subscription))?;
+    let deliveries = txn.open_table(DELIVERIES)?;
+    // The first pending delivery is the oldest: delivery ids grow with time.
+    let oldest = match deliveries
+        .range((subscription, 0)..=(subscription, u64::MAX))?
+        .next()
     {
-        let (key, _) = row?;
-        let (at, bus, id) = key.value();
-        expired.push((at, bus.to_string(), id.to_string()));
-    }
-    for (at, bus, id) in &expired {
-        t.dedup_expiry.remove((*at, bus.as_str(), id.as_str()))?;
-        if t.dedup
-            .get((bus.as_str(), id.as_str()))?
-            .is_some_and(|v| v.value() == *at)
-        {
-            t.dedup.remove((bus.as_str(), id.as_str()))?;
-        }
-    }
-    Ok(expired.len())
+        Some(row) => Some(DeliveryRow::decode(row?.1.value())?.pending_since_ms),
+        None => None,
+    };
+    Ok(SubscriptionStats {
+        accepted: counters.accepted,
+        delivered: counters.delivered,
+        dead: counters.dead,
+        pending: counters.pending,
+        purged: counters.purged,
+        failed_attempts: counters.failed_attempts,
+        oldest_pending_since_ms: oldest,
+    })
 }

@@ -44,14 +44,14 @@ impl StoreFile {
     pub(super) fn open(path: &Path, cache_bytes: usize) -> Result<StoreFile, StoreError> {
         let db = open_database(path, cache_bytes).map_err(|e| match e {
             // At start-up nothing is retried: say what failed, not that it will recover.
-            StoreError::Unavailable(outage) => StoreError::Storage(format!(
-                "cannot open {}: {}",
-                path.display(),
-                outage.cause()
-            )),
-            StoreError::Storage(message) => {
-                StoreError::Storage(format!("cannot open {}: {message}", path.display()))
-            }
+            StoreError::Unavailable(outage) => StoreError::Storage {
+                message: format!("cannot open {}: {}", path.display(), outage.cause()),
+                cause: Some(outage.shared_cause()),
+            },
+            StoreError::Storage { message, cause } => StoreError::Storage {
+                message: format!("cannot open {}: {message}", path.display()),
+                cause,
+            },
             other => other,
         })?;
         Ok(StoreFile {

@@ -12,9 +12,11 @@
 //! After an [`Outage`] (a full disk, an I/O error) the thread has the file re-opened
 //! ([`StoreFile::reopen`], on a helper thread) with backoff until that works, and meanwhile
 //! answers every job at once with the outage, so that callers hear what is wrong instead of
-//! waiting for the disk. Every
-//! commit that returned was durable, and nothing else was acknowledged, so the re-opened file
-//! holds everything acknowledged.
+//! waiting for the disk. Every commit that returned was durable, and nothing else was
+//! acknowledged, so the re-opened file holds everything acknowledged.
+//!
+//! Must not: die of a job's panic (it is caught, and its group rolled back as a bug:
+//! [`StoreError::Internal`]), or answer a caller before its group's commit.
 
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -57,9 +59,10 @@ where
         let work = self.work.take()?;
         match work(tables) {
             Err(
-                error @ (StoreError::Storage(_)
+                error @ (StoreError::Storage { .. }
                 | StoreError::Corrupt { .. }
-                | StoreError::Unavailable(_)),
+                | StoreError::Unavailable(_)
+                | StoreError::Internal { .. }),
             ) => Some(error),
             result => {
                 self.result = Some(result);
@@ -72,7 +75,7 @@ where
         let answer = match (commit, self.result) {
             (Ok(()), Some(result)) => result,
             (Err(error), _) => Err(error.for_each_caller()),
-            (Ok(()), None) => Err(StoreError::Storage("write job never ran".into())),
+            (Ok(()), None) => Err(StoreError::internal_message("a write job never ran")),
         };
         // The caller may have gone away (request cancelled); the write stands regardless.
         let _ = self.reply.send(answer);
@@ -92,7 +95,7 @@ impl Writer {
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || run(&file, &queue))
-            .map_err(|e| StoreError::Storage(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| StoreError::storage("cannot start the writer thread", e))?;
         Ok(Writer { jobs })
     }
 
@@ -108,10 +111,11 @@ impl Writer {
             result: None,
             reply,
         };
-        self.jobs
-            .send(Box::new(job))
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        // The thread outlives every handle unless it panicked: its queue and its answers go
+        // only with it.
+        let gone = || StoreError::internal_message("the store's writer thread panicked");
+        self.jobs.send(Box::new(job)).map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
     }
 }
 
@@ -149,8 +153,8 @@ fn commit_group(db: &Database, group: &mut [Box<dyn Job>]) -> Result<(), StoreEr
             // A job that panics must not take the writer thread (and every later write) with it.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&mut tables)))
                 .unwrap_or_else(|_| {
-                    Some(StoreError::Storage(
-                        "a write job panicked; its group was rolled back".into(),
+                    Some(StoreError::internal_message(
+                        "a write job panicked; its group was rolled back",
                     ))
                 })
         })
@@ -225,17 +229,18 @@ fn attempt_reopen(
             let _ = done.send(result);
         });
     if let Err(e) = started {
-        return Ok(Err(StoreError::Storage(format!(
-            "cannot start a thread to re-open the store file: {e}"
-        ))));
+        return Ok(Err(StoreError::storage(
+            "cannot start a thread to re-open the store file",
+            e,
+        )));
     }
     loop {
         match attempt.try_recv() {
             Ok(result) => return Ok(result),
             Err(mpsc::TryRecvError::Empty) => turn_away(outage, queue, DRAIN_POLL)?,
             Err(mpsc::TryRecvError::Disconnected) => {
-                return Ok(Err(StoreError::Storage(
-                    "the thread re-opening the store file panicked".into(),
+                return Ok(Err(StoreError::internal_message(
+                    "the thread re-opening the store file panicked",
                 )));
             }
         }

@@ -1,18 +1,23 @@
-//! The catalog on PostgreSQL: buses, subscriptions and named documents.
+//! The catalog on PostgreSQL: buses, subscriptions, archives and named documents.
 //!
 //! Each write is its own short transaction that also NOTIFYs the catalog change, so other nodes
 //! reload their catalog once it is committed. Creating races between nodes are settled by the
 //! unique keys (`INSERT ... ON CONFLICT DO NOTHING`, then an update): the loser updates, and
-//! nobody sees a unique violation. Must not: touch the delivery tables other than through
-//! [`deliveries::delete_subscription_rows`].
+//! nobody sees a unique violation. A record that belongs to a bus (a subscription, an archive)
+//! is written by one helper, [`put_on_bus`], as the embedded store's catalog does. Deleting an
+//! archive leaves its copies to [`super::collect`].
+//!
+//! Must not: touch the delivery tables other than through [`deliveries`] and [`dead_letters`].
 
 use tokio_postgres::{Client, Row};
 
 use super::conn::{Pool, Session, col, int, unsigned};
-use super::deliveries;
+use super::{dead_letters, deliveries, notify};
 use crate::records::{from_json, to_json};
-use crate::{BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord};
-use switchyard_model::{BusSpec, SubscriptionSpec, now_ms};
+use crate::{
+    ArchiveRecord, BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord,
+};
+use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
 
 /// A create that finds the row and an update that then misses it met a concurrent delete;
 /// the next try sees the delete.
@@ -50,6 +55,26 @@ const DELETE_SUBSCRIPTION: &str = "DELETE FROM switchyard_subscriptions
     WHERE bus = $1 AND name = $2 RETURNING id, bus, name, spec, created_ms, updated_ms";
 const DELETE_SUBSCRIPTION_ID: &str = "DELETE FROM switchyard_subscriptions WHERE id = $1";
 
+const INSERT_ARCHIVE: &str =
+    "INSERT INTO switchyard_archives (bus, name, spec, created_ms, updated_ms)
+    VALUES ($1, $2, $3, $4, $4) ON CONFLICT (bus, name) DO NOTHING
+    RETURNING id, bus, name, spec, created_ms, updated_ms";
+const UPDATE_ARCHIVE: &str = "UPDATE switchyard_archives SET spec = $3, updated_ms = $4
+    WHERE bus = $1 AND name = $2 RETURNING id, bus, name, spec, created_ms, updated_ms";
+const GET_ARCHIVE: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
+    FROM switchyard_archives WHERE bus = $1 AND name = $2";
+const LIST_ARCHIVES: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
+    FROM switchyard_archives ORDER BY bus, name";
+const LIST_ARCHIVES_OF: &str = "SELECT id, bus, name, spec, created_ms, updated_ms
+    FROM switchyard_archives WHERE bus = $1 ORDER BY name";
+const DELETE_ARCHIVE: &str = "DELETE FROM switchyard_archives WHERE bus = $1 AND name = $2
+    RETURNING id, bus, name, spec, created_ms, updated_ms";
+const DELETE_ARCHIVES_OF: &str = "DELETE FROM switchyard_archives WHERE bus = $1
+    RETURNING id, bus, name, spec, created_ms, updated_ms";
+/// Leaves the deleted archive's copies to collection.
+const FORGET_ARCHIVE: &str =
+    "INSERT INTO switchyard_deleted_archives (id) VALUES ($1) ON CONFLICT DO NOTHING";
+
 const INSERT_DOCUMENT: &str = "INSERT INTO switchyard_documents
         (kind, name, body, created_ms, updated_ms)
     VALUES ($1, $2, $3, $4, $4) ON CONFLICT (kind, name) DO NOTHING RETURNING created_ms";
@@ -78,6 +103,17 @@ fn subscription_from_row(row: &Row) -> Result<SubscriptionRecord, StoreError> {
         bus: col(row, 1)?,
         name: col(row, 2)?,
         spec: from_json("switchyard_subscriptions", col(row, 3)?)?,
+        created_ms: unsigned(row, 4)?,
+        updated_ms: unsigned(row, 5)?,
+    })
+}
+
+fn archive_from_row(row: &Row) -> Result<ArchiveRecord, StoreError> {
+    Ok(ArchiveRecord {
+        id: unsigned(row, 0)?,
+        bus: col(row, 1)?,
+        name: col(row, 2)?,
+        spec: from_json("switchyard_archives", col(row, 3)?)?,
         created_ms: unsigned(row, 4)?,
         updated_ms: unsigned(row, 5)?,
     })
@@ -130,7 +166,7 @@ pub(super) async fn put_bus(
         (UPDATE_BUS, &[&name, &text, &now]),
     )
     .await?;
-    deliveries::notify_catalog(&mut db, channel).await?;
+    notify::catalog(&mut db, channel).await?;
     let record = BusRecord {
         name: name.to_string(),
         spec,
@@ -180,35 +216,39 @@ pub(super) async fn delete_bus(
         .iter()
         .map(subscription_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let archives = super::archives::list(&mut db, Some(name)).await?;
+    let archives = list_archives(&mut db, Some(name)).await?;
     if (!doomed.is_empty() || !archives.is_empty()) && !force {
         return Err(StoreError::bus_in_use(name, doomed.len(), archives.len()));
     }
     for sub in &doomed {
-        deliveries::delete_subscription_rows(&mut db, sub.id, retention_ms).await?;
+        delete_subscription_rows(&mut db, sub.id, retention_ms).await?;
         db.execute(DELETE_SUBSCRIPTION_ID, &[&int(sub.id)]).await?;
     }
-    super::archives::delete_of_bus(&mut db, name).await?;
+    for row in db.query(DELETE_ARCHIVES_OF, &[&name]).await? {
+        let record = archive_from_row(&row)?;
+        db.execute(FORGET_ARCHIVE, &[&int(record.id)]).await?;
+    }
     db.execute(DELETE_BUS, &[&name]).await?;
-    deliveries::notify_catalog(&mut db, channel).await?;
+    notify::catalog(&mut db, channel).await?;
     tx.commit().await?;
     Ok(doomed)
 }
 
 /// How a record that belongs to a bus (a subscription, an archive) is written.
-pub(super) struct OnBus<T> {
+struct OnBus<T> {
     /// Takes (bus, name, spec JSON, now) and does nothing on conflict.
-    pub insert: &'static str,
+    insert: &'static str,
     /// Takes the same and updates the existing row.
-    pub update: &'static str,
+    update: &'static str,
     /// Run with the new row's id when the record is created.
-    pub on_create: Option<&'static str>,
-    pub decode: fn(&Row) -> Result<T, StoreError>,
+    on_create: Option<&'static str>,
+    /// Reads the record from the row the insert or update returned.
+    decode: fn(&Row) -> Result<T, StoreError>,
 }
 
 /// Creates or replaces a record of a bus, in a transaction that keeps the bus from being deleted
 /// meanwhile and tells the other nodes; the flag says whether it was created.
-pub(super) async fn put_on_bus<T>(
+async fn put_on_bus<T>(
     pool: &Pool,
     channel: &str,
     bus: &str,
@@ -230,7 +270,7 @@ pub(super) async fn put_on_bus<T>(
     if created && let Some(on_create) = how.on_create {
         db.execute(on_create, &[&col::<i64>(&row, 0)?]).await?;
     }
-    deliveries::notify_catalog(&mut db, channel).await?;
+    notify::catalog(&mut db, channel).await?;
     tx.commit().await?;
     Ok((record, created))
 }
@@ -290,8 +330,80 @@ pub(super) async fn delete_subscription(
         .await?
         .ok_or_else(|| StoreError::no_subscription(bus, name))?;
     let record = subscription_from_row(&row)?;
-    deliveries::delete_subscription_rows(&mut db, record.id, retention_ms).await?;
-    deliveries::notify_catalog(&mut db, channel).await?;
+    delete_subscription_rows(&mut db, record.id, retention_ms).await?;
+    notify::catalog(&mut db, channel).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// Removes every row of a subscription but its definition, in the transaction deleting it.
+async fn delete_subscription_rows<C: tokio_postgres::GenericClient + Sync>(
+    db: &mut Session<'_, C>,
+    subscription: u64,
+    retention_ms: u64,
+) -> Result<(), StoreError> {
+    deliveries::delete_subscription_rows(db, subscription, retention_ms).await?;
+    dead_letters::delete_all(db, subscription).await?;
+    Ok(())
+}
+
+pub(super) async fn put_archive(
+    pool: &Pool,
+    channel: &str,
+    bus: &str,
+    name: &str,
+    spec: ArchiveSpec,
+) -> Result<(ArchiveRecord, bool), StoreError> {
+    let how = OnBus {
+        insert: INSERT_ARCHIVE,
+        update: UPDATE_ARCHIVE,
+        on_create: None,
+        decode: archive_from_row,
+    };
+    put_on_bus(pool, channel, bus, name, to_json(&spec)?, how).await
+}
+
+pub(super) async fn get_archive(
+    db: &mut Session<'_, Client>,
+    bus: &str,
+    name: &str,
+) -> Result<ArchiveRecord, StoreError> {
+    let row = db
+        .query_opt(GET_ARCHIVE, &[&bus, &name])
+        .await?
+        .ok_or_else(|| StoreError::no_archive(bus, name))?;
+    archive_from_row(&row)
+}
+
+pub(super) async fn list_archives<C: tokio_postgres::GenericClient + Sync>(
+    db: &mut Session<'_, C>,
+    bus: Option<&str>,
+) -> Result<Vec<ArchiveRecord>, StoreError> {
+    let rows = match bus {
+        Some(bus) => db.query(LIST_ARCHIVES_OF, &[&bus]).await?,
+        None => db.query(LIST_ARCHIVES, &[]).await?,
+    };
+    rows.iter().map(archive_from_row).collect()
+}
+
+/// Deletes an archive's record at once; its copies are collected later.
+pub(super) async fn delete_archive(
+    pool: &Pool,
+    channel: &str,
+    bus: &str,
+    name: &str,
+) -> Result<ArchiveRecord, StoreError> {
+    let mut conn = pool.get().await?;
+    let (client, statements) = conn.parts();
+    let tx = client.transaction().await?;
+    let mut db = Session::new(&tx, statements);
+    let row = db
+        .query_opt(DELETE_ARCHIVE, &[&bus, &name])
+        .await?
+        .ok_or_else(|| StoreError::no_archive(bus, name))?;
+    let record = archive_from_row(&row)?;
+    db.execute(FORGET_ARCHIVE, &[&int(record.id)]).await?;
+    notify::catalog(&mut db, channel).await?;
     tx.commit().await?;
     Ok(record)
 }
@@ -317,7 +429,7 @@ pub(super) async fn put_document(
     )
     .await?;
     if kind.followed() {
-        deliveries::notify_catalog(&mut db, channel).await?;
+        notify::catalog(&mut db, channel).await?;
     }
     let record = DocumentRecord {
         name: name.to_string(),
@@ -346,7 +458,7 @@ pub(super) async fn create_document(
     let record = match db.query_opt(INSERT_DOCUMENT, &params).await? {
         Some(_) => {
             if kind.followed() {
-                deliveries::notify_catalog(&mut db, channel).await?;
+                notify::catalog(&mut db, channel).await?;
             }
             DocumentRecord {
                 name: name.to_string(),
@@ -392,7 +504,7 @@ pub(super) async fn delete_document(
         .ok_or_else(|| StoreError::no_document(kind, name))?;
     let record = document_from_row(&row)?;
     if kind.followed() {
-        deliveries::notify_catalog(&mut db, channel).await?;
+        notify::catalog(&mut db, channel).await?;
     }
     tx.commit().await?;
     Ok(record)

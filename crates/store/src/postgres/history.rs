@@ -1,21 +1,19 @@
-//! Reads of the delivery path on PostgreSQL: pending deliveries, accounting, dead letters, the
-//! attempt log and the event trail.
+//! History on PostgreSQL: the attempt log and the event trail, and how a stored event is read
+//! back ([`event_from_row`], for every module that reads events).
 //!
-//! Each read is one statement (two for the trail), so it sees one consistent
-//! snapshot; none takes a lock. Must not: write, or decode a row it could not trust without
-//! saying so (a malformed row is [`StoreError::Corrupt`], never a panic).
+//! Attempts are written by the outcomes that record them ([`super::deliveries`]) and go with
+//! their event ([`super::collect`]). Each read is one statement (two for the trail), so it sees
+//! one consistent snapshot; none takes a lock. Must not: write, or decode a row it could not
+//! trust without saying so (a malformed row is [`StoreError::Corrupt`], never a panic).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use switchyard_model::{Event, TraceContext};
 use tokio_postgres::{Client, Row};
 
-use super::conn::{Session, col, int, unsigned, unsigned_opt};
-use crate::{
-    AttemptRecord, DeadLetter, DeadReason, DeliveryState, DeliveryTrail, EventTrail,
-    PendingDelivery, PendingOrder, StoreError, SubscriptionStats,
-};
+use super::conn::{Session, col, int, unsigned};
+use crate::{AttemptRecord, DeadReason, DeliveryState, DeliveryTrail, EventTrail, StoreError};
 
 /// The event columns [`event_from_row`] reads, in its order.
 macro_rules! event_columns {
@@ -41,27 +39,8 @@ macro_rules! event_columns {
     };
 }
 
-const PENDING_BY_DUE: &str = concat!(
-    "SELECT p.id, p.attempts, p.due_ms, p.pending_since_ms, ",
-    event_columns!("e"),
-    " FROM switchyard_pending p JOIN switchyard_events e ON e.seq = p.event_seq
-    WHERE p.subscription_id = $1 ORDER BY p.due_ms, p.id LIMIT $2"
-);
-const PENDING_BY_ID: &str = concat!(
-    "SELECT p.id, p.attempts, p.due_ms, p.pending_since_ms, ",
-    event_columns!("e"),
-    " FROM switchyard_pending p JOIN switchyard_events e ON e.seq = p.event_seq
-    WHERE p.subscription_id = $1 ORDER BY p.id LIMIT $2"
-);
-/// The first pending delivery is the oldest: delivery ids grow with time.
-const STATS: &str = "SELECT accepted, delivered, dead, pending, purged, failed_attempts,
-        (SELECT pending_since_ms FROM switchyard_pending
-         WHERE subscription_id = $1 ORDER BY id LIMIT 1)
-    FROM switchyard_counters WHERE subscription_id = $1";
-const DEAD_LETTERS: &str = "SELECT id, subscription_id, event_id, envelope, hops, ordering_key,
-        traceparent, tracestate, attempts, last_status, last_error, reason, ingested_ms, dead_ms,
-        bus, event_seq
-    FROM switchyard_dead_letters WHERE subscription_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+pub(super) use event_columns;
+
 const ATTEMPTS_BEFORE: &str = "SELECT subscription_id, event_id, delivery, attempt, started_ms,
         duration_ms, class, status, error, outcome, reason
     FROM switchyard_attempts
@@ -105,7 +84,11 @@ pub(super) fn event_from_row(row: &Row, at: usize) -> Result<Event, StoreError> 
     })
 }
 
-fn reason(table: &'static str, code: Option<String>) -> Result<Option<DeadReason>, StoreError> {
+/// A dead-letter reason as stored; `None` for none.
+pub(super) fn dead_reason(
+    table: &'static str,
+    code: Option<String>,
+) -> Result<Option<DeadReason>, StoreError> {
     code.map(|code| {
         DeadReason::from_code(&code).ok_or_else(|| StoreError::Corrupt {
             table,
@@ -128,107 +111,8 @@ fn attempt_from_row(row: &Row) -> Result<AttemptRecord, StoreError> {
         status: col::<Option<i32>>(row, 7)?.and_then(|s| u16::try_from(s).ok()),
         error: col(row, 8)?,
         outcome: col(row, 9)?,
-        reason: reason("switchyard_attempts", col(row, 10)?)?,
+        reason: dead_reason("switchyard_attempts", col(row, 10)?)?,
     })
-}
-
-pub(super) async fn load_pending(
-    db: &mut Session<'_, Client>,
-    subscription: u64,
-    limit: usize,
-    order: PendingOrder,
-) -> Result<Vec<PendingDelivery>, StoreError> {
-    let sql = match order {
-        PendingOrder::Due => PENDING_BY_DUE,
-        PendingOrder::Publish => PENDING_BY_ID,
-    };
-    let rows = db
-        .query(sql, &[&int(subscription), &int(limit as u64)])
-        .await?;
-    // Deliveries of one event share its decoded copy.
-    let mut events: HashMap<i64, Arc<Event>> = HashMap::new();
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let seq: i64 = col(row, 4)?;
-        let event = match events.get(&seq) {
-            Some(event) => Arc::clone(event),
-            None => {
-                let event = Arc::new(event_from_row(row, 4)?);
-                events.insert(seq, Arc::clone(&event));
-                event
-            }
-        };
-        out.push(PendingDelivery {
-            id: unsigned(row, 0)?,
-            subscription,
-            event,
-            attempts: unsigned(row, 1)?,
-            due_ms: unsigned(row, 2)?,
-            pending_since_ms: unsigned(row, 3)?,
-        });
-    }
-    Ok(out)
-}
-
-pub(super) async fn stats(
-    db: &mut Session<'_, Client>,
-    subscription: u64,
-) -> Result<SubscriptionStats, StoreError> {
-    let row = db
-        .query_opt(STATS, &[&int(subscription)])
-        .await?
-        .ok_or_else(|| StoreError::no_subscription_id(subscription))?;
-    Ok(SubscriptionStats {
-        accepted: unsigned(&row, 0)?,
-        delivered: unsigned(&row, 1)?,
-        dead: unsigned(&row, 2)?,
-        pending: unsigned(&row, 3)?,
-        purged: unsigned(&row, 4)?,
-        failed_attempts: unsigned(&row, 5)?,
-        oldest_pending_since_ms: unsigned_opt(&row, 6)?,
-    })
-}
-
-pub(super) async fn list_dead_letters(
-    db: &mut Session<'_, Client>,
-    subscription: u64,
-    after: Option<u64>,
-    limit: usize,
-) -> Result<Vec<DeadLetter>, StoreError> {
-    let after = after.map_or(-1, int);
-    let rows = db
-        .query(
-            DEAD_LETTERS,
-            &[&int(subscription), &after, &int(limit as u64)],
-        )
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(DeadLetter {
-                id: unsigned(row, 0)?,
-                subscription: unsigned(row, 1)?,
-                event_id: col(row, 2)?,
-                envelope: col(row, 3)?,
-                hops: unsigned(row, 4)?,
-                ordering_key: col(row, 5)?,
-                traceparent: col(row, 6)?,
-                tracestate: col(row, 7)?,
-                attempts: unsigned(row, 8)?,
-                last_status: col::<Option<i32>>(row, 9)?.and_then(|s| u16::try_from(s).ok()),
-                last_error: col(row, 10)?,
-                reason: reason("switchyard_dead_letters", col(row, 11)?)?.ok_or_else(|| {
-                    StoreError::Corrupt {
-                        table: "switchyard_dead_letters",
-                        detail: "a dead letter without a reason".into(),
-                    }
-                })?,
-                ingested_ms: unsigned(row, 12)?,
-                dead_ms: unsigned(row, 13)?,
-                bus: col(row, 14)?,
-                event_seq: unsigned(row, 15)?,
-            })
-        })
-        .collect()
 }
 
 pub(super) async fn list_attempts(

@@ -15,7 +15,7 @@
 use tokio_postgres::Transaction;
 
 use super::conn::{Pool, Session, col, int, unsigned};
-use super::deliveries;
+use super::notify;
 use crate::StoreError;
 
 /// A node not seen for this many leases is forgotten (it no longer counts, and its row goes).
@@ -104,7 +104,7 @@ pub(super) async fn hand_over(
     let tx = client.transaction().await?;
     let mut db = Session::new(&tx, statements);
     db.execute(HAND_OVER, &[&node, &int(subscription)]).await?;
-    deliveries::notify_catalog(&mut db, channel).await?;
+    notify::catalog(&mut db, channel).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -118,7 +118,7 @@ pub(super) async fn release(pool: &Pool, channel: &str, node: &str) -> Result<()
     let mut db = Session::new(&tx, statements);
     db.execute(RELEASE, &[&node]).await?;
     db.execute(LEAVE, &[&node]).await?;
-    deliveries::notify_catalog(&mut db, channel).await?;
+    notify::catalog(&mut db, channel).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,8 +2,7 @@
 //!
 //! Owns one dedicated connection, driven here (not by a spawned `Connection` future) so that
 //! notifications can be read from it. Writers NOTIFY inside their transactions, so a
-//! notification arrives only for a committed change: `p:<ids>` for new pending deliveries of
-//! those subscriptions, `c` for a catalog change.
+//! notification arrives only for a committed change; [`notify`] says what each one tells.
 //!
 //! Invariant: a listener never silently misses a change. If the connection drops, it reconnects
 //! (with backoff) and then announces a change of everything, a [`Change::Catalog`] and a
@@ -19,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{AsyncMessage, Client, Notification};
 
 use super::conn::unsigned;
-use super::deliveries::{CATALOG_PAYLOAD, PENDING_PREFIX};
+use super::notify;
 use super::tls::Database;
 use crate::{Change, StoreError};
 
@@ -104,7 +103,7 @@ async fn run(
             tokio::select! {
                 notification = listening.notifications.recv() => {
                     let Some(notification) = notification else { break };
-                    if let Some(change) = parse(notification.payload()) {
+                    if let Some(change) = notify::parse(notification.payload()) {
                         // No receiver at the moment is fine: nobody is waiting for changes.
                         let _ = changes.send(change);
                     }
@@ -153,26 +152,4 @@ async fn resync(client: &Client, changes: &broadcast::Sender<Change>) -> Result<
     let _ = changes.send(Change::Catalog);
     let _ = changes.send(Change::Pending(ids));
     Ok(())
-}
-
-fn parse(payload: &str) -> Option<Change> {
-    if payload == CATALOG_PAYLOAD {
-        return Some(Change::Catalog);
-    }
-    let ids = payload.strip_prefix(PENDING_PREFIX)?;
-    Some(Change::Pending(
-        ids.split(',').filter_map(|id| id.parse().ok()).collect(),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payloads_parse() {
-        assert_eq!(parse("c"), Some(Change::Catalog));
-        assert_eq!(parse("p:1,22,3"), Some(Change::Pending(vec![1, 22, 3])));
-        assert_eq!(parse("x"), None);
-    }
 }

@@ -4,7 +4,13 @@
 //! ([`conn`]), one for the group commit of appends and outcomes ([`writer`]) and one that
 //! LISTENs for other nodes' changes ([`listener`]). The schema is migrated on connect
 //! ([`schema`]). Nodes coordinate only through the database: leases on subscriptions
-//! ([`leases`]) and NOTIFY, never by talking to each other.
+//! ([`leases`]) and NOTIFY ([`notify`]), never by talking to each other; that is this store's
+//! [`ClusterStore`] side.
+//!
+//! Laid out as the embedded store is: [`catalog`], [`deliveries`], [`dead_letters`],
+//! [`archives`], [`history`], [`collect`] and [`writer`], each owning the same part of the
+//! state as its namesake there; [`columns`] is how every batch is sent. This module only hands
+//! each call to its part.
 //!
 //! Invariants: the same as every [`Store`]'s (see the crate documentation), each kept inside
 //! one PostgreSQL transaction, whichever node writes; times that nodes must agree on (leases,
@@ -15,27 +21,32 @@
 
 mod archives;
 mod catalog;
+mod collect;
+mod columns;
 mod conn;
+mod dead_letters;
 mod deliveries;
 mod history;
 mod leases;
 mod listener;
+mod notify;
 mod schema;
 mod tls;
 mod writer;
 
 use async_trait::async_trait;
-use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
+use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec};
 use tokio::sync::broadcast;
 
-use self::conn::{Conn, Pool, Session};
+use self::conn::{Conn, Pool};
 use self::listener::Listener;
 use self::tls::Database;
 use self::writer::{Context, Writer};
 use crate::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
-    DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent, Outcome, PendingDelivery,
-    PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
+    ClusterStore, DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent, Outcome,
+    PendingDelivery, PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord,
+    SubscriptionStats,
 };
 
 /// Connections for reads and catalog writes, besides the writer's and the listener's.
@@ -46,10 +57,13 @@ const CHANGES_CAPACITY: usize = 1024;
 pub struct PostgresStore {
     pool: Pool,
     writer: Writer,
+    /// Retention and de-duplication windows, which deletions and collection apply.
     options: StoreOptions,
     /// This deployment's NOTIFY channel (per schema).
     channel: String,
+    /// What the listener hears, for every [`ClusterStore::changes`] receiver.
     changes: broadcast::Sender<Change>,
+    /// Kept for its drop, which stops listening.
     _listener: Listener,
 }
 
@@ -147,19 +161,19 @@ impl Store for PostgresStore {
         name: &str,
         spec: ArchiveSpec,
     ) -> Result<(ArchiveRecord, bool), StoreError> {
-        archives::put(&self.pool, &self.channel, bus, name, spec).await
+        catalog::put_archive(&self.pool, &self.channel, bus, name, spec).await
     }
 
     async fn get_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError> {
-        archives::get(&mut self.pool.get().await?.session(), bus, name).await
+        catalog::get_archive(&mut self.pool.get().await?.session(), bus, name).await
     }
 
     async fn list_archives(&self, bus: Option<&str>) -> Result<Vec<ArchiveRecord>, StoreError> {
-        archives::list(&mut self.pool.get().await?.session(), bus).await
+        catalog::list_archives(&mut self.pool.get().await?.session(), bus).await
     }
 
     async fn delete_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError> {
-        archives::delete(&self.pool, &self.channel, bus, name).await
+        catalog::delete_archive(&self.pool, &self.channel, bus, name).await
     }
 
     async fn archive_stats(&self, archive: u64) -> Result<ArchiveStats, StoreError> {
@@ -244,11 +258,11 @@ impl Store for PostgresStore {
         order: PendingOrder,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let mut conn = self.pool.get().await?;
-        history::load_pending(&mut conn.session(), subscription, limit, order).await
+        deliveries::load_pending(&mut conn.session(), subscription, limit, order).await
     }
 
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError> {
-        history::stats(&mut self.pool.get().await?.session(), subscription).await
+        deliveries::stats(&mut self.pool.get().await?.session(), subscription).await
     }
 
     async fn list_dead_letters(
@@ -258,34 +272,15 @@ impl Store for PostgresStore {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         let mut conn = self.pool.get().await?;
-        history::list_dead_letters(&mut conn.session(), subscription, after, limit).await
+        dead_letters::list(&mut conn.session(), subscription, after, limit).await
     }
 
     async fn redrive(&self, subscription: u64, ids: Option<Vec<u64>>) -> Result<u64, StoreError> {
-        let mut total = 0;
-        // "All" goes in chunks, so that a huge dead-letter list never becomes one huge commit.
-        loop {
-            let mut conn = self.pool.get().await?;
-            let (client, statements) = conn.parts();
-            let tx = client.transaction().await?;
-            let mut db = Session::new(&tx, statements);
-            let count =
-                deliveries::redrive(&mut db, &self.channel, subscription, ids.as_deref()).await?;
-            tx.commit().await?;
-            total += count;
-            if ids.is_some() || count < deliveries::REDRIVE_CHUNK as u64 {
-                return Ok(total);
-            }
-        }
+        dead_letters::redrive(&self.pool, &self.channel, subscription, ids.as_deref()).await
     }
 
     async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError> {
-        let mut conn = self.pool.get().await?;
-        let (client, statements) = conn.parts();
-        let tx = client.transaction().await?;
-        let count = deliveries::purge(&mut Session::new(&tx, statements), subscription).await?;
-        tx.commit().await?;
-        Ok(count)
+        dead_letters::purge(&self.pool, subscription).await
     }
 
     async fn list_attempts(
@@ -311,45 +306,16 @@ impl Store for PostgresStore {
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {
-        let retention_ms = self.options.history_retention_ms;
-        let mut looked_at = 0;
-        loop {
-            let mut conn = self.pool.get().await?;
-            let (client, statements) = conn.parts();
-            let tx = client.transaction().await?;
-            let chunk = deliveries::collect_history(
-                &mut Session::new(&tx, statements),
-                now_ms(),
-                retention_ms,
-            )
-            .await?;
-            tx.commit().await?;
-            looked_at += chunk;
-            if chunk < deliveries::GC_CHUNK {
-                break;
-            }
-        }
-        if looked_at > 0 {
-            tracing::debug!(looked_at, "store: collected history past its retention");
-        }
-        let window_ms = self.options.dedup_window_ms;
-        loop {
-            let mut conn = self.pool.get().await?;
-            let forgotten =
-                deliveries::collect_dedup(&mut conn.session(), now_ms(), window_ms).await?;
-            if forgotten < deliveries::GC_CHUNK {
-                break;
-            }
-        }
-        loop {
-            let mut conn = self.pool.get().await?;
-            let removed = archives::collect(&mut conn.session(), now_ms()).await?;
-            if removed < deliveries::GC_CHUNK {
-                return Ok(());
-            }
-        }
+        collect::maintain(&self.pool, self.options).await
     }
 
+    fn cluster(&self) -> Option<&dyn ClusterStore> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ClusterStore for PostgresStore {
     async fn claim_subscriptions(&self, node: &str, lease_ms: u64) -> Result<Vec<u64>, StoreError> {
         leases::claim(&self.pool, node, lease_ms).await
     }
@@ -366,7 +332,7 @@ impl Store for PostgresStore {
         leases::hand_over(&self.pool, &self.channel, node, subscription).await
     }
 
-    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
-        Some(self.changes.subscribe())
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 }

@@ -7,7 +7,8 @@
 //! Invariants: migrations are numbered from 1, append-only (a released migration never changes)
 //! and each runs in the same transaction as the version row that records it, under an advisory
 //! lock, so nodes starting at once apply each migration exactly once. A database newer than this
-//! binary is refused rather than written with an older idea of the schema.
+//! binary is refused rather than written with an older idea of the schema. Must not: edit a
+//! released migration; a change is a new one.
 
 use tokio_postgres::Client;
 

@@ -50,8 +50,9 @@ pub(super) struct Database {
 impl Database {
     /// Parses a `postgres://` URL or a key=value string (`sslmode` and `sslrootcert` as in libpq).
     pub(super) fn parse(url: &str) -> Result<Database, StoreError> {
-        let invalid =
-            |message: String| StoreError::Storage(format!("invalid PostgreSQL URL: {message}"));
+        let invalid = |message: String| {
+            StoreError::storage_message(format!("invalid PostgreSQL URL: {message}"))
+        };
         let (rest, params) = TlsParams::take(url);
         let mode = match params.sslmode.as_deref() {
             None | Some("prefer") => Mode::Prefer,
@@ -87,8 +88,13 @@ impl Database {
             (true, true) => "&",
             (true, false) => "?",
         };
-        let mut config = Config::from_str(&format!("{rest}{separator}sslmode={known}"))
-            .map_err(|e| invalid(crate::error::with_causes(&e)))?;
+        let mut config =
+            Config::from_str(&format!("{rest}{separator}sslmode={known}")).map_err(|e| {
+                StoreError::Storage {
+                    message: format!("invalid PostgreSQL URL: {}", crate::error::with_causes(&e)),
+                    cause: Some(crate::error::Cause::new(e)),
+                }
+            })?;
         // Reconnecting to a server that went away must fail soon, not after the system's TCP
         // timeout, so that writes during the outage are answered "unavailable" at once.
         if config.get_connect_timeout().is_none() {
@@ -191,7 +197,7 @@ fn verifier(roots: RootCertStore) -> Result<Arc<WebPkiServerVerifier>, StoreErro
         Arc::new(rustls::crypto::ring::default_provider()),
     )
     .build()
-    .map_err(|e| StoreError::Storage(format!("sslrootcert: {e}")))
+    .map_err(|e| StoreError::storage("sslrootcert", e))
 }
 
 /// How much of the server's certificate is checked.

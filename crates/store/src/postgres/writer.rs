@@ -8,13 +8,16 @@
 //!
 //! Invariant: a caller is told "done" only after the commit that holds its write; if anything
 //! in the group fails, the whole transaction rolls back and every caller of the group gets the
-//! error, so nobody is told "done" for a write that was rolled back.
+//! error, so nobody is told "done" for a write that was rolled back. Must not: take anything but
+//! appends and outcomes (catalog writes are short transactions of their own), or answer a caller
+//! before its group's commit.
 
-use super::tls::Database;
 use tokio::sync::{mpsc, oneshot};
 
 use super::conn::{Conn, Session};
 use super::deliveries::{self, Deltas};
+use super::tls::Database;
+use super::{collect, notify};
 use crate::{NewEvent, Outcome, PendingDelivery, StoreError, StoreOptions};
 
 /// Upper bound on jobs per transaction, so that one commit never grows without bound under load.
@@ -35,9 +38,12 @@ enum Job {
 
 /// What the writer task needs besides its jobs.
 pub(super) struct Context {
-    pub config: Database,
-    pub channel: String,
-    pub options: StoreOptions,
+    /// For reconnecting after the writer's connection broke.
+    pub(super) config: Database,
+    /// Where the new pending deliveries of a commit are told.
+    pub(super) channel: String,
+    /// Retention and de-duplication windows, which appends and outcomes apply.
+    pub(super) options: StoreOptions,
 }
 
 /// Handle for submitting writes; the task ends when the last handle is dropped.
@@ -123,7 +129,7 @@ async fn commit(
         false => deliveries::append(&mut db, &events, &live, context.options, &mut deltas).await?,
     };
     if !outcomes.is_empty() {
-        let cursor = deliveries::gc_cursor_shared(&mut db).await?;
+        let cursor = collect::gc_cursor_shared(&mut db).await?;
         deliveries::record_outcomes(
             &mut db,
             &outcomes,
@@ -136,7 +142,7 @@ async fn commit(
     }
     deltas.write(&mut db).await?;
     let pending = created.iter().flatten().map(|d| d.subscription);
-    deliveries::notify_pending(&mut db, &context.channel, pending).await?;
+    notify::pending(&mut db, &context.channel, pending).await?;
     tx.commit().await?;
     Ok(created)
 }
