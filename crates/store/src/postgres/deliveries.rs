@@ -642,7 +642,7 @@ struct AttemptColumns {
     seq: Vec<i64>,
     event_id: Vec<String>,
     duration_ms: Vec<i64>,
-    class: Vec<String>,
+    class: Vec<&'static str>,
     status: Vec<Option<i32>>,
     error: Vec<Option<String>>,
     outcome: Vec<&'static str>,
@@ -659,10 +659,10 @@ impl AttemptColumns {
         self.seq.push(seq);
         self.event_id.push(event_id.to_string());
         self.duration_ms.push(int(outcome.duration_ms));
-        self.class.push(outcome.class.clone());
+        self.class.push(outcome.class.as_str());
         self.status.push(outcome.status.map(i32::from));
         self.error.push(outcome.error.clone());
-        self.outcome.push(label);
+        self.outcome.push(label.as_str());
         self.reason.push(reason.map(|r| r.as_str()));
     }
 
