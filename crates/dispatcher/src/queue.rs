@@ -226,3 +226,100 @@ impl Ordered {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use switchyard_model::{Event, TraceContext};
+
+    use super::*;
+
+    fn delivery(id: u64, key: Option<&str>, due_ms: u64) -> PendingDelivery {
+        PendingDelivery {
+            id,
+            subscription: 1,
+            event: Arc::new(Event {
+                id: format!("e{id}"),
+                envelope: "{}".into(),
+                ingested_ms: 0,
+                hops: 0,
+                trace: TraceContext::new_root(),
+                ordering_key: key.map(String::from),
+                explicit_id: false,
+            }),
+            attempts: 0,
+            due_ms,
+            pending_since_ms: 0,
+        }
+    }
+
+    fn drain_ready(queue: &mut Queue) -> Vec<u64> {
+        std::iter::from_fn(|| queue.pop_ready().map(|d| d.id)).collect()
+    }
+
+    #[test]
+    fn an_ordered_queue_lets_a_key_go_on_only_after_its_release() {
+        let mut queue = Queue::new(true);
+        for (id, key) in [(1, Some("k")), (2, Some("k")), (3, None), (4, Some("j"))] {
+            queue.admit(delivery(id, key, 0), 0);
+        }
+        queue.promote(0);
+        assert_eq!(drain_ready(&mut queue), [1, 3, 4]);
+        queue.promote(0);
+        assert_eq!(
+            drain_ready(&mut queue),
+            Vec::<u64>::new(),
+            "k is busy with 1"
+        );
+        queue.release(1);
+        queue.promote(0);
+        assert_eq!(drain_ready(&mut queue), [2]);
+    }
+
+    #[test]
+    fn a_key_waits_for_its_first_delivery_even_when_later_ones_are_due() {
+        let mut queue = Queue::new(true);
+        queue.admit(delivery(1, Some("k"), 50), 0);
+        queue.admit(delivery(2, Some("k"), 0), 0);
+        queue.promote(0);
+        assert_eq!(drain_ready(&mut queue), Vec::<u64>::new());
+        assert_eq!(queue.next_due_ms(), Some(50));
+        queue.promote(50);
+        assert_eq!(drain_ready(&mut queue), [1]);
+    }
+
+    #[test]
+    fn switching_schemes_keeps_every_delivery_not_under_way() {
+        let mut queue = Queue::new(false);
+        queue.admit(delivery(1, Some("k"), 0), 0);
+        queue.admit(delivery(2, Some("k"), 0), 0);
+        queue.admit(delivery(3, None, 90), 0);
+        queue.reshelve(true, 0);
+        assert_eq!(queue.load_order(), PendingOrder::Publish);
+        queue.promote(0);
+        assert_eq!(
+            drain_ready(&mut queue),
+            [1],
+            "ready ones are queued by key again"
+        );
+        queue.release(1);
+        queue.reshelve(false, 100);
+        assert_eq!(queue.load_order(), PendingOrder::Due);
+        queue.promote(100);
+        assert_eq!(drain_ready(&mut queue), [2, 3]);
+        assert_eq!(queue.next_due_ms(), None);
+    }
+
+    #[test]
+    fn only_a_parked_delivery_due_later_is_let_go_for_a_sooner_one() {
+        let mut queue = Queue::new(false);
+        queue.park(delivery(1, None, 100));
+        queue.park(delivery(2, None, 300));
+        assert_eq!(queue.displaceable(), 2);
+        assert_eq!(queue.evict_parked_after(400), None);
+        assert_eq!(queue.evict_parked_after(200), Some(2));
+        assert_eq!(queue.displaceable(), 1);
+        assert_eq!(Queue::new(true).evict_parked_after(0), None);
+    }
+}

@@ -129,10 +129,12 @@ pub struct SubscriptionMetrics {
 }
 
 impl SubscriptionMetrics {
+    /// Counts an attempt of this class.
     pub fn attempt(&self, class: AttemptClass) {
         self.attempts[class as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a delivery dead-lettered for this reason.
     pub fn dead_letter(&self, reason: DeadReason) {
         self.dead[reason as usize].fetch_add(1, Ordering::Relaxed);
     }

@@ -20,13 +20,16 @@ pub enum AttemptClass {
     /// Delivered.
     #[serde(rename = "2xx")]
     Status2xx,
+    /// A redirect, which is not followed.
     #[serde(rename = "3xx")]
     Status3xx,
     /// A 4xx other than 429.
     #[serde(rename = "4xx")]
     Status4xx,
+    /// Too many requests: the receiver asks to slow down.
     #[serde(rename = "429")]
     Status429,
+    /// The receiver failed.
     #[serde(rename = "5xx")]
     Status5xx,
     /// No complete answer within the destination's timeout.
@@ -41,6 +44,7 @@ pub enum AttemptClass {
 }
 
 impl AttemptClass {
+    /// Every member, in declaration order.
     pub const ALL: [AttemptClass; 8] = [
         AttemptClass::Status2xx,
         AttemptClass::Status3xx,
@@ -52,6 +56,7 @@ impl AttemptClass {
         AttemptClass::Invalid,
     ];
 
+    /// The one spelling: stored, shown, and used as a metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             AttemptClass::Status2xx => "2xx",
@@ -75,6 +80,7 @@ impl AttemptClass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptOutcome {
+    /// Done: the receiver answered 2xx.
     Delivered,
     /// Another attempt follows.
     Retry,
@@ -83,12 +89,14 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
+    /// Every member, in declaration order.
     pub const ALL: [AttemptOutcome; 3] = [
         AttemptOutcome::Delivered,
         AttemptOutcome::Retry,
         AttemptOutcome::Dead,
     ];
 
+    /// The one spelling: stored, shown, and used as a metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             AttemptOutcome::Delivered => "delivered",
@@ -109,13 +117,16 @@ impl AttemptOutcome {
 pub enum DeadReason {
     /// A 3xx or 4xx that the subscription does not list as retryable.
     NonRetryableStatus,
+    /// The subscription's `max_attempts` were made.
     MaxAttempts,
+    /// The next retry would fall after the subscription's `max_age_s`.
     MaxAge,
     /// The destination cannot be called at all (e.g. its URL no longer resolves to a request).
     InvalidDestination,
 }
 
 impl DeadReason {
+    /// Every member, in declaration order.
     pub const ALL: [DeadReason; 4] = [
         DeadReason::NonRetryableStatus,
         DeadReason::MaxAttempts,
@@ -123,6 +134,7 @@ impl DeadReason {
         DeadReason::InvalidDestination,
     ];
 
+    /// The one spelling: stored, shown, and used as a metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
             DeadReason::NonRetryableStatus => "non_retryable_status",

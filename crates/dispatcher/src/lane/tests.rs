@@ -100,6 +100,7 @@ struct Sent {
 
 /// Answers each event's attempts from its script, in order, then with 204.
 struct Scripted {
+    /// Per event id, the answers to its next attempts.
     answers: Mutex<HashMap<String, VecDeque<Answer>>>,
     sent: mpsc::UnboundedSender<Sent>,
     gauges: Arc<LaneGauges>,
@@ -142,12 +143,16 @@ impl Transport for Scripted {
 struct Harness {
     store: Arc<dyn Store>,
     subscription: Arc<SubscriptionRecord>,
+    /// When the test began, in virtual time.
     origin: Instant,
     metrics: Arc<SubscriptionMetrics>,
+    /// Committed outcomes, as the lane reports them to `tail`.
     activity: broadcast::Receiver<Activity>,
+    /// Attempts, as the scripted receiver saw them.
     sent: mpsc::UnboundedReceiver<Sent>,
     inbox: mpsc::UnboundedSender<Message>,
     lane: JoinHandle<()>,
+    /// Kept so the lane does not take the dispatcher for gone.
     _shutdown: watch::Sender<bool>,
     _dir: tempfile::TempDir,
     _watchdog: Watchdog,
