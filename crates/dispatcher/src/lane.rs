@@ -12,7 +12,6 @@
 //! delivery seen both ways is never attempted twice at the same time. (A hand-off that arrives
 //! after the same delivery was loaded, delivered and let go can cause one more attempt, which
 //! at-least-once allows; the store ignores its outcome.)
-
 //!
 //! The lane reads the time once per turn of its loop, from the [`Clock`] it is given, and sends
 //! attempts through the [`Transport`] it is given, so that its tests drive both.
