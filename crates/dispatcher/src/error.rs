@@ -1,5 +1,7 @@
 //! The dispatcher's errors: its own failures, and what went wrong with one attempt.
 
+use switchyard_model::AttemptClass;
+
 /// The dispatcher could not start, or a connection's client certificate cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -48,17 +50,16 @@ impl DeliveryError {
         }
     }
 
-    /// The outcome class used in stats and metrics: `3xx`, `4xx`, `429`, `5xx`, `timeout`,
-    /// `connection` or `invalid`.
-    pub fn class(&self) -> &'static str {
+    /// The outcome class used in stats and metrics.
+    pub fn class(&self) -> AttemptClass {
         match self.kind {
-            ErrorKind::Status { status: 429, .. } => "429",
-            ErrorKind::Status { status, .. } if status >= 500 => "5xx",
-            ErrorKind::Status { status, .. } if status >= 400 => "4xx",
-            ErrorKind::Status { .. } => "3xx",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Connection => "connection",
-            ErrorKind::InvalidDestination => "invalid",
+            ErrorKind::Status { status: 429, .. } => AttemptClass::Status429,
+            ErrorKind::Status { status, .. } if status >= 500 => AttemptClass::Status5xx,
+            ErrorKind::Status { status, .. } if status >= 400 => AttemptClass::Status4xx,
+            ErrorKind::Status { .. } => AttemptClass::Status3xx,
+            ErrorKind::Timeout => AttemptClass::Timeout,
+            ErrorKind::Connection => AttemptClass::Connection,
+            ErrorKind::InvalidDestination => AttemptClass::Invalid,
         }
     }
 
@@ -113,9 +114,9 @@ mod tests {
 
     #[test]
     fn classes_match_the_metric_labels() {
-        assert_eq!(status(429).class(), "429");
-        assert_eq!(status(404).class(), "4xx");
-        assert_eq!(status(502).class(), "5xx");
-        assert_eq!(status(302).class(), "3xx");
+        assert_eq!(status(429).class().as_str(), "429");
+        assert_eq!(status(404).class().as_str(), "4xx");
+        assert_eq!(status(502).class().as_str(), "5xx");
+        assert_eq!(status(302).class().as_str(), "3xx");
     }
 }

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use switchyard_model::CircuitBreaker;
+use switchyard_model::{AttemptClass, CircuitBreaker};
 
 /// At most `per_s` attempts per second, with bursts up to one second's worth.
 #[derive(Debug, Clone)]
@@ -79,8 +79,14 @@ pub(crate) struct Circuit {
 
 /// Whether an attempt's class says the destination is failing (as opposed to answering, even
 /// with a 4xx: a configuration error is not an outage).
-fn is_failure(class: &str) -> bool {
-    matches!(class, "5xx" | "429" | "timeout" | "connection")
+fn is_failure(class: AttemptClass) -> bool {
+    matches!(
+        class,
+        AttemptClass::Status5xx
+            | AttemptClass::Status429
+            | AttemptClass::Timeout
+            | AttemptClass::Connection
+    )
 }
 
 impl Circuit {
@@ -135,8 +141,8 @@ impl Circuit {
     }
 
     /// An attempt finished with `class`; returns true when this opened the circuit.
-    pub(crate) fn finished(&mut self, class: &str, now: Instant) -> bool {
-        if self.config.failure_threshold == 0 || class == "invalid" {
+    pub(crate) fn finished(&mut self, class: AttemptClass, now: Instant) -> bool {
+        if self.config.failure_threshold == 0 || class == AttemptClass::Invalid {
             // Says nothing about the destination; a probe that ended so lets the next one go.
             self.probing = false;
             return false;
@@ -190,10 +196,10 @@ mod tests {
             },
             start,
         );
-        assert!(!circuit.finished("5xx", start));
-        assert!(!circuit.finished("timeout", start));
+        assert!(!circuit.finished(AttemptClass::Status5xx, start));
+        assert!(!circuit.finished(AttemptClass::Timeout, start));
         assert!(
-            circuit.finished("connection", start),
+            circuit.finished(AttemptClass::Connection, start),
             "the third failure in a row opens it"
         );
         assert_eq!(
@@ -206,13 +212,13 @@ mod tests {
         circuit.started();
         assert_eq!(circuit.may_attempt(later), Err(None), "one probe at a time");
         assert!(
-            circuit.finished("5xx", later),
+            circuit.finished(AttemptClass::Status5xx, later),
             "a failed probe opens it again"
         );
         let much_later = later + Duration::from_secs(1);
         assert_eq!(circuit.may_attempt(much_later), Ok(()));
         circuit.started();
-        assert!(!circuit.finished("2xx", much_later));
+        assert!(!circuit.finished(AttemptClass::Status2xx, much_later));
         assert_eq!(circuit.state(), CircuitState::Closed);
     }
 
@@ -226,11 +232,11 @@ mod tests {
             },
             start,
         );
-        circuit.finished("5xx", start);
+        circuit.finished(AttemptClass::Status5xx, start);
         let later = start + Duration::from_millis(10);
         assert_eq!(circuit.may_attempt(later), Ok(()));
         circuit.started();
-        circuit.finished("invalid", later);
+        circuit.finished(AttemptClass::Invalid, later);
         assert_eq!(
             circuit.may_attempt(later),
             Ok(()),
@@ -251,9 +257,9 @@ mod tests {
             },
             start,
         );
-        circuit.finished("5xx", start);
-        circuit.finished("4xx", start);
-        circuit.finished("5xx", start);
+        circuit.finished(AttemptClass::Status5xx, start);
+        circuit.finished(AttemptClass::Status4xx, start);
+        circuit.finished(AttemptClass::Status5xx, start);
         assert_eq!(
             circuit.state(),
             CircuitState::Closed,
@@ -267,7 +273,7 @@ mod tests {
             start,
         );
         for _ in 0..100 {
-            assert!(!disabled.finished("5xx", start));
+            assert!(!disabled.finished(AttemptClass::Status5xx, start));
         }
         assert_eq!(disabled.may_attempt(start), Ok(()));
     }

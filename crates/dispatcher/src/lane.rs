@@ -12,24 +12,30 @@
 //! delivery seen both ways is never attempted twice at the same time. (A hand-off that arrives
 //! after the same delivery was loaded, delivered and let go can cause one more attempt, which
 //! at-least-once allows; the store ignores its outcome.)
+//!
+//! The lane reads the time once per turn of its loop, from the [`Clock`] it is given, and sends
+//! attempts through the [`Transport`] it is given, so that its tests drive both.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::json;
 use switchyard_metrics::SubscriptionMetrics;
-use switchyard_model::{Activity, TraceContext, format_rfc3339_ms, now_ms};
-use switchyard_store::{
-    Outcome, OutcomeKind, PendingDelivery, PendingOrder, Store, SubscriptionRecord,
-};
+use switchyard_model::{Activity, format_rfc3339_ms};
+use switchyard_store::{OutcomeKind, PendingDelivery, Store, StoreError, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
+use crate::clock::{Clock, Now, SystemClock};
 use crate::flow::{Circuit, RateLimit};
-use crate::otlp::Span;
-use crate::{DispatcherConfig, attempt, policy};
+use crate::queue::Queue;
+use crate::runner::{self, Attempted, Transport};
+use crate::{DispatcherConfig, attempt};
+
+#[cfg(test)]
+mod tests;
 
 pub(crate) enum Message {
     /// Deliveries just committed by the publish path.
@@ -55,31 +61,41 @@ pub struct LaneGauges {
     pub circuit: AtomicU8,
 }
 
-/// What an attempt task hands back to its lane: the delivery and the outcome to commit.
-struct Attempted {
-    delivery: PendingDelivery,
-    outcome: Outcome,
-}
-
 /// A commit of several outcomes, and whether it succeeded.
-type Committed = (Vec<Attempted>, Result<(), switchyard_store::StoreError>);
+type Committed = (Vec<Attempted>, Result<(), StoreError>);
+
+/// What woke the lane's loop; handled at the start of the next turn, with that turn's time.
+enum Wake {
+    /// The dispatcher's shutdown signal changed, or (`gone`) the dispatcher itself is gone.
+    Shutdown {
+        gone: bool,
+    },
+    /// A message, or `None` when the dispatcher dropped the lane's inbox.
+    Message(Option<Message>),
+    Attempted(Result<(tokio::task::Id, Attempted), tokio::task::JoinError>),
+    Committed(Result<Committed, tokio::task::JoinError>),
+    /// A retry became due, the circuit or the rate limit lets attempts go, or the backlog is due
+    /// for another read.
+    Timer,
+}
 
 pub(crate) struct Lane {
     subscription: Arc<SubscriptionRecord>,
     store: Arc<dyn Store>,
     context: Arc<attempt::Context>,
+    /// Sends each attempt: over HTTP in production, in process in the lane's tests.
+    transport: Arc<dyn Transport>,
+    /// The lane's and its attempts' only source of time.
+    clock: Arc<dyn Clock>,
     config: DispatcherConfig,
     gauges: Arc<LaneGauges>,
     metrics: Arc<SubscriptionMetrics>,
     activity: broadcast::Sender<Activity>,
-    /// Every delivery id in memory, whichever queue it is in; hand-offs and store reads that
-    /// name one of these are duplicates.
+    /// Every delivery id in memory, whether queued, in flight or waiting for its commit;
+    /// hand-offs and store reads that name one of these are duplicates.
     held: HashSet<u64>,
-    ready: VecDeque<PendingDelivery>,
-    /// (retry time, id) of the deliveries in `parked`, soonest first: the first are promoted
-    /// when due, the last are let go first when memory is needed for sooner ones.
-    waiting: BTreeSet<(u64, u64)>,
-    parked: HashMap<u64, PendingDelivery>,
+    /// The held deliveries not under way, in the subscription's queueing scheme.
+    queue: Queue,
     /// HTTP attempts under way; their number is what `max_concurrency` limits.
     in_flight: JoinSet<Attempted>,
     /// Which delivery each attempt task carries, to release it should the task panic.
@@ -98,15 +114,7 @@ pub(crate) struct Lane {
     rate_limited: bool,
     circuit: Circuit,
     /// When the circuit or the rate limit lets the next attempt start.
-    wake_at: Option<Instant>,
-    /// Ordered subscriptions only: every held delivery not under way, in publish order. Of each
-    /// ordering key, only the first may become ready, and only while no other is under way.
-    queued: BTreeMap<u64, PendingDelivery>,
-    /// Ordered subscriptions only: the ordering keys with a delivery under way (ready, in
-    /// flight, or with its outcome not yet committed), and which delivery.
-    busy: HashMap<String, u64>,
-    /// Ordered subscriptions only: when the first queued delivery that is not yet due becomes due.
-    queued_due_ms: Option<u64>,
+    wake_at: Option<std::time::Instant>,
     /// Set by [`Message::Stop`]: the lane drains and ends, the rest of the process goes on.
     stopping: bool,
     /// Whether this lane is counted among the busy lanes that share the outbound connections.
@@ -123,20 +131,23 @@ impl Lane {
         metrics: Arc<SubscriptionMetrics>,
         activity: broadcast::Sender<Activity>,
     ) -> Lane {
-        let rate = subscription_rate(&subscription);
-        let circuit = Circuit::new(subscription.spec.circuit_breaker, Instant::now());
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let now = clock.now();
+        let rate = subscription_rate(&subscription, now);
+        let circuit = Circuit::new(subscription.spec.circuit_breaker, now.at);
+        let queue = Queue::new(subscription.spec.ordered);
         Lane {
             subscription,
             store,
+            transport: Arc::clone(&context) as Arc<dyn Transport>,
             context,
+            clock,
             config,
             gauges,
             metrics,
             activity,
             held: HashSet::new(),
-            ready: VecDeque::new(),
-            waiting: BTreeSet::new(),
-            parked: HashMap::new(),
+            queue,
             in_flight: JoinSet::new(),
             running: HashMap::new(),
             uncommitted: Vec::new(),
@@ -148,11 +159,19 @@ impl Lane {
             rate_limited: false,
             circuit,
             wake_at: None,
-            queued: BTreeMap::new(),
-            busy: HashMap::new(),
-            queued_due_ms: None,
             stopping: false,
             counted_busy: false,
+        }
+    }
+
+    /// The lane with a test's clock and transport in place of production's. The flow control
+    /// made by [`Lane::new`] reads tokio's clock, which such a test clock follows.
+    #[cfg(test)]
+    pub(crate) fn with_seams(self, clock: Arc<dyn Clock>, transport: Arc<dyn Transport>) -> Lane {
+        Lane {
+            clock,
+            transport,
+            ..self
         }
     }
 
@@ -161,66 +180,78 @@ impl Lane {
         mut inbox: mpsc::UnboundedReceiver<Message>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        while !*shutdown.borrow() && !self.stopping {
-            let now = now_ms();
+        let mut woke = None;
+        loop {
+            let mut now = self.clock.now();
+            if let Some(wake) = woke.take()
+                && !self.wake(wake, now)
+            {
+                break;
+            }
+            if *shutdown.borrow() || self.stopping {
+                break;
+            }
             // Parked retries do not count: deliveries due sooner may displace them (see refill).
             if self.backlog
-                && now >= self.next_refill_ms
-                && self.held.len().saturating_sub(self.parked.len())
+                && now.ms >= self.next_refill_ms
+                && self.held.len().saturating_sub(self.queue.displaceable())
                     <= self.config.lane_capacity / 2
             {
-                self.refill().await;
+                now = self.refill().await;
             }
-            if self.subscription.spec.ordered {
-                self.promote_ordered(now_ms());
-            } else {
-                self.promote_due(now_ms());
-            }
-            self.start_attempts();
+            self.queue.promote(now.ms);
+            self.start_attempts(now);
             self.track_busy();
             self.start_commit();
             self.publish_gauges();
-            let next_due = if self.subscription.spec.ordered {
-                self.queued_due_ms
-            } else {
-                self.waiting.first().map(|(due, _)| *due)
-            };
+            let turn = Instant::from_std(now.at);
+            let next_due = self
+                .queue
+                .next_due_ms()
+                .map(|due| turn + Duration::from_millis(due.saturating_sub(now.ms)));
+            let wake_at = self.wake_at.map(Instant::from_std);
             let wake_for_backlog = self.backlog;
-            tokio::select! {
-                changed = shutdown.changed() => {
-                    // The dispatcher is gone without a shutdown: nothing will ever ask again.
-                    if changed.is_err() {
-                        break;
-                    }
-                }
-                message = inbox.recv() => match message {
-                    Some(message) => self.handle(message),
-                    None => break,
-                },
+            woke = Some(tokio::select! {
+                changed = shutdown.changed() => Wake::Shutdown { gone: changed.is_err() },
+                message = inbox.recv() => Wake::Message(message),
                 Some(done) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
-                    self.attempted(done);
+                    Wake::Attempted(done)
                 }
                 Some(done) = self.committing.join_next(), if !self.committing.is_empty() => {
-                    self.committed(done);
+                    Wake::Committed(done)
                 }
-                _ = sleep_until_ms(next_due.unwrap_or(0)), if next_due.is_some() => {}
-                _ = tokio::time::sleep_until(self.wake_at.unwrap_or_else(Instant::now).into()), if self.wake_at.is_some() => {}
-                _ = tokio::time::sleep(self.config.backlog_poll), if wake_for_backlog => {}
-            }
+                _ = tokio::time::sleep_until(next_due.unwrap_or(turn)), if next_due.is_some() => Wake::Timer,
+                _ = tokio::time::sleep_until(wake_at.unwrap_or(turn)), if wake_at.is_some() => Wake::Timer,
+                _ = tokio::time::sleep(self.config.backlog_poll), if wake_for_backlog => Wake::Timer,
+            });
         }
         // Shutdown: start nothing new; let attempts in flight finish and commit their outcomes.
         while let Some(done) = self.in_flight.join_next_with_id().await {
-            self.attempted(done);
+            self.attempted(done, self.clock.now());
         }
         while let Some(done) = self.committing.join_next().await {
-            self.committed(done);
+            self.committed(done, self.clock.now());
         }
         self.start_commit();
         while let Some(done) = self.committing.join_next().await {
-            self.committed(done);
+            self.committed(done, self.clock.now());
         }
         self.track_busy();
         self.publish_gauges();
+    }
+
+    /// Handles what woke the loop; false when the lane must stop at once (its dispatcher or
+    /// inbox is gone, so nothing will ever ask again).
+    fn wake(&mut self, wake: Wake, now: Now) -> bool {
+        match wake {
+            Wake::Shutdown { gone } => return !gone,
+            Wake::Message(Some(message)) => self.handle(message, now),
+            Wake::Message(None) => return false,
+            Wake::Attempted(done) => self.attempted(done, now),
+            Wake::Committed(done) => self.committed(done, now),
+            Wake::Timer => {}
+        }
+        true
     }
 
     /// Keeps the outbound connections' count of busy lanes true: this lane is busy while it has
@@ -233,12 +264,12 @@ impl Lane {
         }
     }
 
-    fn handle(&mut self, message: Message) {
+    fn handle(&mut self, message: Message, now: Now) {
         match message {
             Message::Deliveries(batch) => {
                 // An ordered lane reads the store in publish order instead: hand-offs of
                 // concurrent publishes can arrive out of that order.
-                if self.subscription.spec.ordered {
+                if self.queue.is_ordered() {
                     self.backlog = true;
                     self.next_refill_ms = 0;
                     return;
@@ -246,26 +277,22 @@ impl Lane {
                 if self.backlog {
                     return;
                 }
-                let now = now_ms();
                 for delivery in batch {
                     if self.held.len() >= self.config.lane_capacity {
                         self.backlog = true;
                         return;
                     }
-                    self.admit(delivery, now);
+                    self.admit(delivery, now.ms);
                 }
             }
             Message::Update(subscription) => {
                 self.circuit.configure(subscription.spec.circuit_breaker);
                 let rate = subscription.spec.rate_limit_per_s;
                 if rate.map(f64::from) != self.rate.as_ref().map(RateLimit::per_s) {
-                    self.rate = rate.map(|r| RateLimit::new(r, Instant::now()));
+                    self.rate = subscription_rate(&subscription, now);
                 }
-                let reshelve = subscription.spec.ordered != self.subscription.spec.ordered;
+                self.queue.reshelve(subscription.spec.ordered, now.ms);
                 self.subscription = subscription;
-                if reshelve {
-                    self.reshelve();
-                }
             }
             Message::Reload => {
                 self.backlog = true;
@@ -275,21 +302,18 @@ impl Lane {
         }
     }
 
-    async fn refill(&mut self) {
+    /// Reads due deliveries from the store; returns the time after the read, which the rest of
+    /// the turn goes on with.
+    async fn refill(&mut self) -> Now {
         let limit = self.config.lane_capacity;
-        let order = if self.subscription.spec.ordered {
-            PendingOrder::Publish
-        } else {
-            PendingOrder::Due
-        };
-        match self
+        let found = self
             .store
-            .load_pending(self.subscription.id, limit, order)
-            .await
-        {
+            .load_pending(self.subscription.id, limit, self.queue.load_order())
+            .await;
+        let now = self.clock.now();
+        match found {
             Ok(found) => {
                 let saw_everything = found.len() < limit;
-                let now = now_ms();
                 let mut left_out = false;
                 let mut admitted = 0;
                 for delivery in found {
@@ -297,148 +321,56 @@ impl Lane {
                         continue;
                     }
                     // Memory is bounded; the soonest due deliveries are the ones worth holding.
-                    if self.held.len() >= limit && !self.evict_parked_after(delivery.due_ms) {
-                        left_out = true;
-                        break;
+                    if self.held.len() >= limit {
+                        match self.queue.evict_parked_after(delivery.due_ms) {
+                            Some(evicted) => {
+                                self.held.remove(&evicted);
+                            }
+                            None => {
+                                left_out = true;
+                                break;
+                            }
+                        }
                     }
-                    self.admit(delivery, now);
+                    self.admit(delivery, now.ms);
                     admitted += 1;
                 }
                 self.backlog = !saw_everything || left_out;
                 // A read that brought nothing new waits for the next poll rather than spinning.
                 self.next_refill_ms = if admitted == 0 {
-                    now + self.config.backlog_poll.as_millis() as u64
+                    now.ms + self.config.backlog_poll.as_millis() as u64
                 } else {
                     0
                 };
             }
             Err(error) => {
                 tracing::warn!(subscription = %self.subscription.name, bus = %self.subscription.bus, %error, "cannot read pending deliveries; will try again");
-                self.next_refill_ms = now_ms() + self.config.backlog_poll.as_millis() as u64;
+                self.next_refill_ms = now.ms + self.config.backlog_poll.as_millis() as u64;
             }
         }
+        now
     }
 
-    fn admit(&mut self, delivery: PendingDelivery, now: u64) {
-        if !self.held.insert(delivery.id) {
-            return;
-        }
-        if self.subscription.spec.ordered {
-            self.queued.insert(delivery.id, delivery);
-        } else if delivery.due_ms <= now {
-            self.ready.push_back(delivery);
-        } else {
-            self.park(delivery);
-        }
-    }
-
-    fn park(&mut self, delivery: PendingDelivery) {
-        if self.subscription.spec.ordered {
-            self.queued.insert(delivery.id, delivery);
-            return;
-        }
-        self.waiting.insert((delivery.due_ms, delivery.id));
-        self.parked.insert(delivery.id, delivery);
-    }
-
-    /// Ordered lanes: makes ready the first queued delivery of every key that has none under
-    /// way and is due (and every due delivery without a key), in publish order.
-    fn promote_ordered(&mut self, now: u64) {
-        let mut blocked: HashSet<String> = self.busy.keys().cloned().collect();
-        let mut eligible = Vec::new();
-        self.queued_due_ms = None;
-        for (id, delivery) in &self.queued {
-            let key = delivery.event.ordering_key.as_ref();
-            if key.is_some_and(|k| blocked.contains(k)) {
-                continue;
-            }
-            if delivery.due_ms > now {
-                self.queued_due_ms = Some(
-                    self.queued_due_ms
-                        .map_or(delivery.due_ms, |d| d.min(delivery.due_ms)),
-                );
-            } else {
-                eligible.push(*id);
-            }
-            // The first delivery of a key holds back the later ones, due or not.
-            if let Some(key) = key {
-                blocked.insert(key.clone());
-            }
-        }
-        for id in eligible {
-            if let Some(delivery) = self.queued.remove(&id) {
-                if let Some(key) = &delivery.event.ordering_key {
-                    self.busy.insert(key.clone(), id);
-                }
-                self.ready.push_back(delivery);
-            }
-        }
-    }
-
-    /// Moves the deliveries not under way to the structures of the lane's (new) mode.
-    fn reshelve(&mut self) {
-        let mut waiting: Vec<PendingDelivery> =
-            std::mem::take(&mut self.parked).into_values().collect();
-        waiting.extend(std::mem::take(&mut self.queued).into_values());
-        // Ready deliveries of an ordered lane hold their key; give them back to be promoted.
-        if self.subscription.spec.ordered {
-            waiting.extend(self.ready.drain(..));
-        }
-        self.waiting.clear();
-        self.busy.clear();
-        let now = now_ms();
-        for delivery in waiting {
-            self.held.remove(&delivery.id);
-            self.admit(delivery, now);
-        }
-    }
-
-    /// The delivery's attempt is over (its outcome committed, or lost): its key may go on.
-    fn release(&mut self, delivery: u64) {
-        self.busy.retain(|_, id| *id != delivery);
-    }
-
-    fn promote_due(&mut self, now: u64) {
-        while let Some((due, id)) = self.waiting.first().copied() {
-            if due > now {
-                break;
-            }
-            self.waiting.pop_first();
-            if let Some(delivery) = self.parked.remove(&id) {
-                self.ready.push_back(delivery);
-            }
-        }
-    }
-
-    /// Lets go of the parked delivery due last, if it is due after `due_ms`, to make room for a
-    /// sooner one; the store keeps it, and a later read brings it back when its turn comes.
-    fn evict_parked_after(&mut self, due_ms: u64) -> bool {
-        match self.waiting.last().copied() {
-            Some((last_due, id)) if last_due > due_ms => {
-                self.waiting.pop_last();
-                self.parked.remove(&id);
-                self.held.remove(&id);
-                true
-            }
-            _ => false,
+    fn admit(&mut self, delivery: PendingDelivery, now_ms: u64) {
+        if self.held.insert(delivery.id) {
+            self.queue.admit(delivery, now_ms);
         }
     }
 
     /// Starts what the concurrency limit, the lane's share of the outbound connections, the
     /// circuit and the rate limit allow; sets `wake_at` when the circuit or the rate limit is
     /// what holds the rest back.
-    fn start_attempts(&mut self) {
+    fn start_attempts(&mut self, now: Now) {
         let limit = (self.subscription.spec.max_concurrency as usize)
             .min(self.context.outbound.lane_share(self.counted_busy));
-        let now = Instant::now();
         self.wake_at = None;
-        while self.in_flight.len() < limit && !self.ready.is_empty() {
-            if let Err(retry) = self.circuit.may_attempt(now) {
+        while self.in_flight.len() < limit && self.queue.has_ready() {
+            if let Err(retry) = self.circuit.may_attempt(now.at) {
                 self.wake_at = retry;
                 break;
             }
             if let Some(rate) = &mut self.rate
-                && let Err(next) = rate.try_take(now)
+                && let Err(next) = rate.try_take(now.at)
             {
                 if !self.rate_limited {
                     self.rate_limited = true;
@@ -451,12 +383,14 @@ impl Lane {
             }
             self.rate_limited = false;
             self.circuit.started();
-            let Some(delivery) = self.ready.pop_front() else {
+            let Some(delivery) = self.queue.pop_ready() else {
                 break;
             };
             let id = delivery.id;
-            let task = self.in_flight.spawn(attempt(
+            let task = self.in_flight.spawn(runner::run(
                 Arc::clone(&self.context),
+                Arc::clone(&self.transport),
+                Arc::clone(&self.clock),
                 Arc::clone(&self.subscription),
                 Arc::clone(&self.metrics),
                 delivery,
@@ -465,14 +399,15 @@ impl Lane {
         }
     }
 
-    fn attempted(&mut self, done: Result<(tokio::task::Id, Attempted), tokio::task::JoinError>) {
+    fn attempted(
+        &mut self,
+        done: Result<(tokio::task::Id, Attempted), tokio::task::JoinError>,
+        now: Now,
+    ) {
         match done {
             Ok((task, attempted)) => {
                 self.running.remove(&task);
-                if self
-                    .circuit
-                    .finished(&attempted.outcome.class, Instant::now())
-                {
+                if self.circuit.finished(attempted.outcome.class, now.at) {
                     self.metrics.circuit_opened.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(bus = %self.subscription.bus, subscription = %self.subscription.name,
                         open_ms = self.subscription.spec.circuit_breaker.open_ms, "circuit opened: the destination keeps failing; pausing attempts");
@@ -484,7 +419,7 @@ impl Lane {
                 // read it back.
                 if let Some(id) = self.running.remove(&error.id()) {
                     self.held.remove(&id);
-                    self.release(id);
+                    self.queue.release(id);
                 }
                 self.circuit.abandoned();
                 if error.is_panic() {
@@ -508,7 +443,7 @@ impl Lane {
         });
     }
 
-    fn committed(&mut self, done: Result<Committed, tokio::task::JoinError>) {
+    fn committed(&mut self, done: Result<Committed, tokio::task::JoinError>, now: Now) {
         let Ok((batch, result)) = done else {
             // Cancelled only when the lane itself is being torn down.
             self.backlog = true;
@@ -516,32 +451,29 @@ impl Lane {
         };
         match result {
             Ok(()) => {
-                let now = now_ms();
                 let tailing = self.activity.receiver_count() > 0;
                 for attempted in batch {
-                    self.release(attempted.delivery.id);
+                    self.queue.release(attempted.delivery.id);
                     if tailing {
-                        let _ = self.activity.send(self.describe(&attempted, now));
+                        let _ = self.activity.send(self.describe(&attempted, now.ms));
                     }
-                    let Attempted {
-                        delivery, outcome, ..
-                    } = attempted;
+                    let Attempted { delivery, outcome } = attempted;
                     match outcome.kind {
-                        OutcomeKind::Retry { due_ms } => self.park(PendingDelivery {
+                        OutcomeKind::Retry { due_ms } => self.queue.park(PendingDelivery {
                             due_ms,
                             attempts: outcome.attempts,
                             ..delivery
                         }),
                         OutcomeKind::Delivered => {
                             self.metrics.delivered.fetch_add(1, Ordering::Relaxed);
-                            let waited = now.saturating_sub(delivery.event.ingested_ms);
+                            let waited = now.ms.saturating_sub(delivery.event.ingested_ms);
                             self.metrics
                                 .ingestion_to_delivery
                                 .observe(Duration::from_millis(waited));
                             self.held.remove(&delivery.id);
                         }
                         OutcomeKind::Dead { reason } => {
-                            self.metrics.dead_letter(reason.as_str());
+                            self.metrics.dead_letter(reason);
                             self.held.remove(&delivery.id);
                         }
                     }
@@ -551,28 +483,24 @@ impl Lane {
                 // Not recorded: the store still has each delivery as it was before this attempt,
                 // so try again (at least once, never lost) after the minimum backoff.
                 tracing::warn!(subscription = %self.subscription.name, bus = %self.subscription.bus, %error, outcomes = batch.len(), "cannot record attempt outcomes; will attempt again");
-                let due_ms = now_ms() + self.subscription.spec.retry.min_backoff_ms;
+                let due_ms = now.ms + self.subscription.spec.retry.min_backoff_ms;
                 for Attempted { delivery, .. } in batch {
-                    self.release(delivery.id);
-                    self.park(PendingDelivery { due_ms, ..delivery });
+                    self.queue.release(delivery.id);
+                    self.queue.park(PendingDelivery { due_ms, ..delivery });
                 }
             }
         }
     }
 
-    fn describe(&self, attempted: &Attempted, now: u64) -> Activity {
-        let (outcome, reason) = match attempted.outcome.kind {
-            OutcomeKind::Delivered => ("delivered", None),
-            OutcomeKind::Retry { .. } => ("retry", None),
-            OutcomeKind::Dead { reason } => ("dead", Some(reason.as_str())),
-        };
+    fn describe(&self, attempted: &Attempted, now_ms: u64) -> Activity {
+        let (outcome, reason) = attempted.outcome.kind.label();
         Activity::Attempted {
-            at: format_rfc3339_ms(now),
+            at: format_rfc3339_ms(now_ms),
             bus: self.subscription.bus.clone(),
             subscription: self.subscription.name.clone(),
             event_id: attempted.delivery.event.id.clone(),
             attempt: attempted.outcome.attempts,
-            class: attempted.outcome.class.clone(),
+            class: attempted.outcome.class,
             status: attempted.outcome.status,
             duration_ms: attempted.outcome.duration_ms,
             outcome,
@@ -595,112 +523,9 @@ impl Lane {
     }
 }
 
-fn subscription_rate(subscription: &SubscriptionRecord) -> Option<RateLimit> {
+fn subscription_rate(subscription: &SubscriptionRecord, now: Now) -> Option<RateLimit> {
     subscription
         .spec
         .rate_limit_per_s
-        .map(|r| RateLimit::new(r, Instant::now()))
-}
-
-async fn sleep_until_ms(due_ms: u64) {
-    tokio::time::sleep(Duration::from_millis(due_ms.saturating_sub(now_ms()))).await;
-}
-
-/// Makes one attempt and decides its outcome; the lane commits it.
-async fn attempt(
-    context: Arc<attempt::Context>,
-    subscription: Arc<SubscriptionRecord>,
-    metrics: Arc<SubscriptionMetrics>,
-    delivery: PendingDelivery,
-) -> Attempted {
-    if delivery.attempts == 0 {
-        let waited = now_ms().saturating_sub(delivery.event.ingested_ms);
-        metrics
-            .ingestion_to_attempt
-            .observe(Duration::from_millis(waited));
-    }
-    let started_ms = now_ms();
-    let started = std::time::Instant::now();
-    let span_id = TraceContext::new_span_id();
-    let result = {
-        let _connection = context.outbound.acquire(&metrics).await;
-        attempt::send(&context, &subscription, &delivery, &span_id).await
-    };
-    let duration = started.elapsed();
-    let class = result.as_ref().map_or_else(|e| e.class(), |_| "2xx");
-    metrics.attempt_duration.observe(duration);
-    metrics.attempt(class);
-    if let Some(spans) = &context.spans {
-        let start_unix_ns = started_ms.saturating_mul(1_000_000);
-        let mut attributes = vec![
-            ("switchyard.bus", json!(subscription.bus)),
-            ("switchyard.subscription", json!(subscription.name)),
-            ("switchyard.event_id", json!(delivery.event.id)),
-            ("switchyard.attempt", json!(delivery.attempts + 1)),
-            ("switchyard.outcome_class", json!(class)),
-        ];
-        if let Some(status) = result.as_ref().map_or_else(|e| e.status(), |s| Some(*s)) {
-            attributes.push(("http.response.status_code", json!(status)));
-        }
-        spans.export(Span {
-            trace_id: delivery.event.trace.trace_id().to_string(),
-            span_id,
-            parent_span_id: delivery.event.trace.span_id().to_string(),
-            name: format!("deliver {}/{}", subscription.bus, subscription.name),
-            start_unix_ns,
-            end_unix_ns: start_unix_ns.saturating_add(duration.as_nanos() as u64),
-            attributes,
-            failed: result.is_err(),
-        });
-    }
-    let attempts = delivery.attempts + 1;
-    let policy = &subscription.spec.retry;
-    let kind = policy::decide(
-        &result,
-        policy,
-        attempts,
-        delivery.pending_since_ms,
-        now_ms(),
-        &mut |lo, hi| fastrand::u64(lo..=hi),
-    );
-    let (status, error) = match &result {
-        Ok(status) => (Some(*status), None),
-        Err(e) => (e.status(), Some(e.message.clone())),
-    };
-    log_outcome(&subscription, &delivery, attempts, &result, kind);
-    let outcome = Outcome {
-        subscription: subscription.id,
-        delivery: delivery.id,
-        attempts,
-        status,
-        error,
-        kind,
-        started_ms,
-        duration_ms: duration.as_millis() as u64,
-        class: class.to_string(),
-    };
-    Attempted { delivery, outcome }
-}
-
-fn log_outcome(
-    subscription: &SubscriptionRecord,
-    delivery: &PendingDelivery,
-    attempt: u32,
-    result: &Result<u16, crate::DeliveryError>,
-    kind: OutcomeKind,
-) {
-    let (bus, name, event_id) = (&subscription.bus, &subscription.name, &delivery.event.id);
-    match (result, kind) {
-        (Ok(status), _) => {
-            tracing::debug!(%bus, subscription = %name, %event_id, attempt, status, "delivered")
-        }
-        (Err(error), OutcomeKind::Dead { reason }) => tracing::warn!(
-            %bus, subscription = %name, %event_id, attempt, class = error.class(), reason = reason.as_str(), error = %error,
-            "dead-lettered"
-        ),
-        (Err(error), _) => tracing::info!(
-            %bus, subscription = %name, %event_id, attempt, class = error.class(), error = %error,
-            "attempt failed; will retry"
-        ),
-    }
+        .map(|r| RateLimit::new(r, now.at))
 }

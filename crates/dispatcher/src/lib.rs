@@ -17,6 +17,7 @@
 
 mod address;
 mod attempt;
+mod clock;
 mod connections;
 mod error;
 mod flow;
@@ -24,6 +25,8 @@ mod lane;
 mod otlp;
 mod outbound;
 pub mod policy;
+mod queue;
+mod runner;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

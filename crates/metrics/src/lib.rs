@@ -9,6 +9,11 @@
 //! gauges that come from the store (pending, oldest pending age) are computed by the caller at
 //! scrape time and passed to [`Metrics::render`].
 //!
+//! The closed sets of delivery (`class`, dead-letter `reason`) are the model's types, indexed
+//! here by the enum itself: the metrics depend on `switchyard-model` (pure data, no I/O) so that
+//! the label values are the very spellings the store and the API use, and a label set cannot
+//! miss a member.
+//!
 //! Counters live in memory and start from zero at each start, which Prometheus's `rate()`
 //! handles; the durable totals are the store's per-subscription stats.
 
@@ -18,27 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use switchyard_model::{AttemptClass, DeadReason};
+
 /// Why a publish was refused, as the `reason` label of `switchyard_events_rejected_total`.
 pub const REJECT_REASONS: [&str; 4] = ["invalid", "too_large", "max_hops", "max_forwards"];
-/// The `class` label of `switchyard_delivery_attempts_total`.
-pub const ATTEMPT_CLASSES: [&str; 8] = [
-    "2xx",
-    "3xx",
-    "4xx",
-    "429",
-    "5xx",
-    "timeout",
-    "connection",
-    "invalid",
-];
-/// The `reason` label of `switchyard_dead_letters_total`, as the store names dead-letter reasons.
-pub const DEAD_REASONS: [&str; 4] = [
-    "non_retryable_status",
-    "max_attempts",
-    "max_age",
-    "invalid_destination",
-];
-
 /// The `result` label of `switchyard_source_requests_total`.
 pub const SOURCE_RESULTS: [&str; 3] = ["published", "challenge", "refused"];
 
@@ -124,9 +112,9 @@ pub struct SubscriptionMetrics {
     bus: String,
     name: String,
     pub matched: AtomicU64,
-    attempts: [AtomicU64; ATTEMPT_CLASSES.len()],
+    attempts: [AtomicU64; AttemptClass::ALL.len()],
     pub delivered: AtomicU64,
-    dead: [AtomicU64; DEAD_REASONS.len()],
+    dead: [AtomicU64; DeadReason::ALL.len()],
     /// Times the rate limit held attempts back.
     pub rate_limit_waits: AtomicU64,
     /// Times the circuit breaker opened.
@@ -141,17 +129,14 @@ pub struct SubscriptionMetrics {
 }
 
 impl SubscriptionMetrics {
-    pub fn attempt(&self, class: &str) {
-        let index = ATTEMPT_CLASSES
-            .iter()
-            .position(|c| *c == class)
-            .unwrap_or(ATTEMPT_CLASSES.len() - 1);
-        self.attempts[index].fetch_add(1, Ordering::Relaxed);
+    /// Counts an attempt of this class.
+    pub fn attempt(&self, class: AttemptClass) {
+        self.attempts[class as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn dead_letter(&self, reason: &str) {
-        let index = DEAD_REASONS.iter().position(|r| *r == reason).unwrap_or(0);
-        self.dead[index].fetch_add(1, Ordering::Relaxed);
+    /// Counts a delivery dead-lettered for this reason.
+    pub fn dead_letter(&self, reason: DeadReason) {
+        self.dead[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -450,11 +435,12 @@ impl Metrics {
             "HTTP attempts by outcome class: 2xx, 3xx, 4xx, 429, 5xx, timeout, connection, invalid.",
         );
         for (_, s) in &subscriptions {
-            for (class, count) in ATTEMPT_CLASSES.iter().zip(&s.attempts) {
+            for (class, count) in AttemptClass::ALL.iter().zip(&s.attempts) {
                 let _ = writeln!(
                     out,
-                    "switchyard_delivery_attempts_total{{{},class=\"{class}\"}} {}",
+                    "switchyard_delivery_attempts_total{{{},class=\"{}\"}} {}",
                     sub_labels(s),
+                    class.as_str(),
                     count.load(Ordering::Relaxed)
                 );
             }
@@ -480,11 +466,12 @@ impl Metrics {
             "Deliveries dead-lettered, by reason.",
         );
         for (_, s) in &subscriptions {
-            for (reason, count) in DEAD_REASONS.iter().zip(&s.dead) {
+            for (reason, count) in DeadReason::ALL.iter().zip(&s.dead) {
                 let _ = writeln!(
                     out,
-                    "switchyard_dead_letters_total{{{},reason=\"{reason}\"}} {}",
+                    "switchyard_dead_letters_total{{{},reason=\"{}\"}} {}",
                     sub_labels(s),
+                    reason.as_str(),
                     count.load(Ordering::Relaxed)
                 );
             }
@@ -655,9 +642,9 @@ mod tests {
             .fetch_add(3, Ordering::Relaxed);
         metrics.bus("orders").rejected("too_large", 1);
         let sub = metrics.subscription(7, "orders", "billing");
-        sub.attempt("5xx");
-        sub.attempt("2xx");
-        sub.dead_letter("max_age");
+        sub.attempt(AttemptClass::Status5xx);
+        sub.attempt(AttemptClass::Status2xx);
+        sub.dead_letter(DeadReason::MaxAge);
         sub.attempt_duration.observe(Duration::from_millis(3));
         sub.attempt_duration.observe(Duration::from_secs(7200));
         let mut gauges = BTreeMap::new();

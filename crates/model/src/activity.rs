@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 
+use crate::{AttemptClass, AttemptOutcome, DeadReason};
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Activity {
@@ -25,15 +27,13 @@ pub enum Activity {
         subscription: String,
         event_id: String,
         attempt: u32,
-        /// `2xx`, `4xx`, `timeout`, ... as in the metrics.
-        class: String,
+        class: AttemptClass,
         status: Option<u16>,
         duration_ms: u64,
-        /// `delivered`, `retry` or `dead`.
-        outcome: &'static str,
+        outcome: AttemptOutcome,
         /// For dead letters: why.
         #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'static str>,
+        reason: Option<DeadReason>,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },

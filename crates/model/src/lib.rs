@@ -18,6 +18,7 @@ mod error;
 mod event;
 mod name;
 mod network;
+mod outcome;
 mod subscription;
 mod time;
 mod trace;
@@ -30,6 +31,7 @@ pub use error::ModelError;
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};
+pub use outcome::{AttemptClass, AttemptOutcome, DeadReason};
 pub use subscription::{
     BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
     parse_bus_spec, parse_subscription_spec,

@@ -7,7 +7,11 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use switchyard_model::{ArchiveSpec, BusSpec, Event, SubscriptionSpec};
+/// Dead letters and attempts carry it; callers name it through the store that returns it.
+pub use switchyard_model::DeadReason;
+use switchyard_model::{
+    ArchiveSpec, AttemptClass, AttemptOutcome, BusSpec, Event, SubscriptionSpec,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BusRecord {
@@ -150,7 +154,7 @@ pub struct Outcome {
     /// For the attempt log: when the attempt started, how long it took, its outcome class.
     pub started_ms: u64,
     pub duration_ms: u64,
-    pub class: String,
+    pub class: AttemptClass,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,47 +165,12 @@ pub enum OutcomeKind {
 }
 
 impl OutcomeKind {
-    /// What the attempt log calls it: `delivered`, `retry` or `dead`, with the reason if dead.
-    pub fn label(self) -> (&'static str, Option<DeadReason>) {
+    /// What the attempt log calls it, with the reason if dead.
+    pub fn label(self) -> (AttemptOutcome, Option<DeadReason>) {
         match self {
-            OutcomeKind::Delivered => ("delivered", None),
-            OutcomeKind::Retry { .. } => ("retry", None),
-            OutcomeKind::Dead { reason } => ("dead", Some(reason)),
-        }
-    }
-}
-
-/// Why a delivery will not be retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeadReason {
-    /// A 3xx or 4xx that the subscription does not list as retryable.
-    NonRetryableStatus,
-    MaxAttempts,
-    MaxAge,
-    /// The destination cannot be called at all (e.g. its URL no longer resolves to a request).
-    InvalidDestination,
-}
-
-impl DeadReason {
-    const ALL: [DeadReason; 4] = [
-        DeadReason::NonRetryableStatus,
-        DeadReason::MaxAttempts,
-        DeadReason::MaxAge,
-        DeadReason::InvalidDestination,
-    ];
-
-    /// The reason whose [`DeadReason::as_str`] code this is.
-    pub fn from_code(code: &str) -> Option<DeadReason> {
-        DeadReason::ALL.into_iter().find(|r| r.as_str() == code)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeadReason::NonRetryableStatus => "non_retryable_status",
-            DeadReason::MaxAttempts => "max_attempts",
-            DeadReason::MaxAge => "max_age",
-            DeadReason::InvalidDestination => "invalid_destination",
+            OutcomeKind::Delivered => (AttemptOutcome::Delivered, None),
+            OutcomeKind::Retry { .. } => (AttemptOutcome::Retry, None),
+            OutcomeKind::Dead { reason } => (AttemptOutcome::Dead, Some(reason)),
         }
     }
 }
@@ -254,13 +223,11 @@ pub struct AttemptRecord {
     pub attempt: u32,
     pub started_ms: u64,
     pub duration_ms: u64,
-    /// `2xx`, `4xx`, `timeout`, ... as in the metrics.
-    pub class: String,
+    pub class: AttemptClass,
     pub status: Option<u16>,
     /// The error or the start of the answer's body; never a payload we sent.
     pub error: Option<String>,
-    /// `delivered`, `retry` or `dead`.
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reason: Option<DeadReason>,
 }
@@ -284,7 +251,10 @@ impl DeliveryState {
             DeliveryState::Pending
         } else if dead {
             DeliveryState::Dead
-        } else if attempts.last().is_some_and(|a| a.outcome == "delivered") {
+        } else if attempts
+            .last()
+            .is_some_and(|a| a.outcome == AttemptOutcome::Delivered)
+        {
             DeliveryState::Delivered
         } else {
             // A dead letter that was purged, or a subscription deleted since.

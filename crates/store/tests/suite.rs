@@ -12,7 +12,9 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_model::{Event, TraceContext, now_ms, parse_subscription_spec};
+use switchyard_model::{
+    AttemptClass, AttemptOutcome, Event, TraceContext, now_ms, parse_subscription_spec,
+};
 use switchyard_store::{
     ArchiveCursor, Change, ClusterStore, DeadReason, DeliveryState, DocumentKind, EmbeddedStore,
     NewEvent, Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError, StoreOptions,
@@ -53,7 +55,7 @@ fn outcome(sub: u64, delivery: u64, attempts: u32, kind: OutcomeKind) -> Outcome
         kind,
         started_ms: 1_000 + u64::from(attempts),
         duration_ms: 2,
-        class: "5xx".into(),
+        class: AttemptClass::Status5xx,
     }
 }
 
@@ -651,7 +653,7 @@ async fn attempt_log_and_trail(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(rest.iter().map(|a| a.attempt).collect::<Vec<_>>(), [2, 1]);
-    assert_eq!(first[0].outcome, "delivered");
+    assert_eq!(first[0].outcome, AttemptOutcome::Delivered);
     assert_eq!(rest[0].event_id, "traced");
 
     let trail = store.event_trail("log", "traced").await.unwrap();

@@ -28,11 +28,11 @@ struct AttemptView<'a> {
     attempt: u32,
     started_at: String,
     duration_ms: u64,
-    class: &'a str,
+    class: &'static str,
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
-    outcome: &'a str,
+    outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
 }
@@ -45,10 +45,10 @@ impl<'a> AttemptView<'a> {
             attempt: record.attempt,
             started_at: format_rfc3339_ms(record.started_ms),
             duration_ms: record.duration_ms,
-            class: &record.class,
+            class: record.class.as_str(),
             status: record.status,
             error: record.error.as_deref(),
-            outcome: &record.outcome,
+            outcome: record.outcome.as_str(),
             reason: record.reason.map(|r| r.as_str()),
         }
     }

@@ -27,10 +27,10 @@ pub(super) fn record_attempt(
         attempt: outcome.attempts,
         started_ms: outcome.started_ms,
         duration_ms: outcome.duration_ms,
-        class: outcome.class.clone(),
+        class: outcome.class,
         status: outcome.status,
         error: outcome.error.clone(),
-        outcome: label.to_string(),
+        outcome: label,
         reason,
     };
     t.attempts.insert(

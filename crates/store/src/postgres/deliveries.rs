@@ -368,7 +368,7 @@ columns! {
         seq: i64,
         event_id: String,
         duration_ms: i64,
-        class: String,
+        class: &'static str,
         status: Option<i32>,
         error: Option<String>,
         outcome: &'static str,
@@ -490,10 +490,10 @@ pub(super) async fn record_outcomes<C: GenericClient + Sync>(
             t.seq,
             event_id.to_string(),
             int(outcome.duration_ms),
-            outcome.class.clone(),
+            outcome.class.as_str(),
             outcome.status.map(i32::from),
             outcome.error.clone(),
-            label,
+            label.as_str(),
             reason.map(|r| r.as_str()),
         );
         let delta = deltas.of(outcome.subscription);

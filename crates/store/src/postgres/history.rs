@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use switchyard_model::{Event, TraceContext};
+use switchyard_model::{AttemptClass, AttemptOutcome, Event, TraceContext};
 use tokio_postgres::{Client, Row};
 
 use super::conn::{Session, col, int, unsigned};
@@ -84,18 +84,26 @@ pub(super) fn event_from_row(row: &Row, at: usize) -> Result<Event, StoreError> 
     })
 }
 
+/// A member of a closed set from its stored spelling; an unknown spelling is corruption.
+fn closed<T>(
+    table: &'static str,
+    what: &str,
+    text: String,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, StoreError> {
+    parse(&text).ok_or_else(|| StoreError::Corrupt {
+        table,
+        detail: format!("unknown {what} {text:?}"),
+    })
+}
+
 /// A dead-letter reason as stored; `None` for none.
 pub(super) fn dead_reason(
     table: &'static str,
     code: Option<String>,
 ) -> Result<Option<DeadReason>, StoreError> {
-    code.map(|code| {
-        DeadReason::from_code(&code).ok_or_else(|| StoreError::Corrupt {
-            table,
-            detail: format!("unknown dead-letter reason {code:?}"),
-        })
-    })
-    .transpose()
+    code.map(|code| closed(table, "dead-letter reason", code, DeadReason::parse))
+        .transpose()
 }
 
 /// An attempt from the first eleven columns of a row, in [`ATTEMPTS_BEFORE`]' order.
@@ -107,10 +115,20 @@ fn attempt_from_row(row: &Row) -> Result<AttemptRecord, StoreError> {
         attempt: unsigned(row, 3)?,
         started_ms: unsigned(row, 4)?,
         duration_ms: unsigned(row, 5)?,
-        class: col(row, 6)?,
+        class: closed(
+            "switchyard_attempts",
+            "attempt class",
+            col(row, 6)?,
+            AttemptClass::parse,
+        )?,
         status: col::<Option<i32>>(row, 7)?.and_then(|s| u16::try_from(s).ok()),
         error: col(row, 8)?,
-        outcome: col(row, 9)?,
+        outcome: closed(
+            "switchyard_attempts",
+            "attempt outcome",
+            col(row, 9)?,
+            AttemptOutcome::parse,
+        )?,
         reason: dead_reason("switchyard_attempts", col(row, 10)?)?,
     })
 }
