@@ -24,8 +24,9 @@ use switchyard_model::{Activity, TraceContext, format_rfc3339_ms, now_ms};
 use switchyard_store::{
     Outcome, OutcomeKind, PendingDelivery, PendingOrder, Store, SubscriptionRecord,
 };
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::flow::{Circuit, RateLimit};
 use crate::otlp::Span;
@@ -159,9 +160,9 @@ impl Lane {
     pub(crate) async fn run(
         mut self,
         mut inbox: mpsc::UnboundedReceiver<Message>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) {
-        while !*shutdown.borrow() && !self.stopping {
+        while !shutdown.is_cancelled() && !self.stopping {
             let now = now_ms();
             // Parked retries do not count: deliveries due sooner may displace them (see refill).
             if self.backlog
@@ -187,12 +188,7 @@ impl Lane {
             };
             let wake_for_backlog = self.backlog;
             tokio::select! {
-                changed = shutdown.changed() => {
-                    // The dispatcher is gone without a shutdown: nothing will ever ask again.
-                    if changed.is_err() {
-                        break;
-                    }
-                }
+                () = shutdown.cancelled() => {}
                 message = inbox.recv() => match message {
                     Some(message) => self.handle(message),
                     None => break,
