@@ -6,8 +6,8 @@
 //! [`run`]: serving until the shutdown token is cancelled, then stopping in order (stop accepting,
 //! drain lanes, release leases, wait for every task; the store closes when the last `App` goes).
 //!
-//! Must not: change state itself. Fields are private and read through accessors; changes go
-//! through the operations in `ops`, which keep the store and memory in step.
+//! Must not: change state once started. Fields are private and read through accessors; every
+//! change goes through the operations in `ops`, which keep the store and memory in step.
 //!
 //! Invariant: every task the server starts is spawned on [`App::tasks`] and ends at shutdown, on
 //! the shutdown token or on its own, so [`run`] returns only once none is left.

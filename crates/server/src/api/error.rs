@@ -133,3 +133,27 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerError;
+
+    #[tokio::test]
+    async fn a_panicked_task_is_answered_as_internal_never_as_a_store_outage() {
+        let cause = tokio::spawn(async { panic!("a bug") })
+            .await
+            .expect_err("the task panicked");
+        let answer = ApiError::from(ServerError::Internal {
+            what: "change",
+            cause,
+        });
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.code, "internal");
+        assert_eq!(answer.retry_after_s, None, "a bug is not worth retrying");
+        assert_eq!(
+            answer.message,
+            "the change did not finish; see the server log"
+        );
+    }
+}
