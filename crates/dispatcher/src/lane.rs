@@ -24,9 +24,10 @@ use std::time::Duration;
 use switchyard_metrics::SubscriptionMetrics;
 use switchyard_model::{Activity, format_rfc3339_ms};
 use switchyard_store::{OutcomeKind, PendingDelivery, Store, StoreError, SubscriptionRecord};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, Now, SystemClock};
 use crate::flow::{Circuit, RateLimit};
@@ -66,10 +67,8 @@ type Committed = (Vec<Attempted>, Result<(), StoreError>);
 
 /// What woke the lane's loop; handled at the start of the next turn, with that turn's time.
 enum Wake {
-    /// The dispatcher's shutdown signal changed, or (`gone`) the dispatcher itself is gone.
-    Shutdown {
-        gone: bool,
-    },
+    /// The dispatcher is shutting down.
+    Shutdown,
     /// A message, or `None` when the dispatcher dropped the lane's inbox.
     Message(Option<Message>),
     Attempted(Result<(tokio::task::Id, Attempted), tokio::task::JoinError>),
@@ -178,7 +177,7 @@ impl Lane {
     pub(crate) async fn run(
         mut self,
         mut inbox: mpsc::UnboundedReceiver<Message>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: CancellationToken,
     ) {
         let mut woke = None;
         loop {
@@ -188,7 +187,7 @@ impl Lane {
             {
                 break;
             }
-            if *shutdown.borrow() || self.stopping {
+            if shutdown.is_cancelled() || self.stopping {
                 break;
             }
             // Parked retries do not count: deliveries due sooner may displace them (see refill).
@@ -212,7 +211,7 @@ impl Lane {
             let wake_at = self.wake_at.map(Instant::from_std);
             let wake_for_backlog = self.backlog;
             woke = Some(tokio::select! {
-                changed = shutdown.changed() => Wake::Shutdown { gone: changed.is_err() },
+                () = shutdown.cancelled() => Wake::Shutdown,
                 message = inbox.recv() => Wake::Message(message),
                 Some(done) = self.in_flight.join_next_with_id(), if !self.in_flight.is_empty() => {
                     Wake::Attempted(done)
@@ -244,7 +243,7 @@ impl Lane {
     /// inbox is gone, so nothing will ever ask again).
     fn wake(&mut self, wake: Wake, now: Now) -> bool {
         match wake {
-            Wake::Shutdown { gone } => return !gone,
+            Wake::Shutdown => {}
             Wake::Message(Some(message)) => self.handle(message, now),
             Wake::Message(None) => return false,
             Wake::Attempted(done) => self.attempted(done, now),

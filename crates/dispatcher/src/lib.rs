@@ -36,8 +36,10 @@ use switchyard_metrics::Metrics;
 use switchyard_model::Activity;
 use switchyard_secrets::Keyring;
 use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use address::{AddressPolicy, AddressRefused, DEFAULT_DENY};
 pub use attempt::IdentitySigner;
@@ -98,8 +100,13 @@ struct Inner {
     config: DispatcherConfig,
     metrics: Arc<Metrics>,
     lanes: Mutex<HashMap<u64, LaneHandle>>,
-    /// Flipped once at shutdown; lanes stop starting attempts and drain those in flight.
-    shutdown: watch::Sender<bool>,
+    /// Cancelled once at shutdown; lanes stop starting attempts and drain those in flight.
+    draining: CancellationToken,
+    /// Cancelled once every lane has drained: what serves the lanes (the span export) stops.
+    drained: CancellationToken,
+    /// Every task the dispatcher starts (lanes, also those handed over or aborted, and the span
+    /// export), so that shutdown returns only once none is left.
+    tasks: TaskTracker,
     /// Live feed of published events and finished attempts, for `switchyard tail`.
     activity: broadcast::Sender<Activity>,
 }
@@ -121,8 +128,9 @@ impl Dispatcher {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = http_client(&config.address_policy, None)
             .map_err(|e| DispatchError::Client(error_chain(&e)))?;
-        let (shutdown, _) = watch::channel(false);
         let (activity, _) = broadcast::channel(ACTIVITY_BUFFER);
+        let tasks = TaskTracker::new();
+        let drained = CancellationToken::new();
         Ok(Dispatcher {
             inner: Arc::new(Inner {
                 store,
@@ -135,14 +143,16 @@ impl Dispatcher {
                     spans: config
                         .otlp_endpoint
                         .as_deref()
-                        .map(|e| SpanExporter::start(e, client.clone())),
+                        .map(|e| SpanExporter::start(e, client.clone(), &tasks, drained.clone())),
                     client,
                 }),
                 config,
                 metrics,
                 activity,
                 lanes: Mutex::new(HashMap::new()),
-                shutdown,
+                draining: CancellationToken::new(),
+                drained,
+                tasks,
             }),
         })
     }
@@ -169,7 +179,7 @@ impl Dispatcher {
 
     /// Starts the lane of a subscription, or gives a running lane its new definition.
     pub fn upsert(&self, subscription: Arc<SubscriptionRecord>) {
-        if *self.inner.shutdown.borrow() {
+        if self.inner.draining.is_cancelled() {
             return;
         }
         let mut lanes = self.lanes();
@@ -183,7 +193,7 @@ impl Dispatcher {
         }
         let (inbox, messages) = mpsc::unbounded_channel();
         let gauges = Arc::new(LaneGauges::default());
-        let task = tokio::spawn(
+        let task = self.inner.tasks.spawn(
             lane::Lane::new(
                 subscription.clone(),
                 Arc::clone(&self.inner.store),
@@ -197,7 +207,7 @@ impl Dispatcher {
                 ),
                 self.inner.activity.clone(),
             )
-            .run(messages, self.inner.shutdown.subscribe()),
+            .run(messages, self.inner.draining.clone()),
         );
         lanes.insert(
             subscription.id,
@@ -285,13 +295,25 @@ impl Dispatcher {
     }
 
     /// Stops starting attempts and waits until every attempt in flight has finished and its
-    /// outcome is committed. Deliveries not attempted stay pending in the store.
+    /// outcome is committed, then until every task of the dispatcher has ended. Deliveries not
+    /// attempted stay pending in the store.
     pub async fn shutdown(&self) {
-        self.inner.shutdown.send_replace(true);
-        let tasks: Vec<JoinHandle<()>> = self.lanes().drain().map(|(_, lane)| lane.task).collect();
-        for task in tasks {
-            let _ = task.await;
+        self.inner.draining.cancel();
+        let lanes: Vec<(u64, JoinHandle<()>)> = self
+            .lanes()
+            .drain()
+            .map(|(subscription, lane)| (subscription, lane.task))
+            .collect();
+        for (subscription, task) in lanes {
+            if let Err(error) = task.await
+                && error.is_panic()
+            {
+                tracing::error!(subscription, %error, "a lane panicked; its deliveries stay pending in the store");
+            }
         }
+        self.inner.drained.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
     }
 }
 

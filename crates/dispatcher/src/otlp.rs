@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Spans waiting for export at most; beyond, new ones are dropped.
 const QUEUE: usize = 10_000;
@@ -36,11 +38,17 @@ pub struct SpanExporter {
 }
 
 impl SpanExporter {
-    /// Starts the batching task that posts to `{endpoint}/v1/traces`.
-    pub(crate) fn start(endpoint: &str, client: reqwest::Client) -> SpanExporter {
+    /// Starts the batching task that posts to `{endpoint}/v1/traces`, on `tasks`, until `stop`
+    /// is cancelled; what is queued then is dropped, as the queue drops spans it cannot hold.
+    pub(crate) fn start(
+        endpoint: &str,
+        client: reqwest::Client,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) -> SpanExporter {
         let (queue, spans) = mpsc::channel(QUEUE);
         let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-        tokio::spawn(run(url, client, spans));
+        tasks.spawn(async move { stop.run_until_cancelled(run(url, client, spans)).await });
         SpanExporter { queue }
     }
 

@@ -34,7 +34,7 @@ pub const MIN_TOKEN_LEN: usize = 16;
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
+pub(crate) enum Scope {
     /// Everything.
     Admin,
     /// Publishing: to every bus (`None`) or to the one named.
@@ -90,7 +90,7 @@ impl fmt::Display for Scope {
 
 /// The scope one request needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Need {
+pub(crate) enum Need {
     Admin,
     Publish(String),
     Read,
@@ -99,7 +99,7 @@ pub enum Need {
 
 impl Need {
     /// The scope a `/v1` request needs, from its method and path.
-    pub fn of(method: &Method, path: &str) -> Need {
+    pub(crate) fn of(method: &Method, path: &str) -> Need {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         if *method == Method::GET || *method == Method::HEAD {
             return Need::Read;
@@ -127,15 +127,15 @@ impl fmt::Display for Need {
 
 /// One configured token.
 #[derive(Debug, Clone)]
-pub struct ApiToken {
+pub(crate) struct ApiToken {
     /// Shown in errors and logs instead of the value.
-    pub name: String,
+    pub(crate) name: String,
     value: Secret,
-    pub scopes: Vec<Scope>,
+    pub(crate) scopes: Vec<Scope>,
 }
 
 impl ApiToken {
-    pub fn allows(&self, need: &Need) -> bool {
+    pub(crate) fn allows(&self, need: &Need) -> bool {
         self.scopes.iter().any(|scope| scope.grants(need))
     }
 }
@@ -236,7 +236,7 @@ impl ApiTokens {
     /// The token an `Authorization` header presents, if it is one of these. The scheme is
     /// matched case-insensitively (RFC 9110 §11.1); every token is compared, in constant time,
     /// so the answer's timing does not tell which one nearly matched.
-    pub fn find(&self, authorization: Option<&str>) -> Option<&ApiToken> {
+    pub(crate) fn find(&self, authorization: Option<&str>) -> Option<&ApiToken> {
         let presented = authorization.and_then(bearer)?;
         let mut found = None;
         for token in &self.tokens {

@@ -25,14 +25,14 @@ enum Target {
 
 /// Where one event goes: ids of the subscriptions it is delivered to and the archives that keep it.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Routes {
-    pub subscriptions: Vec<u64>,
-    pub archives: Vec<u64>,
+pub(crate) struct Routes {
+    pub(crate) subscriptions: Vec<u64>,
+    pub(crate) archives: Vec<u64>,
 }
 
 /// A bus as the publish path sees it.
-pub struct BusIndex {
-    pub record: BusRecord,
+pub(crate) struct BusIndex {
+    pub(crate) record: BusRecord,
     subscriptions: Compiled<SubscriptionRecord>,
     archives: Compiled<ArchiveRecord>,
     matcher: Matcher<Target>,
@@ -68,7 +68,7 @@ impl BusIndex {
     }
 
     /// Where an event (its envelope's JSON text) goes.
-    pub fn route(&self, envelope: &str) -> Result<Routes, EventError> {
+    pub(crate) fn route(&self, envelope: &str) -> Result<Routes, EventError> {
         let mut matched = if self.matcher.is_empty() {
             Vec::new()
         } else {
@@ -85,24 +85,24 @@ impl BusIndex {
         Ok(routes)
     }
 
-    pub fn archive(&self, name: &str) -> Option<&Arc<ArchiveRecord>> {
+    pub(crate) fn archive(&self, name: &str) -> Option<&Arc<ArchiveRecord>> {
         self.archives.get(name).map(|(a, _)| a)
     }
 
-    pub fn archives(&self) -> impl Iterator<Item = &Arc<ArchiveRecord>> {
+    pub(crate) fn archives(&self) -> impl Iterator<Item = &Arc<ArchiveRecord>> {
         self.archives.values().map(|(a, _)| a)
     }
 
-    pub fn subscription(&self, name: &str) -> Option<&Arc<SubscriptionRecord>> {
+    pub(crate) fn subscription(&self, name: &str) -> Option<&Arc<SubscriptionRecord>> {
         self.subscriptions.get(name).map(|(s, _)| s)
     }
 
-    pub fn subscriptions(&self) -> impl Iterator<Item = &Arc<SubscriptionRecord>> {
+    pub(crate) fn subscriptions(&self) -> impl Iterator<Item = &Arc<SubscriptionRecord>> {
         self.subscriptions.values().map(|(s, _)| s)
     }
 }
 
-pub struct Catalog {
+pub(crate) struct Catalog {
     buses: RwLock<HashMap<String, Arc<BusIndex>>>,
     /// Serialises changes, so two concurrent edits of one bus cannot swap in each other's stale
     /// index, and the store and the catalog see changes in the same order.
@@ -136,7 +136,7 @@ fn no_longer_compiles(
 }
 
 impl Catalog {
-    pub async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
+    pub(crate) async fn load(store: &dyn Store) -> Result<Catalog, StoreError> {
         let (buses, _) = Self::read_store(store, &HashMap::new()).await?;
         Ok(Catalog {
             buses: RwLock::new(buses),
@@ -147,7 +147,7 @@ impl Catalog {
     /// Takes in what the store holds now: how a node follows changes other nodes made. Buses
     /// whose records did not change keep their index (no matcher rebuilt); returns whether any
     /// changed. The caller holds the change lock.
-    pub async fn refresh(&self, store: &dyn Store) -> Result<bool, StoreError> {
+    pub(crate) async fn refresh(&self, store: &dyn Store) -> Result<bool, StoreError> {
         let current = self.read().clone();
         let (fresh, changed) = Self::read_store(store, &current).await?;
         if changed {
@@ -246,28 +246,28 @@ impl Catalog {
     }
 
     /// Held by whoever changes a bus or subscription, from the store write to the swap here.
-    pub async fn lock_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+    pub(crate) async fn lock_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.changes.lock().await
     }
 
-    pub fn bus(&self, name: &str) -> Option<Arc<BusIndex>> {
+    pub(crate) fn bus(&self, name: &str) -> Option<Arc<BusIndex>> {
         self.read().get(name).cloned()
     }
 
-    pub fn buses(&self) -> Vec<Arc<BusIndex>> {
+    pub(crate) fn buses(&self) -> Vec<Arc<BusIndex>> {
         let mut buses: Vec<_> = self.read().values().cloned().collect();
         buses.sort_by(|a, b| a.record.name.cmp(&b.record.name));
         buses
     }
 
-    pub fn all_subscriptions(&self) -> Vec<Arc<SubscriptionRecord>> {
+    pub(crate) fn all_subscriptions(&self) -> Vec<Arc<SubscriptionRecord>> {
         self.read()
             .values()
             .flat_map(|bus| bus.subscriptions().cloned().collect::<Vec<_>>())
             .collect()
     }
 
-    pub fn put_bus(&self, record: BusRecord) {
+    pub(crate) fn put_bus(&self, record: BusRecord) {
         let (subscriptions, archives) = self
             .bus(&record.name)
             .map(|b| (b.subscriptions.clone(), b.archives.clone()))
@@ -276,11 +276,11 @@ impl Catalog {
         self.write().insert(index.record.name.clone(), index);
     }
 
-    pub fn remove_bus(&self, name: &str) {
+    pub(crate) fn remove_bus(&self, name: &str) {
         self.write().remove(name);
     }
 
-    pub fn put_subscription(
+    pub(crate) fn put_subscription(
         &self,
         subscription: Arc<SubscriptionRecord>,
     ) -> Result<(), StoreError> {
@@ -291,13 +291,13 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn remove_subscription(&self, bus: &str, name: &str) {
+    pub(crate) fn remove_subscription(&self, bus: &str, name: &str) {
         self.rebuild(bus, |subscriptions, _| {
             subscriptions.remove(name);
         });
     }
 
-    pub fn put_archive(&self, archive: Arc<ArchiveRecord>) -> Result<(), StoreError> {
+    pub(crate) fn put_archive(&self, archive: Arc<ArchiveRecord>) -> Result<(), StoreError> {
         let pattern = compile_archive(&archive)?;
         self.rebuild(&archive.bus.clone(), |_, archives| {
             archives.insert(archive.name.clone(), (archive, pattern));
@@ -305,7 +305,7 @@ impl Catalog {
         Ok(())
     }
 
-    pub fn remove_archive(&self, bus: &str, name: &str) {
+    pub(crate) fn remove_archive(&self, bus: &str, name: &str) {
         self.rebuild(bus, |_, archives| {
             archives.remove(name);
         });

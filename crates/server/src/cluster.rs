@@ -24,12 +24,12 @@
 //! With a single-node store (`Store::cluster` is `None`) none of this runs: the node owns all.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use switchyard_store::{Change, DocumentKind, StoreError, SubscriptionRecord};
 use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
 
 use crate::{App, ServerError};
 
@@ -37,32 +37,33 @@ use crate::{App, ServerError};
 const RESYNC: Duration = Duration::from_secs(1);
 
 /// This node's part in a cluster.
-pub struct Cluster {
+pub(crate) struct Cluster {
     /// Names this node in leases; unique per running process (`--node-id`).
-    pub node_id: String,
+    pub(crate) node_id: String,
     /// How long a claim on a subscription lasts without renewal: how long a dead node's
     /// subscriptions wait before another node delivers them.
-    pub lease_ms: u64,
+    pub(crate) lease_ms: u64,
     /// Wakes the ownership loop at once, e.g. when a subscription is created here.
     claim_now: Arc<tokio::sync::Notify>,
     /// When the last successful claim started: the leases it renewed last until then plus a
     /// lease, so this node must stop delivering before that if it cannot renew.
     renewed_at: Mutex<Option<Instant>>,
-    /// Set once this node's lanes have drained at shutdown: it claims nothing more.
-    stopped: AtomicBool,
+    /// Cancelled once this node's lanes have drained at shutdown: it claims and follows nothing
+    /// more.
+    stopped: CancellationToken,
     /// `updated_ms` of each connection as last loaded, so that an unchanged connection keeps
     /// its live state (cached OAuth tokens).
     connections: Mutex<HashMap<String, u64>>,
 }
 
 impl Cluster {
-    pub fn new(node_id: String, lease_ms: u64) -> Cluster {
+    pub(crate) fn new(node_id: String, lease_ms: u64) -> Cluster {
         Cluster {
             node_id,
             lease_ms,
             claim_now: Arc::new(tokio::sync::Notify::new()),
             renewed_at: Mutex::new(None),
-            stopped: AtomicBool::new(false),
+            stopped: CancellationToken::new(),
             connections: Mutex::new(HashMap::new()),
         }
     }
@@ -73,7 +74,7 @@ impl Cluster {
 
     /// Called once the lanes have drained at shutdown, just before the leases are released.
     pub(crate) fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
+        self.stopped.cancel();
     }
 
     /// Whether the leases may have run out: the last renewal is older than two thirds of a
@@ -85,33 +86,34 @@ impl Cluster {
 }
 
 impl App {
-    /// Starts this node's ownership and change-following loops; they end with the app.
+    /// Starts this node's ownership and change-following loops; they end at [`Cluster::stop`].
     pub(crate) fn join_cluster(self: &Arc<Self>) {
         let (Some(cluster), Some(mut changes)) = (
-            &self.cluster,
-            self.store.cluster().map(|shared| shared.changes()),
+            self.cluster(),
+            self.store().cluster().map(|shared| shared.changes()),
         ) else {
             return;
         };
         let renew = Duration::from_millis((cluster.lease_ms / 3).max(1));
         let wake = Arc::clone(&cluster.claim_now);
+        let stopped = cluster.stopped.clone();
         let weak = Arc::downgrade(self);
         // Renewal goes on during shutdown, while lanes drain, until `Cluster::stop`.
-        tokio::spawn(async move {
+        self.tasks().spawn(async move {
             loop {
                 let Some(app) = weak.upgrade() else { break };
-                let Some(cluster) = &app.cluster else { break };
-                if cluster.stopped.load(Ordering::SeqCst) {
+                let Some(cluster) = app.cluster() else { break };
+                if cluster.stopped.is_cancelled() {
                     break;
                 }
                 if let Err(error) = app.claim().await {
                     tracing::warn!(%error, "cannot renew subscription leases; will try again");
-                    if cluster.lease_in_doubt() && !app.dispatcher.running().is_empty() {
+                    if cluster.lease_in_doubt() && !app.dispatcher().running().is_empty() {
                         tracing::error!(
                             "subscription leases not renewed for two thirds of --lease-ms: stopping this node's deliveries until they are"
                         );
-                        for subscription in app.dispatcher.running() {
-                            app.dispatcher.abandon(subscription);
+                        for subscription in app.dispatcher().running() {
+                            app.dispatcher().abandon(subscription);
                         }
                     }
                 }
@@ -119,39 +121,42 @@ impl App {
                 tokio::select! {
                     _ = wake.notified() => {}
                     _ = tokio::time::sleep(renew) => {}
+                    () = stopped.cancelled() => {}
                 }
             }
         });
+        let stopped = cluster.stopped.clone();
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
+        self.tasks().spawn(async move {
             let mut resync = tokio::time::interval(RESYNC);
             loop {
                 // `None`: the periodic comparison, not a notification.
                 let change = tokio::select! {
                     change = changes.recv() => Some(change),
                     _ = resync.tick() => None,
+                    () = stopped.cancelled() => break,
                 };
                 let Some(app) = weak.upgrade() else { break };
                 let outcome = match change {
                     None => app.follow_store().await,
                     Some(Ok(Change::Pending(subscriptions))) => {
                         for subscription in subscriptions {
-                            app.dispatcher.reload(subscription);
+                            app.dispatcher().reload(subscription);
                         }
                         Ok(())
                     }
                     // Also sent when a node releases or hands over leases: claim now, not at
                     // the next renewal.
                     Some(Ok(Change::Catalog)) => {
-                        if let Some(cluster) = &app.cluster {
+                        if let Some(cluster) = app.cluster() {
                             cluster.claim_now();
                         }
                         app.follow_store().await
                     }
                     // Missed notifications: catch up on everything.
                     Some(Err(RecvError::Lagged(_))) => {
-                        for subscription in app.dispatcher.running() {
-                            app.dispatcher.reload(subscription);
+                        for subscription in app.dispatcher().running() {
+                            app.dispatcher().reload(subscription);
                         }
                         app.follow_store().await
                     }
@@ -167,7 +172,7 @@ impl App {
     /// Claims and renews this node's subscriptions, runs lanes for exactly those, and hands
     /// over the others once their lanes have drained.
     async fn claim(self: &Arc<Self>) -> Result<(), ServerError> {
-        let (Some(cluster), Some(shared)) = (&self.cluster, self.store.cluster()) else {
+        let (Some(cluster), Some(shared)) = (self.cluster(), self.store().cluster()) else {
             return Ok(());
         };
         let started = Instant::now();
@@ -177,8 +182,8 @@ impl App {
             .into_iter()
             .collect();
         *cluster.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
-        let _change = self.catalog.lock_changes().await;
-        let running: HashSet<u64> = self.dispatcher.running().into_iter().collect();
+        let _change = self.catalog().lock_changes().await;
+        let running: HashSet<u64> = self.dispatcher().running().into_iter().collect();
         for leaving in running.difference(&owned) {
             self.hand_over(*leaving);
         }
@@ -192,7 +197,7 @@ impl App {
         for id in gained {
             if let Some(record) = known.remove(&id) {
                 tracing::info!(bus = %record.bus, subscription = %record.name, "delivering for it");
-                self.dispatcher.upsert(record);
+                self.dispatcher().upsert(record);
             }
         }
         Ok(())
@@ -200,13 +205,13 @@ impl App {
 
     /// Drains the lane of a subscription above this node's share, then gives up its lease.
     fn hand_over(self: &Arc<Self>, subscription: u64) {
-        let Some(drained) = self.dispatcher.hand_over(subscription) else {
+        let Some(drained) = self.dispatcher().hand_over(subscription) else {
             return;
         };
         let app = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks().spawn(async move {
             let _ = drained.await;
-            let (Some(cluster), Some(shared)) = (&app.cluster, app.store.cluster()) else {
+            let (Some(cluster), Some(shared)) = (app.cluster(), app.store().cluster()) else {
                 return;
             };
             match shared
@@ -221,7 +226,7 @@ impl App {
     }
 
     fn subscriptions_by_id(&self) -> HashMap<u64, Arc<SubscriptionRecord>> {
-        self.catalog
+        self.catalog()
             .all_subscriptions()
             .into_iter()
             .map(|s| (s.id, s))
@@ -231,10 +236,10 @@ impl App {
     /// Every node counts what it publishes and reports every subscription's backlog, owned or
     /// not, so that `/metrics` reads the same whichever node a scrape reaches.
     pub(crate) fn register_metrics(&self) {
-        for bus in self.catalog.buses() {
-            self.metrics.bus(&bus.record.name);
+        for bus in self.catalog().buses() {
+            self.metrics().bus(&bus.record.name);
             for s in bus.subscriptions() {
-                self.metrics.subscription(s.id, &s.bus, &s.name);
+                self.metrics().subscription(s.id, &s.bus, &s.name);
             }
         }
     }
@@ -244,25 +249,25 @@ impl App {
     /// holds the change lock.
     async fn reconcile(&self) -> Result<(), StoreError> {
         let before = self.subscriptions_by_id();
-        if !self.catalog.refresh(self.store.as_ref()).await? {
+        if !self.catalog().refresh(self.store().as_ref()).await? {
             return Ok(());
         }
         let known = self.subscriptions_by_id();
         self.register_metrics();
         for id in before.keys().filter(|id| !known.contains_key(id)) {
-            self.dispatcher.remove(*id);
+            self.dispatcher().remove(*id);
         }
-        for id in self.dispatcher.running() {
+        for id in self.dispatcher().running() {
             if let Some(record) = known.get(&id)
                 && before
                     .get(&id)
                     .is_none_or(|old| old.updated_ms != record.updated_ms)
             {
-                self.dispatcher.upsert(Arc::clone(record));
+                self.dispatcher().upsert(Arc::clone(record));
             }
         }
         // A subscription created elsewhere may be this node's to take.
-        if let Some(cluster) = &self.cluster
+        if let Some(cluster) = self.cluster()
             && known.keys().any(|id| !before.contains_key(id))
         {
             cluster.claim_now();
@@ -274,39 +279,42 @@ impl App {
     /// subscriptions), sources and connections.
     async fn follow_store(&self) -> Result<(), ServerError> {
         {
-            let _change = self.catalog.lock_changes().await;
+            let _change = self.catalog().lock_changes().await;
             self.reconcile().await?;
         }
-        self.sources
-            .refresh(self.store.as_ref(), &self.keyring)
+        self.sources()
+            .refresh(self.store().as_ref(), self.keyring())
             .await?;
         self.follow_connections().await?;
         Ok(())
     }
 
     async fn follow_connections(&self) -> Result<(), StoreError> {
-        let Some(cluster) = &self.cluster else {
+        let Some(cluster) = self.cluster() else {
             return Ok(());
         };
-        let stored = self.store.list_documents(DocumentKind::Connection).await?;
+        let stored = self
+            .store()
+            .list_documents(DocumentKind::Connection)
+            .await?;
         let mut seen = cluster
             .connections
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let names: HashSet<&str> = stored.iter().map(|d| d.name.as_str()).collect();
-        for name in self.dispatcher.connections().names() {
+        for name in self.dispatcher().connections().names() {
             if !names.contains(name.as_str()) {
-                self.dispatcher.connections().remove(&name);
+                self.dispatcher().connections().remove(&name);
                 seen.remove(&name);
             }
         }
         for record in &stored {
             if seen.get(&record.name) == Some(&record.updated_ms)
-                && self.dispatcher.connections().get(&record.name).is_some()
+                && self.dispatcher().connections().get(&record.name).is_some()
             {
                 continue;
             }
-            if crate::load_connection(&self.dispatcher, record) {
+            if crate::app::load_connection(self.dispatcher(), record) {
                 seen.insert(record.name.clone(), record.updated_ms);
             }
         }
@@ -317,13 +325,13 @@ impl App {
     /// takes the new definition at once; a new subscription is claimed by whichever node gets to
     /// it first (this one is woken now, the others by the store's notification).
     pub(crate) fn deliver_for(&self, record: Arc<SubscriptionRecord>) {
-        match &self.cluster {
-            None => self.dispatcher.upsert(record),
+        match self.cluster() {
+            None => self.dispatcher().upsert(record),
             Some(cluster) => {
-                self.metrics
+                self.metrics()
                     .subscription(record.id, &record.bus, &record.name);
-                if self.dispatcher.running().contains(&record.id) {
-                    self.dispatcher.upsert(record);
+                if self.dispatcher().running().contains(&record.id) {
+                    self.dispatcher().upsert(record);
                 } else {
                     cluster.claim_now();
                 }

@@ -1,4 +1,4 @@
-//! The server crate's typed error, for start-up and the config file.
+//! The server crate's typed error: for start-up, the config file and every operation.
 
 use switchyard_dispatcher::DispatchError;
 use switchyard_model::ModelError;
@@ -23,4 +23,12 @@ pub enum ServerError {
     Tls(String),
     #[error("master key: {0}")]
     Secrets(#[from] switchyard_secrets::SecretError),
+    /// A bug, not a fault of the request or the store: the task doing `what` panicked (or was
+    /// cut off). Answered as `internal`, never as something worth retrying.
+    #[error("the {what} did not finish")]
+    Internal {
+        what: &'static str,
+        #[source]
+        cause: tokio::task::JoinError,
+    },
 }

@@ -19,17 +19,17 @@ use std::sync::Mutex;
 
 /// How long a trace's counts are kept: longer than a loop of immediate deliveries takes to run
 /// into its budget, short enough that a trace id reused for days does not pile up counts.
-pub const WINDOW_MS: u64 = 10 * 60 * 1000;
+pub(crate) const WINDOW_MS: u64 = 10 * 60 * 1000;
 /// Traces remembered at once; about 100 bytes each.
-pub const MAX_TRACES: usize = 100_000;
+pub(crate) const MAX_TRACES: usize = 100_000;
 
 /// A refused forward: the trace has used its budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exhausted {
+pub(crate) struct Exhausted {
     /// Forwards accepted for the trace so far.
-    pub used: u64,
+    pub(crate) used: u64,
     /// Forwards the trace may have: the limit times its original events.
-    pub allowed: u64,
+    pub(crate) allowed: u64,
 }
 
 #[derive(Debug)]
@@ -72,14 +72,14 @@ impl Traces {
 }
 
 #[derive(Debug)]
-pub struct ForwardBudget {
+pub(crate) struct ForwardBudget {
     /// Forwards allowed per original event; 0 refuses every forward.
     limit: u64,
     traces: Mutex<Traces>,
 }
 
 impl ForwardBudget {
-    pub fn new(limit: u32) -> ForwardBudget {
+    pub(crate) fn new(limit: u32) -> ForwardBudget {
         ForwardBudget {
             limit: u64::from(limit),
             traces: Mutex::new(Traces::default()),
@@ -93,14 +93,14 @@ impl ForwardBudget {
     /// Counts `events` original events (hops 0) published in `trace`, each of which may cause
     /// `limit` forwards. Only needed when the trace can have more than one original: a trace
     /// switchyard started for a single event is counted as one when its first forward arrives.
-    pub fn originals(&self, trace: &str, events: u64, now_ms: u64) {
+    pub(crate) fn originals(&self, trace: &str, events: u64, now_ms: u64) {
         let mut traces = self.traces();
         let counts = traces.entry(trace, now_ms);
         counts.originals = counts.originals.saturating_add(events);
     }
 
     /// Takes `events` forwards from `trace`'s budget, or refuses them all when they do not fit.
-    pub fn forward(&self, trace: &str, events: u64, now_ms: u64) -> Result<(), Exhausted> {
+    pub(crate) fn forward(&self, trace: &str, events: u64, now_ms: u64) -> Result<(), Exhausted> {
         let mut traces = self.traces();
         let counts = traces.entry(trace, now_ms);
         let allowed = self.limit.saturating_mul(counts.originals.max(1));

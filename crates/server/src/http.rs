@@ -23,7 +23,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::serve::Listener;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 use crate::api::ApiError;
@@ -68,26 +69,24 @@ impl Default for HttpLimits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes; then each connection finishes the
-/// request it is answering and closes, and this returns once all have.
+/// Serves `router` on `listener` until `shutdown` is cancelled; then each connection finishes
+/// the request it is answering and closes, and this returns once all have.
 pub(crate) async fn serve<L: Listener<Addr = SocketAddr>>(
     mut listener: L,
     router: Router,
     limits: HttpLimits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: CancellationToken,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut connections = JoinSet::new();
-    let mut shutdown = std::pin::pin!(shutdown);
+    // Its own tracker, not the app's: the connections must be gone before the lanes drain.
+    let connections = TaskTracker::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
     loop {
         let (io, peer) = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = shutdown.cancelled() => break,
         };
         let count = open.fetch_add(1, Ordering::Relaxed) + 1;
         if count > limits.max_connections {
@@ -109,7 +108,7 @@ pub(crate) async fn serve<L: Listener<Addr = SocketAddr>>(
         let mut http = http.clone();
         http.keep_alive(!reserved);
         let open = Arc::clone(&open);
-        let mut stopped = stopped.clone();
+        let stopped = shutdown.clone();
         connections.spawn(async move {
             let connection = http.serve_connection(
                 TokioIo::new(io),
@@ -118,7 +117,7 @@ pub(crate) async fn serve<L: Listener<Addr = SocketAddr>>(
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 result = connection.as_mut() => log_connection_end(peer, result),
-                () = async { drop(stopped.wait_for(|stop| *stop).await) } => {
+                () = stopped.cancelled() => {
                     connection.as_mut().graceful_shutdown();
                     log_connection_end(peer, connection.await);
                 }
@@ -126,8 +125,8 @@ pub(crate) async fn serve<L: Listener<Addr = SocketAddr>>(
             open.fetch_sub(1, Ordering::Relaxed);
         });
     }
-    let _ = stop.send(true);
-    while connections.join_next().await.is_some() {}
+    connections.close();
+    connections.wait().await;
 }
 
 fn log_connection_end(peer: SocketAddr, result: Result<(), hyper::Error>) {

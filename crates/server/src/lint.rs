@@ -38,9 +38,9 @@ use switchyard_sources::SourceSpec;
 use crate::{App, ConfigFile};
 
 /// Cycles examined at most; a graph with more is reported only in part.
-pub const MAX_CYCLES: usize = 10_000;
+pub(crate) const MAX_CYCLES: usize = 10_000;
 /// Findings reported at most.
-pub const MAX_FINDINGS: usize = 100;
+pub(crate) const MAX_FINDINGS: usize = 100;
 
 /// One problem in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -54,22 +54,22 @@ pub struct Finding {
 
 /// What a configuration declares, borrowed from the catalog or a config file.
 #[derive(Debug, Default)]
-pub struct Setup<'a> {
+pub(crate) struct Setup<'a> {
     buses: BTreeSet<&'a str>,
     subscriptions: Vec<(&'a str, &'a str, &'a SubscriptionSpec)>,
     sources: BTreeMap<&'a str, &'a SourceSpec>,
 }
 
 impl<'a> Setup<'a> {
-    pub fn bus(&mut self, name: &'a str) {
+    pub(crate) fn bus(&mut self, name: &'a str) {
         self.buses.insert(name);
     }
 
-    pub fn subscription(&mut self, bus: &'a str, name: &'a str, spec: &'a SubscriptionSpec) {
+    pub(crate) fn subscription(&mut self, bus: &'a str, name: &'a str, spec: &'a SubscriptionSpec) {
         self.subscriptions.push((bus, name, spec));
     }
 
-    pub fn source(&mut self, name: &'a str, spec: &'a SourceSpec) {
+    pub(crate) fn source(&mut self, name: &'a str, spec: &'a SourceSpec) {
         self.sources.insert(name, spec);
     }
 }
@@ -133,8 +133,8 @@ impl Origin {
     }
 
     /// A running server: where it listens and its `--public-url`.
-    pub fn of_app(app: &App) -> Origin {
-        Origin::new(app.listen.get().copied(), &app.config.public_url)
+    pub(crate) fn of_app(app: &App) -> Origin {
+        Origin::new(app.listen(), &app.config().public_url)
     }
 
     /// The path of `url` in this server's API, when `url` reaches this server.
@@ -358,7 +358,7 @@ fn target<'a>(
 }
 
 /// Every delivery loop the setup has, as far as it can be proven (see the module's rules).
-pub fn loops(setup: &Setup, origin: &Origin) -> Vec<Finding> {
+pub(crate) fn loops(setup: &Setup, origin: &Origin) -> Vec<Finding> {
     let buses: Vec<&str> = setup.buses.iter().copied().collect();
     let index = |bus: &str| buses.binary_search(&bus).ok();
     let mut forwards = Vec::new();
@@ -465,9 +465,9 @@ fn cycles(buses: usize, forwards: &[Forward]) -> Vec<Vec<usize>> {
 }
 
 /// The loops of a running server's catalog and sources, as it is now.
-pub fn running(app: &App) -> Vec<Finding> {
-    let buses = app.catalog.buses();
-    let sources = app.sources.list();
+pub(crate) fn running(app: &App) -> Vec<Finding> {
+    let buses = app.catalog().buses();
+    let sources = app.sources().list();
     let mut setup = Setup::default();
     for index in &buses {
         setup.bus(&index.record.name);

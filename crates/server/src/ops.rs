@@ -1,70 +1,102 @@
-//! Changes to buses, subscriptions, archives, sources and connections, shared by the REST API and
-//! the config file.
+//! The operations layer: every change of state, whoever asks for it (the REST API, the config
+//! file, a replay's start or cancel, a dead-letter redrive or purge).
 //!
-//! Each change is written to the store first and applied to the catalog and the dispatcher
-//! after it commits, all under the catalog's change lock, so that what publishers match against
-//! and what the store holds never disagree for longer than one change.
+//! Each change to buses, subscriptions, archives, sources and connections is written to the store
+//! first and applied to the catalog and the dispatcher after it commits, all under the catalog's
+//! change lock, so that what publishers match against and what the store holds never disagree
+//! for longer than one change.
+//!
+//! Owns the change lock (for the API's changes; the cluster's own loops take it in `cluster`
+//! to take in other nodes' changes) and [`App::detached`], the one way the server runs work a
+//! client hanging up must not cut short.
+//!
+//! Must not: parse requests or shape answers (the handlers in `api` do); hold the change lock
+//! across anything but the store write and what follows it in memory.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use switchyard_destination::{ConnectionAuth, ConnectionSpec};
 use switchyard_dispatcher::LiveConnection;
-use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec, now_ms};
+use switchyard_model::{ArchiveSpec, BusSpec, ReplaySpec, SubscriptionSpec, now_ms};
 use switchyard_secrets::SecretRef;
 use switchyard_sources::SourceSpec;
 use switchyard_store::{
     ArchiveRecord, BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord,
 };
 
+use crate::replay::ReplayRecord;
 use crate::sources::{LiveSource, StoredSource};
 use crate::{App, ServerError};
 
 impl App {
-    /// Runs a change under the catalog's change lock, on its own task: a client that hangs up
-    /// cancels its request, never a change half made (committed to the store but not yet applied
-    /// to the catalog and the dispatcher).
-    async fn change<T, E, F, Fut>(self: &Arc<Self>, work: F) -> Result<T, E>
+    /// Runs `work` to completion on a task of its own, tracked for shutdown: a client that hangs
+    /// up cancels its request, never the work. A panic in `work` is a bug: logged here and
+    /// returned as [`ServerError::Internal`], never as a fault worth retrying.
+    pub(crate) async fn detached<T, F, Fut>(
+        self: &Arc<Self>,
+        what: &'static str,
+        work: F,
+    ) -> Result<T, ServerError>
+    where
+        F: FnOnce(Arc<App>) -> Fut,
+        Fut: Future<Output = Result<T, ServerError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.tasks()
+            .spawn(work(Arc::clone(self)))
+            .await
+            .unwrap_or_else(|cause| {
+                tracing::error!(what, error = %cause, "a task did not finish");
+                Err(ServerError::Internal { what, cause })
+            })
+    }
+
+    /// Runs a change under the catalog's change lock, detached: a client that hangs up cancels
+    /// its request, never a change half made (committed to the store but not yet applied to the
+    /// catalog and the dispatcher).
+    async fn change<T, F, Fut>(self: &Arc<Self>, work: F) -> Result<T, ServerError>
     where
         F: FnOnce(Arc<App>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        Fut: Future<Output = Result<T, ServerError>> + Send + 'static,
         T: Send + 'static,
-        E: From<StoreError> + Send + 'static,
     {
-        let app = Arc::clone(self);
-        tokio::spawn(async move {
-            let _change = app.catalog.lock_changes().await;
+        self.detached("change", |app| async move {
+            let _change = app.catalog().lock_changes().await;
             work(Arc::clone(&app)).await
         })
         .await
-        .unwrap_or_else(|e| Err(StoreError::internal("the change did not finish", e).into()))
     }
 
-    pub async fn put_bus(
+    pub(crate) async fn put_bus(
         self: &Arc<Self>,
         name: &str,
         spec: BusSpec,
-    ) -> Result<(BusRecord, bool), StoreError> {
+    ) -> Result<(BusRecord, bool), ServerError> {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
-            let (record, created) = app.store.put_bus(name, spec).await?;
-            app.catalog.put_bus(record.clone());
-            app.metrics.bus(name);
+            let (record, created) = app.store().put_bus(name, spec).await?;
+            app.catalog().put_bus(record.clone());
+            app.metrics().bus(name);
             Ok((record, created))
         })
         .await
     }
 
-    pub async fn delete_bus(self: &Arc<Self>, name: &str, force: bool) -> Result<(), StoreError> {
+    pub(crate) async fn delete_bus(
+        self: &Arc<Self>,
+        name: &str,
+        force: bool,
+    ) -> Result<(), ServerError> {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
-            let removed = app.store.delete_bus(name, force).await?;
-            app.catalog.remove_bus(name);
-            app.metrics.remove_bus(name);
+            let removed = app.store().delete_bus(name, force).await?;
+            app.catalog().remove_bus(name);
+            app.metrics().remove_bus(name);
             for subscription in removed {
-                app.dispatcher.remove(subscription.id);
+                app.dispatcher().remove(subscription.id);
             }
             Ok(())
         })
@@ -73,7 +105,7 @@ impl App {
 
     /// Takes effect at once: the next publish matches the new pattern, the next attempt uses the
     /// new destination and policy.
-    pub async fn put_subscription(
+    pub(crate) async fn put_subscription(
         self: &Arc<Self>,
         bus: &str,
         name: &str,
@@ -85,7 +117,7 @@ impl App {
             let (bus, name) = (bus.as_str(), name.as_str());
             let mut spec = spec;
             if let Some(connection) = &spec.destination.connection
-                && app.dispatcher.connections().get(connection).is_none() {
+                && app.dispatcher().connections().get(connection).is_none() {
                     return Err(ServerError::Invalid(format!(
                         "field \"destination.connection\": connection {connection:?} does not exist; create it first"
                     )));
@@ -93,31 +125,31 @@ impl App {
             app.check_address("destination.url", spec.destination.url.as_str())?;
             // Signing secrets are stored sealed (or as `file:` references), never as written.
             if let Some(signing) = &spec.destination.signing {
-                spec.destination.signing = Some(signing.seal(&app.keyring).map_err(|e| {
+                spec.destination.signing = Some(signing.seal(app.keyring()).map_err(|e| {
                     ServerError::Invalid(format!("field \"destination.signing\": {e}"))
                 })?);
             }
-            let (record, created) = app.store.put_subscription(bus, name, spec).await?;
+            let (record, created) = app.store().put_subscription(bus, name, spec).await?;
             let record = Arc::new(record);
-            app.catalog.put_subscription(Arc::clone(&record))?;
+            app.catalog().put_subscription(Arc::clone(&record))?;
             app.deliver_for(Arc::clone(&record));
             Ok((record, created))
         })
         .await
     }
 
-    pub async fn delete_subscription(
+    pub(crate) async fn delete_subscription(
         self: &Arc<Self>,
         bus: &str,
         name: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), ServerError> {
         let bus = bus.to_owned();
         let name = name.to_owned();
         self.change(move |app| async move {
             let (bus, name) = (bus.as_str(), name.as_str());
-            let record = app.store.delete_subscription(bus, name).await?;
-            app.catalog.remove_subscription(bus, name);
-            app.dispatcher.remove(record.id);
+            let record = app.store().delete_subscription(bus, name).await?;
+            app.catalog().remove_subscription(bus, name);
+            app.dispatcher().remove(record.id);
             Ok(())
         })
         .await
@@ -125,28 +157,32 @@ impl App {
 
     /// Takes effect at once: the next publish is archived by the new pattern. A new retention
     /// applies to the events already kept too.
-    pub async fn put_archive(
+    pub(crate) async fn put_archive(
         self: &Arc<Self>,
         bus: &str,
         name: &str,
         spec: ArchiveSpec,
-    ) -> Result<(Arc<ArchiveRecord>, bool), StoreError> {
+    ) -> Result<(Arc<ArchiveRecord>, bool), ServerError> {
         let (bus, name) = (bus.to_owned(), name.to_owned());
         self.change(move |app| async move {
-            let (record, created) = app.store.put_archive(&bus, &name, spec).await?;
+            let (record, created) = app.store().put_archive(&bus, &name, spec).await?;
             let record = Arc::new(record);
-            app.catalog.put_archive(Arc::clone(&record))?;
+            app.catalog().put_archive(Arc::clone(&record))?;
             Ok((record, created))
         })
         .await
     }
 
     /// Stops archiving at once; the events the archive kept are removed in the background.
-    pub async fn delete_archive(self: &Arc<Self>, bus: &str, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_archive(
+        self: &Arc<Self>,
+        bus: &str,
+        name: &str,
+    ) -> Result<(), ServerError> {
         let (bus, name) = (bus.to_owned(), name.to_owned());
         self.change(move |app| async move {
-            app.store.delete_archive(&bus, &name).await?;
-            app.catalog.remove_archive(&bus, &name);
+            app.store().delete_archive(&bus, &name).await?;
+            app.catalog().remove_archive(&bus, &name);
             Ok(())
         })
         .await
@@ -155,7 +191,7 @@ impl App {
     /// Creates or replaces a webhook source. Its secret is sealed with the master key before it
     /// is stored (a `file:` reference is stored as such); a replacement that leaves the secret
     /// out keeps the current one, since answers never show it.
-    pub async fn put_source(
+    pub(crate) async fn put_source(
         self: &Arc<Self>,
         name: &str,
         mut spec: SourceSpec,
@@ -163,7 +199,7 @@ impl App {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
-            if app.catalog.bus(&spec.bus).is_none() {
+            if app.catalog().bus(&spec.bus).is_none() {
                 return Err(ServerError::Invalid(format!(
                     "field \"bus\": bus {:?} does not exist; create it first",
                     spec.bus
@@ -175,7 +211,7 @@ impl App {
                     let reference = SecretRef::parse(secret.expose())
                         .map_err(|e| ServerError::Invalid(format!("field \"{field}\": {e}")))?;
                     let sealed = reference
-                        .seal(&app.keyring)
+                        .seal(app.keyring())
                         .map_err(|e| ServerError::Invalid(format!("field \"{field}\": {e}")))?;
                     serde_json::to_value(&sealed)
                         .ok()
@@ -184,7 +220,7 @@ impl App {
                             ServerError::Invalid(format!("field \"{field}\" cannot be stored"))
                         })?
                 }
-                None => match app.sources.get(name) {
+                None => match app.sources().get(name) {
                     Some(live) => live.secret.clone(),
                     None => {
                         return Err(ServerError::Invalid(format!(
@@ -204,26 +240,26 @@ impl App {
                 updated_ms: now_ms(),
             };
             // Compiled before it is stored, so that a source that cannot verify anything is refused.
-            let mut live = LiveSource::compile_off_runtime(draft, &app.keyring).await?;
+            let mut live = LiveSource::compile_off_runtime(draft, app.keyring()).await?;
             let (stored, created) = app
-                .store
+                .store()
                 .put_document(DocumentKind::Source, name, live.record.body.clone())
                 .await?;
             live.record = stored;
-            Ok((app.sources.insert(live), created))
+            Ok((app.sources().insert(live), created))
         })
         .await
     }
 
-    pub async fn delete_source(self: &Arc<Self>, name: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_source(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
-            app.store
+            app.store()
                 .delete_document(DocumentKind::Source, name)
                 .await?;
-            app.sources.remove(name);
-            app.metrics.remove_source(name);
+            app.sources().remove(name);
+            app.metrics().remove_source(name);
             Ok(())
         })
         .await
@@ -232,7 +268,7 @@ impl App {
     /// Creates or replaces a connection. Its secrets are sealed with the master key before it is
     /// stored; it is resolved once first, so that an unreadable `file:` secret, or a client
     /// certificate with another certificate's key, is refused now.
-    pub async fn put_connection(
+    pub(crate) async fn put_connection(
         self: &Arc<Self>,
         name: &str,
         spec: ConnectionSpec,
@@ -246,29 +282,71 @@ impl App {
             switchyard_model::validate_description(spec.description.as_deref())
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
             let sealed = spec
-                .seal(&app.keyring)
+                .seal(app.keyring())
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
-            let keyring = Arc::clone(&app.keyring);
+            let keyring = Arc::clone(app.keyring());
             let check = sealed.clone();
             let resolved = crate::cpu::blocking(move || check.resolve(&keyring))
                 .await
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
-            app.dispatcher
+            app.dispatcher()
                 .check_client_certificate(&resolved)
                 .map_err(|e| ServerError::Invalid(e.to_string()))?;
             drop(resolved);
             let body = serde_json::to_string(&sealed)
                 .map_err(|e| ServerError::Invalid(format!("cannot encode the connection: {e}")))?;
             let (record, created) = app
-                .store
+                .store()
                 .put_document(DocumentKind::Connection, name, body)
                 .await?;
-            app.dispatcher
+            app.dispatcher()
                 .connections()
                 .insert(name, LiveConnection::new(sealed));
             Ok((record, created))
         })
         .await
+    }
+
+    /// Checks the request against the catalog, stores the replay as `running` and starts it.
+    pub(crate) async fn start_replay(
+        self: &Arc<Self>,
+        spec: ReplaySpec,
+    ) -> Result<ReplayRecord, ServerError> {
+        self.change(move |app| async move { app.begin_replay(spec).await })
+            .await
+    }
+
+    /// Asks a running replay to stop and returns its final state (see `replay`).
+    pub(crate) async fn cancel_replay(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<ReplayRecord, ServerError> {
+        let name = name.to_owned();
+        self.detached("replay cancel", move |app| async move {
+            Ok(app.stop_replay(&name).await?)
+        })
+        .await
+    }
+
+    /// Makes dead letters of a subscription (those with `ids`, or all) pending again. The lane
+    /// is told whatever happened: chunks may have committed before a later one failed, and a
+    /// client that hangs up must not leave them unseen by the lane.
+    pub(crate) async fn redrive(
+        self: &Arc<Self>,
+        subscription: u64,
+        ids: Option<Vec<u64>>,
+    ) -> Result<u64, ServerError> {
+        self.detached("redrive", move |app| async move {
+            let result = app.store().redrive(subscription, ids).await;
+            app.dispatcher().reload(subscription);
+            Ok(result?)
+        })
+        .await
+    }
+
+    /// Removes every dead letter of a subscription; returns how many there were.
+    pub(crate) async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, ServerError> {
+        Ok(self.store().purge_dead_letters(subscription).await?)
     }
 
     /// Refuses a URL whose written address the destination address policy refuses, so that the
@@ -278,7 +356,7 @@ impl App {
         let url = url::Url::parse(url).map_err(|e| {
             ServerError::Invalid(format!("field \"{field}\": is not a valid URL: {e}"))
         })?;
-        self.config.address_policy.check_url(&url).map_err(|e| {
+        self.config().address_policy.check_url(&url).map_err(|e| {
             ServerError::Invalid(format!(
                 "field \"{field}\": {e}; use an address the policy allows"
             ))
@@ -286,12 +364,12 @@ impl App {
     }
 
     /// Deletes a connection no subscription uses.
-    pub async fn delete_connection(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
+    pub(crate) async fn delete_connection(self: &Arc<Self>, name: &str) -> Result<(), ServerError> {
         let name = name.to_owned();
         self.change(move |app| async move {
             let name = name.as_str();
             let users: Vec<String> = app
-                .catalog
+                .catalog()
                 .all_subscriptions()
                 .iter()
                 .filter(|s| s.spec.destination.connection.as_deref() == Some(name))
@@ -304,10 +382,10 @@ impl App {
                 ))
                 .into());
             }
-            app.store
+            app.store()
                 .delete_document(DocumentKind::Connection, name)
                 .await?;
-            app.dispatcher.connections().remove(name);
+            app.dispatcher().connections().remove(name);
             Ok(())
         })
         .await

@@ -10,21 +10,21 @@ use std::sync::atomic::Ordering;
 use switchyard_model::{Activity, Event, ModelError, format_rfc3339_ms, now_ms};
 use switchyard_store::{NewEvent, PendingDelivery, StoreError};
 
-use crate::App;
 use crate::catalog::BusIndex;
+use crate::{App, ServerError};
 
 /// Publishes the valid entries; returns, per entry in order, the event id or why it was refused.
-/// Refused entries are counted as `invalid`; a store failure publishes nothing. Runs on its own
-/// task: a publisher that hangs up must not leave committed deliveries unhanded to their lanes.
-pub async fn publish(
+/// Refused entries are counted as `invalid`; a store failure publishes nothing. Runs detached: a
+/// publisher that hangs up must not leave committed deliveries unhanded to their lanes.
+pub(crate) async fn publish(
     app: &Arc<App>,
     index: Arc<BusIndex>,
     entries: Vec<Result<Event, ModelError>>,
-) -> Result<Vec<Result<String, ModelError>>, StoreError> {
-    let app = Arc::clone(app);
-    tokio::spawn(async move { publish_now(&app, index, entries).await })
-        .await
-        .unwrap_or_else(|e| Err(StoreError::internal("the publish did not finish", e)))
+) -> Result<Vec<Result<String, ModelError>>, ServerError> {
+    app.detached("publish", move |app| async move {
+        Ok(publish_now(&app, index, entries).await?)
+    })
+    .await
 }
 
 async fn publish_now(
@@ -37,10 +37,10 @@ async fn publish_now(
         .iter()
         .map(|e| e.as_ref().map_or(0, |e| e.envelope.len()))
         .sum();
-    let (answers, accepted) = app.cpu.run(bytes, move || route(&index, entries)).await;
+    let (answers, accepted) = app.cpu().run(bytes, move || route(&index, entries)).await;
     let refused = answers.iter().filter(|a| a.is_err()).count() as u64;
     if refused > 0 {
-        app.metrics.bus(&bus).rejected("invalid", refused);
+        app.metrics().bus(&bus).rejected("invalid", refused);
     }
     commit(app, &bus, accepted, Origin::Publish).await?;
     Ok(answers)
@@ -96,18 +96,18 @@ pub(crate) async fn commit(
     if accepted.is_empty() {
         return Ok(0);
     }
-    let bus_metrics = app.metrics.bus(bus);
+    let bus_metrics = app.metrics().bus(bus);
     let count = accepted.len() as u64;
     let archived: u64 = accepted.iter().map(|e| e.archives.len() as u64).sum();
     // Only while someone tails: keep the events to announce once they are durable.
-    let tailing = app.dispatcher.activity().receiver_count() > 0;
+    let tailing = app.dispatcher().activity().receiver_count() > 0;
     let published: Vec<Arc<Event>> = if tailing {
         accepted.iter().map(|e| Arc::clone(&e.event)).collect()
     } else {
         Vec::new()
     };
     let deliveries: Vec<_> = app
-        .store
+        .store()
         .append(accepted)
         .await?
         .into_iter()
@@ -122,12 +122,12 @@ pub(crate) async fn commit(
         announce(app, bus, &published, &deliveries);
     }
     for delivery in &deliveries {
-        if let Some(subscription) = app.metrics.subscription_by_id(delivery.subscription) {
+        if let Some(subscription) = app.metrics().subscription_by_id(delivery.subscription) {
             subscription.matched.fetch_add(1, Ordering::Relaxed);
         }
     }
     let created = deliveries.len() as u64;
-    app.dispatcher.hand_off(deliveries);
+    app.dispatcher().hand_off(deliveries);
     Ok(created)
 }
 
@@ -148,7 +148,7 @@ fn announce(app: &App, bus: &str, events: &[Arc<Event>], deliveries: &[PendingDe
             .iter()
             .filter(|d| Arc::ptr_eq(&d.event, event))
             .count();
-        let _ = app.dispatcher.activity().send(Activity::Published {
+        let _ = app.dispatcher().activity().send(Activity::Published {
             at: at.clone(),
             bus: bus.to_string(),
             event_id: event.id.clone(),

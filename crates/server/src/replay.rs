@@ -20,13 +20,13 @@
 //! batch's commit and the saving of the cursor replays that batch again on resume.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use switchyard_model::{Event, ReplaySpec, now_ms, replayed_envelope};
 use switchyard_store::{ArchiveCursor, ArchivedEvent, DocumentKind, NewEvent, StoreError};
+use tokio_util::sync::CancellationToken;
 
 use crate::publish::{Origin, commit};
 use crate::{App, ServerError};
@@ -43,7 +43,7 @@ const PACE_CHECK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReplayState {
+pub(crate) enum ReplayState {
     Running,
     Completed,
     Cancelled,
@@ -52,36 +52,38 @@ pub enum ReplayState {
 
 /// A replay as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReplayRecord {
-    pub spec: ReplaySpec,
+pub(crate) struct ReplayRecord {
+    pub(crate) spec: ReplaySpec,
     /// Ids of the subscriptions replayed to, resolved when it started.
-    pub targets: Vec<u64>,
-    pub archive_id: u64,
-    pub state: ReplayState,
+    pub(crate) targets: Vec<u64>,
+    pub(crate) archive_id: u64,
+    pub(crate) state: ReplayState,
     /// Events of the archive in the time range when the replay started.
-    pub events_total: u64,
-    pub events_replayed: u64,
-    pub deliveries: u64,
+    pub(crate) events_total: u64,
+    pub(crate) events_replayed: u64,
+    pub(crate) deliveries: u64,
     /// The last archived event replayed; where a resumed replay goes on.
-    pub cursor: Option<ArchiveCursor>,
+    pub(crate) cursor: Option<ArchiveCursor>,
     /// The node running it, on a shared store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub node: Option<String>,
-    pub started_ms: u64,
-    pub finished_ms: Option<u64>,
-    pub error: Option<String>,
+    pub(crate) node: Option<String>,
+    pub(crate) started_ms: u64,
+    pub(crate) finished_ms: Option<u64>,
+    pub(crate) error: Option<String>,
 }
 
 /// The replays running in this process, by name.
 #[derive(Default)]
-pub struct Replays {
+pub(crate) struct Replays {
     running: Mutex<HashMap<String, Arc<Control>>>,
 }
 
 /// How a request reaches a running replay.
 #[derive(Default)]
 struct Control {
-    cancel: AtomicBool,
+    /// A cancel of this replay alone, by request; shutdown is the app's own token, and leaves
+    /// the replay `running` to be resumed.
+    cancel: CancellationToken,
     /// Notified when the runner has saved its final state.
     stopped: tokio::sync::Notify,
 }
@@ -104,8 +106,8 @@ fn decode(body: &str) -> Result<ReplayRecord, StoreError> {
 }
 
 impl App {
-    pub async fn list_replays(&self) -> Result<Vec<ReplayRecord>, StoreError> {
-        self.store
+    pub(crate) async fn list_replays(&self) -> Result<Vec<ReplayRecord>, StoreError> {
+        self.store()
             .list_documents(DocumentKind::Replay)
             .await?
             .iter()
@@ -113,7 +115,7 @@ impl App {
             .collect()
     }
 
-    pub async fn get_replay(&self, name: &str) -> Result<ReplayRecord, StoreError> {
+    pub(crate) async fn get_replay(&self, name: &str) -> Result<ReplayRecord, StoreError> {
         self.list_replays()
             .await?
             .into_iter()
@@ -122,16 +124,15 @@ impl App {
     }
 
     /// Checks the request against the catalog, counts what it will replay, stores it as
-    /// `running` and starts it.
-    pub async fn start_replay(
+    /// `running` and starts it. The caller holds the change lock (see `ops`).
+    pub(crate) async fn begin_replay(
         self: &Arc<Self>,
         mut spec: ReplaySpec,
     ) -> Result<ReplayRecord, ServerError> {
-        let _change = self.catalog.lock_changes().await;
         if let Ok(existing) = self.get_replay(&spec.name).await {
             return Err(name_taken(&existing).into());
         }
-        let index = self.catalog.bus(&spec.bus).ok_or_else(|| {
+        let index = self.catalog().bus(&spec.bus).ok_or_else(|| {
             ServerError::Invalid(format!("field \"bus\": bus {:?} does not exist", spec.bus))
         })?;
         let archive = index.archive(&spec.archive).ok_or_else(|| {
@@ -158,7 +159,7 @@ impl App {
         // Events accepted from now on are delivered live; replaying them too would be a copy.
         spec.to_ms = spec.to_ms.min(started_ms);
         let events_total = if spec.from_ms < spec.to_ms {
-            self.store
+            self.store()
                 .count_archived(archive.id, spec.from_ms, spec.to_ms)
                 .await?
         } else {
@@ -173,7 +174,7 @@ impl App {
             events_replayed: 0,
             deliveries: 0,
             cursor: None,
-            node: self.cluster.as_ref().map(|c| c.node_id.clone()),
+            node: self.cluster().map(|c| c.node_id.clone()),
             started_ms,
             finished_ms: None,
             error: None,
@@ -181,7 +182,7 @@ impl App {
         // Created only if the name is free, also against a node starting one at the same time.
         let body = encode(&record)?;
         let stored = self
-            .store
+            .store()
             .create_document(DocumentKind::Replay, &record.spec.name, body.clone())
             .await?;
         if stored.body != body {
@@ -193,7 +194,7 @@ impl App {
 
     /// Asks a running replay to stop and returns its final state. A replay that is not running
     /// is a conflict.
-    pub async fn cancel_replay(self: &Arc<Self>, name: &str) -> Result<ReplayRecord, StoreError> {
+    pub(crate) async fn stop_replay(&self, name: &str) -> Result<ReplayRecord, StoreError> {
         let record = self.get_replay(name).await?;
         if record.state != ReplayState::Running {
             return Err(StoreError::Conflict(format!(
@@ -201,17 +202,17 @@ impl App {
                 record.state
             )));
         }
-        let control = self.replays.lock().get(name).cloned();
+        let control = self.replays().lock().get(name).cloned();
         match control {
             Some(control) => {
                 let stopped = control.stopped.notified();
-                control.cancel.store(true, Ordering::SeqCst);
+                control.cancel.cancel();
                 let _ = tokio::time::timeout(CANCEL_WAIT, stopped).await;
             }
             // Running elsewhere (or nowhere): leave the runner a request and wait for it to stop.
             // A runner that never answers is gone; the replay is then marked here.
             None => {
-                self.store
+                self.store()
                     .create_document(DocumentKind::ReplayCancel, name, String::from("{}"))
                     .await?;
                 let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
@@ -235,7 +236,7 @@ impl App {
 
     /// Resumes the replays a previous run of this node left running.
     pub(crate) async fn resume_replays(self: &Arc<Self>) -> Result<(), StoreError> {
-        let node = self.cluster.as_ref().map(|c| c.node_id.as_str());
+        let node = self.cluster().map(|c| c.node_id.as_str());
         for record in self.list_replays().await? {
             let ours = node.is_none() || record.node.as_deref() == node;
             if record.state == ReplayState::Running && ours {
@@ -247,7 +248,7 @@ impl App {
     }
 
     async fn save_replay(&self, record: &ReplayRecord) -> Result<(), StoreError> {
-        self.store
+        self.store()
             .put_document(DocumentKind::Replay, &record.spec.name, encode(record)?)
             .await
             .map(drop)
@@ -255,37 +256,47 @@ impl App {
 
     fn run_replay(self: &Arc<Self>, record: ReplayRecord) {
         let control = Arc::new(Control::default());
-        self.replays
+        self.replays()
             .lock()
             .insert(record.spec.name.clone(), Arc::clone(&control));
         let app = Arc::clone(self);
-        tokio::spawn(async move {
+        self.tasks().spawn(async move {
             let name = record.spec.name.clone();
-            let record = app.replay_until_done(record, &control).await;
-            if let Err(error) = app.save_replay(&record).await {
-                tracing::error!(replay = %name, %error, "cannot save the replay's final state");
+            // At shutdown the replay stays `running` with the cursor of its last batch, and is
+            // resumed at the next start.
+            if let Some(record) = app.replay_until_done(record, &control).await {
+                if let Err(error) = app.save_replay(&record).await {
+                    tracing::error!(replay = %name, %error, "cannot save the replay's final state");
+                }
+                if app.cluster().is_some() {
+                    app.forget_cancel(&name).await;
+                }
+                tracing::info!(replay = %name, state = ?record.state, events = record.events_replayed, "replay finished");
             }
-            if app.cluster.is_some() {
-                app.forget_cancel(&name).await;
-            }
-            tracing::info!(replay = %name, state = ?record.state, events = record.events_replayed, "replay finished");
-            app.replays.lock().remove(&name);
+            app.replays().lock().remove(&name);
             control.stopped.notify_waiters();
         });
     }
 
     /// Replays batch after batch until the range is done, the replay is cancelled or the store
-    /// keeps failing; returns the final record, not yet saved.
-    async fn replay_until_done(&self, mut record: ReplayRecord, control: &Control) -> ReplayRecord {
+    /// keeps failing; returns the final record, not yet saved, or `None` at shutdown.
+    async fn replay_until_done(
+        &self,
+        mut record: ReplayRecord,
+        control: &Control,
+    ) -> Option<ReplayRecord> {
         let mut failures = 0;
         let targets: HashSet<u64> = record.targets.iter().copied().collect();
         loop {
-            if control.cancel.load(Ordering::SeqCst) || self.cancelled_elsewhere(&record).await {
-                return finish(record, ReplayState::Cancelled, None);
+            if control.cancel.is_cancelled() || self.cancelled_elsewhere(&record).await {
+                return Some(finish(record, ReplayState::Cancelled, None));
+            }
+            if self.shutdown().is_cancelled() {
+                return None;
             }
             let step = match self.backlogged(&record.targets).await {
                 Ok(true) => {
-                    tokio::time::sleep(PACE_CHECK).await;
+                    self.pause(PACE_CHECK, control).await;
                     continue;
                 }
                 Ok(false) => self.replay_batch(&mut record, &targets).await,
@@ -298,24 +309,34 @@ impl App {
                         tracing::warn!(replay = %record.spec.name, %error, "cannot save replay progress");
                     }
                 }
-                Ok(false) => return finish(record, ReplayState::Completed, None),
+                Ok(false) => return Some(finish(record, ReplayState::Completed, None)),
                 Err(error) if failures + 1 >= MAX_FAILURES => {
-                    return finish(record, ReplayState::Failed, Some(error.to_string()));
+                    return Some(finish(record, ReplayState::Failed, Some(error.to_string())));
                 }
                 Err(error) => {
                     failures += 1;
                     tracing::warn!(replay = %record.spec.name, %error, "replay step failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200 << failures)).await;
+                    self.pause(Duration::from_millis(200 << failures), control)
+                        .await;
                 }
             }
         }
     }
 
+    /// Waits `period` between steps, or less if the replay is cancelled or shutdown begins.
+    async fn pause(&self, period: Duration, control: &Control) {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = control.cancel.cancelled() => {}
+            () = self.shutdown().cancelled() => {}
+        }
+    }
+
     /// Whether a cancel on another node left a request for this replay.
     async fn cancelled_elsewhere(&self, record: &ReplayRecord) -> bool {
-        self.cluster.is_some()
+        self.cluster().is_some()
             && self
-                .store
+                .store()
                 .list_documents(DocumentKind::ReplayCancel)
                 .await
                 .is_ok_and(|requests| requests.iter().any(|r| r.name == record.spec.name))
@@ -324,7 +345,7 @@ impl App {
     /// Removes a cancel request once its replay has ended.
     async fn forget_cancel(&self, name: &str) {
         match self
-            .store
+            .store()
             .delete_document(DocumentKind::ReplayCancel, name)
             .await
         {
@@ -336,8 +357,10 @@ impl App {
     /// Whether a target has a lane's worth of deliveries pending; deleted targets have none.
     async fn backlogged(&self, targets: &[u64]) -> Result<bool, StoreError> {
         for &target in targets {
-            match self.store.stats(target).await {
-                Ok(stats) if stats.pending >= self.config.lane_capacity as u64 => return Ok(true),
+            match self.store().stats(target).await {
+                Ok(stats) if stats.pending >= self.config().lane_capacity as u64 => {
+                    return Ok(true);
+                }
                 Ok(_) | Err(StoreError::NotFound(_)) => {}
                 Err(error) => return Err(error),
             }
@@ -353,7 +376,7 @@ impl App {
     ) -> Result<bool, ServerError> {
         let spec = &record.spec;
         let index = self
-            .catalog
+            .catalog()
             .bus(&spec.bus)
             .filter(|index| index.archive(&spec.archive).map(|a| a.id) == Some(record.archive_id))
             .ok_or_else(|| {
@@ -363,7 +386,7 @@ impl App {
                 ))
             })?;
         let batch = self
-            .store
+            .store()
             .read_archive(
                 record.archive_id,
                 spec.from_ms,

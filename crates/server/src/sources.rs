@@ -17,26 +17,29 @@ use crate::ServerError;
 
 /// A source's document body.
 #[derive(Serialize, Deserialize)]
-pub struct StoredSource {
+pub(crate) struct StoredSource {
     /// The configuration, without the secret.
-    pub spec: serde_json::Value,
+    pub(crate) spec: serde_json::Value,
     /// `sealed:...` or `file:...`; never the secret itself.
-    pub secret: String,
+    pub(crate) secret: String,
 }
 
 /// A source ready to receive webhooks.
-pub struct LiveSource {
-    pub record: DocumentRecord,
+pub(crate) struct LiveSource {
+    pub(crate) record: DocumentRecord,
     /// The configuration as stored: without the secret.
-    pub spec: SourceSpec,
+    pub(crate) spec: SourceSpec,
     /// The stored reference to the secret, kept when a change leaves the secret out.
-    pub secret: String,
-    pub source: Source,
+    pub(crate) secret: String,
+    pub(crate) source: Source,
 }
 
 impl LiveSource {
     /// Compiles a stored source, resolving its secret reference with the master key.
-    pub fn compile(record: DocumentRecord, key: &Keyring) -> Result<LiveSource, ServerError> {
+    pub(crate) fn compile(
+        record: DocumentRecord,
+        key: &Keyring,
+    ) -> Result<LiveSource, ServerError> {
         let stored: StoredSource = serde_json::from_str(&record.body).map_err(|e| {
             ServerError::Invalid(format!(
                 "stored source {:?} is unreadable: {e}",
@@ -64,7 +67,7 @@ impl LiveSource {
 
     /// [`LiveSource::compile`] on the blocking pool: a `file:` secret is read from disk, which
     /// must not stall the runtime's workers.
-    pub async fn compile_off_runtime(
+    pub(crate) async fn compile_off_runtime(
         record: DocumentRecord,
         key: &Arc<Keyring>,
     ) -> Result<LiveSource, ServerError> {
@@ -74,14 +77,14 @@ impl LiveSource {
 }
 
 #[derive(Default)]
-pub struct SourceRegistry {
+pub(crate) struct SourceRegistry {
     sources: RwLock<BTreeMap<String, Arc<LiveSource>>>,
 }
 
 impl SourceRegistry {
     /// Loads every stored source. One that no longer compiles (a missing secret file, a
     /// rotated-away key) is left out with an error in the log, rather than stopping the server.
-    pub async fn load(
+    pub(crate) async fn load(
         store: &dyn Store,
         key: &Arc<Keyring>,
     ) -> Result<SourceRegistry, ServerError> {
@@ -92,7 +95,11 @@ impl SourceRegistry {
 
     /// Takes in the sources as the store holds them now (changes made on other nodes): compiles
     /// those created or changed since, drops those deleted.
-    pub async fn refresh(&self, store: &dyn Store, key: &Arc<Keyring>) -> Result<(), ServerError> {
+    pub(crate) async fn refresh(
+        &self,
+        store: &dyn Store,
+        key: &Arc<Keyring>,
+    ) -> Result<(), ServerError> {
         let stored = store.list_documents(DocumentKind::Source).await?;
         let names: std::collections::HashSet<&str> =
             stored.iter().map(|d| d.name.as_str()).collect();
@@ -119,7 +126,7 @@ impl SourceRegistry {
         Ok(())
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<LiveSource>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<LiveSource>> {
         self.sources
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -127,7 +134,7 @@ impl SourceRegistry {
             .cloned()
     }
 
-    pub fn list(&self) -> Vec<Arc<LiveSource>> {
+    pub(crate) fn list(&self) -> Vec<Arc<LiveSource>> {
         self.sources
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -136,7 +143,7 @@ impl SourceRegistry {
             .collect()
     }
 
-    pub fn insert(&self, live: LiveSource) -> Arc<LiveSource> {
+    pub(crate) fn insert(&self, live: LiveSource) -> Arc<LiveSource> {
         let live = Arc::new(live);
         self.sources
             .write()
@@ -145,7 +152,7 @@ impl SourceRegistry {
         live
     }
 
-    pub fn remove(&self, name: &str) {
+    pub(crate) fn remove(&self, name: &str) {
         self.sources
             .write()
             .unwrap_or_else(|p| p.into_inner())

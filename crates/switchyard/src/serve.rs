@@ -9,10 +9,10 @@ use anyhow::{Context, bail};
 use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
 use switchyard_model::Network;
 use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
-use switchyard_server::auth::{ApiTokens, MIN_TOKEN_LEN};
-use switchyard_server::http::HttpLimits;
-use switchyard_server::{ApiConfig, App, ConfigFile};
+use switchyard_server::{ApiConfig, ApiTokens, App, ConfigFile, HttpLimits, MIN_TOKEN_LEN};
 use switchyard_store::{EmbeddedStore, PostgresStore, Store, StoreOptions};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -151,8 +151,8 @@ impl TlsArgs {
     }
 }
 
-/// Serves plain HTTP or HTTPS; off loopback, plain HTTP is allowed but said to be readable by
-/// anyone on the network path.
+/// Serves plain HTTP or HTTPS until the app's shutdown token is cancelled; off loopback, plain
+/// HTTP is allowed but said to be readable by anyone on the network path.
 async fn serve_on(
     listener: tokio::net::TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -162,7 +162,7 @@ async fn serve_on(
     match tls {
         Some(config) => {
             let listener = switchyard_server::tls::TlsListener::new(listener, config);
-            switchyard_server::run(listener, app, shutdown_signal()).await?;
+            switchyard_server::run(listener, app).await?;
         }
         None => {
             if !local.ip().is_loopback() {
@@ -171,7 +171,7 @@ async fn serve_on(
                      cross the network in clear text. Give --tls-cert FILE --tls-key FILE, or put a TLS proxy in front"
                 );
             }
-            switchyard_server::run(listener, app, shutdown_signal()).await?;
+            switchyard_server::run(listener, app).await?;
         }
     }
     Ok(())
@@ -314,6 +314,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         lease_ms: args.lease_ms.unwrap_or(defaults.lease_ms).max(300),
         ..defaults
     };
+    let node_id = config.node_id.clone();
     let store_defaults = StoreOptions::default();
     let seconds = |flag: Option<u64>, file: Option<u64>, default_ms: u64| {
         flag.or(file).map_or(default_ms, |s| s.saturating_mul(1000))
@@ -353,7 +354,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("master key {}", key_path.display()))?;
     let files = SecretFiles::new(&secret_dirs, &[data_dir.clone(), key_path.clone()])
         .context("--secret-files-dir")?;
-    let app = App::start(store, config, Keyring::new(master_key, files)).await?;
+    // The one shutdown mechanism, handed down: cancelling the token stops the server in order,
+    // and every task it starts is on the tracker, which `switchyard_server::run` waits for.
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let app = App::start(
+        store,
+        config,
+        Keyring::new(master_key, files),
+        shutdown.clone(),
+        tasks,
+    )
+    .await?;
     file.apply(&app).await?;
 
     let listener = tokio::net::TcpListener::bind(addr)
@@ -363,7 +375,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     match store_url.filter(|_| shared) {
         Some(url) => tracing::info!(
             "switchyard listening on {scheme}://{local}, node {}, store {}",
-            app.config.node_id,
+            node_id,
             redact_password(url)
         ),
         None => tracing::info!(
@@ -371,7 +383,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             data_dir.display()
         ),
     }
-    serve_on(listener, tls, app).await?;
+    let served = async {
+        let served = serve_on(listener, tls, app).await;
+        // Also when serving failed, so that the signal wait below ends.
+        shutdown.cancel();
+        served
+    };
+    let signalled = async {
+        if shutdown
+            .run_until_cancelled(shutdown_signal())
+            .await
+            .is_some()
+        {
+            shutdown.cancel();
+        }
+    };
+    tokio::join!(served, signalled).0?;
     tracing::info!("switchyard stopped");
     Ok(())
 }

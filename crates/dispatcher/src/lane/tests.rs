@@ -24,9 +24,10 @@ use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
 use switchyard_store::{
     EmbeddedStore, NewEvent, PendingDelivery, PendingOrder, Store, StoreOptions, SubscriptionRecord,
 };
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::{Lane, LaneGauges, Message};
 use crate::clock::{Clock, Now};
@@ -152,8 +153,6 @@ struct Harness {
     sent: mpsc::UnboundedReceiver<Sent>,
     inbox: mpsc::UnboundedSender<Message>,
     lane: JoinHandle<()>,
-    /// Kept so the lane does not take the dispatcher for gone.
-    _shutdown: watch::Sender<bool>,
     _dir: tempfile::TempDir,
     _watchdog: Watchdog,
 }
@@ -217,7 +216,6 @@ async fn start(
     });
     let metrics = Metrics::new().subscription(subscription.id, "b", "s");
     let (activity_to, activity) = broadcast::channel(1024);
-    let (shutdown, shutdown_seen) = watch::channel(false);
     let (inbox, messages) = mpsc::unbounded_channel();
     let lane = Lane::new(
         Arc::clone(&subscription),
@@ -237,8 +235,7 @@ async fn start(
         activity,
         sent,
         inbox,
-        lane: tokio::spawn(lane.run(messages, shutdown_seen)),
-        _shutdown: shutdown,
+        lane: tokio::spawn(lane.run(messages, CancellationToken::new())),
         _dir: dir,
         _watchdog: watchdog,
     }

@@ -26,11 +26,11 @@ fn find(app: &App, bus: &str, name: &str) -> Result<Arc<ArchiveRecord>, ApiError
 }
 
 async fn view(app: &App, record: &ArchiveRecord) -> Result<ArchiveView, ApiError> {
-    let stats = app.store.archive_stats(record.id).await?;
+    let stats = app.store().archive_stats(record.id).await?;
     Ok(ArchiveView::new(record, stats))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     query: Query<std::collections::HashMap<String, String>>,
@@ -51,7 +51,7 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -59,7 +59,7 @@ pub async fn get(
     Ok(Json(view(&app, &archive).await?).into_response())
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
     Body(body): Body,
@@ -75,7 +75,7 @@ pub async fn put(
     Ok((status, Json(view(&app, &record).await?)).into_response())
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {

@@ -13,11 +13,11 @@ use super::views::{BusView, Page};
 use super::{ApiError, Body, Params, find_bus, names};
 use crate::App;
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     query: Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let mut buses = app.catalog.buses();
+    let mut buses = app.catalog().buses();
     let next = Params::from(query)
         .name_page()?
         .select(&mut buses, |b| &b.record.name);
@@ -32,7 +32,7 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -40,7 +40,7 @@ pub async fn get(
     Ok(Json(BusView::new(&index.record, Some(&index))).into_response())
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     Body(body): Body,
@@ -53,11 +53,11 @@ pub async fn put(
     } else {
         StatusCode::OK
     };
-    let index = app.catalog.bus(&bus);
+    let index = app.catalog().bus(&bus);
     Ok((status, Json(BusView::new(&record, index.as_deref()))).into_response())
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     query: Query<HashMap<String, String>>,

@@ -33,12 +33,12 @@ fn render(record: &DocumentRecord) -> serde_json::Value {
     view
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     query: Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let page = Params::from(query).name_page()?;
-    let mut records = app.store.list_documents(DocumentKind::Connection).await?;
+    let mut records = app.store().list_documents(DocumentKind::Connection).await?;
     let next = page.select(&mut records, |r| &r.name);
     let items: Vec<_> = records.iter().map(render).collect();
     Ok(Json(Page {
@@ -48,12 +48,12 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     names(&[("connection", &name)])?;
-    let records = app.store.list_documents(DocumentKind::Connection).await?;
+    let records = app.store().list_documents(DocumentKind::Connection).await?;
     let record = records
         .iter()
         .find(|r| r.name == name)
@@ -61,7 +61,7 @@ pub async fn get(
     Ok(Json(render(record)).into_response())
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     Body(body): Body,
@@ -77,7 +77,7 @@ pub async fn put(
     Ok((status, Json(render(&record))).into_response())
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {

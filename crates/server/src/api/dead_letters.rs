@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -21,7 +20,7 @@ const MAX_PAGE: u64 = 1_000;
 const MAX_REDRIVE_IDS: usize = 10_000;
 
 /// A page of dead letters, oldest first; `next` is the `after` cursor of the following page.
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
     query: Query<HashMap<String, String>>,
@@ -31,7 +30,7 @@ pub async fn list(
     let limit = params.number("limit", DEFAULT_PAGE, MAX_PAGE)?.max(1);
     let after = params.optional_number("after")?;
     let letters = app
-        .store
+        .store()
         .list_dead_letters(subscription.id, after, limit as usize)
         .await?;
     let events: Vec<Option<Box<RawValue>>> = letters
@@ -54,38 +53,23 @@ pub async fn list(
 }
 
 /// Body: nothing or `{}` for every dead letter, or `{"ids": ["12", ...]}`.
-pub async fn redrive(
+pub(crate) async fn redrive(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
     let subscription = find(&app, &bus, &name)?;
     let ids = parse_ids(&body)?;
-    // On its own task, and the lane told whatever happened: chunks may have committed before a
-    // later one failed, and a client that hangs up must not leave them unseen by the lane.
-    let task_app = Arc::clone(&app);
-    let redriven = tokio::spawn(async move {
-        let result = task_app.store.redrive(subscription.id, ids).await;
-        task_app.dispatcher.reload(subscription.id);
-        result
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("the redrive did not finish: {e}"),
-        )
-    })??;
+    let redriven = app.redrive(subscription.id, ids).await?;
     Ok(Json(json!({ "redriven": redriven })).into_response())
 }
 
-pub async fn purge(
+pub(crate) async fn purge(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let subscription = find(&app, &bus, &name)?;
-    let purged = app.store.purge_dead_letters(subscription.id).await?;
+    let purged = app.purge_dead_letters(subscription.id).await?;
     Ok(Json(json!({ "purged": purged })).into_response())
 }
 

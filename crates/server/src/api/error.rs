@@ -10,17 +10,21 @@ use switchyard_store::{OutageKind, StoreError};
 const OUTAGE_RETRY_AFTER_S: u64 = 2;
 
 #[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
+pub(crate) struct ApiError {
+    pub(crate) status: StatusCode,
     /// Stable and machine-readable: scripts branch on it, so codes are never renamed.
-    pub code: &'static str,
-    pub message: String,
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
     /// Seconds for `Retry-After`, when retrying later is the fix.
-    pub retry_after_s: Option<u64>,
+    pub(crate) retry_after_s: Option<u64>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -29,11 +33,11 @@ impl ApiError {
         }
     }
 
-    pub fn invalid(message: impl Into<String>) -> ApiError {
+    pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid", message)
     }
 
-    pub fn not_found(message: impl Into<String>) -> ApiError {
+    pub(crate) fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 }
@@ -72,6 +76,12 @@ impl From<crate::ServerError> for ApiError {
         match error {
             crate::ServerError::Store(error) => error.into(),
             crate::ServerError::Invalid(message) => ApiError::invalid(message),
+            // Logged with its cause where the task was awaited.
+            internal @ crate::ServerError::Internal { .. } => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("{internal}; see the server log"),
+            ),
             other => {
                 tracing::error!(error = %other, "server failure");
                 ApiError::new(
@@ -121,5 +131,29 @@ impl From<StoreError> for ApiError {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ServerError;
+
+    #[tokio::test]
+    async fn a_panicked_task_is_answered_as_internal_never_as_a_store_outage() {
+        let cause = tokio::spawn(async { panic!("a bug") })
+            .await
+            .expect_err("the task panicked");
+        let answer = ApiError::from(ServerError::Internal {
+            what: "change",
+            cause,
+        });
+        assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(answer.code, "internal");
+        assert_eq!(answer.retry_after_s, None, "a bug is not worth retrying");
+        assert_eq!(
+            answer.message,
+            "the change did not finish; see the server log"
+        );
     }
 }

@@ -17,18 +17,18 @@ use switchyard_model::{PublishContext, TraceContext, now_ms, parse_publish_reque
 use super::{ApiError, Text, find_bus};
 use crate::App;
 
-pub async fn publish(
+pub(crate) async fn publish(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     headers: HeaderMap,
     Text(body): Text,
 ) -> Result<Json<Value>, ApiError> {
     let index = find_bus(&app, &bus)?;
-    let bus_metrics = app.metrics.bus(&bus);
+    let bus_metrics = app.metrics().bus(&bus);
     let inbound = Inbound::read(&app, &bus_metrics, &headers)?;
     let context = inbound.context.clone();
     let request = app
-        .cpu
+        .cpu()
         .run(body.len(), move || parse_publish_request(&body, &context))
         .await
         .inspect_err(|error| bus_metrics.rejected(error.code_for_metrics(), 1))?;
@@ -57,23 +57,27 @@ pub async fn publish(
 /// The loop guard of a publish that arrives over HTTP, here or at `/hooks/{name}`: both read
 /// `switchyard-hops` and the trace context the same way, so a loop through either is stopped.
 pub(super) struct Inbound {
-    pub context: PublishContext,
+    pub(crate) context: PublishContext,
     /// The publisher sent a valid `traceparent` (which it may reuse for many publishes).
     traced: bool,
 }
 
 impl Inbound {
     /// Reads the headers and refuses a publish that is already `max_hops` deliveries deep.
-    pub fn read(app: &App, bus: &BusMetrics, headers: &HeaderMap) -> Result<Inbound, ApiError> {
+    pub(crate) fn read(
+        app: &App,
+        bus: &BusMetrics,
+        headers: &HeaderMap,
+    ) -> Result<Inbound, ApiError> {
         let hops = hops(headers)?;
-        if hops >= app.config.max_hops {
+        if hops >= app.config().max_hops {
             bus.rejected("max_hops", 1);
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "max_hops",
                 format!(
                     "refused: this publish has already passed through {hops} switchyard deliveries (limit {}); a subscription probably delivers into its own bus (GET /v1/lint lists delivery loops)",
-                    app.config.max_hops
+                    app.config().max_hops
                 ),
             ));
         }
@@ -84,7 +88,7 @@ impl Inbound {
             traced: given.is_some(),
             context: PublishContext {
                 ingested_ms: now_ms(),
-                max_event_bytes: app.config.max_event_bytes,
+                max_event_bytes: app.config().max_event_bytes,
                 hops,
                 trace: given.unwrap_or_else(TraceContext::new_root),
             },
@@ -94,18 +98,18 @@ impl Inbound {
     /// Once the number of events is known: a forward (hops >= 1) spends from its trace's
     /// budget, and is refused whole when that is used up; originals are counted so that each
     /// of them brings its own budget. A 400, as for `max_hops`: a 5xx or 429 would be retried.
-    pub fn spend(&self, app: &App, bus: &BusMetrics, events: u64) -> Result<(), ApiError> {
+    pub(crate) fn spend(&self, app: &App, bus: &BusMetrics, events: u64) -> Result<(), ApiError> {
         let trace = self.context.trace.trace_id();
         if self.context.hops == 0 {
             // A trace switchyard just started for one event needs no entry: its first forward
             // assumes one original.
             if self.traced || events > 1 {
-                app.forwards
+                app.forwards()
                     .originals(trace, events, self.context.ingested_ms);
             }
             return Ok(());
         }
-        app.forwards
+        app.forwards()
             .forward(trace, events, self.context.ingested_ms)
             .map_err(|exhausted| {
                 bus.rejected("max_forwards", events);
@@ -114,7 +118,7 @@ impl Inbound {
                     "max_forwards",
                     format!(
                         "refused: trace {trace} has already caused {} forwarded publishes on this node, its budget of {} per original event ({} in all); a subscription probably delivers into its own bus (GET /v1/lint lists delivery loops)",
-                        exhausted.used, app.config.max_forwards, exhausted.allowed
+                        exhausted.used, app.config().max_forwards, exhausted.allowed
                     ),
                 )
             })

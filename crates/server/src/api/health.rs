@@ -15,12 +15,12 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use crate::App;
 
-pub async fn healthz() -> Json<Value> {
+pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match app.store.check().await {
+pub(crate) async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match app.store().check().await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
         Err(error) => {
             let message = format!("the store is not ready: {error}");

@@ -65,7 +65,7 @@ fn parse_cursor(text: &str) -> Option<(u64, u64, u32)> {
 }
 
 /// Newest first; `next` is the `before` cursor of the following (older) page.
-pub async fn attempts(
+pub(crate) async fn attempts(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
     query: Query<HashMap<String, String>>,
@@ -83,7 +83,7 @@ pub async fn attempts(
         .number("limit", DEFAULT_PAGE, MAX_PAGE)?
         .max(1);
     let records = app
-        .store
+        .store()
         .list_attempts(subscription.id, before, limit as usize)
         .await?;
     let next = (records.len() as u64 == limit)
@@ -117,12 +117,12 @@ struct TrailView<'a> {
     deliveries: Vec<DeliveryView<'a>>,
 }
 
-pub async fn event(
+pub(crate) async fn event(
     State(app): State<Arc<App>>,
     Path((bus, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let index = find_bus(&app, &bus)?;
-    let trail = app.store.event_trail(&bus, &id).await?;
+    let trail = app.store().event_trail(&bus, &id).await?;
     let names: HashMap<u64, &str> = index
         .subscriptions()
         .map(|s| (s.id, s.name.as_str()))

@@ -9,6 +9,6 @@ use serde_json::{Value, json};
 
 use crate::App;
 
-pub async fn lint(State(app): State<Arc<App>>) -> Json<Value> {
+pub(crate) async fn lint(State(app): State<Arc<App>>) -> Json<Value> {
     Json(json!({ "findings": crate::lint::running(&app) }))
 }

@@ -15,12 +15,12 @@ use switchyard_model::now_ms;
 use super::ApiError;
 use crate::App;
 
-pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
+pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
     let now = now_ms();
     let mut gauges = BTreeMap::new();
-    for subscription in app.catalog.all_subscriptions() {
-        let stats = app.store.stats(subscription.id).await?;
-        let lane = app.dispatcher.gauges(subscription.id);
+    for subscription in app.catalog().all_subscriptions() {
+        let stats = app.store().stats(subscription.id).await?;
+        let lane = app.dispatcher().gauges(subscription.id);
         let in_flight = lane
             .as_ref()
             .map_or(0, |g| g.in_flight.load(Ordering::Relaxed));
@@ -41,9 +41,9 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, A
         );
     }
     let mut archives = Vec::new();
-    for bus in app.catalog.buses() {
+    for bus in app.catalog().buses() {
         for archive in bus.archives() {
-            let stats = app.store.archive_stats(archive.id).await?;
+            let stats = app.store().archive_stats(archive.id).await?;
             archives.push(ArchiveGauges {
                 bus: archive.bus.clone(),
                 archive: archive.name.clone(),
@@ -52,7 +52,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, A
             });
         }
     }
-    let mut text = app.metrics.render(&gauges);
+    let mut text = app.metrics().render(&gauges);
     text.push_str(&render_archives(&archives));
     Ok((
         [(

@@ -30,12 +30,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
-pub use error::ApiError;
+pub(crate) use error::ApiError;
 
 use crate::App;
 use crate::auth::Need;
 
-pub fn router(app: Arc<App>) -> Router {
+pub(crate) fn router(app: Arc<App>) -> Router {
     let v1 = Router::new()
         .route("/v1/buses", get(buses::list))
         .route(
@@ -114,7 +114,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(health::readyz))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(app.config.max_request_bytes))
+        .layer(DefaultBodyLimit::max(app.config().max_request_bytes))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             json_errors,
@@ -164,20 +164,24 @@ async fn json_errors(State(app): State<Arc<App>>, request: Request, next: Next) 
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > app.config.max_request_bytes as u64) {
+    if declared.is_some_and(|length| length > app.config().max_request_bytes as u64) {
         // Answered now; what the client still sends is read and dropped for a while (bounded
         // like any body), so that it sees the answer instead of a reset mid-write.
-        tokio::spawn(drain(
+        // Tracked, and cut off at shutdown: a slow sender must not hold the server up.
+        let shutdown = app.shutdown().clone();
+        let body = drain(
             request.into_body(),
-            app.config.max_request_bytes,
-            app.config.http.clone(),
-        ));
+            app.config().max_request_bytes,
+            app.config().http.clone(),
+        );
+        app.tasks()
+            .spawn(async move { shutdown.run_until_cancelled(body).await });
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!(
                 "the request body is over the size limit of {} bytes",
-                app.config.max_request_bytes
+                app.config().max_request_bytes
             ),
         )
         .into_response();
@@ -229,7 +233,7 @@ async fn openapi() -> impl IntoResponse {
 
 /// The public keys receivers use to verify switchyard's identity tokens.
 async fn jwks(State(app): State<Arc<App>>) -> axum::Json<switchyard_destination::Jwks> {
-    axum::Json(switchyard_destination::Jwks::new([&app.identity.key]))
+    axum::Json(switchyard_destination::Jwks::new([&app.identity().key]))
 }
 
 async fn unknown_route() -> ApiError {
@@ -259,7 +263,7 @@ async fn require_metrics_token(
 
 /// 401 without a known token, 403 naming the missing scope with one that does not allow `need`.
 async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Response {
-    let tokens = &app.config.api_tokens;
+    let tokens = &app.config().api_tokens;
     if tokens.is_empty() {
         return next.run(request).await;
     }
@@ -292,7 +296,7 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
 /// A UTF-8 request body within the configured size limit, read at the minimum body rate, that
 /// gives no key twice: the parser would keep one value while a person reading the body sees the
 /// other. Refusals use the API's error shape.
-pub struct Body(pub String);
+pub(crate) struct Body(pub(crate) String);
 
 impl FromRequest<Arc<App>> for Body {
     type Rejection = ApiError;
@@ -308,7 +312,7 @@ impl FromRequest<Arc<App>> for Body {
 /// A UTF-8 request body with [`Body`]'s limits but not its duplicate-key check: for bodies of
 /// events (publish, test-pattern), which are checked where the events are read, with each
 /// event's own path in the message.
-pub struct Text(pub String);
+pub(crate) struct Text(pub(crate) String);
 
 impl FromRequest<Arc<App>> for Text {
     type Rejection = ApiError;
@@ -322,7 +326,7 @@ impl FromRequest<Arc<App>> for Text {
 }
 
 /// A request body as bytes (webhooks need not be UTF-8), with the same limits as [`Body`].
-pub struct RawBody(pub Bytes);
+pub(crate) struct RawBody(pub(crate) Bytes);
 
 impl FromRequest<Arc<App>> for RawBody {
     type Rejection = ApiError;
@@ -332,8 +336,8 @@ impl FromRequest<Arc<App>> for RawBody {
     /// sender cannot hold a connection open.
     async fn from_request(request: Request, app: &Arc<App>) -> Result<RawBody, ApiError> {
         use futures_util::StreamExt;
-        let limits = &app.config.http;
-        let max = app.config.max_request_bytes;
+        let limits = &app.config().http;
+        let max = app.config().max_request_bytes;
         let started = tokio::time::Instant::now();
         let mut stream = request.into_body().into_data_stream();
         let mut body = Vec::new();
@@ -373,14 +377,14 @@ impl FromRequest<Arc<App>> for RawBody {
 }
 
 /// Query parameters, parsed by the handler so that a bad value gets the API's error shape.
-pub struct Params(HashMap<String, String>);
+pub(crate) struct Params(HashMap<String, String>);
 
 impl Params {
-    pub fn from(query: Query<HashMap<String, String>>) -> Params {
+    pub(crate) fn from(query: Query<HashMap<String, String>>) -> Params {
         Params(query.0)
     }
 
-    pub fn number(&self, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    pub(crate) fn number(&self, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
         match self.0.get(name) {
             None => Ok(default),
             Some(text) => match text.parse::<u64>() {
@@ -392,7 +396,7 @@ impl Params {
         }
     }
 
-    pub fn optional_number(&self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub(crate) fn optional_number(&self, name: &str) -> Result<Option<u64>, ApiError> {
         self.0
             .get(name)
             .map(|_| self.number(name, 0, u64::MAX))
@@ -400,14 +404,14 @@ impl Params {
     }
 
     /// `?limit=N&after=NAME` of a list kept in name order.
-    pub fn name_page(&self) -> Result<NamePage, ApiError> {
+    pub(crate) fn name_page(&self) -> Result<NamePage, ApiError> {
         Ok(NamePage {
             limit: self.number("limit", DEFAULT_PAGE, MAX_PAGE)?.max(1) as usize,
             after: self.0.get("after").cloned(),
         })
     }
 
-    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.0.get(name).map(String::as_str) {
             None | Some("false") => Ok(false),
             Some("true") | Some("") => Ok(true),
@@ -438,7 +442,7 @@ const DEFAULT_PAGE: u64 = 100;
 const MAX_PAGE: u64 = 1_000;
 
 /// One page of a list in name order: at most `limit` items named after `after`.
-pub struct NamePage {
+pub(crate) struct NamePage {
     limit: usize,
     after: Option<String>,
 }
@@ -446,7 +450,11 @@ pub struct NamePage {
 impl NamePage {
     /// Keeps only this page's records (sorted by `name` first) and returns the answer's `next`:
     /// the name to pass as `after` for the following page, or null on the last one.
-    pub fn select<R>(&self, records: &mut Vec<R>, name: impl Fn(&R) -> &str) -> Option<String> {
+    pub(crate) fn select<R>(
+        &self,
+        records: &mut Vec<R>,
+        name: impl Fn(&R) -> &str,
+    ) -> Option<String> {
         records.sort_by(|a, b| name(a).cmp(name(b)));
         if let Some(after) = &self.after {
             records.retain(|r| name(r) > after.as_str());
@@ -461,7 +469,7 @@ impl NamePage {
 /// The bus a path names, or the 400/404 that says what is wrong with it.
 fn find_bus(app: &App, bus: &str) -> Result<Arc<crate::catalog::BusIndex>, ApiError> {
     names(&[("bus", bus)])?;
-    app.catalog
+    app.catalog()
         .bus(bus)
         .ok_or_else(|| ApiError::not_found(format!("bus {bus:?} does not exist")))
 }

@@ -15,7 +15,7 @@ use super::views::{Page, ReplayView};
 use super::{ApiError, Body, names};
 use crate::App;
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     query: Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -30,13 +30,16 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn start(State(app): State<Arc<App>>, Body(body): Body) -> Result<Response, ApiError> {
+pub(crate) async fn start(
+    State(app): State<Arc<App>>,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
     let spec = parse_replay_spec(&body)?;
     let record = app.start_replay(spec).await?;
     Ok((StatusCode::CREATED, Json(ReplayView::new(&record))).into_response())
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -46,7 +49,7 @@ pub async fn get(
 }
 
 /// Cancels a running replay; deliveries it already created stay.
-pub async fn cancel(
+pub(crate) async fn cancel(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {

@@ -52,11 +52,11 @@ fn not_found(name: &str) -> ApiError {
     ApiError::not_found(format!("source {name:?} does not exist"))
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     query: axum::extract::Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let mut sources = app.sources.list();
+    let mut sources = app.sources().list();
     let next = super::Params::from(query)
         .name_page()?
         .select(&mut sources, |s| &s.record.name);
@@ -68,16 +68,16 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     names(&[("source", &name)])?;
-    let live = app.sources.get(&name).ok_or_else(|| not_found(&name))?;
+    let live = app.sources().get(&name).ok_or_else(|| not_found(&name))?;
     Ok(Json(SourceView::new(&live)).into_response())
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     Body(body): Body,
@@ -93,7 +93,7 @@ pub async fn put(
     Ok((status, Json(SourceView::new(&live))).into_response())
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -103,7 +103,7 @@ pub async fn delete(
 }
 
 /// `POST /hooks/{name}`: no API token; the source's own verification is the authentication.
-pub async fn receive(
+pub(crate) async fn receive(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -111,12 +111,12 @@ pub async fn receive(
     headers: HeaderMap,
     super::RawBody(body): super::RawBody,
 ) -> Result<Response, ApiError> {
-    let live = app.sources.get(&name).ok_or_else(|| not_found(&name))?;
-    let metrics = app.metrics.source(&name);
+    let live = app.sources().get(&name).ok_or_else(|| not_found(&name))?;
+    let metrics = app.metrics().source(&name);
     let now = SystemTime::now();
     // Verifying and parsing a large body is CPU work: off the async workers, like a publish's.
     let outcome = app
-        .cpu
+        .cpu()
         .run(body.len(), {
             let (live, headers) = (Arc::clone(&live), headers.clone());
             move || {
@@ -151,7 +151,7 @@ pub async fn receive(
         }
         Outcome::Publish { event, answer } => (event, answer),
     };
-    let index = app.catalog.bus(live.source.bus()).ok_or_else(|| {
+    let index = app.catalog().bus(live.source.bus()).ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -163,7 +163,7 @@ pub async fn receive(
     })?;
     // A switchyard subscription may deliver here: the same loop guard as the publish path,
     // counted for the bus and as the source's refusal.
-    let bus_metrics = app.metrics.bus(live.source.bus());
+    let bus_metrics = app.metrics().bus(live.source.bus());
     let refused = |error: &ApiError| metrics.refused(error.code);
     let inbound = Inbound::read(&app, &bus_metrics, &headers).inspect_err(refused)?;
     let request = parse_publish_request(&event.to_publish_json(), &inbound.context)?;

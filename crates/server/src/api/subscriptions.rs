@@ -30,7 +30,7 @@ pub(super) fn find(app: &App, bus: &str, name: &str) -> Result<Arc<SubscriptionR
     })
 }
 
-pub async fn list(
+pub(crate) async fn list(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     query: Query<std::collections::HashMap<String, String>>,
@@ -51,7 +51,7 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn get(
+pub(crate) async fn get(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -59,7 +59,7 @@ pub async fn get(
     Ok(Json(SubscriptionView::new(&subscription)).into_response())
 }
 
-pub async fn put(
+pub(crate) async fn put(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
     Body(body): Body,
@@ -93,7 +93,7 @@ struct PutAnswer<'a> {
     warnings: Vec<Finding>,
 }
 
-pub async fn delete(
+pub(crate) async fn delete(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -102,16 +102,16 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn stats(
+pub(crate) async fn stats(
     State(app): State<Arc<App>>,
     Path((bus, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let subscription = find(&app, &bus, &name)?;
-    let stats = app.store.stats(subscription.id).await?;
+    let stats = app.store().stats(subscription.id).await?;
     let age_s = stats
         .oldest_pending_since_ms
         .map_or(0.0, |since| now_ms().saturating_sub(since) as f64 / 1000.0);
-    let lane = app.dispatcher.gauges(subscription.id);
+    let lane = app.dispatcher().gauges(subscription.id);
     let in_flight = lane
         .as_ref()
         .map_or(0, |g| g.in_flight.load(Ordering::Relaxed));

@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::{ApiError, find_bus};
 use crate::App;
 
-pub async fn tail(
+pub(crate) async fn tail(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     Query(query): Query<HashMap<String, String>>,
@@ -28,19 +28,18 @@ pub async fn tail(
             "subscription {name:?} does not exist on bus {bus:?}"
         )));
     }
-    let receiver = app.dispatcher.activity().subscribe();
-    let closing = app.closing.subscribe();
+    let receiver = app.dispatcher().activity().subscribe();
+    let closing = app.shutdown().clone();
     let lines =
-        futures_util::stream::unfold((receiver, closing), move |(mut receiver, mut closing)| {
+        futures_util::stream::unfold((receiver, closing), move |(mut receiver, closing)| {
             let (bus, subscription) = (bus.clone(), subscription.clone());
             async move {
                 loop {
-                    if *closing.borrow() {
-                        return None;
-                    }
+                    // Shutdown first: a busy feed must not keep the server from stopping.
                     let next = tokio::select! {
+                        biased;
+                        () = closing.cancelled() => return None,
                         next = receiver.recv() => next,
-                        _ = closing.changed() => return None,
                     };
                     let activity = match next {
                         Ok(activity) => activity,

@@ -23,12 +23,15 @@ struct TestPattern<'a> {
     event: &'a RawValue,
 }
 
-pub async fn test_pattern(
+pub(crate) async fn test_pattern(
     State(app): State<Arc<App>>,
     Text(body): Text,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = body.len();
-    app.cpu.run(bytes, move || evaluate(&body)).await.map(Json)
+    app.cpu()
+        .run(bytes, move || evaluate(&body))
+        .await
+        .map(Json)
 }
 
 fn evaluate(body: &str) -> Result<Value, ApiError> {

@@ -12,14 +12,14 @@ use crate::replay::{ReplayRecord, ReplayState};
 /// A list answer. A struct rather than `json!`, so that raw JSON inside items (patterns, events)
 /// is written out verbatim instead of being re-encoded through `serde_json::Value`.
 #[derive(Serialize)]
-pub struct Page<T> {
-    pub items: Vec<T>,
+pub(crate) struct Page<T> {
+    pub(crate) items: Vec<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<Option<String>>,
+    pub(crate) next: Option<Option<String>>,
 }
 
 #[derive(Serialize)]
-pub struct BusView<'a> {
+pub(crate) struct BusView<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
@@ -30,7 +30,7 @@ pub struct BusView<'a> {
 }
 
 impl<'a> BusView<'a> {
-    pub fn new(record: &'a BusRecord, index: Option<&BusIndex>) -> BusView<'a> {
+    pub(crate) fn new(record: &'a BusRecord, index: Option<&BusIndex>) -> BusView<'a> {
         BusView {
             name: &record.name,
             description: record.spec.description.as_deref(),
@@ -44,7 +44,7 @@ impl<'a> BusView<'a> {
 
 /// The archive's fields as PUT takes them, plus what it holds now.
 #[derive(Serialize)]
-pub struct ArchiveView {
+pub(crate) struct ArchiveView {
     name: String,
     bus: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,7 +61,7 @@ pub struct ArchiveView {
 }
 
 impl ArchiveView {
-    pub fn new(record: &ArchiveRecord, stats: ArchiveStats) -> ArchiveView {
+    pub(crate) fn new(record: &ArchiveRecord, stats: ArchiveStats) -> ArchiveView {
         ArchiveView {
             name: record.name.clone(),
             bus: record.bus.clone(),
@@ -79,7 +79,7 @@ impl ArchiveView {
 
 /// A replay: its request, state and progress.
 #[derive(Serialize)]
-pub struct ReplayView<'a> {
+pub(crate) struct ReplayView<'a> {
     name: &'a str,
     bus: &'a str,
     archive: &'a str,
@@ -107,7 +107,7 @@ pub struct ReplayView<'a> {
 }
 
 impl<'a> ReplayView<'a> {
-    pub fn new(record: &'a ReplayRecord) -> ReplayView<'a> {
+    pub(crate) fn new(record: &'a ReplayRecord) -> ReplayView<'a> {
         // Completed is all there was, even if some events expired from the archive meanwhile.
         let progress = match (record.state, record.events_total) {
             (ReplayState::Completed, _) => 1.0,
@@ -137,7 +137,7 @@ impl<'a> ReplayView<'a> {
 
 /// The subscription's fields exactly as PUT takes them, plus its name, bus and times.
 #[derive(Serialize)]
-pub struct SubscriptionView<'a> {
+pub(crate) struct SubscriptionView<'a> {
     name: &'a str,
     bus: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -154,7 +154,7 @@ pub struct SubscriptionView<'a> {
 }
 
 impl<'a> SubscriptionView<'a> {
-    pub fn new(record: &'a SubscriptionRecord) -> SubscriptionView<'a> {
+    pub(crate) fn new(record: &'a SubscriptionRecord) -> SubscriptionView<'a> {
         SubscriptionView {
             name: &record.name,
             bus: &record.bus,
@@ -171,7 +171,7 @@ impl<'a> SubscriptionView<'a> {
 }
 
 #[derive(Serialize)]
-pub struct DeadLetterView<'a> {
+pub(crate) struct DeadLetterView<'a> {
     /// A string, so that clients in any language keep all 64 bits.
     id: String,
     event_id: &'a str,
@@ -185,7 +185,7 @@ pub struct DeadLetterView<'a> {
 }
 
 impl<'a> DeadLetterView<'a> {
-    pub fn new(letter: &'a DeadLetter, event: Option<&'a RawValue>) -> DeadLetterView<'a> {
+    pub(crate) fn new(letter: &'a DeadLetter, event: Option<&'a RawValue>) -> DeadLetterView<'a> {
         DeadLetterView {
             id: letter.id.to_string(),
             event_id: &letter.event_id,
@@ -203,7 +203,7 @@ impl<'a> DeadLetterView<'a> {
 /// Replaces sealed secrets (`sealed:...` strings) by `********`. A sealed value is not the secret,
 /// but an API client that could read one could copy it into a destination of its own and have
 /// switchyard sign or authenticate with it there; answers therefore never show one.
-pub fn redact_sealed(value: &mut serde_json::Value) {
+pub(crate) fn redact_sealed(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::String(text) if text.starts_with("sealed:") => {
             *text = REDACTED.to_string()
