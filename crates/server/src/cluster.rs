@@ -182,7 +182,16 @@ impl App {
             .into_iter()
             .collect();
         *cluster.renewed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
-        let _change = self.catalog().lock_changes().await;
+        self.own_exactly(owned).await
+    }
+
+    /// Runs lanes for exactly `owned`: hands the others over, starts the gained ones (taking in
+    /// the catalog first when one was created on another node a moment ago). Called by
+    /// [`App::own_exactly`], under the change lock.
+    pub(crate) async fn run_lanes_for(
+        self: &Arc<Self>,
+        owned: HashSet<u64>,
+    ) -> Result<(), StoreError> {
         let running: HashSet<u64> = self.dispatcher().running().into_iter().collect();
         for leaving in running.difference(&owned) {
             self.hand_over(*leaving);
@@ -190,7 +199,6 @@ impl App {
         let gained: Vec<u64> = owned.difference(&running).copied().collect();
         let mut known = self.subscriptions_by_id();
         if gained.iter().any(|id| !known.contains_key(id)) {
-            // Created on another node a moment ago: take in the catalog first.
             self.reconcile().await?;
             known = self.subscriptions_by_id();
         }
@@ -247,7 +255,7 @@ impl App {
     /// Takes in the catalog as the store holds it, and makes this node's lanes follow: a
     /// changed subscription's lane gets its new definition, a deleted one's stops. The caller
     /// holds the change lock.
-    async fn reconcile(&self) -> Result<(), StoreError> {
+    pub(crate) async fn reconcile(&self) -> Result<(), StoreError> {
         let before = self.subscriptions_by_id();
         if !self.catalog().refresh(self.store().as_ref()).await? {
             return Ok(());
@@ -278,10 +286,7 @@ impl App {
     /// Takes in what other nodes changed: the catalog (and the lanes of changed or deleted
     /// subscriptions), sources and connections.
     async fn follow_store(&self) -> Result<(), ServerError> {
-        {
-            let _change = self.catalog().lock_changes().await;
-            self.reconcile().await?;
-        }
+        self.take_in_changes().await?;
         self.sources()
             .refresh(self.store().as_ref(), self.keyring())
             .await?;

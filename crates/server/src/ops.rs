@@ -6,13 +6,14 @@
 //! change lock, so that what publishers match against and what the store holds never disagree
 //! for longer than one change.
 //!
-//! Owns the change lock (for the API's changes; the cluster's own loops take it in `cluster`
-//! to take in other nodes' changes) and [`App::detached`], the one way the server runs work a
-//! client hanging up must not cut short.
+//! Owns the change lock, for the API's changes and for the cluster's loops alike (taking in
+//! other nodes' changes, starting and handing over lanes: the mechanics are in `cluster`), and
+//! [`App::detached`], the one way the server runs work a client hanging up must not cut short.
 //!
 //! Must not: parse requests or shape answers (the handlers in `api` do); hold the change lock
 //! across anything but the store write and what follows it in memory.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -66,6 +67,23 @@ impl App {
             work(Arc::clone(&app)).await
         })
         .await
+    }
+
+    /// Takes in what other nodes committed (the cluster's change feed), under the change lock so
+    /// that it cannot interleave with a change of this node's.
+    pub(crate) async fn take_in_changes(&self) -> Result<(), StoreError> {
+        let _change = self.catalog().lock_changes().await;
+        self.reconcile().await
+    }
+
+    /// Runs lanes for exactly the subscriptions this node's leases cover, under the change lock
+    /// so that a subscription changed meanwhile is started with its new definition.
+    pub(crate) async fn own_exactly(
+        self: &Arc<Self>,
+        owned: HashSet<u64>,
+    ) -> Result<(), ServerError> {
+        let _change = self.catalog().lock_changes().await;
+        Ok(self.run_lanes_for(owned).await?)
     }
 
     pub(crate) async fn put_bus(
