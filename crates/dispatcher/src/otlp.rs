@@ -33,7 +33,7 @@ pub(crate) struct Span {
 }
 
 /// The exporter's queue.
-pub struct SpanExporter {
+pub(crate) struct SpanExporter {
     queue: mpsc::Sender<Span>,
 }
 

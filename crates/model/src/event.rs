@@ -17,7 +17,7 @@ const MAX_DETAIL_TYPE_LEN: usize = 128;
 const MAX_ID_LEN: usize = 256;
 const MAX_RESOURCES: usize = 100;
 /// As PutEvents: one request carries at most this many entries.
-pub const MAX_ENTRIES: usize = 500;
+pub(crate) const MAX_ENTRIES: usize = 500;
 
 /// A validated event, ready to be matched and stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -93,14 +93,14 @@ pub(crate) struct PathTrie {
 }
 
 impl PathTrie {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         PathTrie {
             nodes: vec![TrieNode::default()],
         }
     }
 
     /// Registers `path` under `id`.
-    pub fn insert(&mut self, path: &str, id: u32) {
+    pub(crate) fn insert(&mut self, path: &str, id: u32) {
         let mut node = 0usize;
         for seg in path.split('.') {
             let found = self.nodes[node]
@@ -122,7 +122,7 @@ impl PathTrie {
     }
 
     /// Switches wide nodes to hashed lookup; call once all paths are in.
-    pub fn seal(&mut self) {
+    pub(crate) fn seal(&mut self) {
         for n in &mut self.nodes {
             if n.children.len() > LINEAR_CHILDREN {
                 n.map = Some(n.children.iter().cloned().collect());
@@ -240,7 +240,12 @@ pub(crate) struct Flat {
 impl Flat {
     /// Flattens `text`, keeping the values on the paths of `trie` (ids below `n_paths`), and
     /// refusing it if it is not one JSON object or gives a key twice in one object anywhere.
-    pub fn load(&mut self, text: &str, trie: &PathTrie, n_paths: usize) -> Result<(), EventError> {
+    pub(crate) fn load(
+        &mut self,
+        text: &str,
+        trie: &PathTrie,
+        n_paths: usize,
+    ) -> Result<(), EventError> {
         self.vals.clear();
         self.mem.clear();
         self.decoded.clear();
@@ -434,7 +439,7 @@ impl Flat {
 
     /// Indices into `vals` of the values at `path`, in document order.
     #[inline]
-    pub fn indices_at(&self, path: u32) -> &[u32] {
+    pub(crate) fn indices_at(&self, path: u32) -> &[u32] {
         match self.slots.get(path as usize) {
             Some(s) if s.generation == self.generation => self
                 .by_path
@@ -446,7 +451,7 @@ impl Flat {
 
     /// The values at `path`, last first.
     #[inline]
-    pub fn at(&self, path: u32) -> impl Iterator<Item = &Val> {
+    pub(crate) fn at(&self, path: u32) -> impl Iterator<Item = &Val> {
         self.indices_at(path)
             .iter()
             .rev()
@@ -454,7 +459,7 @@ impl Flat {
     }
 
     /// The range of `vals` inside `array`, and inside its element `index`.
-    pub fn element(&self, array: u32, index: u32) -> ((u32, u32), (u32, u32)) {
+    pub(crate) fn element(&self, array: u32, index: u32) -> ((u32, u32), (u32, u32)) {
         let Some(a) = self.arrays.get(array as usize) else {
             return ((0, 0), (0, 0));
         };
@@ -474,7 +479,7 @@ impl Flat {
 
     /// The text of a string value.
     #[inline]
-    pub fn str_of<'t>(&'t self, v: &Val, text: &'t str) -> Option<&'t str> {
+    pub(crate) fn str_of<'t>(&'t self, v: &Val, text: &'t str) -> Option<&'t str> {
         let range = v.start as usize..v.end as usize;
         match v.kind {
             Kind::Str => text.get(range),
@@ -485,13 +490,13 @@ impl Flat {
 
     /// The literal of a number value.
     #[inline]
-    pub fn lit_of<'t>(&self, v: &Val, text: &'t str) -> &'t str {
+    pub(crate) fn lit_of<'t>(&self, v: &Val, text: &'t str) -> &'t str {
         text.get(v.start as usize..v.end as usize).unwrap_or("")
     }
 
     /// The arrays a value sits in, outermost first.
     #[inline]
-    pub fn membership(&self, v: &Val) -> &[(u32, u32)] {
+    pub(crate) fn membership(&self, v: &Val) -> &[(u32, u32)] {
         let s = v.mem_start as usize;
         self.mem.get(s..s + v.mem_len as usize).unwrap_or(&[])
     }

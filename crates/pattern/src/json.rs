@@ -47,11 +47,11 @@ pub(crate) struct Lexer<'a> {
 }
 
 impl<'a> Lexer<'a> {
-    pub fn src(&self) -> &'a str {
+    pub(crate) fn src(&self) -> &'a str {
         self.src
     }
 
-    pub fn new(src: &'a str) -> Self {
+    pub(crate) fn new(src: &'a str) -> Self {
         Lexer {
             src,
             bytes: src.as_bytes(),
@@ -59,7 +59,7 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub fn err<T>(&self, what: &'static str) -> JsonResult<T> {
+    pub(crate) fn err<T>(&self, what: &'static str) -> JsonResult<T> {
         Err(SyntaxError {
             offset: self.pos,
             what,
@@ -67,7 +67,7 @@ impl<'a> Lexer<'a> {
     }
 
     #[inline]
-    pub fn ws(&mut self) {
+    pub(crate) fn ws(&mut self) {
         while let Some(&b) = self.bytes.get(self.pos) {
             if b == b' ' || b == b'\n' || b == b'\r' || b == b'\t' {
                 self.pos += 1;
@@ -79,13 +79,13 @@ impl<'a> Lexer<'a> {
 
     /// Next significant byte, after whitespace, without consuming it.
     #[inline]
-    pub fn peek(&mut self) -> Option<u8> {
+    pub(crate) fn peek(&mut self) -> Option<u8> {
         self.ws();
         self.bytes.get(self.pos).copied()
     }
 
     #[inline]
-    pub fn eat(&mut self, c: u8) -> bool {
+    pub(crate) fn eat(&mut self, c: u8) -> bool {
         if self.peek() == Some(c) {
             self.pos += 1;
             true
@@ -94,12 +94,12 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    pub fn expect(&mut self, c: u8, what: &'static str) -> JsonResult<()> {
+    pub(crate) fn expect(&mut self, c: u8, what: &'static str) -> JsonResult<()> {
         if self.eat(c) { Ok(()) } else { self.err(what) }
     }
 
     /// After the top-level value only whitespace may follow.
-    pub fn end(&mut self) -> JsonResult<()> {
+    pub(crate) fn end(&mut self) -> JsonResult<()> {
         self.ws();
         if self.pos == self.bytes.len() {
             Ok(())
@@ -109,7 +109,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Reads a string; the cursor must be on its opening quote.
-    pub fn string(&mut self) -> JsonResult<Cow<'a, str>> {
+    pub(crate) fn string(&mut self) -> JsonResult<Cow<'a, str>> {
         if self.bytes.get(self.pos) != Some(&b'"') {
             return self.err("expected a string");
         }
@@ -158,7 +158,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Skips a string without building it; the cursor must be on its opening quote.
-    pub fn skip_string(&mut self) -> JsonResult<()> {
+    pub(crate) fn skip_string(&mut self) -> JsonResult<()> {
         if self.bytes.get(self.pos) != Some(&b'"') {
             return self.err("expected a string");
         }
@@ -265,7 +265,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Reads a number literal and returns its exact text.
-    pub fn number(&mut self) -> JsonResult<&'a str> {
+    pub(crate) fn number(&mut self) -> JsonResult<&'a str> {
         let start = self.pos;
         if self.bytes.get(self.pos) == Some(&b'-') {
             self.pos += 1;
@@ -311,7 +311,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Reads a scalar at the cursor (after whitespace); `None` if the next value is a container.
-    pub fn scalar(&mut self) -> JsonResult<Option<Json<'a>>> {
+    pub(crate) fn scalar(&mut self) -> JsonResult<Option<Json<'a>>> {
         match self.peek() {
             Some(b'"') => Ok(Some(Json::Str(self.string()?))),
             Some(b't') => self
@@ -331,7 +331,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// Builds a tree of one value. `depth` is the nesting still allowed.
-    pub fn value(&mut self, depth: usize) -> JsonResult<Json<'a>> {
+    pub(crate) fn value(&mut self, depth: usize) -> JsonResult<Json<'a>> {
         if let Some(v) = self.scalar()? {
             return Ok(v);
         }
@@ -420,13 +420,13 @@ pub(crate) struct KeyCheck {
 }
 
 impl KeyCheck {
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.keys.clear();
         self.decoded.clear();
         self.frames.clear();
     }
 
-    pub fn text<'t>(&'t self, src: &'t str, span: Span) -> &'t str {
+    pub(crate) fn text<'t>(&'t self, src: &'t str, span: Span) -> &'t str {
         let (text, start, end) = match span {
             Span::Source(s, e) => (src, s, e),
             Span::Decoded(s, e) => (self.decoded.as_str(), s, e),
@@ -434,7 +434,7 @@ impl KeyCheck {
         text.get(start as usize..end as usize).unwrap_or("")
     }
 
-    pub fn open_object(&mut self) {
+    pub(crate) fn open_object(&mut self) {
         self.frames.push(Frame::Object {
             first: self.keys.len() as u32,
             current: None,
@@ -442,7 +442,7 @@ impl KeyCheck {
     }
 
     /// Reads the key the cursor is on (a string) and checks it against the object's others.
-    pub fn key(&mut self, lx: &mut Lexer<'_>) -> ReadResult<Span> {
+    pub(crate) fn key(&mut self, lx: &mut Lexer<'_>) -> ReadResult<Span> {
         let span = match lx.string()? {
             Cow::Borrowed(s) => Span::Source((lx.pos - 1 - s.len()) as u32, (lx.pos - 1) as u32),
             Cow::Owned(s) => {
@@ -469,7 +469,7 @@ impl KeyCheck {
     }
 
     /// Closes the innermost object, checking a wide one's keys all at once.
-    pub fn close_object(&mut self, src: &str) -> ReadResult<()> {
+    pub(crate) fn close_object(&mut self, src: &str) -> ReadResult<()> {
         let Some(&Frame::Object { first, .. }) = self.frames.last() else {
             return Ok(());
         };
@@ -498,17 +498,17 @@ impl KeyCheck {
         Ok(())
     }
 
-    pub fn open_array(&mut self) {
+    pub(crate) fn open_array(&mut self) {
         self.frames.push(Frame::Array { index: 0 });
     }
 
-    pub fn next_element(&mut self) {
+    pub(crate) fn next_element(&mut self) {
         if let Some(Frame::Array { index }) = self.frames.last_mut() {
             *index = index.wrapping_add(1);
         }
     }
 
-    pub fn close_array(&mut self) {
+    pub(crate) fn close_array(&mut self) {
         self.frames.pop();
     }
 
@@ -539,7 +539,7 @@ impl KeyCheck {
 
     /// Skips one value of any kind, checking its syntax and its keys. `depth` is the nesting
     /// still allowed.
-    pub fn skip_value(&mut self, lx: &mut Lexer<'_>, depth: usize) -> ReadResult<()> {
+    pub(crate) fn skip_value(&mut self, lx: &mut Lexer<'_>, depth: usize) -> ReadResult<()> {
         match lx.peek() {
             Some(b'"') => Ok(lx.skip_string()?),
             Some(b'{') => {

@@ -16,7 +16,7 @@ pub(crate) struct Number {
 }
 
 impl Number {
-    pub fn new(lit: &str) -> Self {
+    pub(crate) fn new(lit: &str) -> Self {
         Number {
             lit: lit.into(),
             val: comparable(lit),
@@ -25,7 +25,7 @@ impl Number {
 
     /// Exact matching of numbers: the same value, or, for numbers too big or too small to
     /// compare, the same literal.
-    pub fn matches(&self, lit: &str, val: Option<f64>) -> bool {
+    pub(crate) fn matches(&self, lit: &str, val: Option<f64>) -> bool {
         match (self.val, val) {
             (Some(a), Some(b)) => a == b,
             _ => *self.lit == *lit,
@@ -70,7 +70,7 @@ pub(crate) struct NumRange {
 }
 
 impl NumRange {
-    pub fn contains(&self, v: f64) -> bool {
+    pub(crate) fn contains(&self, v: f64) -> bool {
         let above = match self.lo {
             None => true,
             Some(b) => v > b.val || (b.inclusive && v == b.val),
@@ -98,7 +98,7 @@ pub(crate) struct IpRange {
 }
 
 impl IpRange {
-    pub fn contains(&self, ip: Ip) -> bool {
+    pub(crate) fn contains(&self, ip: Ip) -> bool {
         match (self.lo, self.hi, ip) {
             (Ip::V4(lo), Ip::V4(hi), Ip::V4(x)) => lo <= x && x <= hi,
             (Ip::V6(lo), Ip::V6(hi), Ip::V6(x)) => lo <= x && x <= hi,
@@ -280,7 +280,7 @@ pub(crate) struct Wildcard {
 impl Wildcard {
     /// Parses `\*` (a literal star) and `\\` (a literal backslash); any other escape, `**`, and
     /// more than [`MAX_WILDCARD_STARS`] stars are refused.
-    pub fn parse(s: &str) -> Result<Wildcard, String> {
+    pub(crate) fn parse(s: &str) -> Result<Wildcard, String> {
         let mut segments = Vec::new();
         let mut cur = String::new();
         let mut chars = s.chars().peekable();
@@ -327,22 +327,22 @@ impl Wildcard {
     }
 
     /// The literal text before the first star, if the operand has a star.
-    pub fn head(&self) -> &str {
+    pub(crate) fn head(&self) -> &str {
         self.segments.first().map_or("", |s| s)
     }
 
-    pub fn is_literal(&self) -> bool {
+    pub(crate) fn is_literal(&self) -> bool {
         self.segments.len() == 1
     }
 
     /// The literal text after the last star.
-    pub fn tail(&self) -> &str {
+    pub(crate) fn tail(&self) -> &str {
         self.segments.last().map_or("", |s| s)
     }
 
     /// Glob matching with `*` only: anchor both ends, then find the middle segments leftmost
     /// first, which is optimal for this kind of pattern and linear in the text.
-    pub fn matches(&self, s: &str) -> bool {
+    pub(crate) fn matches(&self, s: &str) -> bool {
         match self.segments.as_slice() {
             [] => s.is_empty(),
             [only] => **only == *s,

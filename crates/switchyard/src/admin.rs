@@ -9,7 +9,7 @@ use switchyard_server::ConfigFile;
 use crate::client::{ApiClient, ClientArgs};
 
 #[derive(clap::Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// Config file (TOML) whose buses and subscriptions to create or update.
     file: PathBuf,
     #[command(flatten)]
@@ -18,7 +18,7 @@ pub struct ApplyArgs {
 
 /// Creates or updates every bus and subscription in the file through the API, as `serve --config`
 /// does at start; prints one line per change.
-pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
+pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let file = ConfigFile::parse(&text).with_context(|| format!("in {}", args.file.display()))?;
@@ -57,7 +57,7 @@ pub async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
 }
 
 #[derive(clap::Args)]
-pub struct PublishArgs {
+pub(crate) struct PublishArgs {
     bus: String,
     /// The event (or `{"entries": [...]}`) as JSON, `@FILE`, or `-` for standard input.
     event: String,
@@ -65,7 +65,7 @@ pub struct PublishArgs {
     client: ClientArgs,
 }
 
-pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
+pub(crate) async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let body = match args.event.as_str() {
         "-" => std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?,
         other => crate::json_argument(other)?,
@@ -86,7 +86,7 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
 }
 
 #[derive(clap::Args)]
-pub struct DeadLetterArgs {
+pub(crate) struct DeadLetterArgs {
     bus: String,
     subscription: String,
     #[command(subcommand)]
@@ -108,7 +108,7 @@ enum DeadLetterAction {
     Purge,
 }
 
-pub async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
+pub(crate) async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.client)?;
     let base = format!(
         "/v1/buses/{}/subscriptions/{}/dead-letters",

@@ -20,7 +20,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 
 #[derive(clap::Args)]
-pub struct BenchArgs {
+pub(crate) struct BenchArgs {
     /// Events to publish.
     #[arg(long, default_value_t = 50_000)]
     events: u64,
@@ -101,7 +101,7 @@ impl Sink {
     }
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.events == 0 || args.batch == 0 || args.batch > 500 || args.publishers == 0 {
         bail!("--events and --publishers must be positive and --batch 1 to 500");
     }

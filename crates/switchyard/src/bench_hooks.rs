@@ -17,7 +17,7 @@ use serde_json::json;
 use crate::client::{ApiClient, ClientArgs};
 
 #[derive(clap::Args)]
-pub struct BenchHooksArgs {
+pub(crate) struct BenchHooksArgs {
     /// Webhook requests to send.
     #[arg(long, default_value_t = 5_000)]
     requests: u64,
@@ -40,7 +40,7 @@ fn sign(secret: &[u8], timestamp: u64, body: &str) -> String {
     )
 }
 
-pub async fn run(args: BenchHooksArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: BenchHooksArgs) -> anyhow::Result<()> {
     if args.requests == 0 || args.concurrency == 0 {
         bail!("--requests and --concurrency must be positive");
     }

@@ -19,7 +19,7 @@ const ROUNDS: u32 = 5;
 
 /// What one benchmark run measured.
 #[derive(Debug, Clone)]
-pub struct BenchMatchReport {
+pub(crate) struct BenchMatchReport {
     pub patterns: usize,
     pub events: usize,
     /// Parsing and compiling all patterns into one matcher.
@@ -47,7 +47,7 @@ fn lines(path: &Path) -> Result<Vec<(usize, String)>> {
 
 /// Compiles the patterns of `patterns` into one matcher and measures matching the events of
 /// `events` against it.
-pub fn run(patterns: &Path, events: &Path) -> Result<BenchMatchReport> {
+pub(crate) fn run(patterns: &Path, events: &Path) -> Result<BenchMatchReport> {
     let event_lines = lines(events)?;
     anyhow::ensure!(
         !event_lines.is_empty(),
@@ -58,7 +58,7 @@ pub fn run(patterns: &Path, events: &Path) -> Result<BenchMatchReport> {
 }
 
 /// Measures the adversarial workload with arrays of `elements` elements.
-pub fn run_adversarial(elements: usize) -> Result<BenchMatchReport> {
+pub(crate) fn run_adversarial(elements: usize) -> Result<BenchMatchReport> {
     let (patterns, events) = adversarial(elements);
     let numbered = |v: Vec<String>| v.into_iter().enumerate().map(|(i, t)| (i + 1, t)).collect();
     let patterns: Vec<(usize, String)> = numbered(patterns);

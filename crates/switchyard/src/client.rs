@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// Where the server is and how to authenticate; shared by every client command.
 #[derive(clap::Args, Clone)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Base URL of the server.
     #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8700")]
     pub url: String,
@@ -17,14 +17,14 @@ pub struct ClientArgs {
 }
 
 #[derive(Clone)]
-pub struct ApiClient {
+pub(crate) struct ApiClient {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
 }
 
 impl ApiClient {
-    pub fn new(args: &ClientArgs) -> anyhow::Result<ApiClient> {
+    pub(crate) fn new(args: &ClientArgs) -> anyhow::Result<ApiClient> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let token = match &args.api_token_file {
             Some(path) => {
@@ -50,7 +50,7 @@ impl ApiClient {
     }
 
     /// The same client (connections, token) for another node of a cluster.
-    pub fn with_base(&self, url: &str) -> anyhow::Result<ApiClient> {
+    pub(crate) fn with_base(&self, url: &str) -> anyhow::Result<ApiClient> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             bail!("{url:?} is not an http:// or https:// URL");
         }
@@ -60,12 +60,12 @@ impl ApiClient {
         })
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// A request to `path` with the token, if any.
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, self.url(path));
         match &self.token {
             Some(token) => request.bearer_auth(token),
@@ -75,7 +75,7 @@ impl ApiClient {
 
     /// Sends a JSON body (or none) and returns the JSON answer; an API error becomes an error
     /// carrying the server's code and message.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

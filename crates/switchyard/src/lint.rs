@@ -17,7 +17,7 @@ use switchyard_server::lint::{Origin, of_config};
 use crate::client::{ApiClient, ClientArgs};
 
 #[derive(clap::Args)]
-pub struct LintArgs {
+pub(crate) struct LintArgs {
     /// Config file (TOML) to check offline; without it, the running server at --url is asked.
     config: Option<PathBuf>,
     /// With CONFIG_FILE: the address the server listens on, if not the file's
@@ -55,7 +55,7 @@ impl Finding {
     }
 }
 
-pub fn main(args: LintArgs) -> ExitCode {
+pub(crate) fn main(args: LintArgs) -> ExitCode {
     match findings(args) {
         Ok(findings) if findings.is_empty() => {
             println!("no delivery loops found");

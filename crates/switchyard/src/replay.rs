@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::client::{ApiClient, ClientArgs};
 
 #[derive(clap::Args)]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     #[command(subcommand)]
     action: ReplayAction,
     #[command(flatten)]
@@ -50,7 +50,7 @@ enum ReplayAction {
     Cancel { name: String },
 }
 
-pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.client)?;
     match args.action {
         ReplayAction::Start {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 #[derive(clap::Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8700]. Anything but loopback needs API tokens.
     #[arg(long)]
     listen: Option<String>,
@@ -177,7 +177,7 @@ async fn serve_on(
     Ok(())
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let file = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -11,13 +11,13 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 
 #[derive(clap::Args)]
-pub struct SinkArgs {
+pub(crate) struct SinkArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:9000")]
     listen: SocketAddr,
 }
 
-pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::client::{ApiClient, ClientArgs};
 
 #[derive(clap::Args)]
-pub struct TailArgs {
+pub(crate) struct TailArgs {
     bus: String,
     /// Show only the attempts of this subscription.
     #[arg(long)]
@@ -19,7 +19,7 @@ pub struct TailArgs {
     client: ClientArgs,
 }
 
-pub async fn run(args: TailArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.client)?;
     let mut path = format!("/v1/buses/{}/tail", args.bus);
     if let Some(name) = &args.subscription {
