@@ -1,10 +1,8 @@
 //! Push delivery end to end: routing, retries, dead letters, redrive, Retry-After, isolation.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn fast_retry() -> serde_json::Value {

@@ -1,8 +1,6 @@
 //! What survives: SIGKILL under load, restarts, SIGTERM with attempts in flight, a full disk
 //! and a PostgreSQL server that restarts.
 
-mod common;
-
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::PathBuf;
@@ -10,7 +8,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

@@ -1,10 +1,8 @@
 //! Per-subscription flow control: the rate limit and the circuit breaker.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

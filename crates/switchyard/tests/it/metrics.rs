@@ -1,10 +1,8 @@
 //! `/metrics`: what an operator sees while an endpoint is down, after it recovers, and for 4xx.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const SUB: &str = "bus=\"b\",subscription=\"s\"";

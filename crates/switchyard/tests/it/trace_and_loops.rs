@@ -2,11 +2,9 @@
 //! stops at the hop limit (also through a webhook source) and within the forward budget of its
 //! trace; the lint finds such loops before they run.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
