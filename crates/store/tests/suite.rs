@@ -1027,8 +1027,21 @@ async fn postgres_changes_reach_other_nodes() {
     };
     let elsewhere = store_in(&other, StoreOptions::default()).await;
     elsewhere.put_bus("n", Default::default()).await.unwrap();
-    let quiet = tokio::time::timeout(Duration::from_millis(300), changes.recv()).await;
-    assert!(quiet.is_err(), "heard another schema: {quiet:?}");
+    // The sentinel: a change in this schema, committed after the other one. Notifications reach
+    // a listener in commit order, so a heard change of the other schema would come first.
+    a.append(vec![NewEvent {
+        bus: "n".into(),
+        event: event("sentinel", now_ms()),
+        subscriptions: vec![s.id],
+        archives: vec![],
+    }])
+    .await
+    .unwrap();
+    let quiet = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
+    assert!(
+        matches!(&quiet, Ok(Ok(Change::Pending(ids))) if ids.contains(&s.id)),
+        "heard another schema: {quiet:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -266,7 +266,7 @@ async fn a_replay_started_on_one_node_is_cancelled_from_another() {
     let replayed = replay["events_replayed"].as_u64().unwrap();
     assert!(replayed < 400, "{replay}");
     // Once the receiver takes deliveries again, a runner that missed the cancel would go on
-    // (and write `running` back): give it the room and a moment to show itself.
+    // (and write `running` back): give it the room, then a sentinel to show it had its chance.
     failing.set(|_, _| Reply::status(200));
     wait_for(
         "the backlog to drain",
@@ -274,7 +274,28 @@ async fn a_replay_started_on_one_node_is_cancelled_from_another() {
         async || api1.stats("b", "target").await["pending"] == 0,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The sentinel: a second replay of the same range on the same node, to a subscription of
+    // its own, started after the drain. Run to the end, it has gone through the batches and the
+    // backlog checks that a runner still going would have gone through beside it.
+    let sentinel = Receiver::ok().await;
+    api1.subscribe(
+        "b",
+        "sentinel",
+        json!({"destination": {"url": sentinel.url}}),
+    )
+    .await;
+    let (status, body) = api1
+        .post(
+            "/v1/replays",
+            json!({"name": "sentinel", "bus": "b", "archive": "all", "from": from, "to": to,
+                "subscriptions": ["sentinel"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_for("the sentinel replay", Duration::from_secs(60), async || {
+        api1.get("/v1/replays/sentinel").await.1["state"] == "completed"
+    })
+    .await;
     let (_, replay) = api1.get("/v1/replays/r").await;
     assert_eq!(replay["state"], "cancelled", "{replay}");
     assert_eq!(

@@ -162,9 +162,23 @@ async fn sigterm_lets_attempts_in_flight_finish_and_records_them() {
         (Some(1), Some(0)),
         "{stats}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sentinel: an event published after the restart, through the same subscription. Once
+    // it is delivered and nothing is pending, whatever the restarted server had to send (a
+    // repeat included) has been sent.
+    let sentinel = api
+        .publish("b", vec![event("x", json!({}))])
+        .await
+        .remove(0);
+    wait_for("the sentinel", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["delivered"] == 2
+    })
+    .await;
     assert_eq!(
-        receiver.count(),
+        receiver
+            .hits()
+            .iter()
+            .filter(|h| h.event_id() != sentinel)
+            .count(),
         1,
         "the finished attempt was repeated after restart"
     );
