@@ -20,6 +20,7 @@ use switchyard_store::{
     NewEvent, Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError, StoreOptions,
     SubscriptionStats,
 };
+use switchyard_test_support::{TestDatabase, temp_dir};
 
 fn spec() -> switchyard_model::SubscriptionSpec {
     parse_subscription_spec(r#"{"destination":{"url":"http://127.0.0.1:9/"}}"#).unwrap()
@@ -713,7 +714,7 @@ fn no_history() -> StoreOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_store_passes_the_suite() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let store =
         EmbeddedStore::open(&dir.path().join("store.redb"), StoreOptions::default()).unwrap();
     run_suite(Arc::new(store)).await;
@@ -721,7 +722,7 @@ async fn embedded_store_passes_the_suite() {
 
 #[tokio::test]
 async fn embedded_store_keeps_everything_across_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let path = dir.path().join("store.redb");
     let id = {
         let store = EmbeddedStore::open(&path, StoreOptions::default()).unwrap();
@@ -757,93 +758,22 @@ async fn embedded_store_keeps_everything_across_reopen() {
 
 #[tokio::test]
 async fn embedded_store_collects_history_without_retention() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let store = EmbeddedStore::open(&dir.path().join("store.redb"), no_history()).unwrap();
     history_without_retention(&store).await;
 }
 
 #[tokio::test]
 async fn embedded_store_has_no_cluster_side() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let store =
         EmbeddedStore::open(&dir.path().join("store.redb"), StoreOptions::default()).unwrap();
     assert!(store.cluster().is_none());
 }
 
-/// A schema of its own on the test database, dropped when this is dropped (even on panic).
-struct TestDatabase {
-    base: String,
-    schema: String,
-}
-
-const DEFAULT_TEST_DATABASE: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-impl TestDatabase {
-    /// `None` (after saying so) when no database is configured and none answers.
-    async fn create() -> Option<TestDatabase> {
-        let configured = std::env::var("SWITCHYARD_TEST_POSTGRES").ok();
-        let base = configured
-            .clone()
-            .unwrap_or_else(|| DEFAULT_TEST_DATABASE.to_string());
-        let client = match connect(&base).await {
-            Ok(client) => client,
-            Err(e) if configured.is_none() => {
-                eprintln!(
-                    "skipped: no PostgreSQL at {base} ({e}); set SWITCHYARD_TEST_POSTGRES to run the PostgreSQL store tests"
-                );
-                return None;
-            }
-            Err(e) => panic!("SWITCHYARD_TEST_POSTGRES={base} is unreachable: {e}"),
-        };
-        let schema = format!("switchyard_test_{:016x}", fastrand::u64(..));
-        client
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        Some(TestDatabase { base, schema })
-    }
-
-    /// The URL of the database with this test's schema as every connection's `search_path`.
-    fn url(&self) -> String {
-        let separator = if self.base.contains('?') { '&' } else { '?' };
-        format!(
-            "{}{separator}options=-csearch_path%3D{}",
-            self.base, self.schema
-        )
-    }
-
-    async fn store(&self, options: StoreOptions) -> PostgresStore {
-        PostgresStore::connect(&self.url(), options).await.unwrap()
-    }
-}
-
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(connection);
-    Ok(client)
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let (base, schema) = (self.base.clone(), self.schema.clone());
-        // Drop cannot await; a thread with its own runtime can, even while a test unwinds.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let client = connect(&base).await?;
-                client
-                    .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                    .await
-            })
-        })
-        .join();
-        if let Ok(Err(e)) = dropped {
-            eprintln!("could not drop test schema {}: {e}", self.schema);
-        }
-    }
+/// A store on this test's schema.
+async fn store_in(db: &TestDatabase, options: StoreOptions) -> PostgresStore {
+    PostgresStore::connect(&db.url(), options).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -851,7 +781,7 @@ async fn postgres_store_passes_the_suite() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    run_suite(Arc::new(db.store(StoreOptions::default()).await)).await;
+    run_suite(Arc::new(store_in(&db, StoreOptions::default()).await)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -859,27 +789,20 @@ async fn postgres_store_collects_history_without_retention() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    history_without_retention(&db.store(no_history()).await).await;
+    history_without_retention(&store_in(&db, no_history()).await).await;
 }
 
-impl TestDatabase {
-    /// Whether the server offers TLS; says why not when it does not.
-    async fn offers_tls(&self) -> bool {
-        let client = connect(&self.base).await.unwrap();
-        let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
-        if ssl != "on" {
-            eprintln!(
-                "skipped: the PostgreSQL at {} does not offer TLS (ssl = {ssl}); enable ssl to run the TLS tests",
-                self.base
-            );
-        }
-        ssl == "on"
+/// Whether the server offers TLS; says why not when it does not.
+async fn offers_tls(db: &TestDatabase) -> bool {
+    let client = db.admin().await;
+    let ssl: String = client.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    if ssl != "on" {
+        eprintln!(
+            "skipped: the PostgreSQL at {} does not offer TLS (ssl = {ssl}); enable ssl to run the TLS tests",
+            db.base
+        );
     }
-
-    /// This test's URL with more parameters.
-    fn url_with(&self, params: &str) -> String {
-        format!("{}&{params}", self.url())
-    }
+    ssl == "on"
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -887,7 +810,7 @@ async fn postgres_store_passes_the_suite_over_tls() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    if !db.offers_tls().await {
+    if !offers_tls(&db).await {
         return;
     }
     let application = db.schema.clone();
@@ -895,7 +818,7 @@ async fn postgres_store_passes_the_suite_over_tls() {
     let store = PostgresStore::connect(&url, StoreOptions::default())
         .await
         .unwrap();
-    let client = connect(&db.base).await.unwrap();
+    let client = db.admin().await;
     let row = client
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_ssl s \
@@ -921,7 +844,7 @@ async fn postgres_verify_full_refuses_a_server_certificate_another_ca_signed() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    if !db.offers_tls().await {
+    if !offers_tls(&db).await {
         return;
     }
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -929,7 +852,7 @@ async fn postgres_verify_full_refuses_a_server_certificate_another_ca_signed() {
     let stranger = params
         .self_signed(&rcgen::KeyPair::generate().unwrap())
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let ca = dir.path().join("stranger.pem");
     std::fs::write(&ca, stranger.pem()).unwrap();
     for mode in ["verify-full", "verify-ca", "require"] {
@@ -982,8 +905,8 @@ async fn postgres_claims_split_subscriptions_between_nodes() {
         return;
     };
     let (a, b) = (
-        db.store(StoreOptions::default()).await,
-        db.store(StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
     );
     let all = subscriptions(&a, 7).await;
     let lease = 60_000;
@@ -1013,8 +936,8 @@ async fn postgres_leases_of_a_silent_node_move_when_they_expire() {
         return;
     };
     let (a, b) = (
-        db.store(StoreOptions::default()).await,
-        db.store(StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
     );
     let all = subscriptions(&a, 4).await;
     let lease = 300;
@@ -1040,8 +963,8 @@ async fn postgres_release_hands_subscriptions_over_at_once() {
         return;
     };
     let (a, b) = (
-        db.store(StoreOptions::default()).await,
-        db.store(StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
     );
     let all = subscriptions(&a, 3).await;
     let lease = 60_000;
@@ -1077,8 +1000,8 @@ async fn postgres_changes_reach_other_nodes() {
         return;
     };
     let (a, b) = (
-        db.store(StoreOptions::default()).await,
-        db.store(StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
+        store_in(&db, StoreOptions::default()).await,
     );
     let mut changes = b.changes();
     a.put_bus("n", Default::default()).await.unwrap();
@@ -1102,10 +1025,23 @@ async fn postgres_changes_reach_other_nodes() {
     let Some(other) = TestDatabase::create().await else {
         return;
     };
-    let elsewhere = other.store(StoreOptions::default()).await;
+    let elsewhere = store_in(&other, StoreOptions::default()).await;
     elsewhere.put_bus("n", Default::default()).await.unwrap();
-    let quiet = tokio::time::timeout(Duration::from_millis(300), changes.recv()).await;
-    assert!(quiet.is_err(), "heard another schema: {quiet:?}");
+    // The sentinel: a change in this schema, committed after the other one. Notifications reach
+    // a listener in commit order, so a heard change of the other schema would come first.
+    a.append(vec![NewEvent {
+        bus: "n".into(),
+        event: event("sentinel", now_ms()),
+        subscriptions: vec![s.id],
+        archives: vec![],
+    }])
+    .await
+    .unwrap();
+    let quiet = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await;
+    assert!(
+        matches!(&quiet, Ok(Ok(Change::Pending(ids))) if ids.contains(&s.id)),
+        "heard another schema: {quiet:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1113,13 +1049,13 @@ async fn postgres_listener_resyncs_everything_after_losing_its_connection() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let store = db.store(StoreOptions::default()).await;
+    let store = store_in(&db, StoreOptions::default()).await;
     let all = subscriptions(&store, 2).await;
     let mut changes = store.changes();
     // Notifications sent while the listener is away are lost, so it must announce everything.
-    let killed: i64 = connect(&db.base)
+    let killed: i64 = db
+        .admin()
         .await
-        .unwrap()
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
             WHERE query = 'LISTEN \"switchyard_' || left(md5($1), 16) || '\"'",
@@ -1153,7 +1089,7 @@ async fn postgres_nodes_starting_at_once_migrate_once() {
     for start in starts {
         stores.push(start.await.unwrap().expect("every node starts"));
     }
-    let client = connect(&db.base).await.unwrap();
+    let client = db.admin().await;
     let row = client
         .query_one(
             &format!(

@@ -3,8 +3,7 @@
 //!
 //! Every wait is bounded; none asserts on speed.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::{Value, json};
+use switchyard_test_support::{Process, temp_dir};
 
 const TOKEN: &str = "xoxb-test-0123456789";
 
@@ -59,56 +59,25 @@ async fn fake_slack() -> (String, Log) {
 
 /// A running worker; killed when dropped.
 struct Worker {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
+    process: Process,
 }
 
 impl Worker {
     fn start(args: &[&str]) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_slack-jobs"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_slack-jobs"));
+        command
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn slack-jobs");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let address = line[at + "listening on http://".len()..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    let _ = tx.send(address);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let Ok(address) = rx.recv_timeout(Duration::from_secs(30)) else {
-            let _ = child.kill();
-            panic!(
-                "slack-jobs did not start:\n{}",
-                log.lock().unwrap().join("\n")
-            );
-        };
-        Worker {
-            child,
-            base: format!("http://{address}"),
-            log,
-        }
+            .env("NO_COLOR", "1");
+        let process = Process::spawn(command)
+            .unwrap_or_else(|log| panic!("slack-jobs did not start:\n{}", log.join("\n")));
+        Worker { process }
     }
 
     async fn push(&self, envelope: &Value) -> (u16, Value) {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let response = reqwest::Client::new()
-            .post(format!("{}/jobs", self.base))
+            .post(self.process.url("/jobs"))
             .json(envelope)
             .send()
             .await
@@ -118,14 +87,7 @@ impl Worker {
     }
 
     fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.log_text()
     }
 }
 
@@ -171,7 +133,7 @@ async fn wait_for(log: &Log, count: usize) -> Vec<Received> {
 #[tokio::test]
 async fn result_reaches_response_url_and_chat_post_message() {
     let (slack, received) = fake_slack().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let token_file = dir.path().join("bot-token");
     std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
     let api = format!("{slack}/api");
@@ -279,7 +241,7 @@ async fn wrong_events_are_refused_for_a_person_to_see() {
 
 #[test]
 fn a_missing_or_empty_token_file_stops_the_start() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = temp_dir();
     let empty = dir.path().join("empty");
     std::fs::write(&empty, "\n").unwrap();
     for file in [dir.path().join("absent"), empty] {

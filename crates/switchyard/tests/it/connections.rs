@@ -1,15 +1,13 @@
 //! Connections: basic, API key (with extra headers and query parameters) and OAuth client
 //! credentials against real receivers and a token endpoint on 127.0.0.1; secrets stay sealed.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use serde_json::json;
 
 const PASSWORD: &str = "pw-secret-8d1f";

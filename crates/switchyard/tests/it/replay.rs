@@ -1,11 +1,9 @@
 //! Archives and replays through the real binary: what an archive keeps, how long, and a replay
 //! of a time range to chosen subscriptions, in publish order, marked with `replay-name`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use switchyard_model::{format_rfc3339_ms, now_ms};
 

@@ -1,11 +1,9 @@
 //! The CLI against a running server: apply, publish, dead-letters.
 
-mod common;
-
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn cli(server: &Server, args: &[&str]) -> Output {
     Command::new(BIN)

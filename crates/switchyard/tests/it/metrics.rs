@@ -1,10 +1,8 @@
 //! `/metrics`: what an operator sees while an endpoint is down, after it recovers, and for 4xx.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const SUB: &str = "bus=\"b\",subscription=\"s\"";
@@ -42,7 +40,18 @@ async fn a_down_endpoint_shows_backlog_and_5xx_then_recovers_to_zero() {
         async || receiver.count() >= 6,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The receiver sees an attempt before its outcome is counted: wait for the counters.
+    wait_for(
+        "the failed attempts counted",
+        Duration::from_secs(20),
+        async || {
+            sample(
+                &scrape(&api).await,
+                &format!("switchyard_delivery_attempts_total{{{SUB},class=\"5xx\"}}"),
+            ) >= 6.0
+        },
+    )
+    .await;
 
     let text = scrape(&api).await;
     assert_eq!(

@@ -1,13 +1,11 @@
 //! Ordering keys: an ordered subscription delivers each key's events strictly in publish order,
 //! through 5xx answers and timeouts, while different keys proceed in parallel.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const KEYS: [&str; 4] = ["k0", "k1", "k2", "k3"];

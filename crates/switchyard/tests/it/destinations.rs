@@ -1,13 +1,11 @@
 //! Destinations against real receivers on 127.0.0.1: every payload format, URL and header
 //! templates, the input transformer, and Standard Webhooks signatures checked independently.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use serde_json::{Value, json};
 
 /// Publishes one order event to a fresh subscription with `destination` and returns what the

@@ -1,11 +1,9 @@
 //! Webhook sources through the API: write-only secrets sealed at rest, validation, challenges,
 //! network allow-lists.
 
-mod common;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const SECRET: &str = "gh-webhook-secret-4242";

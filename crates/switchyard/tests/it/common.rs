@@ -1,11 +1,13 @@
-//! Test harness: the real `switchyard` binary, real receivers on 127.0.0.1, a real HTTP client.
+//! The harness of the integration tests: the real `switchyard` binary ([`Server`]), receivers
+//! on 127.0.0.1 that record what they get and answer as told ([`Receiver`]), and small helpers
+//! over the REST API and `/metrics`.
 //!
-//! Every wait is bounded; none asserts on speed.
-#![allow(dead_code)] // each test file uses a different part of the harness
+//! Starting a process and waiting until it listens, PostgreSQL schemas and temporary
+//! directories are `switchyard-test-support`'s; this module adds what only switchyard's tests
+//! know (its command line, its API). Every wait is bounded; none asserts on speed.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,14 +15,16 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use switchyard_test_support::Process;
+pub use switchyard_test_support::{TestDatabase, temp_dir};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// A running `switchyard serve`; killed when dropped.
 pub struct Server {
-    child: Child,
+    process: Process,
+    /// Where the server listens (`http://127.0.0.1:PORT`, or `https://…` with TLS).
     pub base: String,
-    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -48,82 +52,36 @@ impl Server {
     }
 
     fn spawn_with_env(args: &[&str], env: &[(&str, &Path)]) -> Result<Server, Vec<String>> {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn switchyard");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http") {
-                    let base = line[at + "listening on ".len()..]
-                        .split([',', ' '])
-                        .next()
-                        .unwrap_or("")
-                        .to_string();
-                    let _ = tx.send(base);
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(base) => Ok(Server { child, base, log }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                std::thread::sleep(Duration::from_millis(100));
-                Err(log.lock().unwrap().clone())
-            }
-        }
+            .env("NO_COLOR", "1");
+        let process = Process::spawn(command)?;
+        Ok(Server {
+            base: process.base.clone(),
+            process,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.process.url(path)
     }
 
     /// SIGKILL: no chance to flush or finish anything.
-    pub fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    pub fn kill(self) {
+        self.process.kill();
     }
 
     /// SIGTERM, then waits (bounded) for the process to exit; returns its exit status. Async,
     /// so that receivers on the test's runtime keep answering while the server drains.
-    pub async fn terminate(mut self) -> std::process::ExitStatus {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "switchyard did not stop within 30 s of SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    pub async fn terminate(self) -> std::process::ExitStatus {
+        self.process.terminate().await
     }
 
     pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.log_text()
     }
 }
 
@@ -394,14 +352,6 @@ impl<'a> Api<'a> {
 
 pub fn event(source: &str, detail: Value) -> Value {
     serde_json::json!({ "source": source, "detail-type": "test", "detail": detail })
-}
-
-pub fn temp_dir() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
-}
-
-pub fn path_of(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().to_path_buf()
 }
 
 /// `accepted = delivered + dead + pending + purged`, the accounting rule of DESIGN.md.

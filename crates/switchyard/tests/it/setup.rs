@@ -1,10 +1,8 @@
 //! Starting up: the config file, defaults, and admin safety on non-loopback addresses.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]
@@ -422,7 +420,7 @@ async fn the_openapi_document_describes_every_route() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is not documented");
     }
-    let routes = include_str!("../../server/src/api/mod.rs");
+    let routes = include_str!("../../../server/src/api/mod.rs");
     let documented = doc["paths"].as_object().unwrap().len();
     let served = routes.matches(".route(").count();
     assert_eq!(

@@ -2,11 +2,9 @@
 //! stops at the hop limit (also through a webhook source) and within the forward budget of its
 //! trace; the lint finds such loops before they run.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -116,10 +114,26 @@ async fn a_subscription_that_delivers_into_its_own_bus_stops_at_the_hop_limit() 
         metrics.contains("switchyard_events_rejected_total{bus=\"loop\",reason=\"max_hops\"} 1"),
         "{metrics}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sentinel: an event one hop short of the limit, through the same subscription and the
+    // same hop check, published after; its echo is refused. Once that refusal is recorded, a
+    // loop that went on would have shown itself: everything beyond the sentinel's one is extra.
+    let (status, body) = call(
+        api.client
+            .post(server.url("/v1/buses/loop/events"))
+            .header("switchyard-hops", "3")
+            .body(event("x", json!({"sentinel": true})).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "the sentinel's echo to be refused",
+        Duration::from_secs(30),
+        async || api.stats("loop", "echo").await["dead"] == 2,
+    )
+    .await;
     assert_eq!(
         api.stats("loop", "echo").await["accepted"],
-        4,
+        4 + 1,
         "the loop went on"
     );
 }
@@ -216,11 +230,21 @@ async fn an_envelope_delivered_back_to_its_own_bus_is_stopped_by_its_id() {
         api.stats("loop", "echo").await["delivered"] == 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sentinel: a second event, published after, through the same subscription and the same
+    // de-duplication. Once its two echoes are delivered, an echo of the first event that went on
+    // would have shown itself: the second's own two are all there may be beyond the first's.
+    api.publish("loop", vec![event("x", json!({"sentinel": true}))])
+        .await;
+    wait_for(
+        "the sentinel's two echoes",
+        Duration::from_secs(20),
+        async || api.stats("loop", "echo").await["delivered"] == 2 + 2,
+    )
+    .await;
     let stats = api.stats("loop", "echo").await;
     assert_eq!(
         (stats["accepted"].as_u64(), stats["dead"].as_u64()),
-        (Some(2), Some(0)),
+        (Some(2 + 2), Some(0)),
         "{stats}"
     );
 }
@@ -356,8 +380,24 @@ async fn three_subscriptions_delivering_into_their_own_bus_cause_linear_not_expo
         23.0,
         "{metrics}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(totals().await[0], 33, "the loop went on");
+    // The sentinel: an event one hop short of the limit, published after, through the same three
+    // subscriptions and the same guard: each of its three forwards is refused. Once those are
+    // recorded, a loop that went on would have shown itself beyond the sentinel's three.
+    let (status, body) = call(
+        api.client
+            .post(server.url("/v1/buses/loop/events"))
+            .header("switchyard-hops", "5")
+            .body(event("x", json!({"sentinel": true})).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "the sentinel's forwards to be refused",
+        Duration::from_secs(30),
+        async || totals().await[2] == 23 + 3,
+    )
+    .await;
+    assert_eq!(totals().await[0], 33 + 3, "the loop went on");
 }
 
 #[tokio::test]

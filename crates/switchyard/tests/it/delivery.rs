@@ -1,10 +1,8 @@
 //! Push delivery end to end: routing, retries, dead letters, redrive, Retry-After, isolation.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn fast_retry() -> serde_json::Value {
@@ -64,12 +62,6 @@ async fn routes_each_event_to_the_subscriptions_whose_pattern_matches() {
     let payment = &payments.hits()[0];
     assert_eq!(payment.event_id(), ids[2]);
     assert_eq!(payment.header("x-team"), "billing");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        orders.count() + payments.count(),
-        2,
-        "an event went where its pattern does not match"
-    );
     // Receivers see requests before their outcomes are committed.
     wait_for(
         "4 committed deliveries",
@@ -78,6 +70,38 @@ async fn routes_each_event_to_the_subscriptions_whose_pattern_matches() {
     )
     .await;
     assert_accounting(&api.stats("shop", "all").await);
+    // A sentinel for each of the two, published after: once it has arrived and its subscription
+    // has nothing pending, every delivery matched before it has been attempted.
+    let sentinels = api
+        .publish(
+            "shop",
+            vec![
+                event("shop.orders", json!({"sentinel": true})),
+                event("shop.payments", json!({"amount": 1000, "sentinel": true})),
+            ],
+        )
+        .await;
+    for (name, receiver, sentinel) in [
+        ("orders", &orders, &sentinels[0]),
+        ("big-payments", &payments, &sentinels[1]),
+    ] {
+        wait_for("the sentinel", Duration::from_secs(20), async || {
+            receiver.hits().iter().any(|h| h.event_id() == *sentinel)
+                && api.stats("shop", name).await["pending"] == 0
+        })
+        .await;
+    }
+    let before_sentinels = |r: &Receiver| {
+        r.hits()
+            .iter()
+            .filter(|h| !sentinels.contains(&h.event_id()))
+            .count()
+    };
+    assert_eq!(
+        before_sentinels(&orders) + before_sentinels(&payments),
+        2,
+        "an event went where its pattern does not match"
+    );
 }
 
 #[tokio::test]
@@ -349,21 +373,16 @@ async fn deleting_a_subscription_stops_its_deliveries() {
         json!({"destination": {"url": receiver.url}, "retry": fast_retry()}),
     )
     .await;
-    api.publish("b", vec![event("x", json!({}))]).await;
+    let deleted = api
+        .publish("b", vec![event("x", json!({}))])
+        .await
+        .remove(0);
     wait_for("first attempt", Duration::from_secs(20), async || {
         receiver.count() >= 1
     })
     .await;
     assert_eq!(api.delete("/v1/buses/b/subscriptions/s").await.0, 204);
     assert_eq!(api.get("/v1/buses/b/subscriptions/s").await.0, 404);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = receiver.count();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        receiver.count(),
-        after,
-        "a deleted subscription kept retrying"
-    );
     // Re-created under the same name, it starts empty.
     api.subscribe("b", "s", json!({"destination": {"url": receiver.url}}))
         .await;
@@ -371,6 +390,37 @@ async fn deleting_a_subscription_stops_its_deliveries() {
     assert_eq!(
         (stats["accepted"].as_u64(), stats["pending"].as_u64()),
         (Some(0), Some(0))
+    );
+    // The sentinel: an event for the re-created subscription, failing at the same receiver. Its
+    // retry is due a whole minimum backoff (1 s by default) after its first attempt; every retry
+    // the deleted subscription had scheduled was due within its 200 ms maximum, before the
+    // delete. So when the sentinel's retry arrives, the deleted one's had their chance.
+    let sentinel = api
+        .publish("b", vec![event("x", json!({}))])
+        .await
+        .remove(0);
+    let attempts_of = |id: &str| {
+        receiver
+            .hits()
+            .iter()
+            .filter(|h| h.event_id() == id)
+            .count()
+    };
+    wait_for("the sentinel", Duration::from_secs(20), async || {
+        attempts_of(&sentinel) >= 1
+    })
+    .await;
+    let after = attempts_of(&deleted);
+    wait_for(
+        "the sentinel's retry",
+        Duration::from_secs(20),
+        async || attempts_of(&sentinel) >= 2,
+    )
+    .await;
+    assert_eq!(
+        attempts_of(&deleted),
+        after,
+        "a deleted subscription kept retrying"
     );
 }
 

@@ -1,10 +1,8 @@
 //! Bad input gets a clear error in the API's shape, with the right status, and changes nothing.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 fn assert_error(response: &(u16, Value), status: u16, code: &str, mentions: &str) {

@@ -2,15 +2,14 @@
 //! webhook source, is acknowledged at once with the configured text, becomes an event, is pushed
 //! by a subscription to the `slack-jobs` worker, and the worker's result reaches a fake Slack.
 
-mod common;
-
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::*;
 use serde_json::json;
+use switchyard_test_support::Process;
+
+use crate::common::*;
 
 const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 const BOT_TOKEN: &str = "xoxb-e2e-token";
@@ -37,51 +36,17 @@ fn worker_binary() -> PathBuf {
     binary
 }
 
-struct Worker {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_worker(fake_slack: &str, token_file: &std::path::Path) -> Worker {
-    let mut child = Command::new(worker_binary())
+fn start_worker(fake_slack: &str, token_file: &std::path::Path) -> Process {
+    let mut command = Command::new(worker_binary());
+    command
         .args(["--listen", "127.0.0.1:0", "--job-duration-ms", "1500"])
         .args(["--response-url-prefix", &format!("{fake_slack}/")])
         .args(["--slack-api-url", &format!("{fake_slack}/api")])
         .arg("--bot-token-file")
         .arg(token_file)
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("listening on http://") {
-                let address = line[at + "listening on http://".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let _ = tx.send(address);
-            }
-        }
-    });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the worker did not start");
-    Worker {
-        child,
-        url: format!("http://{address}"),
-    }
+        .env("NO_COLOR", "1");
+    Process::spawn(command)
+        .unwrap_or_else(|log| panic!("the worker did not start:\n{}", log.join("\n")))
 }
 
 /// Signs a body as Slack does: `v0=` hex HMAC-SHA256 of `v0:{timestamp}:{body}`.
@@ -140,7 +105,7 @@ bus = "slack"
 verify = {{ type = "slack", signing_secret = "file:{}" }}
 response = {{ body = {{ response_type = "ephemeral", text = "Working on it..." }} }}
 "#,
-            worker.url,
+            worker.base,
             secret_file.display()
         ),
     )

@@ -1,10 +1,8 @@
 //! The attempt log and the event trail: what happened to each delivery, after the fact.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 #[tokio::test]

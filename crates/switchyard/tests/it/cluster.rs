@@ -6,63 +6,19 @@
 //! `postgres`, database `test`). Without the variable and without a server, the test says it is
 //! skipped; with the variable set, an unreachable server fails it. `.ci/run` sets it.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
-/// A fresh schema for this test; its URL makes every connection of the nodes use it.
-struct Database {
-    url: String,
-    admin: tokio_postgres::Client,
-    schema: String,
-}
-
-impl Database {
-    async fn create() -> Option<Database> {
-        let (base, required) = match std::env::var("SWITCHYARD_TEST_POSTGRES") {
-            Ok(url) => (url, true),
-            Err(_) => ("postgres://postgres@127.0.0.1:5432/test".to_string(), false),
-        };
-        let (admin, connection) = match tokio_postgres::connect(&base, tokio_postgres::NoTls).await
-        {
-            Ok(pair) => pair,
-            Err(error) if !required => {
-                eprintln!(
-                    "skipped: no PostgreSQL at {base} ({error}); set SWITCHYARD_TEST_POSTGRES"
-                );
-                return None;
-            }
-            Err(error) => panic!("SWITCHYARD_TEST_POSTGRES={base} is unreachable: {error}"),
-        };
-        tokio::spawn(connection);
-        let schema = format!("sy_cluster_{}_{}", std::process::id(), fastrand::u32(..));
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{separator}options=-csearch_path%3D{schema}");
-        Some(Database { url, admin, schema })
-    }
-
-    async fn drop_schema(self) {
-        let _ = self
-            .admin
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await;
-    }
-}
-
-fn node(db: &Database, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
+fn node(db: &TestDatabase, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
     let key = dir.join("master.key");
+    let url = db.url();
     let mut args = vec![
         "--store",
-        &db.url,
+        &url,
         "--master-key-file",
         key.to_str().unwrap(),
         "--node-id",
@@ -81,7 +37,7 @@ const PER_KEY: u64 = 60;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_on_one_database_lose_nothing_when_one_is_killed_and_keep_key_order() {
-    let Some(db) = Database::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let dir = temp_dir();
@@ -250,14 +206,11 @@ async fn three_nodes_on_one_database_lose_nothing_when_one_is_killed_and_keep_ke
         survivor_logs.contains(&format!("delivering for it bus=b subscription={victims}")),
         "no survivor took over {victims}"
     );
-    drop(apis);
-    drop(survivors);
-    db.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_started_on_one_node_is_cancelled_from_another() {
-    let Some(db) = Database::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let dir = temp_dir();
@@ -313,7 +266,7 @@ async fn a_replay_started_on_one_node_is_cancelled_from_another() {
     let replayed = replay["events_replayed"].as_u64().unwrap();
     assert!(replayed < 400, "{replay}");
     // Once the receiver takes deliveries again, a runner that missed the cancel would go on
-    // (and write `running` back): give it the room and a moment to show itself.
+    // (and write `running` back): give it the room, then a sentinel to show it had its chance.
     failing.set(|_, _| Reply::status(200));
     wait_for(
         "the backlog to drain",
@@ -321,7 +274,28 @@ async fn a_replay_started_on_one_node_is_cancelled_from_another() {
         async || api1.stats("b", "target").await["pending"] == 0,
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The sentinel: a second replay of the same range on the same node, to a subscription of
+    // its own, started after the drain. Run to the end, it has gone through the batches and the
+    // backlog checks that a runner still going would have gone through beside it.
+    let sentinel = Receiver::ok().await;
+    api1.subscribe(
+        "b",
+        "sentinel",
+        json!({"destination": {"url": sentinel.url}}),
+    )
+    .await;
+    let (status, body) = api1
+        .post(
+            "/v1/replays",
+            json!({"name": "sentinel", "bus": "b", "archive": "all", "from": from, "to": to,
+                "subscriptions": ["sentinel"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    wait_for("the sentinel replay", Duration::from_secs(60), async || {
+        api1.get("/v1/replays/sentinel").await.1["state"] == "completed"
+    })
+    .await;
     let (_, replay) = api1.get("/v1/replays/r").await;
     assert_eq!(replay["state"], "cancelled", "{replay}");
     assert_eq!(
@@ -331,14 +305,11 @@ async fn a_replay_started_on_one_node_is_cancelled_from_another() {
         replayed,
         "no batch after the cancel"
     );
-    drop((api1, api2));
-    drop((one, two));
-    db.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_joining_under_load_takes_its_share_without_repeating_deliveries() {
-    let Some(db) = Database::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let dir = temp_dir();
@@ -404,14 +375,11 @@ async fn a_node_joining_under_load_takes_its_share_without_repeating_deliveries(
         assert_eq!(unique.len(), published);
     }
     assert!(first.log_text().contains("handed over to another node"));
-    drop(api);
-    drop((first, second));
-    db.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_stopped_with_sigterm_hands_its_subscriptions_over_at_once() {
-    let Some(db) = Database::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let dir = temp_dir();
@@ -457,7 +425,4 @@ async fn a_node_stopped_with_sigterm_hands_its_subscriptions_over_at_once() {
         async || receiver.count() == 2,
     )
     .await;
-    drop(api);
-    drop(second);
-    db.drop_schema().await;
 }

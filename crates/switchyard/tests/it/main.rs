@@ -1,0 +1,29 @@
+//! switchyard's integration tests: the real `switchyard` binary, driven over HTTP and its CLI.
+//!
+//! One test binary with a module per area (as ripgrep does), because each test binary links
+//! its own copy of everything it uses: one link instead of one per area is most of the test
+//! build. The harness for the server, receivers and the API is in `common`; what other test
+//! trees share (spawning a program and waiting until it listens, PostgreSQL schemas, temporary
+//! directories) is in `switchyard-test-support`.
+//!
+//! Every wait is bounded; none asserts on speed. "Nothing more happened" is shown by a sentinel
+//! that went the same way after the thing that must not arrive, never by a fixed sleep.
+
+mod common;
+
+mod bad_input;
+mod cli;
+mod cluster;
+mod connections;
+mod delivery;
+mod destinations;
+mod durability;
+mod flow_control;
+mod history;
+mod metrics;
+mod ordering;
+mod replay;
+mod setup;
+mod slack;
+mod sources;
+mod trace_and_loops;

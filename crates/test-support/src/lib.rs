@@ -1,0 +1,18 @@
+//! What switchyard's test trees share, so that each is written once: a program under test as a
+//! child process that is waited for until it listens ([`Process`]), a PostgreSQL schema per
+//! test ([`TestDatabase`]) and temporary directories.
+//!
+//! Dev-only (`publish = false`, used only as a dev-dependency): nothing here may be reached by a
+//! shipped crate. It holds no knowledge of switchyard's API or command line; the test crates own
+//! that. Everything is on 127.0.0.1, and every wait is bounded.
+
+mod postgres;
+mod process;
+
+pub use postgres::TestDatabase;
+pub use process::Process;
+
+/// A temporary directory, removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
