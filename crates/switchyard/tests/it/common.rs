@@ -16,24 +16,24 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use switchyard_test_support::Process;
-pub use switchyard_test_support::{TestDatabase, temp_dir};
+pub(crate) use switchyard_test_support::{TestDatabase, temp_dir};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
 /// A running `switchyard serve`; killed when dropped.
-pub struct Server {
+pub(crate) struct Server {
     process: Process,
     /// Where the server listens (`http://127.0.0.1:PORT`, or `https://…` with TLS).
     pub base: String,
 }
 
 impl Server {
-    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Server {
         Server::start_with_env(data_dir, extra, &[])
     }
 
     /// As [`Server::start`], with these environment variables set for the process.
-    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
+    pub(crate) fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Server {
         let mut args = vec![
             "serve",
             "--listen",
@@ -47,7 +47,7 @@ impl Server {
     }
 
     /// Starts `switchyard ARGS`; Err carries its log when it exits before listening.
-    pub fn spawn(args: &[&str]) -> Result<Server, Vec<String>> {
+    pub(crate) fn spawn(args: &[&str]) -> Result<Server, Vec<String>> {
         Server::spawn_with_env(args, &[])
     }
 
@@ -65,29 +65,29 @@ impl Server {
         })
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         self.process.url(path)
     }
 
     /// SIGKILL: no chance to flush or finish anything.
-    pub fn kill(self) {
+    pub(crate) fn kill(self) {
         self.process.kill();
     }
 
     /// SIGTERM, then waits (bounded) for the process to exit; returns its exit status. Async,
     /// so that receivers on the test's runtime keep answering while the server drains.
-    pub async fn terminate(self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(self) -> std::process::ExitStatus {
         self.process.terminate().await
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         self.process.log_text()
     }
 }
 
 /// One request a receiver got.
 #[derive(Debug, Clone)]
-pub struct Hit {
+pub(crate) struct Hit {
     pub path: String,
     /// The query string, without the `?`.
     pub query: String,
@@ -99,19 +99,19 @@ pub struct Hit {
 }
 
 impl Hit {
-    pub fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
-    pub fn event_id(&self) -> String {
+    pub(crate) fn event_id(&self) -> String {
         self.body["id"].as_str().unwrap_or_default().to_string()
     }
 }
 
 /// What a receiver answers: status, extra headers, and how long it waits first.
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub delay: Duration,
@@ -119,7 +119,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn status(status: u16) -> Reply {
+    pub(crate) fn status(status: u16) -> Reply {
         Reply {
             status,
             headers: Vec::new(),
@@ -128,7 +128,7 @@ impl Reply {
         }
     }
 
-    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+    pub(crate) fn json(status: u16, body: serde_json::Value) -> Reply {
         Reply {
             headers: vec![("content-type", "application/json".into())],
             body: body.to_string(),
@@ -141,14 +141,14 @@ type Behaviour = Arc<dyn Fn(&Hit, usize) -> Reply + Send + Sync>;
 
 /// An HTTP endpoint on 127.0.0.1 that records every request and answers as told.
 #[derive(Clone)]
-pub struct Receiver {
+pub(crate) struct Receiver {
     pub url: String,
     hits: Arc<Mutex<Vec<Hit>>>,
     behaviour: Arc<Mutex<Behaviour>>,
 }
 
 impl Receiver {
-    pub async fn start(
+    pub(crate) async fn start(
         behaviour: impl Fn(&Hit, usize) -> Reply + Send + Sync + 'static,
     ) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -178,7 +178,7 @@ impl Receiver {
         receiver
     }
 
-    pub async fn ok() -> Receiver {
+    pub(crate) async fn ok() -> Receiver {
         Receiver::start(|_, _| Reply::status(200)).await
     }
 
@@ -218,21 +218,25 @@ impl Receiver {
         response
     }
 
-    pub fn set(&self, behaviour: impl Fn(&Hit, usize) -> Reply + Send + Sync + 'static) {
+    pub(crate) fn set(&self, behaviour: impl Fn(&Hit, usize) -> Reply + Send + Sync + 'static) {
         *self.behaviour.lock().unwrap() = Arc::new(behaviour);
     }
 
-    pub fn hits(&self) -> Vec<Hit> {
+    pub(crate) fn hits(&self) -> Vec<Hit> {
         self.hits.lock().unwrap().clone()
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.hits.lock().unwrap().len()
     }
 }
 
 /// Polls `condition` until it holds or `limit` passes; a liveness bound, not a speed check.
-pub async fn wait_for(what: &str, limit: Duration, mut condition: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_for(
+    what: &str,
+    limit: Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
     let deadline = Instant::now() + limit;
     while !condition().await {
         assert!(
@@ -243,13 +247,13 @@ pub async fn wait_for(what: &str, limit: Duration, mut condition: impl AsyncFnMu
     }
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::new()
 }
 
 /// Sends a request and returns (status, JSON body or Null).
-pub async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
+pub(crate) async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
     let text = response.text().await.unwrap_or_default();
@@ -257,20 +261,20 @@ pub async fn call(request: reqwest::RequestBuilder) -> (u16, Value) {
 }
 
 /// Small helpers over the REST API.
-pub struct Api<'a> {
+pub(crate) struct Api<'a> {
     pub server: &'a Server,
     pub client: reqwest::Client,
 }
 
 impl<'a> Api<'a> {
-    pub fn new(server: &'a Server) -> Api<'a> {
+    pub(crate) fn new(server: &'a Server) -> Api<'a> {
         Api {
             server,
             client: client(),
         }
     }
 
-    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn put(&self, path: &str, body: Value) -> (u16, Value) {
         call(
             self.client
                 .put(self.server.url(path))
@@ -279,7 +283,7 @@ impl<'a> Api<'a> {
         .await
     }
 
-    pub async fn put_raw(&self, path: &str, body: &str) -> (u16, Value) {
+    pub(crate) async fn put_raw(&self, path: &str, body: &str) -> (u16, Value) {
         call(
             self.client
                 .put(self.server.url(path))
@@ -288,7 +292,7 @@ impl<'a> Api<'a> {
         .await
     }
 
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         call(
             self.client
                 .post(self.server.url(path))
@@ -297,26 +301,26 @@ impl<'a> Api<'a> {
         .await
     }
 
-    pub async fn post_raw(&self, path: &str, body: impl Into<String>) -> (u16, Value) {
+    pub(crate) async fn post_raw(&self, path: &str, body: impl Into<String>) -> (u16, Value) {
         call(self.client.post(self.server.url(path)).body(body.into())).await
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         call(self.client.get(self.server.url(path))).await
     }
 
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
+    pub(crate) async fn delete(&self, path: &str) -> (u16, Value) {
         call(self.client.delete(self.server.url(path))).await
     }
 
-    pub async fn bus(&self, bus: &str) {
+    pub(crate) async fn bus(&self, bus: &str) {
         let (status, body) = self
             .put(&format!("/v1/buses/{bus}"), serde_json::json!({}))
             .await;
         assert!(status == 200 || status == 201, "{status} {body}");
     }
 
-    pub async fn subscribe(&self, bus: &str, name: &str, spec: Value) {
+    pub(crate) async fn subscribe(&self, bus: &str, name: &str, spec: Value) {
         let (status, body) = self
             .put(&format!("/v1/buses/{bus}/subscriptions/{name}"), spec)
             .await;
@@ -324,7 +328,7 @@ impl<'a> Api<'a> {
     }
 
     /// Publishes and returns the accepted ids; panics on any refused entry.
-    pub async fn publish(&self, bus: &str, events: Vec<Value>) -> Vec<String> {
+    pub(crate) async fn publish(&self, bus: &str, events: Vec<Value>) -> Vec<String> {
         let (status, body) = self
             .post(
                 &format!("/v1/buses/{bus}/events"),
@@ -341,7 +345,7 @@ impl<'a> Api<'a> {
             .collect()
     }
 
-    pub async fn stats(&self, bus: &str, name: &str) -> Value {
+    pub(crate) async fn stats(&self, bus: &str, name: &str) -> Value {
         let (status, body) = self
             .get(&format!("/v1/buses/{bus}/subscriptions/{name}/stats"))
             .await;
@@ -350,12 +354,12 @@ impl<'a> Api<'a> {
     }
 }
 
-pub fn event(source: &str, detail: Value) -> Value {
+pub(crate) fn event(source: &str, detail: Value) -> Value {
     serde_json::json!({ "source": source, "detail-type": "test", "detail": detail })
 }
 
 /// `accepted = delivered + dead + pending + purged`, the accounting rule of DESIGN.md.
-pub fn assert_accounting(stats: &Value) {
+pub(crate) fn assert_accounting(stats: &Value) {
     let n = |k: &str| {
         stats[k]
             .as_u64()
@@ -369,7 +373,7 @@ pub fn assert_accounting(stats: &Value) {
 }
 
 /// Whether any file under `dir` holds `needle`: plain secrets must be nowhere at rest.
-pub fn contains_anywhere(dir: &Path, needle: &[u8]) -> bool {
+pub(crate) fn contains_anywhere(dir: &Path, needle: &[u8]) -> bool {
     std::fs::read_dir(dir).unwrap().flatten().any(|entry| {
         let path = entry.path();
         if path.is_dir() {
@@ -381,7 +385,7 @@ pub fn contains_anywhere(dir: &Path, needle: &[u8]) -> bool {
 }
 
 /// `/metrics` as text.
-pub async fn scrape(api: &Api<'_>) -> String {
+pub(crate) async fn scrape(api: &Api<'_>) -> String {
     let response = api
         .client
         .get(api.server.url("/metrics"))
@@ -399,7 +403,7 @@ pub async fn scrape(api: &Api<'_>) -> String {
 }
 
 /// The value of one series (`name{labels}`) in Prometheus text; 0 when absent.
-pub fn sample(text: &str, series: &str) -> f64 {
+pub(crate) fn sample(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|line| {
             line.strip_prefix(series)
@@ -409,18 +413,18 @@ pub fn sample(text: &str, series: &str) -> f64 {
 }
 
 /// A certificate authority made for one test, and certificates it signs (PEM).
-pub struct TestCa {
+pub(crate) struct TestCa {
     issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
 }
 
 /// A certificate signed by a [`TestCa`] and its private key, both PEM.
-pub struct TestCert {
+pub(crate) struct TestCert {
     pub cert: String,
     pub key: String,
 }
 
 impl TestCa {
-    pub fn new(name: &str) -> TestCa {
+    pub(crate) fn new(name: &str) -> TestCa {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         params
@@ -432,19 +436,19 @@ impl TestCa {
         }
     }
 
-    pub fn pem(&self) -> String {
+    pub(crate) fn pem(&self) -> String {
         self.issuer.pem()
     }
 
     /// A server certificate for `localhost` and 127.0.0.1.
-    pub fn server(&self) -> TestCert {
+    pub(crate) fn server(&self) -> TestCert {
         self.sign(
             vec!["localhost".into(), "127.0.0.1".into()],
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
         )
     }
 
-    pub fn client(&self, name: &str) -> TestCert {
+    pub(crate) fn client(&self, name: &str) -> TestCert {
         self.sign(
             vec![name.to_string()],
             rcgen::ExtendedKeyUsagePurpose::ClientAuth,
@@ -463,7 +467,7 @@ impl TestCa {
     }
 
     /// A client that trusts only this CA.
-    pub fn https_client(&self) -> reqwest::Client {
+    pub(crate) fn https_client(&self) -> reqwest::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .tls_certs_only([reqwest::Certificate::from_pem(self.pem().as_bytes()).unwrap()])
