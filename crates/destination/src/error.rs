@@ -148,7 +148,7 @@ mod tests {
     #[test]
     fn parse_errors_name_the_field_or_the_document_never_an_empty_field() {
         #[derive(Debug, serde::Deserialize)]
-        #[allow(dead_code)]
+        #[allow(dead_code, reason = "read only by serde: the test checks its error")]
         struct Doc {
             timeout_ms: u64,
         }

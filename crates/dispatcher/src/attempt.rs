@@ -5,7 +5,7 @@
 //! Must not: put a secret in an error. A rendered URL may carry secret query values, so transport
 //! errors never quote it.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use std::sync::Arc;
 
@@ -13,6 +13,7 @@ use reqwest::header::HeaderValue;
 use switchyard_destination::{
     Attempt, Credentials, Identity, IdentityKey, ResolvedConnection, render,
 };
+use switchyard_model::now_ms;
 use switchyard_secrets::{Keyring, Secret};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
@@ -157,9 +158,7 @@ async fn send_once(
         subscription: &subscription.name,
         attempt: delivery.attempts + 1,
         ingested_ms: delivery.event.ingested_ms,
-        now_s: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
+        now_s: now_ms() / 1000,
     };
     let identity = match (&destination.identity_token, &context.identity) {
         (None, _) => None,
@@ -327,7 +326,7 @@ pub(crate) fn parse_retry_after_ms(value: &str) -> Option<u64> {
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
-        when.duration_since(SystemTime::now())
+        when.duration_since(UNIX_EPOCH + Duration::from_millis(now_ms()))
             .map_or(0, |d| d.as_millis() as u64),
     )
 }
@@ -344,7 +343,9 @@ mod tests {
             parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(0)
         );
-        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        let later = httpdate::fmt_http_date(
+            UNIX_EPOCH + Duration::from_millis(now_ms()) + Duration::from_secs(120),
+        );
         let ms = parse_retry_after_ms(&later).unwrap();
         assert!((100_000..=120_000).contains(&ms), "{ms}");
         assert_eq!(parse_retry_after_ms("soon"), None);

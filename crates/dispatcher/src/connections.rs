@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use switchyard_destination::oauth2::{AccessToken, parse_token_response};
 use switchyard_destination::{ConnectionAuth, ConnectionSpec};
@@ -76,9 +76,7 @@ impl LiveConnection {
                 "the connection does not use OAuth",
             ));
         };
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now_s = switchyard_model::now_ms() / 1000;
         let mut cached = self.token.lock().await;
         if let Some(token) = cached.as_ref() {
             let refused = stale.is_some_and(|s| *s == token.token);

@@ -323,6 +323,10 @@ fn http_client(
     policy: &Arc<AddressPolicy>,
     identity: Option<reqwest::Identity>,
 ) -> Result<reqwest::Client, reqwest::Error> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the one place outbound clients are built"
+    )]
     let mut builder = reqwest::Client::builder()
         // A 3xx is an outcome the subscriber must see, not something to follow.
         .redirect(reqwest::redirect::Policy::none())

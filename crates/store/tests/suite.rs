@@ -8,6 +8,12 @@
 //! (`ssl = on`) and are skipped, saying so, where it does not; the one that verifies the server's
 //! certificate needs the CA that signed it in `SWITCHYARD_TEST_POSTGRES_CA`.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::print_stderr,
+    reason = "a test harness: its receivers are untracked tasks, its deadlines are real time against real processes, its clients talk to loopback, and it tells the person running it why a test skipped"
+)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;

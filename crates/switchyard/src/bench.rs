@@ -6,6 +6,11 @@
 //! archives that keep every event, to show what archiving costs the publish path. Removes its
 //! bus afterwards.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark client: it measures wall-clock time and runs its senders and sink as tasks that end with the run"
+)]
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -5,6 +5,11 @@
 //! several concurrent senders and reports the acknowledgement latency: what Slack's 3-second
 //! limit is about. Removes its bus and source afterwards.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark client: it measures wall-clock time and runs its senders and sink as tasks that end with the run"
+)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -7,6 +7,11 @@
 //! Invariants: every event is matched in every round; a pattern or event that does not parse
 //! fails the run with its file and line, rather than being skipped and flattering the figures.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a benchmark client: it measures wall-clock time and runs its senders and sink as tasks that end with the run"
+)]
+
 use std::fmt;
 use std::path::Path;
 use std::time::{Duration, Instant};

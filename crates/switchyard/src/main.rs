@@ -2,6 +2,12 @@
 //!
 //! This is the only crate that uses `anyhow`: errors end here, as a message for a person.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: what it prints is what the user asked for"
+)]
+
 mod admin;
 mod bench;
 mod bench_hooks;

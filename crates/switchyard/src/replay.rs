@@ -2,10 +2,11 @@
 //! while one runs.
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
+use tokio::time::Instant;
 
 use crate::client::{ApiClient, ClientArgs};
 

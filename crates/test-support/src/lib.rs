@@ -6,6 +6,12 @@
 //! shipped crate. It holds no knowledge of switchyard's API or command line; the test crates own
 //! that. Everything is on 127.0.0.1, and every wait is bounded.
 
+#![allow(
+    clippy::disallowed_methods,
+    clippy::print_stderr,
+    reason = "a test harness: its receivers are untracked tasks, its deadlines are real time against real processes, its clients talk to loopback, and it tells the person running it why a test skipped"
+)]
+
 mod postgres;
 mod process;
 

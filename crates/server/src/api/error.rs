@@ -140,6 +140,10 @@ mod tests {
     use crate::ServerError;
 
     #[tokio::test]
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a task that panics, for its JoinError"
+    )]
     async fn a_panicked_task_is_answered_as_internal_never_as_a_store_outage() {
         let cause = tokio::spawn(async { panic!("a bug") })
             .await

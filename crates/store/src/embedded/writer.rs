@@ -248,6 +248,10 @@ fn attempt_reopen(
 }
 
 /// Answers every job that arrives within `wait` with the outage.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a std thread waiting on a std channel: no runtime clock applies"
+)]
 fn turn_away(
     outage: &Outage,
     queue: &mpsc::Receiver<Box<dyn Job>>,

@@ -37,8 +37,10 @@ macro_rules! columns {
         }
 
         impl $(<$lt>)? $name $(<$lt>)? {
-            // A row has as many values as its statement has columns.
-            #[allow(clippy::too_many_arguments)]
+            #[allow(
+                clippy::too_many_arguments,
+                reason = "a row has as many values as its statement has columns"
+            )]
             $vis fn push(&mut self, $($column: $ty),+) {
                 $(self.$column.push($column);)+
             }

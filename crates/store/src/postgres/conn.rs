@@ -25,6 +25,10 @@ pub(super) struct Conn {
 }
 
 impl Conn {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the task drives this connection and ends when its client is dropped"
+    )]
     pub(super) async fn connect(config: &Database) -> Result<Conn, StoreError> {
         let (client, connection) = config.connect().await?;
         tokio::spawn(async move {

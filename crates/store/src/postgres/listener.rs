@@ -49,6 +49,10 @@ struct Listening {
 
 impl Listener {
     /// Starts listening before returning, so that nothing committed after `start` is missed.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the task is the Listener's, which ends it when dropped"
+    )]
     pub(super) async fn start(
         config: Database,
         channel: String,
@@ -60,6 +64,10 @@ impl Listener {
     }
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the task drives this connection and ends when its client is dropped"
+)]
 async fn listen(config: &Database, channel: &str) -> Result<Listening, StoreError> {
     let (client, mut connection) = config.connect().await?;
     let (sender, notifications) = mpsc::unbounded_channel();

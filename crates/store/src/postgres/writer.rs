@@ -52,6 +52,10 @@ pub(super) struct Writer {
 }
 
 impl Writer {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the task ends when the last Writer is dropped, after the jobs queued before"
+    )]
     pub(super) fn start(conn: Conn, context: Context) -> Writer {
         let (jobs, queue) = mpsc::unbounded_channel();
         tokio::spawn(run(queue, conn, context));
