@@ -223,6 +223,13 @@ async fn a_replay_started_on_one_node_is_cancelled_from_another() {
     api1.bus("b").await;
     let (status, body) = api1.put("/v1/buses/b/archives/all", json!({})).await;
     assert_eq!(status, 201, "{body}");
+    // The second node takes the bus and its archive in from the change feed, a moment later.
+    wait_for(
+        "the second node to know the archive",
+        Duration::from_secs(20),
+        async || api2.get("/v1/buses/b/archives/all").await.0 == 200,
+    )
+    .await;
     let from = switchyard_model::format_rfc3339_ms(switchyard_model::now_ms() - 1);
     for batch in 0..4 {
         api2.publish(
