@@ -154,7 +154,7 @@ pub(crate) fn identity_client(
     policy: &Arc<AddressPolicy>,
 ) -> Result<reqwest::Client, DispatchError> {
     let identity = reqwest::Identity::from_pem(pem.expose().as_bytes())
-        .map_err(|e| DispatchError::ClientCertificate(crate::error_chain(&e)))?;
+        .map_err(|e| DispatchError::ClientCertificate(switchyard_model::error_chain(&e)))?;
     crate::http_client(policy, Some(identity)).map_err(|e| {
         let mismatch = std::iter::successors(std::error::Error::source(&e), |e| e.source())
             .any(|cause| {
@@ -166,7 +166,7 @@ pub(crate) fn identity_client(
         DispatchError::ClientCertificate(if mismatch {
             "the key is not the certificate's own; give the private key the certificate was issued for".into()
         } else {
-            crate::error_chain(&e)
+            switchyard_model::error_chain(&e)
         })
     })
 }

@@ -127,7 +127,7 @@ impl Dispatcher {
         // Ignored when already installed (several dispatchers in one test process).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = http_client(&config.address_policy, None)
-            .map_err(|e| DispatchError::Client(error_chain(&e)))?;
+            .map_err(|e| DispatchError::Client(switchyard_model::error_chain(&e)))?;
         let (activity, _) = broadcast::channel(ACTIVITY_BUFFER);
         let tasks = TaskTracker::new();
         let drained = CancellationToken::new();
@@ -340,12 +340,4 @@ fn http_client(
         builder = builder.identity(identity);
     }
     builder.build()
-}
-
-/// An error and its causes on one line: reqwest's own message ("builder error") says little.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }

@@ -36,3 +36,12 @@ impl ModelError {
         ModelError::Invalid(message.into())
     }
 }
+
+/// An error and its causes on one line, outermost first. Libraries' own messages ("builder
+/// error", "error connecting to server") leave out why; the causes say it.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}

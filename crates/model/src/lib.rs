@@ -27,7 +27,7 @@ pub use activity::Activity;
 pub use archive::{
     ArchiveSpec, ReplaySpec, parse_archive_spec, parse_replay_spec, replayed_envelope,
 };
-pub use error::ModelError;
+pub use error::{ModelError, error_chain};
 pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};

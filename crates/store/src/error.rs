@@ -360,7 +360,7 @@ impl From<tokio_postgres::Error> for StoreError {
             // A socket that broke or closed, or a server that did not answer a connect: it is
             // down or restarting, and the pool and the writer reconnect on next use.
             None => {
-                let described = format!("PostgreSQL: {}", with_causes(&e));
+                let described = format!("PostgreSQL: {}", switchyard_model::error_chain(&e));
                 match e.is_closed() || has_io_source(&e) {
                     true => Outage::new(OutageKind::Unreachable, described).into(),
                     false => StoreError::Storage {
@@ -371,14 +371,6 @@ impl From<tokio_postgres::Error> for StoreError {
             }
         }
     }
-}
-/// The error and its causes: tokio-postgres's own text ("error performing TLS handshake",
-/// "error connecting to server") leaves out why.
-pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(": ")
 }
 
 fn has_io_source(e: &tokio_postgres::Error) -> bool {

@@ -91,7 +91,10 @@ impl Database {
         let mut config =
             Config::from_str(&format!("{rest}{separator}sslmode={known}")).map_err(|e| {
                 StoreError::Storage {
-                    message: format!("invalid PostgreSQL URL: {}", crate::error::with_causes(&e)),
+                    message: format!(
+                        "invalid PostgreSQL URL: {}",
+                        switchyard_model::error_chain(&e)
+                    ),
                     cause: Some(crate::error::Cause::new(e)),
                 }
             })?;
