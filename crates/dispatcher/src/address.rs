@@ -55,10 +55,13 @@ pub const DEFAULT_DENY: [&str; 9] = [
 /// URL (a URL may hold secret query values).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddressRefused {
+    /// The address is `0.0.0.0/8` or `::` (or carries one), which connects to this host.
     #[error("address {0} is unspecified (it reaches this host) and is never a destination")]
     Unspecified(IpAddr),
+    /// The address, or the IPv4 address it carries, is denied or outside a non-empty allow list.
     #[error("address {0}{carried} is refused by the destination address policy", carried = carrying(.0))]
     Refused(IpAddr),
+    /// Every address the host name resolved to was refused; holds the name.
     #[error("{0} resolves only to addresses the destination address policy refuses")]
     Name(String),
 }
@@ -86,6 +89,9 @@ impl Default for AddressPolicy {
 }
 
 impl AddressPolicy {
+    /// A policy of exactly these lists: unlike [`AddressPolicy::default`], it denies nothing but
+    /// `deny` (and the unspecified addresses), so a caller that wants [`DEFAULT_DENY`] kept must
+    /// include it.
     pub fn new(allow: Vec<Network>, deny: Vec<Network>) -> AddressPolicy {
         AddressPolicy { allow, deny }
     }

@@ -22,7 +22,8 @@ use crate::{DeliveryError, DispatchError, ErrorKind};
 
 /// One connection: its sealed configuration and the token fetched for it.
 pub struct LiveConnection {
-    pub spec: ConnectionSpec,
+    /// The connection as stored, secrets still sealed; resolved again for each attempt.
+    pub(crate) spec: ConnectionSpec,
     /// One fetch at a time: concurrent attempts wait for the same token instead of each asking.
     token: tokio::sync::Mutex<Option<AccessToken>>,
     /// The client presenting the client certificate, with the PEM it was built from.
@@ -30,6 +31,7 @@ pub struct LiveConnection {
 }
 
 impl LiveConnection {
+    /// A connection with no token fetched and no client built yet: both come at first use.
     pub fn new(spec: ConnectionSpec) -> LiveConnection {
         LiveConnection {
             spec,
@@ -185,6 +187,7 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// The connection of this name, or `None` when it does not exist (or is not loaded yet).
     pub fn get(&self, name: &str) -> Option<Arc<LiveConnection>> {
         self.map
             .read()
@@ -201,6 +204,7 @@ impl Connections {
             .insert(name.to_string(), Arc::new(connection));
     }
 
+    /// Forgets a deleted connection with its cached token and client.
     pub fn remove(&self, name: &str) {
         self.map
             .write()
@@ -208,6 +212,7 @@ impl Connections {
             .remove(name);
     }
 
+    /// The names of the loaded connections, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self
             .map

@@ -5,6 +5,8 @@ use switchyard_model::AttemptClass;
 /// The dispatcher could not start, or a connection's client certificate cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
+    /// The shared HTTP client cannot be built (its TLS setup failed, say); holds the error and
+    /// its causes on one line.
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     /// A connection's client certificate and key cannot be used together.
@@ -16,17 +18,22 @@ pub enum DispatchError {
 /// 3xx/4xx statuses, on the subscription's `retry.retryable_statuses`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
-pub struct DeliveryError {
-    pub kind: ErrorKind,
+pub(crate) struct DeliveryError {
+    /// What failed, which decides retry, dead-letter reason and attempt class.
+    pub(crate) kind: ErrorKind,
     /// Short and safe to store and show: status and a response excerpt, or the transport error.
-    pub message: String,
+    pub(crate) message: String,
 }
 
+/// How an attempt failed, as far as the retry decision and the circuit breaker care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// The destination answered with a non-2xx status.
     Status {
+        /// The answer's HTTP status, never a 2xx.
         status: u16,
+        /// The answer's `Retry-After` as a delay in ms (an HTTP-date in the past is 0); `None`
+        /// when absent or unreadable.
         retry_after_ms: Option<u64>,
     },
     /// No complete answer within the destination's `timeout_ms`.
@@ -40,7 +47,7 @@ pub enum ErrorKind {
 impl DeliveryError {
     /// Whether another attempt may succeed: 5xx, timeouts and connection errors always; 3xx and
     /// 4xx only when the subscription lists the status.
-    pub fn is_retryable(&self, retryable_statuses: &[u16]) -> bool {
+    pub(crate) fn is_retryable(&self, retryable_statuses: &[u16]) -> bool {
         match self.kind {
             ErrorKind::Status { status, .. } => {
                 status >= 500 || retryable_statuses.contains(&status)
@@ -51,7 +58,7 @@ impl DeliveryError {
     }
 
     /// The outcome class used in stats and metrics.
-    pub fn class(&self) -> AttemptClass {
+    pub(crate) fn class(&self) -> AttemptClass {
         match self.kind {
             ErrorKind::Status { status: 429, .. } => AttemptClass::Status429,
             ErrorKind::Status { status, .. } if status >= 500 => AttemptClass::Status5xx,
@@ -63,14 +70,16 @@ impl DeliveryError {
         }
     }
 
-    pub fn status(&self) -> Option<u16> {
+    /// The answer's HTTP status; `None` when there was no answer.
+    pub(crate) fn status(&self) -> Option<u16> {
         match self.kind {
             ErrorKind::Status { status, .. } => Some(status),
             _ => None,
         }
     }
 
-    pub fn retry_after_ms(&self) -> Option<u64> {
+    /// How long the destination asked to wait before the next attempt, in ms.
+    pub(crate) fn retry_after_ms(&self) -> Option<u64> {
         match self.kind {
             ErrorKind::Status { retry_after_ms, .. } => retry_after_ms,
             _ => None,

@@ -42,14 +42,20 @@ impl RateLimit {
     }
 }
 
+/// Where a subscription's circuit breaker stands; the numbers are those of the
+/// `switchyard_subscription_circuit_state` gauge and of [`crate::LaneGauges::circuit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CircuitState {
+    /// Attempts flow; failures in a row are counted.
     Closed = 0,
+    /// Attempts are paused for the breaker's `open_ms`; deliveries wait without spending attempts.
     Open = 1,
+    /// One probe attempt may go: its success closes the circuit, its failure opens it again.
     HalfOpen = 2,
 }
 
 impl CircuitState {
+    /// The state's name in the subscription stats of the API (`circuit`).
     pub fn as_str(self) -> &'static str {
         match self {
             CircuitState::Closed => "closed",
@@ -58,6 +64,7 @@ impl CircuitState {
         }
     }
 
+    /// The state a gauge number stands for; an unknown number reads as closed.
     pub fn from_u8(value: u8) -> CircuitState {
         match value {
             1 => CircuitState::Open,

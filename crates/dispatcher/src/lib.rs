@@ -24,7 +24,7 @@ mod flow;
 mod lane;
 mod otlp;
 mod outbound;
-pub mod policy;
+mod policy;
 mod queue;
 mod runner;
 
@@ -44,7 +44,8 @@ use tokio_util::task::TaskTracker;
 pub use address::{AddressPolicy, AddressRefused, DEFAULT_DENY};
 pub use attempt::IdentitySigner;
 pub use connections::{Connections, LiveConnection};
-pub use error::{DeliveryError, DispatchError, ErrorKind};
+pub use error::DispatchError;
+pub(crate) use error::{DeliveryError, ErrorKind};
 pub use flow::CircuitState;
 pub use lane::LaneGauges;
 use otlp::SpanExporter;
@@ -118,6 +119,9 @@ struct LaneHandle {
 }
 
 impl Dispatcher {
+    /// Builds the HTTP client and, with `config.otlp_endpoint`, starts the span export; no lane
+    /// runs until [`Dispatcher::upsert`] starts one per subscription. Fails only when the HTTP
+    /// client cannot be built.
     pub fn new(
         store: Arc<dyn Store>,
         config: DispatcherConfig,

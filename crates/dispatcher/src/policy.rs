@@ -10,7 +10,7 @@ use crate::DeliveryError;
 
 /// Exponential backoff with full jitter: after the n-th failed attempt, a delay drawn uniformly
 /// between `min_backoff_ms` and `min(max_backoff_ms, min_backoff_ms * 2^(n-1))`.
-pub fn backoff_ms(
+pub(crate) fn backoff_ms(
     policy: &RetryPolicy,
     failed_attempts: u32,
     random: &mut impl FnMut(u64, u64) -> u64,
@@ -25,7 +25,7 @@ pub fn backoff_ms(
 }
 
 /// Decides what becomes of a delivery after an attempt. `attempts` counts this attempt.
-pub fn decide(
+pub(crate) fn decide(
     result: &Result<u16, DeliveryError>,
     policy: &RetryPolicy,
     attempts: u32,

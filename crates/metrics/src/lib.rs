@@ -54,6 +54,8 @@ impl Default for Histogram {
 }
 
 impl Histogram {
+    /// Counts one observation in the first bucket whose bound is at least `value`, and adds it to
+    /// the sum (kept in whole microseconds, rendered in seconds).
     pub fn observe(&self, value: Duration) {
         let seconds = value.as_secs_f64();
         let bucket = BUCKETS
@@ -87,6 +89,8 @@ fn counters<const N: usize>() -> [AtomicU64; N] {
 /// Per-bus counters of the publish path.
 #[derive(Debug)]
 pub struct BusMetrics {
+    /// Events accepted on the bus by a publish, counted once they are durable (replays are
+    /// counted in `replayed`).
     pub published: AtomicU64,
     /// Events published again by replays (not counted in `published`).
     pub replayed: AtomicU64,
@@ -111,8 +115,10 @@ impl BusMetrics {
 pub struct SubscriptionMetrics {
     bus: String,
     name: String,
+    /// Events whose publish matched this subscription's pattern: one delivery each.
     pub matched: AtomicU64,
     attempts: [AtomicU64; AttemptClass::ALL.len()],
+    /// Deliveries completed with a 2xx answer.
     pub delivered: AtomicU64,
     dead: [AtomicU64; DeadReason::ALL.len()],
     /// Times the rate limit held attempts back.
@@ -121,6 +127,7 @@ pub struct SubscriptionMetrics {
     pub circuit_opened: AtomicU64,
     /// Attempts that waited for one of the node's outbound connections to free up.
     pub outbound_waits: AtomicU64,
+    /// How long each HTTP attempt took, whatever its outcome.
     pub attempt_duration: Histogram,
     /// From ingestion to the first attempt's start: how long events wait before being tried.
     pub ingestion_to_attempt: Histogram,
@@ -149,14 +156,20 @@ pub struct SourceMetrics {
 }
 
 impl SourceMetrics {
+    /// Counts a webhook request that was verified and published to the source's bus.
     pub fn published(&self) {
         self.results[0].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a verified handshake (Slack's `url_verification` or `ssl_check`): answered,
+    /// nothing published.
     pub fn challenge(&self) {
         self.results[1].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a refused webhook request under `reason`, the `reason` label of
+    /// `switchyard_source_refusals_total`: the source's verification code (a bad signature, a
+    /// stale timestamp, ...) or the publish path's error code (`max_hops`, ...).
     pub fn refused(&self, reason: &'static str) {
         self.results[2].fetch_add(1, Ordering::Relaxed);
         *self
@@ -171,8 +184,11 @@ impl SourceMetrics {
 /// A gauge value the caller computed at scrape time, for one subscription.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubscriptionGauges {
+    /// Deliveries neither delivered nor dead-lettered yet, from the store.
     pub pending: u64,
+    /// Seconds since the oldest pending delivery became pending; 0 when nothing is pending.
     pub oldest_pending_age_seconds: f64,
+    /// HTTP attempts in flight now on this node; 0 when the subscription has no lane here.
     pub in_flight: u64,
     /// 0 closed, 1 open, 2 half-open.
     pub circuit_state: u8,
@@ -181,9 +197,13 @@ pub struct SubscriptionGauges {
 /// What an archive holds, read from the store at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct ArchiveGauges {
+    /// The name of the bus the archive keeps events of (the `bus` label).
     pub bus: String,
+    /// The archive's name, unique within its bus (the `archive` label).
     pub archive: String,
+    /// Events the archive holds now; expired ones are no longer counted.
     pub events: u64,
+    /// Total size in bytes of the envelopes the archive holds now.
     pub bytes: u64,
 }
 
@@ -234,10 +254,12 @@ fn escape(value: &str) -> String {
 }
 
 impl Metrics {
+    /// An empty registry: every counter starts from zero.
     pub fn new() -> Metrics {
         Metrics::default()
     }
 
+    /// The handle of a bus, created on first use.
     pub fn bus(&self, bus: &str) -> Arc<BusMetrics> {
         if let Some(found) = self
             .buses
@@ -259,6 +281,7 @@ impl Metrics {
         Arc::clone(entry)
     }
 
+    /// Forgets a deleted bus, so that its series disappear instead of going stale.
     pub fn remove_bus(&self, bus: &str) {
         self.buses
             .write()
@@ -294,6 +317,8 @@ impl Metrics {
         Arc::clone(entry)
     }
 
+    /// The handle of a subscription if one was created; `None` does not create one, for callers
+    /// that do not know the bus and name.
     pub fn subscription_by_id(&self, id: u64) -> Option<Arc<SubscriptionMetrics>> {
         self.subscriptions
             .read()
@@ -302,6 +327,7 @@ impl Metrics {
             .cloned()
     }
 
+    /// The handle of a webhook source, created on first use.
     pub fn source(&self, name: &str) -> Arc<SourceMetrics> {
         if let Some(found) = self
             .sources
@@ -315,6 +341,7 @@ impl Metrics {
         Arc::clone(sources.entry(name.to_string()).or_default())
     }
 
+    /// Forgets a deleted source, so that its series disappear instead of going stale.
     pub fn remove_source(&self, name: &str) {
         self.sources
             .write()

@@ -27,12 +27,15 @@ pub struct ArchiveSpec {
     /// How long events are kept; 0 keeps them forever. Fractions are allowed (0.5 is 12 hours).
     #[serde(default)]
     pub retention_days: f64,
+    /// Free text for people, at most [`crate::MAX_DESCRIPTION_BYTES`]; only shown back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
 impl ArchiveSpec {
-    pub fn validate(&self) -> Result<(), ModelError> {
+    /// Checks what the types cannot: the description's length, the retention's range (0 to
+    /// 36,500 days) and the pattern.
+    pub(crate) fn validate(&self) -> Result<(), ModelError> {
         crate::validate_description(self.description.as_deref())?;
         if !self.retention_days.is_finite()
             || !(0.0..=MAX_RETENTION_DAYS).contains(&self.retention_days)
@@ -44,6 +47,7 @@ impl ArchiveSpec {
         self.compile_pattern().map(drop)
     }
 
+    /// The compiled pattern, or `None` for an archive of every event of the bus.
     pub fn compile_pattern(&self) -> Result<Option<Pattern>, ModelError> {
         self.pattern
             .as_ref()
@@ -73,10 +77,15 @@ pub fn parse_archive_spec(text: &str) -> Result<ArchiveSpec, ModelError> {
 /// the time the bus accepted each event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplaySpec {
+    /// Names the replay in the API; every replayed event carries it as `replay-name`.
     pub name: String,
+    /// The bus whose archive is read and whose subscriptions receive the events.
     pub bus: String,
+    /// The archive of `bus` the events are read from.
     pub archive: String,
+    /// Start of the range, inclusive: Unix ms of the time the bus accepted the event.
     pub from_ms: u64,
+    /// End of the range, exclusive, in Unix ms; always after `from_ms`.
     pub to_ms: u64,
     /// Names of the bus's subscriptions to replay to; `None` means all of them, as they are when
     /// the replay starts.
@@ -84,6 +93,8 @@ pub struct ReplaySpec {
     pub subscriptions: Option<Vec<String>>,
 }
 
+/// Parses and validates a replay body: its names, its RFC 3339 `from` and `to` (which must be
+/// in that order), and a non-empty `subscriptions` list when one is given.
 pub fn parse_replay_spec(text: &str) -> Result<ReplaySpec, ModelError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]

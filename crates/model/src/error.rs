@@ -16,6 +16,7 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// The `code` of the API's error shape: `invalid`, `invalid_pattern` or `too_large`.
     pub fn code(&self) -> &'static str {
         match self {
             ModelError::Invalid(_) => "invalid",

@@ -43,9 +43,14 @@ pub struct Event {
 /// What a publish request says besides its body.
 #[derive(Debug, Clone)]
 pub struct PublishContext {
+    /// When switchyard accepted the request, in Unix ms: every event of it gets this time.
     pub ingested_ms: u64,
+    /// The largest envelope accepted, in bytes; a larger event refuses the whole request.
     pub max_event_bytes: usize,
+    /// The request's `switchyard-hops` header (0 when absent), given to each of its events.
     pub hops: u32,
+    /// The request's `traceparent`/`tracestate`, or a new root trace when they are absent or
+    /// invalid.
     pub trace: TraceContext,
 }
 

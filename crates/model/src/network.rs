@@ -70,6 +70,8 @@ impl Network {
         Ok(network)
     }
 
+    /// Whether `peer` is inside the block; an IPv4-mapped IPv6 peer is compared as its IPv4
+    /// address, and the other IPv4-carrying forms are not (see the module's docs).
     pub fn contains(&self, peer: IpAddr) -> bool {
         let peer = peer.to_canonical();
         peer.is_ipv4() == self.base.is_ipv4() && self.masked(peer) == self.base

@@ -17,6 +17,7 @@ use crate::ModelError;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusSpec {
+    /// Free text for people, at most [`crate::MAX_DESCRIPTION_BYTES`]; only shown back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
@@ -32,6 +33,7 @@ pub struct SubscriptionSpec {
     /// Owned by `switchyard-destination`, which validates it and renders attempts straight from
     /// it; only the naming rule of its connection is this crate's.
     pub destination: Destination,
+    /// When a failed attempt is tried again, and when the delivery is dead-lettered instead.
     #[serde(default)]
     pub retry: RetryPolicy,
     /// Attempts in flight at once for this subscription: the receiver's protection.
@@ -58,6 +60,8 @@ pub struct CircuitBreaker {
     /// 0 disables the breaker.
     #[serde(default = "default_failure_threshold")]
     pub failure_threshold: u32,
+    /// How long an open circuit pauses attempts before its probe, in ms: 1 to 3,600,000
+    /// (default 30,000).
     #[serde(default = "default_open_ms")]
     pub open_ms: u64,
 }
@@ -82,12 +86,21 @@ fn default_open_ms() -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
+    /// Attempts at most, the first included, before the delivery is dead-lettered: 1 to 10,000
+    /// (default 185).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// How long a delivery is retried, in seconds from when it became pending (ingestion or
+    /// redrive): 1 to 604,800 (7 days; default 86,400). A retry due later is a dead letter
+    /// `max_age` instead.
     #[serde(default = "default_max_age_s")]
     pub max_age_s: u64,
+    /// The shortest delay before a retry, in ms: 1 to 86,400,000 (default 1,000); each failed
+    /// attempt doubles the ceiling of the jittered delay, starting from here.
     #[serde(default = "default_min_backoff_ms")]
     pub min_backoff_ms: u64,
+    /// The longest delay before a retry, in ms: `min_backoff_ms` to 86,400,000 (default
+    /// 600,000). It also caps what a `Retry-After` answer may ask for.
     #[serde(default = "default_max_backoff_ms")]
     pub max_backoff_ms: u64,
     /// 3xx/4xx statuses that are retried like a 5xx; every other 3xx/4xx is a dead letter at
@@ -139,6 +152,7 @@ fn parse_json<'de, T: Deserialize<'de>>(text: &'de str, what: &str) -> Result<T,
     switchyard_destination::parse_json(text, what).map_err(|e| ModelError::invalid(e.to_string()))
 }
 
+/// Parses and validates a bus body; an empty body is a bus with no settings.
 pub fn parse_bus_spec(text: &str) -> Result<BusSpec, ModelError> {
     if text.trim().is_empty() {
         return Ok(BusSpec::default());

@@ -79,6 +79,7 @@ impl TraceContext {
         })
     }
 
+    /// The trace's id, 32 lowercase hex digits: shared by the publish and all its attempts.
     pub fn trace_id(&self) -> &str {
         &self.trace_id
     }
