@@ -1,14 +1,15 @@
 //! The dispatcher: pushes every pending delivery to its subscription's destination.
 //!
-//! Each subscription has its own [`lane`]: a task with its own queue, concurrency limit and
-//! timers, so that a slow or dead endpoint only ever slows its own subscription. New deliveries
-//! arrive in memory from the publish path ([`Dispatcher::hand_off`]) with no polling delay;
-//! everything else (deliveries pending at start, redriven dead letters, a backlog too large to
-//! hold in memory) is read from the store by the lane itself.
+//! Each subscription has its own lane (module `lane`): a task with its own queue, concurrency
+//! limit and timers, so that a slow or dead endpoint only ever slows its own subscription. New
+//! deliveries arrive in memory from the publish path ([`Dispatcher::hand_off`]) with no polling
+//! delay; everything else (deliveries pending at start, redriven dead letters, a backlog too
+//! large to hold in memory) is read from the store by the lane itself.
 //!
-//! Owns: the HTTP client, the lanes and their in-memory queues, the retry decision ([`policy`]),
-//! per-subscription flow control (rate limit, circuit breaker), the destination address policy,
-//! connections with their OAuth tokens, and the optional OTLP export of attempt spans.
+//! Owns: the HTTP client, the lanes and their in-memory queues, the retry decision (module
+//! `policy`), per-subscription flow control (rate limit, circuit breaker), the destination
+//! address policy, connections with their OAuth tokens, and the optional OTLP export of attempt
+//! spans.
 //! Must not: acknowledge anything to publishers, or forget a delivery without the store knowing:
 //! every attempt's outcome is committed before the lane lets go of the delivery.
 //!
@@ -71,7 +72,7 @@ pub struct DispatcherConfig {
     pub identity: Option<Arc<IdentitySigner>>,
     /// Where to export attempt spans over OTLP/HTTP; `None` (the default) exports nothing.
     pub otlp_endpoint: Option<String>,
-    /// Outbound HTTP connections every lane together may hold at once (see [`outbound`]).
+    /// Outbound HTTP connections every lane together may hold at once (see module `outbound`).
     pub max_outbound_connections: usize,
 }
 
