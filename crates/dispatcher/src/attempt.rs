@@ -53,7 +53,7 @@ pub(crate) struct Context {
 /// only its key id.)
 #[derive(Debug)]
 pub struct IdentitySigner {
-    /// The signing key, the same on every node: stored sealed in the store, created on first start.
+    /// The key tokens are signed with; its public half is served at `/.well-known/jwks.json`.
     pub key: IdentityKey,
     /// The tokens' `iss`: switchyard's public base URL, under which receivers find
     /// `/.well-known/jwks.json` to verify them.

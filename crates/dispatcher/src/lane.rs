@@ -53,7 +53,7 @@ pub(crate) enum Message {
 /// Live figures of one lane, read by the API without asking the lane.
 #[derive(Debug, Default)]
 pub struct LaneGauges {
-    /// HTTP attempts under way now, at most the subscription's `max_concurrency`.
+    /// HTTP attempts under way now: what the subscription's `max_concurrency` limits.
     pub in_flight: AtomicU64,
     /// Deliveries held in memory: ready, waiting for a retry, or in flight.
     pub held: AtomicU64,

@@ -317,8 +317,8 @@ impl Metrics {
         Arc::clone(entry)
     }
 
-    /// The handle of a subscription if one was created; `None` does not create one, for callers
-    /// that do not know the bus and name.
+    /// The handle of a subscription if it has one, without creating it: for callers that know
+    /// only the id.
     pub fn subscription_by_id(&self, id: u64) -> Option<Arc<SubscriptionMetrics>> {
         self.subscriptions
             .read()

@@ -51,8 +51,8 @@ pub enum Activity {
         /// For dead letters: why.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<DeadReason>,
-        /// For a failed attempt: the status with an excerpt of the answer, or the transport
-        /// error; never a URL or a credential.
+        /// For a failed attempt: the status and an excerpt of the answer (credentials
+        /// redacted), or the transport error (which never quotes the URL).
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
