@@ -23,10 +23,49 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use switchyard_model::{AttemptClass, DeadReason};
+use switchyard_model::{AttemptClass, DeadReason, ModelError};
 
 /// Why a publish was refused, as the `reason` label of `switchyard_events_rejected_total`.
-pub const REJECT_REASONS: [&str; 4] = ["invalid", "too_large", "max_hops", "max_forwards"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Not a valid event (shape, field, pattern-related limits).
+    Invalid,
+    /// Over the event size limit.
+    TooLarge,
+    /// Refused by the loop guard: `switchyard-hops` reached `--max-hops`.
+    MaxHops,
+    /// Refused by the loop guard: the original event used up its `--max-forwards`.
+    MaxForwards,
+}
+
+impl RejectReason {
+    /// Every member, in declaration order: `reason as usize` indexes the counters.
+    pub const ALL: [RejectReason; 4] = [
+        RejectReason::Invalid,
+        RejectReason::TooLarge,
+        RejectReason::MaxHops,
+        RejectReason::MaxForwards,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Invalid => "invalid",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::MaxHops => "max_hops",
+            RejectReason::MaxForwards => "max_forwards",
+        }
+    }
+}
+
+impl From<&ModelError> for RejectReason {
+    fn from(error: &ModelError) -> RejectReason {
+        match error {
+            ModelError::TooLarge(_) => RejectReason::TooLarge,
+            ModelError::Invalid(_) | ModelError::InvalidPattern(_) => RejectReason::Invalid,
+        }
+    }
+}
 /// The `result` label of `switchyard_source_requests_total`.
 pub const SOURCE_RESULTS: [&str; 3] = ["published", "challenge", "refused"];
 
@@ -96,17 +135,13 @@ pub struct BusMetrics {
     pub replayed: AtomicU64,
     /// Copies of events kept by the bus's archives (an event kept by two archives counts twice).
     pub archived: AtomicU64,
-    rejected: [AtomicU64; REJECT_REASONS.len()],
+    rejected: [AtomicU64; RejectReason::ALL.len()],
 }
 
 impl BusMetrics {
-    /// Counts refused events; an unknown reason is a bug, counted as `invalid` rather than lost.
-    pub fn rejected(&self, reason: &str, events: u64) {
-        let index = REJECT_REASONS
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        self.rejected[index].fetch_add(events, Ordering::Relaxed);
+    /// Counts refused events.
+    pub fn rejected(&self, reason: RejectReason, events: u64) {
+        self.rejected[reason as usize].fetch_add(events, Ordering::Relaxed);
     }
 }
 
@@ -432,11 +467,12 @@ impl Metrics {
             "Events refused at publish, by reason.",
         );
         for (bus, m) in &buses {
-            for (reason, count) in REJECT_REASONS.iter().zip(&m.rejected) {
+            for (reason, count) in RejectReason::ALL.iter().zip(&m.rejected) {
                 let _ = writeln!(
                     out,
-                    "switchyard_events_rejected_total{{bus=\"{}\",reason=\"{reason}\"}} {}",
+                    "switchyard_events_rejected_total{{bus=\"{}\",reason=\"{}\"}} {}",
                     escape(bus),
+                    reason.as_str(),
                     count.load(Ordering::Relaxed)
                 );
             }
@@ -661,13 +697,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reject_reasons_index_their_counters_and_keep_their_label_values() {
+        for (index, reason) in RejectReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, index);
+        }
+        let labels: Vec<_> = RejectReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels, ["invalid", "too_large", "max_hops", "max_forwards"]);
+    }
+
+    #[test]
     fn renders_counters_gauges_and_cumulative_histograms() {
         let metrics = Metrics::new();
         metrics
             .bus("orders")
             .published
             .fetch_add(3, Ordering::Relaxed);
-        metrics.bus("orders").rejected("too_large", 1);
+        metrics.bus("orders").rejected(RejectReason::TooLarge, 1);
         let sub = metrics.subscription(7, "orders", "billing");
         sub.attempt(AttemptClass::Status5xx);
         sub.attempt(AttemptClass::Status2xx);

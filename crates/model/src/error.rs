@@ -25,14 +25,6 @@ impl ModelError {
         }
     }
 
-    /// The `reason` label under which a refused event is counted in metrics.
-    pub fn code_for_metrics(&self) -> &'static str {
-        match self {
-            ModelError::TooLarge(_) => "too_large",
-            ModelError::Invalid(_) | ModelError::InvalidPattern(_) => "invalid",
-        }
-    }
-
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         ModelError::Invalid(message.into())
     }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use switchyard_metrics::RejectReason;
 use switchyard_model::{Activity, Event, ModelError, format_rfc3339_ms, now_ms};
 use switchyard_store::{NewEvent, PendingDelivery, StoreError};
 
@@ -40,7 +41,9 @@ async fn publish_now(
     let (answers, accepted) = app.cpu().run(bytes, move || route(&index, entries)).await;
     let refused = answers.iter().filter(|a| a.is_err()).count() as u64;
     if refused > 0 {
-        app.metrics().bus(&bus).rejected("invalid", refused);
+        app.metrics()
+            .bus(&bus)
+            .rejected(RejectReason::Invalid, refused);
     }
     commit(app, &bus, accepted, Origin::Publish).await?;
     Ok(answers)

@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use switchyard_metrics::BusMetrics;
+use switchyard_metrics::{BusMetrics, RejectReason};
 use switchyard_model::{PublishContext, TraceContext, now_ms, parse_publish_request};
 
 use super::{ApiError, Text, find_bus};
@@ -31,11 +31,11 @@ pub(crate) async fn publish(
         .cpu()
         .run(body.len(), move || parse_publish_request(&body, &context))
         .await
-        .inspect_err(|error| bus_metrics.rejected(error.code_for_metrics(), 1))?;
+        .inspect_err(|error| bus_metrics.rejected(RejectReason::from(error), 1))?;
     if request.single
         && let Some(Err(error)) = request.entries.first()
     {
-        bus_metrics.rejected(error.code_for_metrics(), 1);
+        bus_metrics.rejected(RejectReason::from(error), 1);
         return Err(error.clone().into());
     }
     let events = request.entries.iter().filter(|e| e.is_ok()).count() as u64;
@@ -71,7 +71,7 @@ impl Inbound {
     ) -> Result<Inbound, ApiError> {
         let hops = hops(headers)?;
         if hops >= app.config().max_hops {
-            bus.rejected("max_hops", 1);
+            bus.rejected(RejectReason::MaxHops, 1);
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "max_hops",
@@ -112,7 +112,7 @@ impl Inbound {
         app.forwards()
             .forward(trace, events, self.context.ingested_ms)
             .map_err(|exhausted| {
-                bus.rejected("max_forwards", events);
+                bus.rejected(RejectReason::MaxForwards, events);
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     "max_forwards",
