@@ -155,7 +155,12 @@ pub enum StoreError {
     Unavailable(Outage),
     /// Stored bytes do not decode: a bug or a corrupted file, never input.
     #[error("corrupt record in {table}: {detail}")]
-    Corrupt { table: &'static str, detail: String },
+    Corrupt {
+        /// The table the record was read from (`postgres` for a column of any PostgreSQL one).
+        table: &'static str,
+        /// What does not decode: the decoder's message, or the value missing or out of range.
+        detail: String,
+    },
     /// A bug, not a fault of the storage: a task or thread that panicked, a value of switchyard's
     /// own that does not encode. Nothing was written, and the same call would fail again: never
     /// retry it.

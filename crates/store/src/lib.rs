@@ -55,9 +55,13 @@ pub enum PendingOrder {
     Publish,
 }
 
-/// How long history is kept: events and their attempt log, once nothing pending needs them.
+/// What a store keeps and for how long, and how much memory the embedded store caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
+    /// How long history (an event with its attempt log and event trail) is kept after the bus
+    /// accepted the event, in ms (1 h by default), and at least until no pending delivery needs
+    /// it. With 0, an event goes when its last delivery finishes, and one that matched nothing
+    /// is not kept.
     pub history_retention_ms: u64,
     /// How long a publisher-chosen event id is remembered: a publish that repeats it within the
     /// window is acknowledged but not delivered again.
@@ -85,7 +89,9 @@ use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec};
 pub trait Store: Send + Sync + 'static {
     /// Creates or replaces a bus; the flag says whether it was created.
     async fn put_bus(&self, name: &str, spec: BusSpec) -> Result<(BusRecord, bool), StoreError>;
+    /// The bus of that name; [`StoreError::NotFound`] if there is none.
     async fn get_bus(&self, name: &str) -> Result<BusRecord, StoreError>;
+    /// Every bus, by name.
     async fn list_buses(&self) -> Result<Vec<BusRecord>, StoreError>;
     /// Deletes a bus. With `force`, its subscriptions (pending deliveries and dead letters
     /// included) and archives go too; without it, a bus that still has subscriptions or archives
@@ -105,6 +111,7 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         spec: SubscriptionSpec,
     ) -> Result<(SubscriptionRecord, bool), StoreError>;
+    /// The subscription of that name on a bus; [`StoreError::NotFound`] if there is none.
     async fn get_subscription(
         &self,
         bus: &str,
@@ -130,11 +137,13 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         spec: ArchiveSpec,
     ) -> Result<(ArchiveRecord, bool), StoreError>;
+    /// The archive of that name on a bus; [`StoreError::NotFound`] if there is none.
     async fn get_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError>;
     /// The archives of one bus, or of every bus with `None`.
     async fn list_archives(&self, bus: Option<&str>) -> Result<Vec<ArchiveRecord>, StoreError>;
     /// Deletes an archive at once; the events it held are removed in the background.
     async fn delete_archive(&self, bus: &str, name: &str) -> Result<ArchiveRecord, StoreError>;
+    /// What an archive (by id) holds now; [`StoreError::NotFound`] once it is deleted.
     async fn archive_stats(&self, archive: u64) -> Result<ArchiveStats, StoreError>;
     /// Up to `limit` events of an archive accepted in `[from_ms, to_ms)`, after `after`, in
     /// archive order.
@@ -169,7 +178,9 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         body: String,
     ) -> Result<DocumentRecord, StoreError>;
+    /// Every document of a kind, by name.
     async fn list_documents(&self, kind: DocumentKind) -> Result<Vec<DocumentRecord>, StoreError>;
+    /// Deletes a document and returns it; [`StoreError::NotFound`] if there is none.
     async fn delete_document(
         &self,
         kind: DocumentKind,
@@ -190,6 +201,8 @@ pub trait Store: Send + Sync + 'static {
         order: PendingOrder,
     ) -> Result<Vec<PendingDelivery>, StoreError>;
 
+    /// The delivery accounting of a subscription (by id) and the age of its backlog;
+    /// [`StoreError::NotFound`] if there is none.
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError>;
     /// Dead letters in id order, after the `after` cursor.
     async fn list_dead_letters(

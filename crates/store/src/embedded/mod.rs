@@ -39,6 +39,8 @@ use crate::{
     PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
 };
 
+/// The embedded store: one redb file in the data directory, which one process at a time can
+/// open; what `serve` uses unless `--store` names a PostgreSQL database.
 pub struct EmbeddedStore {
     /// Shared with the writer thread; reads open their own snapshots on its current handle.
     file: Arc<StoreFile>,

@@ -54,6 +54,8 @@ const POOL_SIZE: usize = 4;
 /// Changes a slow receiver may fall behind by before it lags (and must resync).
 const CHANGES_CAPACITY: usize = 1024;
 
+/// The PostgreSQL store: one node's connections to a database that several nodes can share,
+/// coordinated by its [`ClusterStore`] side.
 pub struct PostgresStore {
     pool: Pool,
     writer: Writer,
