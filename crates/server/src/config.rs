@@ -36,8 +36,8 @@ pub struct ServerSettings {
     /// `embedded` (the default: a file in the data directory), or a `postgres://` URL of a
     /// database shared by any number of nodes.
     pub store: Option<String>,
-    /// File of named API tokens with scopes, or of one admin token per line; `None`: the API
-    /// is open, which only a loopback listener allows.
+    /// File of named API tokens with scopes, or of one admin token per line; with no file here
+    /// or by flag the API is open, which only a loopback listener allows.
     pub api_tokens_file: Option<String>,
     /// Largest event accepted, in bytes; default 1048576 (1 MiB).
     pub max_event_bytes: Option<usize>,
@@ -80,7 +80,7 @@ pub struct ServerSettings {
     /// are at `URL/.well-known/jwks.json`; default `http://LISTEN` (`https://` with TLS).
     pub public_url: Option<String>,
     /// OTLP/HTTP collector (`http://127.0.0.1:4318`) to export a span per delivery attempt to;
-    /// `None` exports nothing.
+    /// with none here or by flag, nothing is exported.
     pub otlp_endpoint: Option<String>,
     /// PEM certificate chain and key for HTTPS on the listener (both or neither).
     pub tls_cert: Option<String>,
