@@ -220,6 +220,8 @@ impl ApiTokens {
         })
     }
 
+    /// Whether no token is configured: then the API is open, which `serve` allows only on a
+    /// loopback listener.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }

@@ -21,32 +21,70 @@ use switchyard_sources::{SourceSpec, parse_source_spec};
 use crate::{App, ServerError};
 
 /// `[server]`: what `serve` flags can also say. Flags win over the file.
+///
+/// Most keys are the flag of the same name (`max_hops` is `--max-hops`), with the same default;
+/// `None` (the key left out) leaves the setting to the flag or that default.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
+    /// IP address and port to listen on, default `127.0.0.1:8700`; anything but loopback
+    /// needs API tokens.
     pub listen: Option<String>,
+    /// Directory of the embedded store's file and of the default master key file, default
+    /// `./switchyard-data`.
     pub data_dir: Option<String>,
+    /// `embedded` (the default: a file in the data directory), or a `postgres://` URL of a
+    /// database shared by any number of nodes.
     pub store: Option<String>,
+    /// File of named API tokens with scopes, or of one admin token per line; with no file here
+    /// or by flag the API is open, which only a loopback listener allows.
     pub api_tokens_file: Option<String>,
+    /// Largest event accepted, in bytes; default 1048576 (1 MiB).
     pub max_event_bytes: Option<usize>,
+    /// A publish that already passed through this many deliveries is refused (the loop guard);
+    /// default 8.
     pub max_hops: Option<u32>,
+    /// Outbound HTTP connections all subscriptions together may hold, each busy one getting a
+    /// fair share; default 256, at least 1.
     pub max_outbound_connections: Option<usize>,
+    /// Open inbound connections at most, past which new ones are closed at once; default 512,
+    /// at least 2.
     pub max_connections: Option<usize>,
+    /// Of `max_connections`, the last this many serve only `/healthz`, `/readyz` and
+    /// `/metrics`, so a flood of connections cannot blind the checks; default 16.
     pub reserved_connections: Option<usize>,
+    /// Seconds a client has to send a request's head, and a kept-alive connection may sit idle
+    /// between requests; default 10, at least 1.
     pub http_header_timeout_s: Option<u64>,
+    /// Bytes per second a request body must arrive at, at least, once its grace period is over
+    /// (slower: 408); default 16384, at least 1.
     pub http_body_min_rate: Option<u64>,
+    /// Seconds a request body may take before `http_body_min_rate` applies; default 10.
     pub http_body_grace_s: Option<u64>,
+    /// Forwarded publishes (those that came through a delivery) this node accepts per original
+    /// event, counted by trace id, so a loop's fan-out stays linear; default 100.
     pub max_forwards: Option<u32>,
+    /// Seconds delivered events and their attempt log are kept; default 3600.
     pub history_retention_s: Option<u64>,
+    /// Seconds a publisher-chosen event id is remembered: a publish repeating it within the
+    /// window is acknowledged but not delivered again; default 86400.
     pub dedup_window_s: Option<u64>,
+    /// MiB of page cache the embedded store may hold in memory; default 64, at least 1.
     pub store_cache_mb: Option<usize>,
+    /// Key file that seals secrets at rest; default `DATA_DIR/master.key`, created with mode
+    /// 0600. A shared store needs it given, the same file on every node.
     pub master_key_file: Option<String>,
     /// Directories `file:` secrets may be read from (none: every `file:` reference refused).
     pub secret_files_dirs: Option<Vec<String>>,
+    /// switchyard's base URL as receivers reach it: the issuer of identity tokens, whose keys
+    /// are at `URL/.well-known/jwks.json`; default `http://LISTEN` (`https://` with TLS).
     pub public_url: Option<String>,
+    /// OTLP/HTTP collector (`http://127.0.0.1:4318`) to export a span per delivery attempt to;
+    /// with none here or by flag, nothing is exported.
     pub otlp_endpoint: Option<String>,
     /// PEM certificate chain and key for HTTPS on the listener (both or neither).
     pub tls_cert: Option<String>,
+    /// PEM file with the private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
     pub tls_key: Option<String>,
     /// Networks deliveries may go to (empty: any not denied).
     pub destination_allow: Option<Vec<String>>,
@@ -54,8 +92,12 @@ pub struct ServerSettings {
     pub destination_deny: Option<Vec<String>>,
 }
 
+/// A declarative config file, parsed and checked by the API's own parsers but not yet applied:
+/// what `serve --config` applies at start, and what `switchyard apply` and `switchyard lint`
+/// read.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigFile {
+    /// The `[server]` table; every setting `None` when the file has none.
     pub server: ServerSettings,
     /// Buses by name, in name order.
     pub buses: BTreeMap<String, DeclaredBus>,
@@ -69,8 +111,11 @@ pub struct ConfigFile {
 /// `[buses.NAME.archives.ARCHIVE]` tables.
 #[derive(Debug, Clone, Default)]
 pub struct DeclaredBus {
+    /// The bus's own fields: the `[buses.NAME]` table without its two sub-tables.
     pub spec: BusSpec,
+    /// The bus's subscriptions by name, in name order.
     pub subscriptions: BTreeMap<String, SubscriptionSpec>,
+    /// The bus's archives by name, in name order.
     pub archives: BTreeMap<String, ArchiveSpec>,
 }
 
@@ -88,6 +133,9 @@ struct RawFile {
 }
 
 impl ConfigFile {
+    /// Parses a config file's TOML text. Every declaration is checked as the API checks its
+    /// body; the first error names its key (`buses.orders.subscriptions.billing`). What needs a
+    /// running server (that a source's bus exists) is checked only by [`ConfigFile::apply`].
     pub fn parse(text: &str) -> Result<ConfigFile, ServerError> {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| ServerError::Config(e.to_string()))?;

@@ -21,8 +21,8 @@
 //! that every pattern on the cycle accepts.
 //!
 //! Pure: no I/O (no DNS lookups: a host name other than `localhost` counts as this server only
-//! when it is the public URL's), no clock. Bounded: at most [`MAX_CYCLES`] cycles are examined
-//! and [`MAX_FINDINGS`] reported; the graph is walked without recursion.
+//! when it is the public URL's), no clock. Bounded: at most `MAX_CYCLES` (10 000) cycles are
+//! examined and `MAX_FINDINGS` (100) reported; the graph is walked without recursion.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -49,6 +49,7 @@ pub struct Finding {
     pub kind: &'static str,
     /// The subscriptions on the cycle, as `bus/subscription`, in delivery order.
     pub subscriptions: Vec<String>,
+    /// For a person: the cycle of buses, the subscriptions on it, and how to break it.
     pub message: String,
 }
 

@@ -67,6 +67,8 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
+    /// Wraps a bound TCP listener; `config` is the listener's certificate and key, as
+    /// [`server_config`] loads them.
     pub fn new(tcp: TcpListener, config: Arc<ServerConfig>) -> TlsListener {
         TlsListener {
             tcp,

@@ -20,6 +20,7 @@ use switchyard_model::Network;
 /// the full payload, which must not reach a log.
 #[derive(Clone, Copy)]
 pub struct Webhook<'a> {
+    /// The HTTP method as received, in any case; anything but `POST` is refused with 405.
     pub method: &'a str,
     /// Name/value pairs in the order received; names in any case.
     pub headers: &'a [(&'a str, &'a [u8])],
@@ -27,6 +28,8 @@ pub struct Webhook<'a> {
     pub body: &'a [u8],
     /// The peer's address (the caller decides whether a proxy's forwarded address is trusted).
     pub peer: IpAddr,
+    /// When the request arrived, by the caller's clock (this crate reads none): a signed
+    /// timestamp more than the preset's `tolerance_s` away from it is refused as stale.
     pub now: SystemTime,
 }
 
@@ -39,12 +42,18 @@ pub enum Outcome {
     /// publish nothing, send this answer.
     Challenge(Answer),
     /// Publish the event; once it is durable, send the answer.
-    Publish { event: EventFields, answer: Answer },
+    Publish {
+        /// What to publish to the source's bus.
+        event: EventFields,
+        /// The source's configured `response`, to send only after the event is durable.
+        answer: Answer,
+    },
 }
 
 /// A refused request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// Why, as a stable code; it also decides the HTTP status ([`Refusal::status`]).
     pub reason: Reason,
     /// For the error body and the log: names the header at fault, never a secret or signature.
     pub message: String,
@@ -91,6 +100,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason once, in declaration order: the complete set of refusal codes.
     pub const ALL: [Reason; 10] = [
         Reason::NetworkNotAllowed,
         Reason::MethodNotAllowed,
@@ -104,6 +114,8 @@ impl Reason {
         Reason::InvalidBody,
     ];
 
+    /// The stable snake_case code (`bad_signature`): the error body's `code`, and the `reason`
+    /// label of `switchyard_source_refusals_total` and of the "webhook refused" log line.
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::NetworkNotAllowed => "network_not_allowed",
@@ -119,7 +131,8 @@ impl Reason {
         }
     }
 
-    pub fn status(self) -> u16 {
+    /// The HTTP status to refuse with: 400, 401, 403 or 405, as each variant says.
+    pub(crate) fn status(self) -> u16 {
         match self {
             Reason::NetworkNotAllowed => 403,
             Reason::MethodNotAllowed => 405,
@@ -138,9 +151,11 @@ impl Reason {
 /// An HTTP answer to send as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// The HTTP status: 200 to 299 for a configured `response` (validated), 200 for a handshake.
     pub status: u16,
     /// `None`: send no `Content-Type` (the body is then empty).
     pub content_type: Option<String>,
+    /// The body's bytes as sent; empty for no body.
     pub body: Vec<u8>,
 }
 
@@ -148,7 +163,11 @@ pub struct Answer {
 /// path's to add.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventFields {
+    /// The event's `source`: the spec's `event.source`, or else the source's name.
     pub source: String,
+    /// The event's `detail-type`: the spec's fixed `event.detail_type`; else the trimmed value
+    /// of its `event.detail_type_header` or the preset's choice; else, when that is absent or
+    /// not 1 to 128 bytes without control characters, `webhook`.
     pub detail_type: String,
     /// A JSON object, as text.
     pub detail: String,
@@ -264,6 +283,7 @@ impl Source {
         })
     }
 
+    /// The source's name, as in `/hooks/{name}`; the default `source` of its events.
     pub fn name(&self) -> &str {
         &self.name
     }

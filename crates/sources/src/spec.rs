@@ -61,21 +61,36 @@ struct SpecFields {
 }
 
 /// The verification preset, `{"type": "...", ...}`. Each has exactly one secret field.
+///
+/// The secret is write-only: it is never serialized. As a client or the config file writes it,
+/// it may also be a `file:/path` or sealed reference, which the server resolves before
+/// [`crate::Source::new`] gets the value itself. `None` means the secret was moved out to be
+/// stored sealed ([`SourceSpec::take_secret`]), or a `PUT` left it out to keep the current one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type")]
 pub enum VerifySpec {
+    /// `slack`: Slack's signed requests; a verified `url_verification` or `ssl_check` is
+    /// answered as a handshake and never published.
     #[serde(rename = "slack")]
     Slack(SlackVerify),
+    /// `github`: GitHub's `X-Hub-Signature-256`; by default the `detail-type` is the
+    /// `X-GitHub-Event` header.
     #[serde(rename = "github")]
     Github(GithubVerify),
+    /// `stripe`: Stripe's `Stripe-Signature`, with a signed timestamp.
     #[serde(rename = "stripe")]
     Stripe(StripeVerify),
+    /// `standard-webhooks`: the Standard Webhooks scheme (Svix and the senders that follow it).
     #[serde(rename = "standard-webhooks")]
     StandardWebhooks(StandardWebhooksVerify),
+    /// `hmac`: any other sender's HMAC signature in one header, described field by field.
     #[serde(rename = "hmac")]
     Hmac(HmacVerify),
+    /// `basic`: `Authorization: Basic` credentials, for senders that present a user and password
+    /// rather than a signature.
     #[serde(rename = "basic")]
     Basic(BasicVerify),
+    /// `api_key`: a shared key in a header, for senders that sign nothing.
     #[serde(rename = "api_key")]
     ApiKey(ApiKeyVerify),
 }
@@ -96,8 +111,11 @@ const PRESETS: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackVerify {
+    /// The Slack app's signing secret, the HMAC key; for `None` see [`VerifySpec`].
     #[serde(default, skip_serializing)]
     pub signing_secret: Option<Secret>,
+    /// Seconds `X-Slack-Request-Timestamp` may be from now, either way, before the request is
+    /// refused as a replay: 1 to 3600, default [`DEFAULT_TOLERANCE_S`].
     #[serde(default = "default_tolerance_s")]
     pub tolerance_s: u64,
 }
@@ -106,6 +124,7 @@ pub struct SlackVerify {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GithubVerify {
+    /// The webhook's secret as entered on GitHub, the HMAC key; for `None` see [`VerifySpec`].
     #[serde(default, skip_serializing)]
     pub secret: Option<Secret>,
 }
@@ -115,8 +134,12 @@ pub struct GithubVerify {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StripeVerify {
+    /// The endpoint's signing secret (`whsec_...`), whole text as the HMAC key, as Stripe's
+    /// libraries use it; for `None` see [`VerifySpec`].
     #[serde(default, skip_serializing)]
     pub secret: Option<Secret>,
+    /// Seconds the header's `t=` may be from now, either way, before the request is refused as
+    /// a replay: 1 to 3600, default [`DEFAULT_TOLERANCE_S`].
     #[serde(default = "default_tolerance_s")]
     pub tolerance_s: u64,
 }
@@ -128,8 +151,12 @@ pub struct StripeVerify {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StandardWebhooksVerify {
+    /// `whsec_` + base64 of the key, as above, checked when the source is compiled; for `None`
+    /// see [`VerifySpec`].
     #[serde(default, skip_serializing)]
     pub secret: Option<Secret>,
+    /// Seconds `webhook-timestamp` may be from now, either way, before the request is refused
+    /// as a replay: 1 to 3600, default [`DEFAULT_TOLERANCE_S`].
     #[serde(default = "default_tolerance_s")]
     pub tolerance_s: u64,
 }
@@ -140,8 +167,10 @@ pub struct StandardWebhooksVerify {
 pub struct HmacVerify {
     /// The request header that carries the signature.
     pub header: String,
+    /// The HMAC's hash function; default SHA-256.
     #[serde(default)]
     pub algorithm: HmacAlgorithm,
+    /// How the header writes the signature's bytes after the prefix; default hex.
     #[serde(default)]
     pub encoding: SignatureEncoding,
     /// Text before the encoded signature in the header, e.g. `sha256=`.
@@ -157,6 +186,7 @@ pub struct HmacVerify {
     /// Used only with `timestamp_header`.
     #[serde(default = "default_tolerance_s")]
     pub tolerance_s: u64,
+    /// The shared secret, its UTF-8 bytes as the HMAC key; for `None` see [`VerifySpec`].
     #[serde(default, skip_serializing)]
     pub secret: Option<Secret>,
 }
@@ -165,7 +195,10 @@ pub struct HmacVerify {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicVerify {
+    /// The user name senders must present: 1 or more characters, without `:` or control
+    /// characters.
     pub username: String,
+    /// The password senders must present with it; for `None` see [`VerifySpec`].
     #[serde(default, skip_serializing)]
     pub password: Option<Secret>,
 }
@@ -174,26 +207,35 @@ pub struct BasicVerify {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyVerify {
+    /// The request header that carries the key; default `X-API-Key`.
     #[serde(default = "default_api_key_header")]
     pub header: String,
     /// Text before the key in the header, e.g. `Bearer `; matched without regard to case.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub prefix: String,
+    /// The key senders must present, compared whole after the prefix; for `None` see
+    /// [`VerifySpec`].
     #[serde(default, skip_serializing)]
     pub key: Option<Secret>,
 }
 
+/// The hash function of the `hmac` preset, as `verify.algorithm` names it in lower case.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HmacAlgorithm {
+    /// `sha256`, a 32-byte signature: the default, and what most senders use.
     #[default]
     Sha256,
+    /// `sha384`, a 48-byte signature.
     Sha384,
+    /// `sha512`, a 64-byte signature.
     Sha512,
     /// Only for senders that offer nothing better.
     Sha1,
 }
 
+/// How the `hmac` preset's header writes the signature's bytes, as `verify.encoding` names it:
+/// `hex` or `base64`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureEncoding {
