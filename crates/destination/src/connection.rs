@@ -303,7 +303,7 @@ pub enum ParamValue {
     /// Not a secret: sent, and shown in answers, as written.
     Plain(String),
     /// Write-only: sealed when stored, never shown; as a header it is marked sensitive, as a
-    /// query value it is masked in [`RenderedRequest::url_for_logs`](crate::RenderedRequest::url_for_logs).
+    /// query value it is masked in [`crate::RenderedRequest::url_for_logs`].
     Secret(SecretRef),
 }
 

@@ -17,7 +17,7 @@ pub struct ConfigError {
     /// Dotted path of the refused value (`auth.token_url`, `secrets[0]`); empty when the
     /// document as a whole is at fault.
     pub(crate) field: String,
-    /// What is wrong and what is accepted instead; never the refused value when it is a secret.
+    /// What is wrong, usually with what is accepted instead; never a secret's value.
     pub(crate) message: String,
 }
 

@@ -60,7 +60,7 @@ pub(crate) struct Claims {
     pub(crate) aud: String,
     /// Unix seconds of the attempt.
     pub(crate) iat: u64,
-    /// Unix seconds after which the receiver must refuse the token: `iat` plus the TTL.
+    /// Unix seconds after which the receiver must refuse the token: `iat` plus `ttl_s`.
     pub(crate) exp: u64,
 }
 
@@ -178,7 +178,7 @@ pub(crate) struct Jwk {
 /// (during key rotation, the new key and the old one until the old one's tokens expire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
-    /// In the order given to [`Jwks::new`].
+    /// One per key given to [`Jwks::new`], in that order.
     pub(crate) keys: Vec<Jwk>,
 }
 

@@ -62,11 +62,11 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// Why a secret is not a Standard Webhooks secret. No message contains the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretFormatError {
-    /// A secret to sign with lacks the `whsec_` mark (see the module's doc for why it is
-    /// required there only).
+    /// A secret to sign with lacks the `whsec_` mark, which only a sender's secret may leave
+    /// out (see the module's doc).
     #[error("a Standard Webhooks secret starts with \"whsec_\"")]
     Unmarked,
-    /// The key, after any `whsec_` mark, is not standard base64 (padded or not).
+    /// The key, after any `whsec_` mark, is not standard base64 (with or without padding).
     #[error("the part after \"whsec_\" must be base64")]
     NotBase64,
     /// The key decodes to this many bytes, outside 24 to 64.
