@@ -28,6 +28,7 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format's name as JSON writes it (`"cloudevents-binary"`).
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Envelope => "envelope",
@@ -44,15 +45,21 @@ impl Format {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
+    /// `"POST"`, the default: what receivers got before the method could be configured.
     #[default]
     Post,
+    /// `"PUT"`.
     Put,
+    /// `"PATCH"`.
     Patch,
+    /// `"GET"`, with the body all the same (a receiver that expects none ignores it).
     Get,
+    /// `"DELETE"`, with the body.
     Delete,
 }
 
 impl HttpMethod {
+    /// The method as it goes on the request line, and as JSON writes it: `"POST"`.
     pub fn as_str(self) -> &'static str {
         match self {
             HttpMethod::Post => "POST",
@@ -75,15 +82,17 @@ pub struct IdentityTokenSpec {
     fields: IdentityTokenFields,
 }
 
+/// The JSON shape of [`IdentityTokenSpec`], as written, before [`IdentityTokenSpec::new`]
+/// checks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct IdentityTokenFields {
+pub(crate) struct IdentityTokenFields {
     /// The token's `aud`; absent means the rendered request URL, as Pub/Sub does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audience: Option<String>,
+    pub(crate) audience: Option<String>,
     /// Seconds the token is valid (60 to 3600); short, because it travels with every attempt.
     #[serde(default = "default_ttl_s")]
-    pub ttl_s: u64,
+    pub(crate) ttl_s: u64,
 }
 
 fn default_ttl_s() -> u64 {
@@ -91,7 +100,8 @@ fn default_ttl_s() -> u64 {
 }
 
 impl IdentityTokenSpec {
-    pub fn new(fields: IdentityTokenFields) -> Result<IdentityTokenSpec, ConfigError> {
+    /// Checks the fields: an `audience`, when given, is not blank, and `ttl_s` is 60 to 3600.
+    pub(crate) fn new(fields: IdentityTokenFields) -> Result<IdentityTokenSpec, ConfigError> {
         if fields
             .audience
             .as_deref()
@@ -108,11 +118,14 @@ impl IdentityTokenSpec {
         Ok(IdentityTokenSpec { fields })
     }
 
-    pub fn audience(&self) -> Option<&str> {
+    /// The `aud` claim configured; `None` means the request URL, without the connection's query
+    /// parameters.
+    pub(crate) fn audience(&self) -> Option<&str> {
         self.fields.audience.as_deref()
     }
 
-    pub fn ttl_s(&self) -> u64 {
+    /// Seconds from the attempt to the token's `exp`, 60 to 3600 (default 300).
+    pub(crate) fn ttl_s(&self) -> u64 {
         self.fields.ttl_s
     }
 }

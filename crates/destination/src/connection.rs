@@ -36,8 +36,12 @@ const MAX_PARAMS: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSpec {
+    /// Free text for the people who manage the connection, shown in answers; the model's
+    /// description rule (at most 1,024 bytes) is checked when the connection is written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How requests authenticate; `None` sends no credentials of the connection's own (its
+    /// headers, query parameters and client certificate still apply).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<ConnectionAuth>,
     /// Added to every request; applied after the destination's own headers, so they win.
@@ -46,8 +50,10 @@ pub struct ConnectionSpec {
     /// Added to every request's query string.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, ParamValue>,
+    /// Presented in the TLS handshake when the destination (or the token endpoint) asks for
+    /// one; `None` for no mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_certificate: Option<ClientCertificate>,
+    pub(crate) client_certificate: Option<ClientCertificate>,
 }
 
 /// A client certificate for mutual TLS with the destination (and the OAuth token endpoint).
@@ -118,11 +124,19 @@ fn check_private_key(pem: &Secret) -> Result<(), String> {
 pub enum ConnectionAuth {
     /// `Authorization: Basic base64(username:password)`.
     Basic {
+        /// Not a secret (shown in answers); non-empty, without `:` (RFC 7617) or control
+        /// characters.
         username: String,
+        /// Write-only: sealed before the connection is stored, opened at each attempt.
         password: SecretRef,
     },
     /// `{header}: {value}`, such as `X-API-Key: ...`.
-    ApiKey { header: String, value: SecretRef },
+    ApiKey {
+        /// The header's name: a token, and not one switchyard sets itself.
+        header: String,
+        /// Write-only; sent as the header's whole value, marked sensitive.
+        value: SecretRef,
+    },
     /// `Authorization: Bearer <token>` from an OAuth 2.0 client-credentials grant.
     OAuth2ClientCredentials(OAuth2ClientCredentials),
 }
@@ -286,7 +300,10 @@ impl From<ConnectionAuth> for AuthFields {
 /// An extra header or query value: a plain string, or `{"secret": "..."}` for a write-only one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParamValue {
+    /// Not a secret: sent, and shown in answers, as written.
     Plain(String),
+    /// Write-only: sealed when stored, never shown; as a header it is marked sensitive, as a
+    /// query value it is masked in [`crate::RenderedRequest::url_for_logs`].
     Secret(SecretRef),
 }
 

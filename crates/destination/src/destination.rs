@@ -30,12 +30,15 @@ pub struct Destination {
     /// `https://api.example.com/orders/{$.detail.orderId}`: placeholders in the path and query
     /// are filled from the event, URL-encoded.
     pub url: UrlTemplate,
+    /// The request's method; POST unless configured.
     #[serde(default)]
     pub method: HttpMethod,
     /// Sent with every attempt; values may use placeholders. `switchyard-*`, `webhook-*`, `host`
     /// and framing headers are ours to set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, HeaderTemplate>,
+    /// Milliseconds one attempt may take, from connecting until the answer's body is read: 1 to
+    /// 300,000, default 5,000. An attempt that runs out counts as a timeout, which is retried.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// The body's shape: `envelope` (default), `detail`, CloudEvents or Pub/Sub push.
@@ -65,11 +68,14 @@ fn default_timeout_ms() -> u64 {
 /// writes them (`destination.timeout_ms`): a destination is only ever written there.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DestinationError {
+    /// `timeout_ms` is 0 or more than five minutes.
     #[error("field \"destination.timeout_ms\" must be 1 to {max}", max = MAX_TIMEOUT_MS)]
     Timeout,
     /// The connection's name breaks the naming rule; the text is the rule's own message.
     #[error("field \"destination.connection\": {0}")]
     ConnectionName(String),
+    /// A name in `headers` is not a valid header name, or one switchyard sets itself; the
+    /// error's field is `destination.headers`.
     #[error(transparent)]
     Header(ConfigError),
 }

@@ -14,8 +14,11 @@ use crate::standard_webhooks::SecretFormatError;
 /// path of that object in a larger document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
-    pub field: String,
-    pub message: String,
+    /// Dotted path of the refused value (`auth.token_url`, `secrets[0]`); empty when the
+    /// document as a whole is at fault.
+    pub(crate) field: String,
+    /// What is wrong, usually with what is accepted instead; never a secret's value.
+    pub(crate) message: String,
 }
 
 /// `field "auth.token_url": ...`, or the message alone when no field is at fault (a body that
@@ -61,7 +64,8 @@ pub fn parse_json<'de, T: serde::Deserialize<'de>>(
 }
 
 impl ConfigError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A refusal of `field` (empty for the whole document) with `message`.
+    pub(crate) fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             field: field.into(),
             message: message.into(),
@@ -92,19 +96,31 @@ impl ConfigError {
 /// A secret a destination or connection needs could not be produced at attempt time.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
+    /// The secret could not be opened (malformed, altered, or sealed under a master key the key
+    /// file no longer holds), or its `file:` reference is not allowed or cannot be read.
     #[error("{field}: {source}")]
     Secret {
+        /// Where the secret is configured: `auth.password`, `headers.X-Key`,
+        /// `signing.secrets[0]`, `client_certificate.key`.
         field: String,
+        /// Why the secrets crate could not produce it.
         #[source]
         source: SecretError,
     },
     /// The secret was produced (typically read from a `file:` reference) but has the wrong form.
     #[error("{field}: {message}")]
-    Invalid { field: String, message: String },
+    Invalid {
+        /// Where the secret is configured, as for [`ResolveError::Secret`].
+        field: String,
+        /// The form expected, never the text found.
+        message: String,
+    },
     /// A signing secret was produced but is not a Standard Webhooks secret.
     #[error("{field}: {source}")]
     SigningSecret {
+        /// Which secret of the destination's list: `signing.secrets[1]`.
         field: String,
+        /// Which rule of the secret format it breaks.
         #[source]
         source: SecretFormatError,
     },
@@ -118,10 +134,18 @@ pub enum RenderError {
     Envelope(String),
     /// A URL or header template names a value that this event does not have (or has as null).
     #[error("{place}: {path} is missing or null in the event")]
-    MissingValue { place: String, path: String },
+    MissingValue {
+        /// The template at fault: `url`, or `header "X-Tenant"`.
+        place: String,
+        /// The placeholder's JSON path as written: `$.detail.orderId`.
+        path: String,
+    },
     /// A header value would contain control characters (CR/LF could forge headers).
     #[error("header {name:?}: the value contains control characters")]
-    HeaderValue { name: String },
+    HeaderValue {
+        /// The header's name as it would have been sent.
+        name: String,
+    },
     /// The URL after filling its template is not a valid URL.
     #[error("the rendered URL is invalid: {0}")]
     Url(String),

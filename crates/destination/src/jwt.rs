@@ -19,10 +19,14 @@ use switchyard_secrets::Secret;
 /// Why a key cannot be made or loaded, or a token not signed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
+    /// The stored key does not decode to an ECDSA P-256 key pair (corrupted, or another kind of
+    /// key).
     #[error("the identity key is not base64 PKCS#8 for ECDSA P-256")]
     InvalidKey,
+    /// Generating a key or signing a token needed randomness that the system could not give.
     #[error("the system random number generator failed")]
     Random,
+    /// The token's header or claims could not be serialised to JSON.
     #[error("the token claims cannot be encoded")]
     Encoding,
 }
@@ -46,12 +50,18 @@ impl fmt::Debug for IdentityKey {
 /// A token's claims. `aud` is the receiver's URL unless configured; `sub` names the
 /// subscription (`buses/{bus}/subscriptions/{name}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    pub aud: String,
-    pub iat: u64,
-    pub exp: u64,
+pub(crate) struct Claims {
+    /// switchyard's public base URL, under which the receiver finds `/.well-known/jwks.json`.
+    pub(crate) iss: String,
+    /// `buses/{bus}/subscriptions/{name}`: which subscription sent the request.
+    pub(crate) sub: String,
+    /// Who the token is for: the configured audience, or else the request URL without the
+    /// connection's query parameters.
+    pub(crate) aud: String,
+    /// Unix seconds of the attempt.
+    pub(crate) iat: u64,
+    /// Unix seconds after which the receiver must refuse the token: `iat` plus `ttl_s`.
+    pub(crate) exp: u64,
 }
 
 impl IdentityKey {
@@ -100,7 +110,7 @@ impl IdentityKey {
     }
 
     /// The public key as a JWK.
-    pub fn jwk(&self) -> Jwk {
+    pub(crate) fn jwk(&self) -> Jwk {
         Jwk {
             kty: "EC".into(),
             crv: "P-256".into(),
@@ -113,7 +123,7 @@ impl IdentityKey {
     }
 
     /// The compact JWS `header.claims.signature`.
-    pub fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
+    pub(crate) fn sign(&self, claims: &Claims) -> Result<String, JwtError> {
         #[derive(Serialize)]
         struct Header<'a> {
             alg: &'static str,
@@ -146,25 +156,34 @@ impl IdentityKey {
 
 /// One public key in JWK form (RFC 7517).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Jwk {
-    pub kty: String,
-    pub crv: String,
-    pub x: String,
-    pub y: String,
-    pub kid: String,
-    pub alg: String,
+pub(crate) struct Jwk {
+    /// Always `"EC"`.
+    pub(crate) kty: String,
+    /// Always `"P-256"`.
+    pub(crate) crv: String,
+    /// The point's X coordinate, 32 bytes, base64url without padding.
+    pub(crate) x: String,
+    /// The point's Y coordinate, 32 bytes, base64url without padding.
+    pub(crate) y: String,
+    /// The key id that tokens name in their header: the RFC 7638 thumbprint.
+    pub(crate) kid: String,
+    /// Always `"ES256"`.
+    pub(crate) alg: String,
+    /// Always `"sig"`: the key verifies signatures only.
     #[serde(rename = "use")]
-    pub key_use: String,
+    pub(crate) key_use: String,
 }
 
 /// The document served at `/.well-known/jwks.json`: every key a valid token may be signed with
 /// (during key rotation, the new key and the old one until the old one's tokens expire).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
-    pub keys: Vec<Jwk>,
+    /// One per key given to [`Jwks::new`], in that order.
+    pub(crate) keys: Vec<Jwk>,
 }
 
 impl Jwks {
+    /// The document listing the public halves of `keys`; the private halves are never in it.
     pub fn new<'a>(keys: impl IntoIterator<Item = &'a IdentityKey>) -> Jwks {
         Jwks {
             keys: keys.into_iter().map(IdentityKey::jwk).collect(),

@@ -38,8 +38,7 @@ mod template;
 mod transform;
 
 pub use config::{
-    Format, HttpMethod, IdentityTokenFields, IdentityTokenSpec, validate_header_name,
-    validate_header_token,
+    Format, HttpMethod, IdentityTokenSpec, validate_header_name, validate_header_token,
 };
 pub use connection::{
     ClientCertificate, ConnectionAuth, ConnectionSpec, ParamValue, ResolvedConnection,
@@ -47,7 +46,7 @@ pub use connection::{
 };
 pub use destination::{Destination, DestinationError};
 pub use error::{ConfigError, RenderError, ResolveError, parse_json};
-pub use jwt::{Claims, IdentityKey, Jwk, Jwks, JwtError};
+pub use jwt::{IdentityKey, Jwks, JwtError};
 pub use render::{Attempt, Credentials, Header, Identity, RenderedRequest, render};
 pub use signing::{SigningScheme, SigningSpec, SigningSpecFields};
 pub use template::{HeaderTemplate, UrlTemplate};

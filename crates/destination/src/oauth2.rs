@@ -20,29 +20,37 @@ use crate::render::Header;
 const EXPIRY_MARGIN_S: u64 = 60;
 /// Lifetime assumed when the server omits `expires_in` (RFC 6749 makes it optional).
 const DEFAULT_LIFETIME_S: u64 = 300;
-/// Bytes of an error response's text kept in the error: the server's reason, not a dump.
+/// Characters of an error response's text kept in the error: the server's reason, not a dump.
 const MAX_ERROR_TEXT: usize = 200;
 
 /// JSON (inside a connection's `auth`): `{"type": "oauth2_client_credentials", "token_url",
 /// "client_id", "client_secret", "scopes": [], "audience", "client_auth": "basic" | "body"}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuth2ClientCredentials {
+    /// The token endpoint: an absolute `https://` (or `http://`) URL, which the outbound address
+    /// policy also checks when the connection is written.
     pub token_url: String,
-    pub client_id: String,
+    /// Not a secret; must not be empty.
+    pub(crate) client_id: String,
+    /// Write-only: sealed when stored, opened (or read from its file) for each token request.
     pub client_secret: SecretRef,
-    pub scopes: Vec<String>,
+    /// Sent space-separated as `scope`, or not at all when empty; each an RFC 6749 §3.3 token.
+    pub(crate) scopes: Vec<String>,
     /// Some servers (Auth0 and others) require the API's identifier as `audience`.
-    pub audience: Option<String>,
+    pub(crate) audience: Option<String>,
     /// How the client authenticates to the token endpoint: `basic` (default; RFC 6749 §2.3.1
     /// requires servers to support it) or `body` (`client_id`/`client_secret` form fields).
-    pub client_auth: ClientAuth,
+    pub(crate) client_auth: ClientAuth,
 }
 
+/// Where the token request carries the client's id and secret.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
+    /// In `Authorization: Basic`, each part form-urlencoded first (RFC 6749 §2.3.1).
     #[default]
     Basic,
+    /// As the `client_id` and `client_secret` form fields.
     Body,
 }
 
@@ -135,7 +143,9 @@ impl OAuth2ClientCredentials {
 
 /// A POST to the token endpoint. Its body and `authorization` header may hold the client secret.
 pub struct TokenRequest {
+    /// The connection's `token_url`, as configured.
     pub url: String,
+    /// `content-type` and `accept`, and with `basic` client auth the sensitive `authorization`.
     pub headers: Vec<Header>,
     body: zeroize::Zeroizing<Vec<u8>>,
     /// The forms the client secret takes in the request, for [`TokenRequest::redact`].
@@ -173,12 +183,15 @@ impl fmt::Debug for TokenRequest {
 /// An access token and when to stop using it.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
+    /// What goes after `Bearer ` in each request's `Authorization` header.
     pub token: Secret,
     /// Unix seconds after which the token must be fetched again (expiry minus a margin).
     pub refresh_at_s: u64,
 }
 
 impl AccessToken {
+    /// Whether the token may still be sent at `now_s` (Unix seconds), i.e. before
+    /// [`AccessToken::refresh_at_s`].
     pub fn is_fresh(&self, now_s: u64) -> bool {
         now_s < self.refresh_at_s
     }
@@ -188,14 +201,22 @@ impl AccessToken {
 /// 6749 §5.2), never the response's token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
+    /// The token endpoint answered with a status other than 2xx.
     #[error("the token endpoint answered HTTP {status}{}", describe(.error, .description))]
     Refused {
+        /// The HTTP status of the answer.
         status: u16,
+        /// The answer's `error` code (`invalid_client`), cut to 200 characters; `None` when
+        /// the body is not JSON or has none.
         error: Option<String>,
+        /// The answer's `error_description`, cut to 200 characters; `None` when absent.
         description: Option<String>,
     },
+    /// A 2xx answer without a usable token: the fixed reason (not JSON, no `access_token`, a
+    /// token that cannot go in a header).
     #[error("the token response is not usable: {0}")]
     Malformed(&'static str),
+    /// The answer's `token_type` as sent, when it is not `Bearer` (compared ignoring case).
     #[error("the token endpoint issued a {0:?} token; only Bearer tokens are supported")]
     UnsupportedType(String),
 }

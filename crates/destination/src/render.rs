@@ -42,7 +42,11 @@ const CE_HEADER: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 pub struct Attempt<'a> {
     /// The stored envelope: `{"version":"0","id","detail-type","source","time","resources","detail"}`.
     pub envelope: &'a str,
+    /// The bus the event was published to: the `switchyard-bus` header and part of the
+    /// identity token's `sub`.
     pub bus: &'a str,
+    /// The subscription's name: the `switchyard-subscription` header, part of the identity
+    /// token's `sub`, and the transform's `aws.events.rule-name`.
     pub subscription: &'a str,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -55,6 +59,7 @@ pub struct Attempt<'a> {
 /// Resolved secrets for one attempt. Every field may be empty when the destination needs none.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Credentials<'a> {
+    /// The destination's connection, resolved for this attempt; `None` when it names none.
     pub connection: Option<&'a ResolvedConnection>,
     /// The OAuth access token, when the connection uses `oauth2_client_credentials`.
     pub access_token: Option<&'a Secret>,
@@ -68,7 +73,9 @@ pub struct Credentials<'a> {
 /// under which `/.well-known/jwks.json` is served).
 #[derive(Debug, Clone, Copy)]
 pub struct Identity<'a> {
+    /// Signs the token; its key id goes in the token's header.
     pub key: &'a IdentityKey,
+    /// The token's `iss`.
     pub issuer: &'a str,
 }
 
@@ -76,8 +83,14 @@ pub struct Identity<'a> {
 /// client too, and never log their values.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Header {
+    /// As configured for the destination's and the connection's headers, lowercase for those
+    /// switchyard sets; compare it ignoring case.
     pub name: String,
+    /// The text to send, free of control characters other than tab.
     pub value: String,
+    /// True for credentials: the connection's auth and secret headers, the identity token, the
+    /// signature, and a token request's client credentials. [`RenderedRequest::redact`] hides
+    /// their values in a receiver's answer.
     pub sensitive: bool,
 }
 
@@ -112,11 +125,13 @@ impl fmt::Debug for Header {
 /// The request to send.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RenderedRequest {
+    /// The destination's method.
     pub method: HttpMethod,
     /// The URL to send to; may hold secret query parameters (see [`Self::url_for_logs`]).
     pub url: String,
     /// In order; names are unique (case-insensitively).
     pub headers: Vec<Header>,
+    /// The bytes to send; when the destination is signed, exactly those the signature covers.
     pub body: Vec<u8>,
     url_for_logs: String,
 }
@@ -133,6 +148,7 @@ impl RenderedRequest {
         self.url != self.url_for_logs
     }
 
+    /// The value of header `name`, matched ignoring case; `None` when the request has none.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

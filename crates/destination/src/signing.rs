@@ -22,24 +22,31 @@ pub struct SigningSpec {
     fields: SigningSpecFields,
 }
 
+/// The JSON shape of [`SigningSpec`], as written, before [`SigningSpec`] checks its secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningSpecFields {
+    /// Standard Webhooks when omitted, and the only scheme so far; stored with every
+    /// subscription, so another scheme can be added without changing what existing ones mean.
     #[serde(default)]
     pub scheme: SigningScheme,
     /// Every secret signs; the first is the newest. Write-only.
     pub secrets: Vec<SecretRef>,
 }
 
+/// How a request's signature is computed and sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SigningScheme {
+    /// `"standard-webhooks"`: the symmetric scheme of [`crate::standard_webhooks`].
     #[default]
     StandardWebhooks,
 }
 
 impl SigningSpec {
-    pub fn new(fields: SigningSpecFields) -> Result<SigningSpec, ConfigError> {
+    /// Checks the list: 1 to 5 secrets, and every inline one a `whsec_` Standard Webhooks
+    /// secret (a `file:` one is checked when it is read); errors name `secrets[i]`.
+    pub(crate) fn new(fields: SigningSpecFields) -> Result<SigningSpec, ConfigError> {
         if fields.secrets.is_empty() || fields.secrets.len() > MAX_SECRETS {
             return Err(ConfigError::new(
                 "secrets",
@@ -55,6 +62,8 @@ impl SigningSpec {
         Ok(SigningSpec { fields })
     }
 
+    /// The scheme and the secrets as parsed: an inline secret stays plain text until
+    /// [`SigningSpec::seal`].
     pub fn fields(&self) -> &SigningSpecFields {
         &self.fields
     }

@@ -46,6 +46,7 @@ use switchyard_secrets::Secret;
 pub const ID_HEADER: &str = "webhook-id";
 /// Unix seconds of the attempt; signed, so that a captured request ages.
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// `v1,<base64 HMAC-SHA256>` entries, space-separated, one per secret (see [`signature_header`]).
 pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
 const SECRET_PREFIX: &str = "whsec_";
@@ -61,10 +62,14 @@ const LENIENT: GeneralPurpose = GeneralPurpose::new(
 /// Why a secret is not a Standard Webhooks secret. No message contains the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretFormatError {
+    /// A secret to sign with lacks the `whsec_` mark, which only a sender's secret may leave
+    /// out (see the module's doc).
     #[error("a Standard Webhooks secret starts with \"whsec_\"")]
     Unmarked,
+    /// The key, after any `whsec_` mark, is not standard base64 (with or without padding).
     #[error("the part after \"whsec_\" must be base64")]
     NotBase64,
+    /// The key decodes to this many bytes, outside 24 to 64.
     #[error(
         "a Standard Webhooks secret holds {min} to {max} bytes, not {0}",
         min = MIN_SECRET_BYTES,

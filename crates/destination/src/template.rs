@@ -258,6 +258,7 @@ impl HeaderTemplate {
         })
     }
 
+    /// The template as written, placeholders included.
     pub fn as_str(&self) -> &str {
         &self.text
     }

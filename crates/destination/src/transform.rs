@@ -39,8 +39,13 @@ const PREDEFINED: [&str; 4] = [EVENT_JSON, EVENT_WITHOUT_DETAIL, RULE_NAME, INGE
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformSpec {
+    /// Placeholder name to the JSON path of its value (`"id": "$.detail.id"`): at most 100;
+    /// names of letters, digits, `.`, `_` and `-`, and none starting with `aws.`, which the
+    /// predefined names own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub input_paths: BTreeMap<String, String>,
+    /// The payload with `<name>` placeholders, not blank and at most 8,192 bytes: JSON when it
+    /// starts (after spaces) with `{`, `[` or `"`, plain text otherwise.
     pub input_template: String,
 }
 
@@ -68,7 +73,10 @@ pub(crate) struct Predefined<'a> {
 }
 
 impl Transform {
-    pub fn new(spec: TransformSpec) -> Result<Transform, ConfigError> {
+    /// Checks `spec` and compiles its paths: every placeholder is in `input_paths` or
+    /// predefined, and a JSON template is valid JSON once filled (so no placeholder is an object
+    /// key). Errors name `input_paths.{name}` or `input_template`.
+    pub(crate) fn new(spec: TransformSpec) -> Result<Transform, ConfigError> {
         if spec.input_paths.len() > MAX_PATHS {
             return Err(ConfigError::new(
                 "input_paths",
@@ -132,6 +140,7 @@ impl Transform {
         Ok(transform)
     }
 
+    /// The transformer as written.
     pub fn spec(&self) -> &TransformSpec {
         &self.spec
     }
