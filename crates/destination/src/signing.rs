@@ -62,12 +62,6 @@ impl SigningSpec {
         Ok(SigningSpec { fields })
     }
 
-    /// The scheme and the secrets as parsed: an inline secret stays plain text until
-    /// [`SigningSpec::seal`].
-    pub fn fields(&self) -> &SigningSpecFields {
-        &self.fields
-    }
-
     /// The secrets as keys, opened or read from their files.
     pub fn resolve(&self, key: &Keyring) -> Result<Vec<SigningSecret>, ResolveError> {
         self.fields

@@ -258,11 +258,6 @@ impl HeaderTemplate {
         })
     }
 
-    /// The template as written, placeholders included.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
     pub(crate) fn render(&self, name: &str, event: &RawValue) -> Result<String, RenderError> {
         let mut out = String::with_capacity(self.text.len());
         for piece in &self.pieces {

@@ -140,11 +140,6 @@ impl Transform {
         Ok(transform)
     }
 
-    /// The transformer as written.
-    pub fn spec(&self) -> &TransformSpec {
-        &self.spec
-    }
-
     /// The payload for one event. `event` is the envelope parsed as a raw JSON value.
     pub(crate) fn apply(
         &self,

@@ -283,11 +283,6 @@ impl Source {
         })
     }
 
-    /// The source's name, as in `/hooks/{name}`; the default `source` of its events.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The bus this source publishes to.
     pub fn bus(&self) -> &str {
         &self.bus
