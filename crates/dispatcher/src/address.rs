@@ -12,6 +12,9 @@
 //! host) are refused whatever the lists say; an IPv6 address that carries an IPv4 one
 //! ([`embedded_ipv4`]) is refused when either form is denied. Refusals are not retried: the
 //! delivery becomes a dead letter `invalid_destination`.
+//!
+//! Must not: resolve names itself outside the resolver (an address checked and then looked up
+//! again could differ), or let an allow entry admit an unspecified address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;

@@ -3,8 +3,11 @@
 //! A lane needs two readings of the same moment: Unix milliseconds, because due times and
 //! ingestion times are stored and compared in them (across nodes, for a shared store), and a
 //! monotonic instant for the flow control ([`crate::flow`]) and the lane's timers. Must not: be
-//! read by lane code through any other path (`now_ms()`, `Instant::now()`), or a test that drives
-//! the lane's time would see two clocks disagree.
+//! bypassed by the lane, its queue or its runner (`now_ms()`, `Instant::now()`), or a test that
+//! drives the lane's time would see two clocks disagree. The HTTP send behind the production
+//! `Transport` (`attempt`, `connections`) reads wall time itself, for what leaves the node
+//! (signature timestamps, token lifetimes, an HTTP-date `Retry-After`); the lane's tests replace
+//! that send.
 //!
 //! Invariant: the instant comes from tokio's clock, so that under paused time (tests) the
 //! timers a lane sleeps on and the instants it compares agree.

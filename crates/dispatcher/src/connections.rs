@@ -7,6 +7,9 @@
 //! fetched again once when a destination answers 401 to it. The client that presents a client
 //! certificate is built on first use and again when the certificate or key (a rotated file)
 //! changes; it holds the key for as long as it pools connections.
+//!
+//! Must not: keep an opened secret past the attempt that needed it, or fetch a token from an
+//! address the destination policy refuses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

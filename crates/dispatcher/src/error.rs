@@ -1,4 +1,10 @@
 //! The dispatcher's errors: its own failures, and what went wrong with one attempt.
+//!
+//! Owns the attempt's error kinds and their one classification ([`AttemptClass`] and whether a
+//! kind is retryable). Must not: decide what a failure means for the delivery (that is
+//! `policy`'s), or carry a secret or a receiver's full answer (only the redacted excerpt).
+//!
+//! [`AttemptClass`]: switchyard_model::AttemptClass
 
 use switchyard_model::AttemptClass;
 

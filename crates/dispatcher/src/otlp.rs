@@ -4,7 +4,9 @@
 //! publisher's, from its `traceparent`), and its id is the one the attempt sent in its own
 //! `traceparent`, so the receiver's spans hang under it. Export never slows delivery: spans go
 //! through a bounded queue to a batching task, and are dropped (and counted in the log) when the
-//! queue is full or the collector fails.
+//! queue is full or the collector fails. Must not: make an attempt wait for the exporter, or
+//! retry an export (a span is worth less than the delivery it describes). At shutdown the spans
+//! still queued are dropped, as they were at process exit before the exporter was tracked.
 
 use std::time::Duration;
 

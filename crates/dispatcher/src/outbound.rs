@@ -9,6 +9,9 @@
 //! destination that never answers cannot starve the others: they wait for a permit (counted in
 //! `switchyard_outbound_waits_total`), they do not fail.
 //!
+//! Must not: fail an attempt for want of a permit (it waits), or hold a permit across anything
+//! but the request.
+//!
 //! Invariant: permits in use ≤ limit; a lane's share ≥ 1.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,7 +1,9 @@
 //! The retry decision: from one attempt's result to delivered, retry at T, or dead letter.
 //!
 //! Pure and deterministic given the random source, so that every rule of DESIGN.md's delivery
-//! semantics is unit-tested here rather than through timing.
+//! semantics is unit-tested here rather than through timing. Must not: read the clock (the time
+//! is passed in), touch the store, or wait longer than the subscription's maximum backoff (a
+//! receiver's `Retry-After` is capped there).
 
 use switchyard_model::RetryPolicy;
 use switchyard_store::{DeadReason, OutcomeKind};

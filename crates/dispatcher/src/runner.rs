@@ -1,5 +1,5 @@
 //! The attempt runner: one attempt of one delivery, from its start to the outcome its lane
-//! commits. It takes an outbound connection, sends through the lane's [`Transport`], counts the
+//! commits. Owns the attempt's bookkeeping: it takes an outbound connection, sends through the lane's [`Transport`], counts the
 //! attempt in the metrics, exports its span, asks [`crate::policy`] what the result means, and
 //! logs it.
 //!

@@ -66,8 +66,30 @@ impl From<&ModelError> for RejectReason {
         }
     }
 }
-/// The `result` label of `switchyard_source_requests_total`.
-pub const SOURCE_RESULTS: [&str; 3] = ["published", "challenge", "refused"];
+/// What became of a webhook request, as the `result` label of `switchyard_source_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceResult {
+    Published,
+    Challenge,
+    Refused,
+}
+
+impl SourceResult {
+    /// Every member, in declaration order: `result as usize` indexes the counters.
+    const ALL: [SourceResult; 3] = [
+        SourceResult::Published,
+        SourceResult::Challenge,
+        SourceResult::Refused,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceResult::Published => "published",
+            SourceResult::Challenge => "challenge",
+            SourceResult::Refused => "refused",
+        }
+    }
+}
 
 /// Upper bounds in seconds: from a fast local receiver (1 ms) to a day-long retry window.
 const BUCKETS: [f64; 18] = [
@@ -186,27 +208,27 @@ impl SubscriptionMetrics {
 /// sources crate, so they arrive as `&'static str`.
 #[derive(Debug, Default)]
 pub struct SourceMetrics {
-    results: [AtomicU64; SOURCE_RESULTS.len()],
+    results: [AtomicU64; SourceResult::ALL.len()],
     refusals: std::sync::Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl SourceMetrics {
     /// Counts a webhook request that was verified and published to the source's bus.
     pub fn published(&self) {
-        self.results[0].fetch_add(1, Ordering::Relaxed);
+        self.results[SourceResult::Published as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a verified handshake (Slack's `url_verification` or `ssl_check`): answered,
     /// nothing published.
     pub fn challenge(&self) {
-        self.results[1].fetch_add(1, Ordering::Relaxed);
+        self.results[SourceResult::Challenge as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a refused webhook request under `reason`, the `reason` label of
     /// `switchyard_source_refusals_total`: the source's verification code (a bad signature, a
     /// stale timestamp, ...) or the publish path's error code (`max_hops`, ...).
     pub fn refused(&self, reason: &'static str) {
-        self.results[2].fetch_add(1, Ordering::Relaxed);
+        self.results[SourceResult::Refused as usize].fetch_add(1, Ordering::Relaxed);
         *self
             .refusals
             .lock()
@@ -660,11 +682,12 @@ impl Metrics {
             "Webhook requests to a source, by result: published, challenge (a verified handshake), refused.",
         );
         for (name, m) in &sources {
-            for (result, count) in SOURCE_RESULTS.iter().zip(&m.results) {
+            for (result, count) in SourceResult::ALL.iter().zip(&m.results) {
                 let _ = writeln!(
                     out,
-                    "switchyard_source_requests_total{{source=\"{}\",result=\"{result}\"}} {}",
+                    "switchyard_source_requests_total{{source=\"{}\",result=\"{}\"}} {}",
                     escape(name),
+                    result.as_str(),
                     count.load(Ordering::Relaxed)
                 );
             }
@@ -695,6 +718,15 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn source_results_index_their_counters_and_keep_their_label_values() {
+        for (index, result) in SourceResult::ALL.iter().enumerate() {
+            assert_eq!(*result as usize, index);
+        }
+        let labels: Vec<_> = SourceResult::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(labels, ["published", "challenge", "refused"]);
+    }
 
     #[test]
     fn reject_reasons_index_their_counters_and_keep_their_label_values() {

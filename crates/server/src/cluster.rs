@@ -107,7 +107,12 @@ impl App {
                 if cluster.stopped.is_cancelled() {
                     break;
                 }
-                if let Err(error) = app.claim().await {
+                // A store that hangs must not hold shutdown: `Cluster::stop` cuts a claim short
+                // (the leases it may have taken expire on their own).
+                let Some(claimed) = stopped.run_until_cancelled(app.claim()).await else {
+                    break;
+                };
+                if let Err(error) = claimed {
                     tracing::warn!(%error, "cannot renew subscription leases; will try again");
                     if cluster.lease_in_doubt() && !app.dispatcher().running().is_empty() {
                         tracing::error!(
@@ -139,7 +144,7 @@ impl App {
                 };
                 let Some(app) = weak.upgrade() else { break };
                 let outcome = match change {
-                    None => app.follow_store().await,
+                    None => app.follow_store_until(&stopped).await,
                     Some(Ok(Change::Pending(subscriptions))) => {
                         for subscription in subscriptions {
                             app.dispatcher().reload(subscription);
@@ -152,14 +157,14 @@ impl App {
                         if let Some(cluster) = app.cluster() {
                             cluster.claim_now();
                         }
-                        app.follow_store().await
+                        app.follow_store_until(&stopped).await
                     }
                     // Missed notifications: catch up on everything.
                     Some(Err(RecvError::Lagged(_))) => {
                         for subscription in app.dispatcher().running() {
                             app.dispatcher().reload(subscription);
                         }
-                        app.follow_store().await
+                        app.follow_store_until(&stopped).await
                     }
                     Some(Err(RecvError::Closed)) => break,
                 };
@@ -282,6 +287,15 @@ impl App {
             cluster.claim_now();
         }
         Ok(())
+    }
+
+    /// [`App::follow_store`], cut short by `Cluster::stop`, so that a store that hangs cannot
+    /// hold shutdown; what is not taken in then does not matter any more.
+    async fn follow_store_until(&self, stopped: &CancellationToken) -> Result<(), ServerError> {
+        stopped
+            .run_until_cancelled(self.follow_store())
+            .await
+            .unwrap_or(Ok(()))
     }
 
     /// Takes in what other nodes changed: the catalog (and the lanes of changed or deleted

@@ -4,7 +4,8 @@
 //! Each change to buses, subscriptions, archives, sources and connections is written to the store
 //! first and applied to the catalog and the dispatcher after it commits, all under the catalog's
 //! change lock, so that what publishers match against and what the store holds never disagree
-//! for longer than one change.
+//! for longer than one change. A dead-letter redrive or purge changes no definition, only
+//! deliveries, and takes no lock: it is detached work like the others.
 //!
 //! Owns the change lock, for the API's changes and for the cluster's loops alike (taking in
 //! other nodes' changes, starting and handing over lanes: the mechanics are in `cluster`), and

@@ -459,8 +459,14 @@ fn default_node_id() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "node".into());
     // The process id and the start time's sub-second part: unique on one host at one time.
-    let millis = switchyard_model::now_ms() % 1000;
-    format!("{host}-{}-{millis:03}", std::process::id())
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the sub-millisecond part of the start time, which now_ms does not give"
+    )]
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{nanos:08x}", std::process::id())
 }
 
 /// A repeatable flag's values, or else the config file's list: `None` when neither says any.
