@@ -5,7 +5,7 @@
 //! Must not: put a secret in an error. A rendered URL may carry secret query values, so transport
 //! errors never quote it.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use reqwest::header::HeaderValue;
 use switchyard_destination::{
     Attempt, Credentials, Identity, IdentityKey, ResolvedConnection, render,
 };
-use switchyard_model::now_ms;
+use switchyard_model::{now, now_ms};
 use switchyard_secrets::{Keyring, Secret};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 
@@ -329,7 +329,7 @@ pub(crate) fn parse_retry_after_ms(value: &str) -> Option<u64> {
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
-        when.duration_since(UNIX_EPOCH + Duration::from_millis(now_ms()))
+        when.duration_since(now())
             .map_or(0, |d| d.as_millis() as u64),
     )
 }
@@ -346,9 +346,7 @@ mod tests {
             parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(0)
         );
-        let later = httpdate::fmt_http_date(
-            UNIX_EPOCH + Duration::from_millis(now_ms()) + Duration::from_secs(120),
-        );
+        let later = httpdate::fmt_http_date(switchyard_model::now() + Duration::from_secs(120));
         let ms = parse_retry_after_ms(&later).unwrap();
         assert!((100_000..=120_000).contains(&ms), "{ms}");
         assert_eq!(parse_retry_after_ms("soon"), None);

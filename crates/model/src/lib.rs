@@ -36,5 +36,5 @@ pub use subscription::{
     BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
     parse_bus_spec, parse_subscription_spec,
 };
-pub use time::{format_rfc3339_ms, now_ms, parse_rfc3339_ms};
+pub use time::{format_rfc3339_ms, now, now_ms, parse_rfc3339_ms};
 pub use trace::TraceContext;

@@ -2,13 +2,19 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch. A clock before 1970 reads as 0 rather than panicking.
+/// The wall clock, for what needs a [`SystemTime`] (HTTP dates, signature timestamps); stored
+/// times use [`now_ms`].
 #[expect(
     clippy::disallowed_methods,
     reason = "the one reading of the wall clock"
 )]
-pub fn now_ms() -> u64 {
+pub fn now() -> SystemTime {
     SystemTime::now()
+}
+
+/// Milliseconds since the Unix epoch. A clock before 1970 reads as 0 rather than panicking.
+pub fn now_ms() -> u64 {
+    now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)

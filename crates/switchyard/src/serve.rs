@@ -459,11 +459,7 @@ fn default_node_id() -> String {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "node".into());
     // The process id and the start time's sub-second part: unique on one host at one time.
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the sub-millisecond part of the start time, which now_ms does not give"
-    )]
-    let nanos = std::time::SystemTime::now()
+    let nanos = switchyard_model::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     format!("{host}-{}-{nanos:08x}", std::process::id())

@@ -112,7 +112,7 @@ pub(crate) async fn receive(
 ) -> Result<Response, ApiError> {
     let live = app.sources().get(&name).ok_or_else(|| not_found(&name))?;
     let metrics = app.metrics().source(&name);
-    let now = std::time::UNIX_EPOCH + std::time::Duration::from_millis(switchyard_model::now_ms());
+    let now = switchyard_model::now();
     // Verifying and parsing a large body is CPU work: off the async workers, like a publish's.
     let outcome = app
         .cpu()
