@@ -48,6 +48,9 @@ pub(crate) enum ErrorKind {
     Connection,
     /// The request cannot even be built from the destination; retrying cannot help.
     InvalidDestination,
+    /// The subscription stands for an EventBridge target switchyard cannot invoke (Lambda,
+    /// SQS, …): no request is made at all.
+    UnsupportedTarget,
 }
 
 impl DeliveryError {
@@ -59,7 +62,7 @@ impl DeliveryError {
                 status >= 500 || retryable_statuses.contains(&status)
             }
             ErrorKind::Timeout | ErrorKind::Connection => true,
-            ErrorKind::InvalidDestination => false,
+            ErrorKind::InvalidDestination | ErrorKind::UnsupportedTarget => false,
         }
     }
 
@@ -72,7 +75,7 @@ impl DeliveryError {
             ErrorKind::Status { .. } => AttemptClass::Status3xx,
             ErrorKind::Timeout => AttemptClass::Timeout,
             ErrorKind::Connection => AttemptClass::Connection,
-            ErrorKind::InvalidDestination => AttemptClass::Invalid,
+            ErrorKind::InvalidDestination | ErrorKind::UnsupportedTarget => AttemptClass::Invalid,
         }
     }
 

@@ -42,6 +42,7 @@ pub(crate) fn decide(
     if !error.is_retryable(&policy.retryable_statuses) {
         let reason = match error.kind {
             crate::ErrorKind::InvalidDestination => DeadReason::InvalidDestination,
+            crate::ErrorKind::UnsupportedTarget => DeadReason::UnsupportedTarget,
             _ => DeadReason::NonRetryableStatus,
         };
         return OutcomeKind::Dead { reason };

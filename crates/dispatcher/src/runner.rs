@@ -19,7 +19,7 @@ use switchyard_store::{Outcome, OutcomeKind, PendingDelivery, SubscriptionRecord
 use crate::attempt::{self, Context};
 use crate::clock::Clock;
 use crate::otlp::Span;
-use crate::{DeliveryError, policy};
+use crate::{DeliveryError, ErrorKind, policy};
 
 /// An attempt being sent; its Ok is the 2xx status.
 pub(crate) type Sending<'a> = Pin<Box<dyn Future<Output = Result<u16, DeliveryError>> + Send + 'a>>;
@@ -69,7 +69,17 @@ pub(crate) async fn run(
             .observe(Duration::from_millis(waited));
     }
     let span_id = TraceContext::new_span_id();
-    let result = {
+    let unsupported = subscription
+        .spec
+        .eventbridge
+        .as_ref()
+        .is_some_and(|link| link.unsupported);
+    let result = if unsupported {
+        Err(DeliveryError {
+            kind: ErrorKind::UnsupportedTarget,
+            message: "an EventBridge target of this kind (Lambda, SQS, …) cannot be invoked by switchyard".into(),
+        })
+    } else {
         let _connection = context.outbound.acquire(&metrics).await;
         transport.send(&subscription, &delivery, &span_id).await
     };

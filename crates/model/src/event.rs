@@ -5,6 +5,7 @@
 //! numbers such as `3.0e2` or 20-digit integers arrive at subscribers exactly as published.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -52,6 +53,53 @@ pub struct PublishContext {
     /// The request's `traceparent`/`tracestate`, or a new root trace when they are absent or
     /// invalid.
     pub trace: TraceContext,
+    /// The `account` and `region` every envelope carries.
+    pub aws: AwsIdentity,
+}
+
+/// The `account` and `region` of every envelope and of every ARN switchyard issues: EventBridge
+/// patterns and receivers read them, so they are always there (`serve --aws-account-id` and
+/// `--aws-region`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsIdentity {
+    /// Twelve digits, as an ARN's account must be.
+    pub account: Arc<str>,
+    /// A region name such as `us-east-1`.
+    pub region: Arc<str>,
+}
+
+impl Default for AwsIdentity {
+    fn default() -> Self {
+        AwsIdentity {
+            account: Arc::from("000000000000"),
+            region: Arc::from("us-east-1"),
+        }
+    }
+}
+
+impl AwsIdentity {
+    /// Checks the account and region as an ARN needs them.
+    pub fn new(account: &str, region: &str) -> Result<AwsIdentity, ModelError> {
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ModelError::invalid(format!(
+                "the AWS account id must be 12 digits, not {account:?}"
+            )));
+        }
+        let region_ok = !region.is_empty()
+            && region.len() <= 32
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !region_ok {
+            return Err(ModelError::invalid(format!(
+                "the AWS region must be lowercase letters, digits and '-' (like us-east-1), not {region:?}"
+            )));
+        }
+        Ok(AwsIdentity {
+            account: Arc::from(account),
+            region: Arc::from(region),
+        })
+    }
 }
 
 /// A publish body: either `{"entries": [...]}` or one bare event object.
@@ -163,9 +211,10 @@ fn build_event(
     fields: &BTreeMap<String, &RawValue>,
     context: &PublishContext,
 ) -> Result<Event, ModelError> {
-    // `version` is accepted so that an envelope switchyard delivered can be published as is
-    // (bus-to-bus forwarding); the envelope fields a publisher cannot set are refused.
-    const KNOWN: [&str; 8] = [
+    // `version`, `account` and `region` are accepted so that an envelope switchyard delivered
+    // can be published as is (bus-to-bus forwarding); `account` and `region` are this server's
+    // whatever the publisher says, as in EventBridge.
+    const KNOWN: [&str; 10] = [
         "source",
         "detail-type",
         "detail",
@@ -174,6 +223,8 @@ fn build_event(
         "id",
         "version",
         "ordering-key",
+        "account",
+        "region",
     ];
     if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(ModelError::invalid(format!(
@@ -237,7 +288,9 @@ fn build_event(
         id: &id,
         detail_type: &detail_type,
         source: &source,
+        account: &context.aws.account,
         time: &time,
+        region: &context.aws.region,
         resources: &resources,
         detail: raw(detail)?,
     };
@@ -262,7 +315,9 @@ struct Envelope<'a> {
     #[serde(rename = "detail-type")]
     detail_type: &'a str,
     source: &'a str,
+    account: &'a str,
     time: &'a str,
+    region: &'a str,
     resources: &'a [String],
     detail: &'a RawValue,
 }
@@ -304,6 +359,7 @@ mod tests {
             max_event_bytes,
             hops: 0,
             trace: TraceContext::new_root(),
+            aws: AwsIdentity::default(),
         }
     }
 

@@ -28,13 +28,13 @@ pub use archive::{
     ArchiveSpec, ReplaySpec, parse_archive_spec, parse_replay_spec, replayed_envelope,
 };
 pub use error::{ModelError, error_chain};
-pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
+pub use event::{AwsIdentity, Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};
 pub use outcome::{AttemptClass, AttemptOutcome, DeadReason};
 pub use subscription::{
-    BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
-    parse_bus_spec, parse_subscription_spec,
+    BusSpec, CircuitBreaker, Destination, EventBridgeLink, HttpMethod, RetryPolicy,
+    SubscriptionSpec, parse_bus_spec, parse_subscription_spec,
 };
 pub use time::{format_rfc3339_ms, now, now_ms, parse_rfc3339_ms};
 pub use trace::TraceContext;

@@ -123,15 +123,19 @@ pub enum DeadReason {
     MaxAge,
     /// The destination cannot be called at all (e.g. its URL no longer resolves to a request).
     InvalidDestination,
+    /// The subscription stands for an EventBridge target switchyard cannot invoke (a Lambda
+    /// function, an SQS queue, …): kept so that existing definitions apply, never attempted.
+    UnsupportedTarget,
 }
 
 impl DeadReason {
     /// Every member, in declaration order.
-    pub const ALL: [DeadReason; 4] = [
+    pub const ALL: [DeadReason; 5] = [
         DeadReason::NonRetryableStatus,
         DeadReason::MaxAttempts,
         DeadReason::MaxAge,
         DeadReason::InvalidDestination,
+        DeadReason::UnsupportedTarget,
     ];
 
     /// The one spelling: stored, shown, and used as a metric label value.
@@ -141,6 +145,7 @@ impl DeadReason {
             DeadReason::MaxAttempts => "max_attempts",
             DeadReason::MaxAge => "max_age",
             DeadReason::InvalidDestination => "invalid_destination",
+            DeadReason::UnsupportedTarget => "unsupported_target",
         }
     }
 
@@ -222,7 +227,8 @@ mod tests {
                 "non_retryable_status",
                 "max_attempts",
                 "max_age",
-                "invalid_destination"
+                "invalid_destination",
+                "unsupported_target"
             ]
         );
     }

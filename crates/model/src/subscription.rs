@@ -49,6 +49,38 @@ pub struct SubscriptionSpec {
     /// attempted before the previous one is delivered or dead-lettered. Keys proceed in parallel.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ordered: bool,
+    /// A disabled subscription matches no event, but keeps its pending deliveries (which are
+    /// still attempted), dead letters, metrics and id: EventBridge's `DisableRule`.
+    #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
+    pub enabled: bool,
+    /// Set when the subscription is an EventBridge rule's target, made through the EventBridge
+    /// API: the link it is found by from that API. A REST `PUT` that leaves it out keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eventbridge: Option<EventBridgeLink>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn is_enabled(enabled: &bool) -> bool {
+    *enabled
+}
+
+/// Which EventBridge rule and target a subscription is (docs/eventbridge.md has the mapping).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventBridgeLink {
+    /// The rule's name, on the subscription's bus.
+    pub rule: String,
+    /// The target's `Id` within the rule.
+    pub target_id: String,
+    /// The `Target` as it was put, so that `ListTargetsByRule` answers it back unchanged.
+    pub target: Box<RawValue>,
+    /// The target's ARN names a service switchyard cannot invoke (Lambda, SQS, …): its
+    /// deliveries are dead letters `unsupported_target` without an attempt.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unsupported: bool,
 }
 
 /// After `failure_threshold` failed attempts in a row (5xx, 429, timeout, connection error), the

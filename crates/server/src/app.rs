@@ -22,6 +22,7 @@ use switchyard_dispatcher::{
     AddressPolicy, Dispatcher, DispatcherConfig, IdentitySigner, LiveConnection,
 };
 use switchyard_metrics::Metrics;
+use switchyard_model::AwsIdentity;
 use switchyard_secrets::{Keyring, MasterKey, SecretRef};
 use switchyard_store::{DocumentKind, DocumentRecord, Store};
 use tokio_util::sync::CancellationToken;
@@ -72,6 +73,8 @@ pub struct ApiConfig {
     pub max_outbound_connections: usize,
     /// Deadlines and caps of inbound connections.
     pub http: HttpLimits,
+    /// The account and region of every envelope and of the EventBridge API's ARNs.
+    pub aws: AwsIdentity,
 }
 
 impl Default for ApiConfig {
@@ -90,6 +93,7 @@ impl Default for ApiConfig {
             lease_ms: 10_000,
             max_outbound_connections: switchyard_dispatcher::DEFAULT_MAX_OUTBOUND_CONNECTIONS,
             http: HttpLimits::default(),
+            aws: AwsIdentity::default(),
         }
     }
 }

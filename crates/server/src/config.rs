@@ -79,6 +79,11 @@ pub struct ServerSettings {
     /// switchyard's base URL as receivers reach it: the issuer of identity tokens, whose keys
     /// are at `URL/.well-known/jwks.json`; default `http://LISTEN` (`https://` with TLS).
     pub public_url: Option<String>,
+    /// The region of EventBridge ARNs and of every event's `region`; default `us-east-1`.
+    pub aws_region: Option<String>,
+    /// The 12-digit account of EventBridge ARNs and of every event's `account`; default
+    /// `000000000000`.
+    pub aws_account_id: Option<String>,
     /// OTLP/HTTP collector (`http://127.0.0.1:4318`) to export a span per delivery attempt to;
     /// with none here or by flag, nothing is exported.
     pub otlp_endpoint: Option<String>,

@@ -135,6 +135,15 @@ impl App {
         self.change(move |app| async move {
             let (bus, name) = (bus.as_str(), name.as_str());
             let mut spec = spec;
+            // A REST edit of an EventBridge target must not cut its link to the rule; only a
+            // delete does.
+            if spec.eventbridge.is_none() {
+                spec.eventbridge = app
+                    .catalog()
+                    .bus(bus)
+                    .and_then(|index| index.subscription(name).cloned())
+                    .and_then(|current| current.spec.eventbridge.clone());
+            }
             if let Some(connection) = &spec.destination.connection
                 && app.dispatcher().connections().get(connection).is_none() {
                     return Err(ServerError::Invalid(format!(

@@ -422,6 +422,7 @@ mod tests {
             max_event_bytes: 256 * 1024,
             hops: 0,
             trace: switchyard_model::TraceContext::new_root(),
+            aws: switchyard_model::AwsIdentity::default(),
         };
         let parsed = switchyard_model::parse_publish_request(&body, &context).unwrap();
         let event = parsed.entries[0].as_ref().unwrap();

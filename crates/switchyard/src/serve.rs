@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
-use switchyard_model::Network;
+use switchyard_model::{AwsIdentity, Network};
 use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
 use switchyard_server::{ApiConfig, ApiTokens, App, ConfigFile, HttpLimits, MIN_TOKEN_LEN};
 use switchyard_store::{EmbeddedStore, PostgresStore, Store, StoreOptions};
@@ -69,6 +69,14 @@ pub(crate) struct ServeArgs {
     /// are at URL/.well-known/jwks.json [default: http://LISTEN, or https://LISTEN with TLS].
     #[arg(long)]
     public_url: Option<String>,
+    /// The region of the ARNs the EventBridge API issues and of every event's `region`
+    /// [default: us-east-1].
+    #[arg(long)]
+    aws_region: Option<String>,
+    /// The account (12 digits) of the ARNs the EventBridge API issues and of every event's
+    /// `account` [default: 000000000000].
+    #[arg(long)]
+    aws_account_id: Option<String>,
     /// Export a span per delivery attempt to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318)
     /// [default: off].
     #[arg(long)]
@@ -255,7 +263,19 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             networks("--deny-destination-network", deny)?,
         ),
     };
+    let default_aws = AwsIdentity::default();
+    let aws = AwsIdentity::new(
+        args.aws_account_id
+            .as_deref()
+            .or(settings.aws_account_id.as_deref())
+            .unwrap_or(&default_aws.account),
+        args.aws_region
+            .as_deref()
+            .or(settings.aws_region.as_deref())
+            .unwrap_or(&default_aws.region),
+    )?;
     let config = ApiConfig {
+        aws,
         max_event_bytes: args
             .max_event_bytes
             .or(settings.max_event_bytes)

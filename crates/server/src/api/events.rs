@@ -91,6 +91,7 @@ impl Inbound {
                 max_event_bytes: app.config().max_event_bytes,
                 hops,
                 trace: given.unwrap_or_else(TraceContext::new_root),
+                aws: app.config().aws.clone(),
             },
         })
     }
