@@ -19,6 +19,7 @@ mod event;
 mod name;
 mod network;
 mod outcome;
+mod schedule;
 mod subscription;
 mod time;
 mod trace;
@@ -32,6 +33,7 @@ pub use event::{Event, PublishContext, PublishRequest, parse_publish_request};
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};
 pub use outcome::{AttemptClass, AttemptOutcome, DeadReason};
+pub use schedule::Schedule;
 pub use subscription::{
     BusSpec, CircuitBreaker, Destination, HttpMethod, RetryPolicy, SubscriptionSpec,
     parse_bus_spec, parse_subscription_spec,
