@@ -72,6 +72,16 @@ pub(super) fn append(
     let mut created = Vec::with_capacity(events.len());
     for new in events {
         let at = new.event.ingested_ms;
+        // A tick another append already made an event of (this batch's included): not again.
+        // Checked first, so that a dropped tick leaves no trace, not even a publisher id.
+        if let Some(once) = &new.once {
+            let key = (once.tick_ms, once.key.as_str());
+            if t.schedule_ticks.get(key)?.is_some() {
+                created.push(Vec::new());
+                continue;
+            }
+            t.schedule_ticks.insert(key, ())?;
+        }
         // A publisher's retry of an event already accepted: acknowledged, not delivered again.
         if new.event.explicit_id {
             let key = (new.bus.as_str(), new.event.id.as_str());
