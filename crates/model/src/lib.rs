@@ -1,5 +1,5 @@
-//! The vocabulary of switchyard as data: events, buses and subscriptions, with the rules that make
-//! them valid.
+//! The vocabulary of switchyard as data: events, buses and subscriptions (and the schedules that
+//! make scheduled ones tick, [`Schedule`]), with the rules that make them valid.
 //!
 //! Everything that enters switchyard (a REST body, the declarative config file, a stored record)
 //! is turned into these types through the constructors and `validate` functions here, so the API,

@@ -4,7 +4,9 @@
 //! Every write runs inside one group commit (it takes the open [`Tables`]) and keeps the store's
 //! invariants within it: the accounting counters move with the rows they count, and an event's
 //! reference count (`REFS`) always equals the number of pending deliveries that need it. When
-//! the last of them finishes, [`collect::release`] decides whether the event goes at once.
+//! the last of them finishes, [`collect::release`] decides whether the event goes at once. An
+//! appended tick's once-key (`SCHEDULE_TICKS`) is written with its event, so a tick is appended
+//! at most once: the single writer sees every key before it, this commit's included.
 //!
 //! Must not: decide retry policy (outcomes arrive decided) or drop an event itself.
 

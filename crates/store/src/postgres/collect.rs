@@ -110,12 +110,8 @@ pub(super) async fn maintain(pool: &Pool, options: StoreOptions) -> Result<(), S
     }
     loop {
         let mut conn = pool.get().await?;
-        let cutoff = int(now_ms().saturating_sub(ONCE_RETENTION_MS));
-        let forgotten = conn
-            .session()
-            .execute(COLLECT_TICKS, &[&cutoff, &(GC_CHUNK as i64)])
-            .await?;
-        if (forgotten as usize) < GC_CHUNK {
+        let forgotten = collect_ticks(&mut conn.session(), now_ms()).await?;
+        if forgotten < GC_CHUNK {
             break;
         }
     }
@@ -204,6 +200,19 @@ async fn collect_dedup<C: GenericClient + Sync>(
     let cutoff = int(now).saturating_sub(int(window_ms));
     let count = db
         .execute(COLLECT_DEDUP, &[&cutoff, &(GC_CHUNK as i64)])
+        .await?;
+    Ok(count as usize)
+}
+
+/// Forgets up to `GC_CHUNK` once-keys of ticks older than [`ONCE_RETENTION_MS`]; returns how
+/// many.
+async fn collect_ticks<C: GenericClient + Sync>(
+    db: &mut Session<'_, C>,
+    now: u64,
+) -> Result<usize, StoreError> {
+    let cutoff = int(now.saturating_sub(ONCE_RETENTION_MS));
+    let count = db
+        .execute(COLLECT_TICKS, &[&cutoff, &(GC_CHUNK as i64)])
         .await?;
     Ok(count as usize)
 }

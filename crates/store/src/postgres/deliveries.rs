@@ -5,12 +5,15 @@
 //! multi-row statements ([`columns!`]), and keeps the store's invariants within it: counters
 //! move with the rows they count (aggregated per subscription in [`Deltas`], written once per
 //! transaction), and a delivery that finishes hands its event to [`collect::release`], which
-//! drops it only when no pending delivery refers to it.
+//! drops it only when no pending delivery refers to it. An appended tick's once-key is inserted
+//! with its event (`ON CONFLICT DO NOTHING`): a concurrent transaction with the same key waits
+//! for this one's commit and then drops its event, so a tick is appended at most once.
 //!
 //! Locks are always taken in one order, so that nodes sharing the database do not deadlock:
-//! counters (by subscription id), then the collection lock, then tick and publisher-id keys
-//! (sorted), then delivery rows (by id), then event rows (by sequence). Must not: decide retry policy (outcomes arrive decided) or drop an
-//! event itself.
+//! counters (by subscription id), then the collection lock, then delivery rows (by id), then
+//! event rows (by sequence); appends take tick and publisher-id keys (sorted, ticks first) right
+//! after the counters. Must not: decide retry policy (outcomes arrive decided) or drop an event
+//! itself.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
