@@ -233,8 +233,10 @@ fn parse_set(
         let (range, step) = match part.split_once('/') {
             Some((range, step)) => {
                 let step: u32 = step
-                    .parse()
-                    .ok()
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| step.parse().ok())
+                    .flatten()
                     .filter(|s| *s >= 1)
                     .ok_or_else(|| bad(format!("step {step:?} is not a whole number ≥ 1")))?;
                 (range, Some(step))
@@ -744,6 +746,7 @@ mod tests {
             ("cron(0 0 * * ? 1969)", "year field"),
             ("cron(0 0 * * ? 2200)", "year field"),
             ("cron(0/0 0 * * ? *)", "step"),
+            ("cron(0/+5 0 * * ? *)", "step"),
             ("cron(L 0 * * ? *)", "minutes field"),
             ("cron(0 0 ? * * * *)", "six fields"),
             ("rate(1 minutes)", "singular"),
