@@ -1,5 +1,5 @@
-//! The vocabulary of switchyard as data: events, buses and subscriptions, with the rules that make
-//! them valid.
+//! The vocabulary of switchyard as data: events, buses and subscriptions (and the schedules that
+//! make scheduled ones tick, [`Schedule`]), with the rules that make them valid.
 //!
 //! Everything that enters switchyard (a REST body, the declarative config file, a stored record)
 //! is turned into these types through the constructors and `validate` functions here, so the API,
@@ -19,6 +19,7 @@ mod event;
 mod name;
 mod network;
 mod outcome;
+mod schedule;
 mod subscription;
 mod time;
 mod trace;
@@ -32,6 +33,7 @@ pub use event::{AwsIdentity, Event, PublishContext, PublishRequest, parse_publis
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};
 pub use outcome::{AttemptClass, AttemptOutcome, DeadReason};
+pub use schedule::Schedule;
 pub use subscription::{
     BusSpec, CircuitBreaker, Destination, EventBridgeLink, HttpMethod, RetryPolicy,
     SubscriptionSpec, parse_bus_spec, parse_subscription_spec,

@@ -73,6 +73,7 @@ fn route(
                     event: Arc::new(event),
                     subscriptions: routes.subscriptions,
                     archives: routes.archives,
+                    once: None,
                 });
             }
             Err(error) => answers.push(Err(error)),

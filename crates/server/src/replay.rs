@@ -425,6 +425,7 @@ impl App {
                 }),
                 subscriptions,
                 archives: Vec::new(),
+                once: None,
             });
         }
         record.deliveries += commit(self, &spec.bus, events, Origin::Replay).await?;

@@ -10,7 +10,10 @@
 //! - an event is kept as long as any pending delivery refers to it, and for the history retention
 //!   after that (dead letters keep a copy of theirs);
 //! - an attempt's record lives as long as its event (or its subscription, if deleted first);
-//! - delivery ids grow with time, so the first pending delivery of a subscription is its oldest.
+//! - delivery ids grow with time, so the first pending delivery of a subscription is its oldest;
+//! - an event with a [`OnceKey`] is appended only if no event with that key was (within
+//!   [`OnceKey`]'s 7 days), and the key is recorded in the event's transaction: a scheduled tick
+//!   becomes at most one event, however many nodes fire it.
 //!
 //! Faults that pass (a full disk, a failed write, a database server restarting) are
 //! [`StoreError::Unavailable`]: nothing was acknowledged, and both stores recover from them by
@@ -43,7 +46,8 @@ pub use postgres::PostgresStore;
 pub use records::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
     DeadLetter, DeadReason, DeliveryState, DeliveryTrail, DocumentKind, DocumentRecord, EventTrail,
-    NewEvent, Outcome, OutcomeKind, PendingDelivery, SubscriptionRecord, SubscriptionStats,
+    NewEvent, OnceKey, Outcome, OutcomeKind, PendingDelivery, SubscriptionRecord,
+    SubscriptionStats,
 };
 
 /// The order in which [`Store::load_pending`] returns deliveries.
@@ -188,7 +192,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<DocumentRecord, StoreError>;
 
     /// Makes events and their deliveries durable, returning per event the deliveries created.
-    /// A subscription deleted since matching simply gets no delivery.
+    /// A subscription deleted since matching simply gets no delivery. An event that is not
+    /// appended gets none either: a publisher's repeat of an event id within the de-duplication
+    /// window, or a tick whose [`OnceKey`] is already recorded (a repeat within one batch
+    /// included: the first stands).
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Vec<PendingDelivery>>, StoreError>;
     /// Makes attempt outcomes durable. Outcomes of deliveries that no longer exist (their
     /// subscription was deleted meanwhile) are ignored.

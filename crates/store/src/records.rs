@@ -158,7 +158,26 @@ pub struct NewEvent {
     /// Ids of the archives that keep a copy; empty for replayed events, which are never archived
     /// again.
     pub archives: Vec<u64>,
+    /// For a scheduled tick: the tick it is. `None` for every other event.
+    pub once: Option<OnceKey>,
 }
+
+/// A scheduled tick, which must become at most one event even when several nodes (or one node
+/// twice, after a lease moved) try to fire it. The store records the key in the same transaction
+/// as the event; an event whose key is already recorded is not appended and gets no deliveries,
+/// as a publisher's repeat of an event id does. Recorded keys are forgotten 7 days after their
+/// tick.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OnceKey {
+    /// What ticks: `"{bus}/{rule}"` for a rule, `"sub:{id}"` for a scheduled subscription.
+    pub key: String,
+    /// The tick, in Unix ms.
+    pub tick_ms: u64,
+}
+
+/// How long a recorded [`OnceKey`] is kept after its tick: far longer than any node can stall
+/// between deciding a tick and committing it, so that a tick never fires twice.
+pub(crate) const ONCE_RETENTION_MS: u64 = 7 * 24 * 60 * 60 * 1000;
 
 /// A delivery that is not finished: what the dispatcher needs to make the next attempt.
 #[derive(Debug, Clone)]

@@ -23,8 +23,8 @@ use switchyard_model::{
 };
 use switchyard_store::{
     ArchiveCursor, Change, ClusterStore, DeadReason, DeliveryState, DocumentKind, EmbeddedStore,
-    NewEvent, Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError, StoreOptions,
-    SubscriptionStats,
+    NewEvent, OnceKey, Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError,
+    StoreOptions, SubscriptionStats,
 };
 use switchyard_test_support::{TestDatabase, temp_dir};
 
@@ -116,24 +116,28 @@ async fn delivery_lifecycle(store: &dyn Store) {
                 event: event("e1", 1_000),
                 subscriptions: vec![a.id, b.id],
                 archives: vec![],
+                once: None,
             },
             NewEvent {
                 bus: "b".into(),
                 event: event("e2", 2_000),
                 subscriptions: vec![a.id],
                 archives: vec![],
+                once: None,
             },
             NewEvent {
                 bus: "b".into(),
                 event: event("e3", 3_000),
                 subscriptions: vec![],
                 archives: vec![],
+                once: None,
             },
             NewEvent {
                 bus: "b".into(),
                 event: event("e4", 4_000),
                 subscriptions: vec![9_999_999],
                 archives: vec![],
+                once: None,
             },
         ])
         .await
@@ -306,6 +310,7 @@ async fn concurrent_appends_share_commits_and_lose_nothing(store: Arc<dyn Store>
                         event: event(&format!("w{writer}-{batch}-{i}"), 10),
                         subscriptions: vec![s.id],
                         archives: vec![],
+                        once: None,
                     })
                     .collect();
                 store.append(events).await.unwrap();
@@ -336,6 +341,7 @@ async fn redrive_of_many_dead_letters_misses_none(store: &dyn Store) {
             event: event(&format!("d{i}"), 1),
             subscriptions: vec![s.id],
             archives: vec![],
+            once: None,
         })
         .collect();
     let created = store.append(events).await.unwrap();
@@ -428,6 +434,7 @@ async fn repeated_publisher_ids_are_not_appended_twice(store: &dyn Store) {
             event: Arc::new(e),
             subscriptions: vec![s.id],
             archives: vec![],
+            once: None,
         }
     };
     let first = store.append(vec![explicit(now_ms())]).await.unwrap();
@@ -441,6 +448,89 @@ async fn repeated_publisher_ids_are_not_appended_twice(store: &dyn Store) {
         "within the window, the id is known"
     );
     assert_eq!(store.stats(s.id).await.unwrap().accepted, 1);
+}
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// An event of a scheduled tick on bus `tick`, for subscription `sub`.
+fn tick(sub: u64, id: &str, key: &str, tick_ms: u64) -> NewEvent {
+    NewEvent {
+        bus: "tick".into(),
+        event: event(id, now_ms()),
+        subscriptions: vec![sub],
+        archives: vec![],
+        once: Some(OnceKey {
+            key: key.into(),
+            tick_ms,
+        }),
+    }
+}
+
+/// How many deliveries each append of `events` made, one append each, all at once.
+async fn append_at_once(stores: &[Arc<dyn Store>], events: Vec<NewEvent>) -> Vec<usize> {
+    let tasks: Vec<_> = events
+        .into_iter()
+        .zip(stores.iter().cycle())
+        .map(|(new, store)| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.append(vec![new]).await.unwrap()[0].len() })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for task in tasks {
+        made.push(task.await.unwrap());
+    }
+    made
+}
+
+async fn ticks_become_one_event_each(store: Arc<dyn Store>) {
+    store.put_bus("tick", Default::default()).await.unwrap();
+    let (s, _) = store.put_subscription("tick", "s", spec()).await.unwrap();
+    let t = now_ms() / 60_000 * 60_000;
+    let made = append_at_once(
+        std::slice::from_ref(&store),
+        vec![
+            tick(s.id, "race-1", "tick/r", t),
+            tick(s.id, "race-2", "tick/r", t),
+        ],
+    )
+    .await;
+    assert_eq!(
+        made.iter().sum::<usize>(),
+        1,
+        "one tick, one event: {made:?}"
+    );
+    // In one batch too the first stands; another tick, or another key, is another event.
+    let created = store
+        .append(vec![
+            tick(s.id, "again", "tick/r", t),
+            tick(s.id, "next", "tick/r", t + 60_000),
+            tick(s.id, "other", "tick/o", t),
+            tick(s.id, "next-again", "tick/r", t + 60_000),
+        ])
+        .await
+        .unwrap();
+    let made: Vec<usize> = created.iter().map(Vec::len).collect();
+    assert_eq!(made, [0, 1, 1, 0]);
+    assert_eq!(store.stats(s.id).await.unwrap().accepted, 3);
+    assert!(
+        matches!(
+            store.event_trail("tick", "again").await,
+            Err(StoreError::NotFound(_))
+        ),
+        "a dropped tick leaves no event"
+    );
+    // Keys are forgotten 7 days after their tick, and not before.
+    let old = t - 8 * DAY_MS;
+    let first = store.append(vec![tick(s.id, "old", "tick/r", old)]).await;
+    assert_eq!(first.unwrap()[0].len(), 1);
+    let again = store.append(vec![tick(s.id, "old-2", "tick/r", old)]).await;
+    assert!(again.unwrap()[0].is_empty());
+    store.maintain().await.unwrap();
+    let after = store.append(vec![tick(s.id, "old-3", "tick/r", old)]).await;
+    assert_eq!(after.unwrap()[0].len(), 1, "collected after 7 days");
+    let recent = store.append(vec![tick(s.id, "late", "tick/r", t)]).await;
+    assert!(recent.unwrap()[0].is_empty(), "kept within 7 days");
 }
 
 fn archive_spec(retention_days: f64) -> switchyard_model::ArchiveSpec {
@@ -490,6 +580,7 @@ async fn archives(store: &dyn Store) {
             } else {
                 vec![forever.id]
             },
+            once: None,
         })
         .collect();
     store.append(events).await.unwrap();
@@ -556,18 +647,21 @@ async fn history_without_retention(store: &dyn Store) {
                 event: event("kept-while-pending", 10),
                 subscriptions: vec![s.id],
                 archives: vec![],
+                once: None,
             },
             NewEvent {
                 bus: "h".into(),
                 event: event("unmatched", 10),
                 subscriptions: vec![],
                 archives: vec![],
+                once: None,
             },
             NewEvent {
                 bus: "h".into(),
                 event: event("dies", 10),
                 subscriptions: vec![s.id],
                 archives: vec![],
+                once: None,
             },
         ])
         .await
@@ -636,6 +730,7 @@ async fn attempt_log_and_trail(store: &dyn Store) {
             event: event("traced", now_ms()),
             subscriptions: vec![s.id, t.id],
             archives: vec![],
+            once: None,
         }])
         .await
         .unwrap();
@@ -707,6 +802,8 @@ async fn run_suite(store: Arc<dyn Store>) {
     delivery_lifecycle(store.as_ref()).await;
     redrive_of_many_dead_letters_misses_none(store.as_ref()).await;
     attempt_log_and_trail(store.as_ref()).await;
+    // Runs upkeep: after the tests whose history it could collect.
+    ticks_become_one_event_each(Arc::clone(&store)).await;
     concurrent_appends_share_commits_and_lose_nothing(store).await;
 }
 
@@ -740,9 +837,13 @@ async fn embedded_store_keeps_everything_across_reopen() {
                 event: event("kept", 5),
                 subscriptions: vec![s.id],
                 archives: vec![],
+                once: None,
             }])
             .await
             .unwrap();
+        store.put_bus("tick", Default::default()).await.unwrap();
+        let made = store.append(vec![tick(s.id, "t", "tick/r", 60_000)]).await;
+        assert_eq!(made.unwrap()[0].len(), 1);
         s.id
     };
     // The writer thread exits once the store is dropped; give it a moment to release the lock.
@@ -760,6 +861,11 @@ async fn embedded_store_keeps_everything_across_reopen() {
     assert_eq!(store.get_subscription("b", "s").await.unwrap().id, id);
     let pending = store.load_pending(id, 10, PendingOrder::Due).await.unwrap();
     assert_eq!(pending[0].event.id, "kept");
+    let again = store.append(vec![tick(id, "t-2", "tick/r", 60_000)]).await;
+    assert!(
+        again.unwrap()[0].is_empty(),
+        "the tick's key survives a restart"
+    );
 }
 
 #[tokio::test]
@@ -788,6 +894,37 @@ async fn postgres_store_passes_the_suite() {
         return;
     };
     run_suite(Arc::new(store_in(&db, StoreOptions::default()).await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_firing_one_tick_make_one_event() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    // Two nodes, so two writers and two transactions racing for each key.
+    let nodes: Vec<Arc<dyn Store>> = vec![
+        Arc::new(store_in(&db, StoreOptions::default()).await),
+        Arc::new(store_in(&db, StoreOptions::default()).await),
+    ];
+    nodes[0].put_bus("tick", Default::default()).await.unwrap();
+    let (s, _) = nodes[0]
+        .put_subscription("tick", "s", spec())
+        .await
+        .unwrap();
+    let t = now_ms() / 60_000 * 60_000;
+    for round in 0..10u64 {
+        let at = t + round * 60_000;
+        let events = (0..4)
+            .map(|i| tick(s.id, &format!("r{round}-{i}"), "tick/r", at))
+            .collect();
+        let made = append_at_once(&nodes, events).await;
+        assert_eq!(made.iter().sum::<usize>(), 1, "round {round}: {made:?}");
+    }
+    assert_eq!(nodes[1].stats(s.id).await.unwrap().accepted, 10);
+    // A node started later (or restarted) knows the keys too.
+    let late = store_in(&db, StoreOptions::default()).await;
+    let again = late.append(vec![tick(s.id, "late", "tick/r", t)]).await;
+    assert!(again.unwrap()[0].is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1019,6 +1156,7 @@ async fn postgres_changes_reach_other_nodes() {
         event: event("heard", now_ms()),
         subscriptions: vec![s.id],
         archives: vec![],
+        once: None,
     }])
     .await
     .unwrap();
@@ -1040,6 +1178,7 @@ async fn postgres_changes_reach_other_nodes() {
         event: event("sentinel", now_ms()),
         subscriptions: vec![s.id],
         archives: vec![],
+        once: None,
     }])
     .await
     .unwrap();

@@ -203,6 +203,7 @@ async fn start(
             }),
             subscriptions: vec![subscription.id],
             archives: Vec::new(),
+            once: None,
         })
         .collect();
     store.append(new_events).await.unwrap();

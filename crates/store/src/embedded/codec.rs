@@ -63,6 +63,10 @@ pub(super) const ARCHIVE_COUNTS: TableDefinition<u64, (u64, u64)> =
 /// Ids of deleted archives whose events are still being collected.
 pub(super) const DELETED_ARCHIVES: TableDefinition<u64, ()> =
     TableDefinition::new("deleted_archives");
+/// (tick ms, once-key) of the scheduled ticks appended: one event per tick (`NewEvent::once`).
+/// The tick comes first so that collection walks them oldest first.
+pub(super) const SCHEDULE_TICKS: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("schedule_ticks");
 
 /// Every table, opened once per group commit and lent to each job of the group: opening a table
 /// is a B-tree lookup, too costly to repeat for every outcome of a busy commit.
@@ -86,6 +90,7 @@ pub(super) struct Tables<'txn> {
     pub(super) archived: Table<'txn, (u64, u64, u64), &'static [u8]>,
     pub(super) archive_counts: Table<'txn, u64, (u64, u64)>,
     pub(super) deleted_archives: Table<'txn, u64, ()>,
+    pub(super) schedule_ticks: Table<'txn, (u64, &'static str), ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -110,6 +115,7 @@ impl<'txn> Tables<'txn> {
             archived: txn.open_table(ARCHIVED)?,
             archive_counts: txn.open_table(ARCHIVE_COUNTS)?,
             deleted_archives: txn.open_table(DELETED_ARCHIVES)?,
+            schedule_ticks: txn.open_table(SCHEDULE_TICKS)?,
         })
     }
 }

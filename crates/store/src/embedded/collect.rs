@@ -1,6 +1,6 @@
 //! What leaves the embedded store, and when: events and their attempt log once their history
-//! is over, publisher ids once their de-duplication window is, archived copies past their
-//! archive's retention or of deleted archives.
+//! is over, publisher ids once their de-duplication window is, scheduled ticks' once-keys 7
+//! days after their tick, archived copies past their archive's retention or of deleted archives.
 //!
 //! An event leaves when nothing pending needs it and it is older than the history retention:
 //! either at the moment its last delivery finishes ([`release`], if already that old, or if
@@ -18,6 +18,7 @@ use switchyard_model::now_ms;
 use super::codec::*;
 use super::history;
 use super::writer::Writer;
+use crate::records::ONCE_RETENTION_MS;
 use crate::{ArchiveRecord, StoreError, StoreOptions};
 
 /// Rows looked at per collection job, so that collection never holds a commit for long.
@@ -45,6 +46,7 @@ pub(super) async fn maintain(writer: &Writer, options: StoreOptions) -> Result<(
         .await?
         == GC_CHUNK
     {}
+    while writer.write(move |t| collect_ticks(t, now_ms())).await? == GC_CHUNK {}
     while writer.write(move |t| collect_archived(t, now_ms())).await? == GC_CHUNK {}
     Ok(())
 }
@@ -142,6 +144,26 @@ fn collect_dedup(t: &mut Tables<'_>, now: u64, window_ms: u64) -> Result<usize, 
         {
             t.dedup.remove((bus.as_str(), id.as_str()))?;
         }
+    }
+    Ok(expired.len())
+}
+
+/// Forgets up to `GC_CHUNK` once-keys of ticks older than [`ONCE_RETENTION_MS`]; returns how
+/// many.
+fn collect_ticks(t: &mut Tables<'_>, now: u64) -> Result<usize, StoreError> {
+    let cutoff = now.saturating_sub(ONCE_RETENTION_MS);
+    let mut expired = Vec::new();
+    for row in t
+        .schedule_ticks
+        .range::<(u64, &str)>(..(cutoff, ""))?
+        .take(GC_CHUNK)
+    {
+        let (entry, _) = row?;
+        let (tick, key) = entry.value();
+        expired.push((tick, key.to_string()));
+    }
+    for (tick, key) in &expired {
+        t.schedule_ticks.remove((*tick, key.as_str()))?;
     }
     Ok(expired.len())
 }

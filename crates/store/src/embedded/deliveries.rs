@@ -4,7 +4,9 @@
 //! Every write runs inside one group commit (it takes the open [`Tables`]) and keeps the store's
 //! invariants within it: the accounting counters move with the rows they count, and an event's
 //! reference count (`REFS`) always equals the number of pending deliveries that need it. When
-//! the last of them finishes, [`collect::release`] decides whether the event goes at once.
+//! the last of them finishes, [`collect::release`] decides whether the event goes at once. An
+//! appended tick's once-key (`SCHEDULE_TICKS`) is written with its event, so a tick is appended
+//! at most once: the single writer sees every key before it, this commit's included.
 //!
 //! Must not: decide retry policy (outcomes arrive decided) or drop an event itself.
 
@@ -72,6 +74,16 @@ pub(super) fn append(
     let mut created = Vec::with_capacity(events.len());
     for new in events {
         let at = new.event.ingested_ms;
+        // A tick another append already made an event of (this batch's included): not again.
+        // Checked first, so that a dropped tick leaves no trace, not even a publisher id.
+        if let Some(once) = &new.once {
+            let key = (once.tick_ms, once.key.as_str());
+            if t.schedule_ticks.get(key)?.is_some() {
+                created.push(Vec::new());
+                continue;
+            }
+            t.schedule_ticks.insert(key, ())?;
+        }
         // A publisher's retry of an event already accepted: acknowledged, not delivered again.
         if new.event.explicit_id {
             let key = (new.bus.as_str(), new.event.id.as_str());

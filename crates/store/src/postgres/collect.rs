@@ -1,6 +1,6 @@
 //! What leaves the PostgreSQL store, and when: events and their attempt log once their history
-//! is over, publisher ids once their de-duplication window is, archived copies past their
-//! archive's retention or of deleted archives.
+//! is over, publisher ids once their de-duplication window is, scheduled ticks' once-keys 7
+//! days after their tick, archived copies past their archive's retention or of deleted archives.
 //!
 //! An event leaves when nothing pending needs it and it is older than the history retention:
 //! when its last delivery finishes ([`release`], if already that old, or if collection already
@@ -20,7 +20,7 @@ use switchyard_model::{ArchiveSpec, now_ms};
 use tokio_postgres::GenericClient;
 
 use super::conn::{Pool, Session, col, int};
-use crate::records::from_json;
+use crate::records::{ONCE_RETENTION_MS, from_json};
 use crate::{StoreError, StoreOptions};
 
 /// Rows looked at per collection transaction, so that collection never holds locks for long.
@@ -51,6 +51,9 @@ const SCAN_EVENTS: &str = "SELECT seq, ingested_ms FROM switchyard_events
 const COLLECT_DEDUP: &str = "DELETE FROM switchyard_dedup d
     USING (SELECT bus, event_id FROM switchyard_dedup WHERE accepted_ms < $1 LIMIT $2) old
     WHERE d.bus = old.bus AND d.event_id = old.event_id";
+const COLLECT_TICKS: &str = "DELETE FROM switchyard_schedule_ticks t
+    USING (SELECT key, tick_ms FROM switchyard_schedule_ticks WHERE tick_ms < $1 LIMIT $2) old
+    WHERE t.key = old.key AND t.tick_ms = old.tick_ms";
 
 const RETAINED: &str = "SELECT id, spec FROM switchyard_archives ORDER BY id";
 const EXPIRE: &str = "WITH doomed AS (
@@ -101,6 +104,13 @@ pub(super) async fn maintain(pool: &Pool, options: StoreOptions) -> Result<(), S
     loop {
         let mut conn = pool.get().await?;
         let forgotten = collect_dedup(&mut conn.session(), now_ms(), window_ms).await?;
+        if forgotten < GC_CHUNK {
+            break;
+        }
+    }
+    loop {
+        let mut conn = pool.get().await?;
+        let forgotten = collect_ticks(&mut conn.session(), now_ms()).await?;
         if forgotten < GC_CHUNK {
             break;
         }
@@ -190,6 +200,19 @@ async fn collect_dedup<C: GenericClient + Sync>(
     let cutoff = int(now).saturating_sub(int(window_ms));
     let count = db
         .execute(COLLECT_DEDUP, &[&cutoff, &(GC_CHUNK as i64)])
+        .await?;
+    Ok(count as usize)
+}
+
+/// Forgets up to `GC_CHUNK` once-keys of ticks older than [`ONCE_RETENTION_MS`]; returns how
+/// many.
+async fn collect_ticks<C: GenericClient + Sync>(
+    db: &mut Session<'_, C>,
+    now: u64,
+) -> Result<usize, StoreError> {
+    let cutoff = int(now.saturating_sub(ONCE_RETENTION_MS));
+    let count = db
+        .execute(COLLECT_TICKS, &[&cutoff, &(GC_CHUNK as i64)])
         .await?;
     Ok(count as usize)
 }

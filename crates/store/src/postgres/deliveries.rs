@@ -5,12 +5,15 @@
 //! multi-row statements ([`columns!`]), and keeps the store's invariants within it: counters
 //! move with the rows they count (aggregated per subscription in [`Deltas`], written once per
 //! transaction), and a delivery that finishes hands its event to [`collect::release`], which
-//! drops it only when no pending delivery refers to it.
+//! drops it only when no pending delivery refers to it. An appended tick's once-key is inserted
+//! with its event (`ON CONFLICT DO NOTHING`): a concurrent transaction with the same key waits
+//! for this one's commit and then drops its event, so a tick is appended at most once.
 //!
 //! Locks are always taken in one order, so that nodes sharing the database do not deadlock:
 //! counters (by subscription id), then the collection lock, then delivery rows (by id), then
-//! event rows (by sequence). Must not: decide retry policy (outcomes arrive decided) or drop an
-//! event itself.
+//! event rows (by sequence); appends take tick and publisher-id keys (sorted, ticks first) right
+//! after the counters. Must not: decide retry policy (outcomes arrive decided) or drop an event
+//! itself.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -46,6 +49,12 @@ const DEDUP: &str = "INSERT INTO switchyard_dedup (bus, event_id, accepted_ms)
     ON CONFLICT (bus, event_id) DO UPDATE SET accepted_ms = excluded.accepted_ms
         WHERE switchyard_dedup.accepted_ms + $4 <= excluded.accepted_ms
     RETURNING bus, event_id";
+/// Once-keys of scheduled ticks: those already recorded (by this node or another) are not
+/// returned, and their events are not appended.
+const CLAIM_TICKS: &str = "INSERT INTO switchyard_schedule_ticks (key, tick_ms)
+    SELECT * FROM unnest($1::text[], $2::int8[])
+    ON CONFLICT (key, tick_ms) DO NOTHING
+    RETURNING key, tick_ms";
 /// Event sequences and delivery ids, sorted, so that ids grow in the order they are handed out.
 const ALLOCATE: &str = "SELECT
     array(SELECT nextval('switchyard_event_seq') FROM generate_series(1, $1::int8) ORDER BY 1),
@@ -195,7 +204,9 @@ pub(super) async fn append<C: GenericClient + Sync>(
     options: StoreOptions,
     deltas: &mut Deltas,
 ) -> Result<Vec<Vec<PendingDelivery>>, StoreError> {
-    let keep = deduplicate(db, events, options.dedup_window_ms).await?;
+    // Ticks first, so that a dropped tick leaves no trace, not even a publisher id.
+    let keep = claim_ticks(db, events).await?;
+    let keep = deduplicate(db, events, keep, options.dedup_window_ms).await?;
     let deliveries_of = |new: &NewEvent| {
         new.subscriptions
             .iter()
@@ -270,17 +281,59 @@ pub(super) async fn append<C: GenericClient + Sync>(
     Ok(created)
 }
 
-/// Which events are new: those without a publisher-chosen id, and those whose id was not
-/// accepted on their bus within the window. The first of a batch's repeats stands for them all.
+/// Which events may be appended as far as their once-key goes: those without one, and those
+/// whose tick this transaction recorded. The first of a batch's repeats stands for them all. A
+/// tick another transaction is recording waits for it, and is then dropped if it committed.
+async fn claim_ticks<C: GenericClient + Sync>(
+    db: &mut Session<'_, C>,
+    events: &[&NewEvent],
+) -> Result<Vec<bool>, StoreError> {
+    let mut keep = vec![true; events.len()];
+    let mut first: HashMap<(&str, u64), usize> = HashMap::new();
+    for (index, new) in events.iter().enumerate() {
+        if let Some(once) = &new.once {
+            match first.entry((once.key.as_str(), once.tick_ms)) {
+                std::collections::hash_map::Entry::Occupied(_) => keep[index] = false,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(index);
+                }
+            }
+        }
+    }
+    if first.is_empty() {
+        return Ok(keep);
+    }
+    // Sorted, so that concurrent writers take the key locks in one order.
+    let mut ticks: Vec<((&str, u64), usize)> = first.into_iter().collect();
+    ticks.sort_unstable();
+    let mut rows = Ticks::default();
+    for ((key, tick_ms), _) in &ticks {
+        rows.push(key, int(*tick_ms));
+    }
+    let mut claimed = HashSet::new();
+    for row in db.query(CLAIM_TICKS, &rows.params()).await? {
+        claimed.insert((col::<String>(&row, 0)?, col::<i64>(&row, 1)?));
+    }
+    for ((key, tick_ms), index) in ticks {
+        if !claimed.contains(&(key.to_string(), int(tick_ms))) {
+            keep[index] = false;
+        }
+    }
+    Ok(keep)
+}
+
+/// Which of the events `keep` still holds are new: those without a publisher-chosen id, and
+/// those whose id was not accepted on their bus within the window. The first of a batch's
+/// repeats stands for them all.
 async fn deduplicate<C: GenericClient + Sync>(
     db: &mut Session<'_, C>,
     events: &[&NewEvent],
+    mut keep: Vec<bool>,
     window_ms: u64,
 ) -> Result<Vec<bool>, StoreError> {
-    let mut keep = vec![true; events.len()];
     let mut first: HashMap<(&str, &str), usize> = HashMap::new();
     for (index, new) in events.iter().enumerate() {
-        if new.event.explicit_id {
+        if keep[index] && new.event.explicit_id {
             let key = (new.bus.as_str(), new.event.id.as_str());
             match first.entry(key) {
                 std::collections::hash_map::Entry::Occupied(_) => keep[index] = false,
@@ -406,6 +459,14 @@ columns! {
         id: i64,
         attempts: i64,
         due_ms: i64,
+    }
+}
+
+columns! {
+    /// Rows of [`CLAIM_TICKS`]: once-keys, first in a batch.
+    struct Ticks<'a> {
+        key: &'a str,
+        tick_ms: i64,
     }
 }
 

@@ -15,7 +15,8 @@ use tokio_postgres::Client;
 use crate::StoreError;
 
 /// Migration `n` is `MIGRATIONS[n - 1]`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE switchyard_meta (
     key text PRIMARY KEY,
     value bigint NOT NULL
@@ -183,7 +184,18 @@ CREATE TABLE switchyard_archived (
 
 -- Deleted archives whose copies upkeep is still removing.
 CREATE TABLE switchyard_deleted_archives (id bigint PRIMARY KEY);
-"];
+",
+    r"
+-- The scheduled ticks appended, one row each, written with their event: a tick becomes at most
+-- one event however many nodes fire it. Collected 7 days after the tick.
+CREATE TABLE switchyard_schedule_ticks (
+    key text NOT NULL,
+    tick_ms bigint NOT NULL,
+    PRIMARY KEY (key, tick_ms)
+);
+CREATE INDEX switchyard_schedule_ticks_by_tick ON switchyard_schedule_ticks (tick_ms);
+",
+];
 
 /// Serializes migrations of one schema; the key is per schema so that unrelated deployments in
 /// one database do not wait for each other.
