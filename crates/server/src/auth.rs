@@ -10,17 +10,25 @@
 //! [tokens.shop]
 //! token = "another-long-random-string"
 //! scopes = ["publish:orders", "read"]
+//! # Optional, both or neither: an AWS key pair for the EventBridge door, whose SigV4-signed
+//! # requests then have this token's scopes.
+//! aws_access_key_id = "AKIASHOP0000000000"
+//! aws_secret_access_key = "a-long-random-secret-key"
 //! ```
 //!
 //! A file that is not in this form is the older one: one token per line, each meaning `admin`
 //! (the server warns at start that it should be rewritten).
 //!
-//! Owns parsing the file, matching a presented bearer token (in constant time), and deciding the
-//! scope a request needs ([`Need::of`]). Must not: log or answer a token's value; errors name
-//! tokens by their name or line only.
+//! Owns parsing the file, matching a presented bearer token (in constant time), finding the
+//! token of an AWS access key id ([`ApiTokens::by_access_key`]; the signature itself is checked
+//! by `eventbridge::sigv4`), and deciding the scope a request needs ([`Need::of`],
+//! [`Need::of_eventbridge`]). Must not: log or answer a token's value or an AWS secret key;
+//! errors name tokens by their name or line only.
 //!
-//! Invariant: every `/v1` route needs a scope; only `admin` changes configuration (connections,
-//! sources and signing secrets included); `read` never sees a secret (no answer holds one).
+//! Invariant: every `/v1` route and every EventBridge operation needs a scope; only `admin`
+//! changes configuration (connections, sources and signing secrets included); `read` never sees
+//! a secret (no answer holds one). An access key id belongs to one token at most; an AWS secret
+//! key is held to the same length rule as a token ([`ApiTokens::short`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -125,6 +133,47 @@ impl fmt::Display for Need {
     }
 }
 
+impl Need {
+    /// The scopes an EventBridge operation (`X-Amz-Target: AWSEvents.<operation>`) needs, all of
+    /// them: `Describe*`, `List*` and `TestEventPattern` read; `PutEvents` publishes to each of
+    /// `buses` (the buses its entries name, `default` filled in for an entry naming none, ARNs
+    /// resolved to names); everything else, unknown names included, is `admin`. Never empty: a
+    /// `PutEvents` naming no bus needs publishing to `default`, so that no request is allowed
+    /// for lack of a need.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "called by the EventBridge door's route, wired in the next step of issue 15"
+        )
+    )]
+    pub(crate) fn of_eventbridge(operation: &str, buses: &[String]) -> Vec<Need> {
+        if operation == "PutEvents" {
+            let mut buses: Vec<&str> = buses.iter().map(String::as_str).collect();
+            buses.sort_unstable();
+            buses.dedup();
+            if buses.is_empty() {
+                buses.push("default");
+            }
+            return buses
+                .into_iter()
+                .map(|bus| Need::Publish(bus.to_string()))
+                .collect();
+        }
+        let reads = operation.starts_with("Describe")
+            || operation.starts_with("List")
+            || operation == "TestEventPattern";
+        vec![if reads { Need::Read } else { Need::Admin }]
+    }
+}
+
+/// An AWS access key pair that signs as a token (SigV4, the EventBridge door).
+#[derive(Debug, Clone)]
+struct AwsKey {
+    access_key_id: String,
+    secret: Secret,
+}
+
 /// One configured token.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiToken {
@@ -132,6 +181,7 @@ pub(crate) struct ApiToken {
     pub(crate) name: String,
     value: Secret,
     pub(crate) scopes: Vec<Scope>,
+    aws: Option<AwsKey>,
 }
 
 impl ApiToken {
@@ -159,6 +209,39 @@ struct TokensFile {
 struct TokenEntry {
     token: Secret,
     scopes: Vec<String>,
+    aws_access_key_id: Option<String>,
+    aws_secret_access_key: Option<Secret>,
+}
+
+impl TokenEntry {
+    /// The entry's AWS key pair: both fields or neither.
+    fn aws_key(&mut self, name: &str) -> Result<Option<AwsKey>, String> {
+        match (
+            self.aws_access_key_id.take(),
+            self.aws_secret_access_key.take(),
+        ) {
+            (None, None) => Ok(None),
+            (Some(access_key_id), Some(secret)) => {
+                // It goes into `Credential=ID/DATE/…`: AWS's key ids are word characters.
+                let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+                if access_key_id.is_empty() || !access_key_id.chars().all(word) {
+                    return Err(format!(
+                        "token {name:?}: aws_access_key_id must be letters, digits and '_' only"
+                    ));
+                }
+                if secret.expose().trim().is_empty() {
+                    return Err(format!("token {name:?}: aws_secret_access_key is empty"));
+                }
+                Ok(Some(AwsKey {
+                    access_key_id,
+                    secret,
+                }))
+            }
+            _ => Err(format!(
+                "token {name:?}: aws_access_key_id and aws_secret_access_key go together: give both or neither"
+            )),
+        }
+    }
 }
 
 impl ApiTokens {
@@ -180,7 +263,8 @@ impl ApiTokens {
             })?;
             file.tokens
                 .into_iter()
-                .map(|(name, entry)| {
+                .map(|(name, mut entry)| {
+                    let aws = entry.aws_key(&name)?;
                     if entry.scopes.is_empty() {
                         return Err(format!("token {name:?} has no scopes"));
                     }
@@ -193,6 +277,7 @@ impl ApiTokens {
                         name,
                         value: entry.token,
                         scopes,
+                        aws,
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?
@@ -205,6 +290,7 @@ impl ApiTokens {
                     name: format!("line {}", index + 1),
                     value: Secret::new(line),
                     scopes: vec![Scope::Admin],
+                    aws: None,
                 })
                 .collect()
         };
@@ -213,6 +299,17 @@ impl ApiTokens {
         }
         if let Some(empty) = tokens.iter().find(|t| t.value.expose().trim().is_empty()) {
             return Err(format!("token {:?} is empty", empty.name));
+        }
+        let mut keys: Vec<(&str, &str)> = tokens
+            .iter()
+            .filter_map(|t| Some((t.aws.as_ref()?.access_key_id.as_str(), t.name.as_str())))
+            .collect();
+        keys.sort_unstable();
+        if let Some(pair) = keys.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+            return Err(format!(
+                "tokens {:?} and {:?} have the same aws_access_key_id: give each its own key pair",
+                pair[0].1, pair[1].1
+            ));
         }
         Ok(ApiTokens {
             tokens,
@@ -226,13 +323,37 @@ impl ApiTokens {
         self.tokens.is_empty()
     }
 
-    /// The names of tokens too short to be safe on a network listener.
-    pub fn short(&self) -> Vec<&str> {
-        self.tokens
-            .iter()
-            .filter(|t| t.value.expose().chars().count() < MIN_TOKEN_LEN)
-            .map(|t| t.name.as_str())
-            .collect()
+    /// The names of tokens too short to be safe on a network listener: the token itself, or
+    /// its AWS secret key (then named `NAME (aws_secret_access_key)`).
+    pub fn short(&self) -> Vec<String> {
+        let short = |secret: &Secret| secret.expose().chars().count() < MIN_TOKEN_LEN;
+        let mut names = Vec::new();
+        for token in &self.tokens {
+            if short(&token.value) {
+                names.push(token.name.clone());
+            }
+            if token.aws.as_ref().is_some_and(|key| short(&key.secret)) {
+                names.push(format!("{} (aws_secret_access_key)", token.name));
+            }
+        }
+        names
+    }
+
+    /// The token an AWS access key id belongs to, and the key's secret, for checking the
+    /// request's signature (`eventbridge::sigv4::verify` takes this as its lookup). Key ids are
+    /// not secret, so they are compared plainly.
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "the lookup of the EventBridge door's SigV4 check, wired in the next step of issue 15"
+        )
+    )]
+    pub(crate) fn by_access_key(&self, access_key_id: &str) -> Option<(&ApiToken, &Secret)> {
+        self.tokens.iter().find_map(|token| {
+            let key = token.aws.as_ref()?;
+            (key.access_key_id == access_key_id).then_some((token, &key.secret))
+        })
     }
 
     /// The token an `Authorization` header presents, if it is one of these. The scheme is
@@ -352,6 +473,136 @@ scopes = ["metrics"]
             assert!(error.contains(expected), "{text:?}: {error}");
             assert!(!error.contains("secret-value"), "{error}");
         }
+    }
+
+    const AWS_FILE: &str = r#"
+[tokens.deployer]
+token = "admin-token-0123456789"
+scopes = ["admin"]
+
+[tokens.shop]
+token = "shop-token-0123456789"
+scopes = ["publish:orders", "read"]
+aws_access_key_id = "AKIASHOP0000000000"
+aws_secret_access_key = "shop-aws-secret-0123456789"
+
+[tokens.ci]
+token = "ci-token-0123456789ab"
+scopes = ["read"]
+aws_access_key_id = "AKIACI000000000000"
+aws_secret_access_key = "short"
+"#;
+
+    #[test]
+    fn an_access_key_finds_its_token_and_secret() {
+        let tokens = ApiTokens::parse(AWS_FILE).unwrap();
+        let (shop, secret) = tokens.by_access_key("AKIASHOP0000000000").unwrap();
+        assert_eq!(shop.name, "shop");
+        assert_eq!(secret.expose(), "shop-aws-secret-0123456789");
+        assert!(shop.allows(&Need::Publish("orders".into())));
+        assert!(tokens.by_access_key("AKIAUNKNOWN0000000").is_none());
+        assert!(tokens.by_access_key("").is_none());
+        // A token without a key pair is not found by any id; its bearer token still works.
+        assert!(tokens.find(Some("Bearer admin-token-0123456789")).is_some());
+        // The AWS secret is held to the token length rule, and named as such.
+        assert_eq!(tokens.short(), vec!["ci (aws_secret_access_key)"]);
+    }
+
+    #[test]
+    fn access_keys_come_in_pairs_and_belong_to_one_token() {
+        let entry = |name: &str, extra: &str| {
+            format!(
+                "[tokens.{name}]\ntoken = \"secret-value-{name}-123456\"\nscopes = [\"read\"]\n{extra}\n"
+            )
+        };
+        for (text, expected) in [
+            (
+                entry("a", "aws_access_key_id = \"AKIAA0000000000000\""),
+                "token \"a\": aws_access_key_id and aws_secret_access_key go together",
+            ),
+            (
+                entry("a", "aws_secret_access_key = \"secret-value-aws-0123456\""),
+                "token \"a\": aws_access_key_id and aws_secret_access_key go together",
+            ),
+            (
+                entry(
+                    "a",
+                    "aws_access_key_id = \"AKIA/A\"\naws_secret_access_key = \"secret-value-aws-0123456\"",
+                ),
+                "letters, digits",
+            ),
+            (
+                entry(
+                    "a",
+                    "aws_access_key_id = \"AKIAA0000000000000\"\naws_secret_access_key = \" \"",
+                ),
+                "aws_secret_access_key is empty",
+            ),
+            (
+                entry(
+                    "a",
+                    "aws_access_key_id = \"AKIASAME0000000000\"\naws_secret_access_key = \"secret-value-aws-0123456\"",
+                ) + &entry(
+                    "b",
+                    "aws_access_key_id = \"AKIASAME0000000000\"\naws_secret_access_key = \"secret-value-aws-6543210\"",
+                ),
+                "tokens \"a\" and \"b\" have the same aws_access_key_id",
+            ),
+        ] {
+            let error = ApiTokens::parse(&text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+            assert!(!error.contains("secret-value"), "{error}");
+            assert!(!error.contains("AKIA"), "{error}");
+        }
+    }
+
+    #[test]
+    fn each_eventbridge_operation_needs_its_scope() {
+        let need = |operation: &str, buses: &[&str]| {
+            let buses: Vec<String> = buses.iter().map(|b| b.to_string()).collect();
+            Need::of_eventbridge(operation, &buses)
+        };
+        for read in [
+            "DescribeRule",
+            "DescribeEventBus",
+            "ListRules",
+            "ListTargetsByRule",
+            "ListTagsForResource",
+            "TestEventPattern",
+        ] {
+            assert_eq!(need(read, &[]), vec![Need::Read], "{read}");
+        }
+        for admin in [
+            "PutRule",
+            "PutTargets",
+            "DeleteRule",
+            "CreateConnection",
+            "StartReplay",
+            "TagResource",
+            "NoSuchOperation",
+            "",
+        ] {
+            assert_eq!(need(admin, &["orders"]), vec![Need::Admin], "{admin}");
+        }
+        assert_eq!(
+            need("PutEvents", &["payments", "orders", "payments"]),
+            vec![
+                Need::Publish("orders".into()),
+                Need::Publish("payments".into())
+            ]
+        );
+        assert_eq!(
+            need("PutEvents", &[]),
+            vec![Need::Publish("default".into())]
+        );
+        // A publish:orders token may put events to orders only, and read.
+        let tokens = ApiTokens::parse(AWS_FILE).unwrap();
+        let (shop, _) = tokens.by_access_key("AKIASHOP0000000000").unwrap();
+        let allowed = |needs: Vec<Need>| needs.iter().all(|n| shop.allows(n));
+        assert!(allowed(need("PutEvents", &["orders"])));
+        assert!(!allowed(need("PutEvents", &["orders", "payments"])));
+        assert!(allowed(need("ListRules", &[])));
+        assert!(!allowed(need("PutRule", &[])));
     }
 
     #[test]

@@ -383,6 +383,35 @@ async fn a_short_token_is_refused_on_a_network_listener() {
 }
 
 #[tokio::test]
+async fn a_short_aws_secret_key_is_refused_on_a_network_listener_like_a_token() {
+    let dir = temp_dir();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[tokens.shop]\ntoken = \"shop-token-0123456789\"\nscopes = [\"read\"]\n\
+         aws_access_key_id = \"AKIASHOP0000000000\"\naws_secret_access_key = \"short\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let refused = Server::spawn(&[
+        "serve",
+        "--listen",
+        "0.0.0.0:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--api-tokens-file",
+        tokens.to_str().unwrap(),
+    ]);
+    let log = refused.err().expect("must refuse to start").join("\n");
+    assert!(
+        log.contains("shorter than 16 characters (shop (aws_secret_access_key))"),
+        "{log}"
+    );
+    assert!(!log.contains("short\""), "{log}");
+    Server::start(&data, &["--api-tokens-file", tokens.to_str().unwrap()]);
+}
+
+#[tokio::test]
 async fn health_and_readiness_answer() {
     let dir = temp_dir();
     let server = Server::start(dir.path(), &[]);
