@@ -1,6 +1,7 @@
 //! What switchyard's test trees share, so that each is written once: a program under test as a
 //! child process that is waited for until it listens ([`Process`]), a PostgreSQL schema per
-//! test ([`TestDatabase`]) and temporary directories.
+//! test ([`TestDatabase`]), the Python tools of the EventBridge tests (boto3 scripts and the
+//! aws CLI, [`run_python`] and [`run_aws`]) and temporary directories.
 //!
 //! Dev-only (`publish = false`, used only as a dev-dependency): nothing here may be reached by a
 //! shipped crate. It holds no knowledge of switchyard's API or command line; the test crates own
@@ -14,9 +15,11 @@
 
 mod postgres;
 mod process;
+mod python;
 
 pub use postgres::TestDatabase;
 pub use process::Process;
+pub use python::{ScriptOutput, aws_cli_or_skip, python_or_skip, run_aws, run_python};
 
 /// A temporary directory, removed when dropped.
 pub fn temp_dir() -> tempfile::TempDir {
