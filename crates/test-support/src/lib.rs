@@ -1,7 +1,8 @@
 //! What switchyard's test trees share, so that each is written once: a program under test as a
 //! child process that is waited for until it listens ([`Process`]), a PostgreSQL schema per
-//! test ([`TestDatabase`]), temporary directories, and AWS SigV4 signing for EventBridge
-//! requests ([`sign_eventbridge`]).
+//! test ([`TestDatabase`]), the Python tools of the EventBridge tests (boto3 scripts and the
+//! aws CLI, [`run_python`] and [`run_aws`]), AWS SigV4 signing of raw EventBridge requests
+//! ([`sign_eventbridge`]) and temporary directories.
 //!
 //! Dev-only (`publish = false`, used only as a dev-dependency): nothing here may be reached by a
 //! shipped crate. It holds no knowledge of switchyard's API or command line; the test crates own
@@ -15,10 +16,12 @@
 
 mod postgres;
 mod process;
+mod python;
 mod sigv4;
 
 pub use postgres::TestDatabase;
 pub use process::Process;
+pub use python::{ScriptOutput, aws_cli_or_skip, python_or_skip, run_aws, run_python};
 pub use sigv4::{AwsKey, sign_eventbridge};
 
 /// A temporary directory, removed when dropped.

@@ -24,6 +24,7 @@ mod connections;
 mod delivery;
 mod destinations;
 mod durability;
+mod eventbridge;
 mod flow_control;
 mod history;
 mod metrics;

@@ -1,0 +1,26 @@
+//! The EventBridge door (docs/design/eventbridge.md §7), driven by the real boto3 and the real
+//! aws CLI against the real binary.
+//!
+//! A case is a Python script in `crates/switchyard/tests/eventbridge/` that gets the server's
+//! URL as `ENDPOINT` and prints one JSON line per result, or an aws CLI command whose JSON
+//! output is parsed; Rust starts the server, runs the tool and asserts on what it printed (and,
+//! where it applies, on what receivers got and on `/v1` state). The tools come from
+//! `.ci/python-venv` through `SWITCHYARD_TEST_PYTHON` and `SWITCHYARD_TEST_AWS`: without them a
+//! test says it skipped, and under `CI=true` it fails. Running them and their environment
+//! (test credentials, nothing from the machine's AWS setup) is `switchyard-test-support`'s.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+mod smoke;
+
+/// How long one run of a tool may take: Python's start and boto3's import are most of it, and
+/// a loaded CI machine makes them slow; a hung tool still fails its test.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The script `name` of `crates/switchyard/tests/eventbridge/`.
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/eventbridge")
+        .join(name)
+}
