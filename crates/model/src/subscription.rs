@@ -53,6 +53,11 @@ pub struct SubscriptionSpec {
     /// still attempted), dead letters, metrics and id: EventBridge's `DisableRule`.
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub enabled: bool,
+    /// An EventBridge schedule expression (`rate(5 minutes)`, `cron(0 12 * * ? *)`): each tick
+    /// is an event `Scheduled Event` delivered to this subscription. A scheduled subscription
+    /// without a pattern takes only its ticks, not every event of the bus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Set when the subscription is an EventBridge rule's target, made through the EventBridge
     /// API: the link it is found by from that API. A REST `PUT` that leaves it out keeps it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,6 +233,12 @@ impl SubscriptionSpec {
             )));
         }
         Ok(())
+    }
+
+    /// Whether the publish path offers it events: not when it is disabled, nor when it is only
+    /// a schedule (no pattern), which would otherwise mean every event of the bus.
+    pub fn takes_events(&self) -> bool {
+        self.enabled && (self.pattern.is_some() || self.schedule.is_none())
     }
 
     /// The compiled pattern, or `None` for a subscription to every event.

@@ -140,13 +140,6 @@ impl Need {
     /// resolved to names); everything else, unknown names included, is `admin`. Never empty: a
     /// `PutEvents` naming no bus needs publishing to `default`, so that no request is allowed
     /// for lack of a need.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "called by the EventBridge door's route, wired in the next step of issue 15"
-        )
-    )]
     pub(crate) fn of_eventbridge(operation: &str, buses: &[String]) -> Vec<Need> {
         if operation == "PutEvents" {
             let mut buses: Vec<&str> = buses.iter().map(String::as_str).collect();
@@ -342,13 +335,6 @@ impl ApiTokens {
     /// The token an AWS access key id belongs to, and the key's secret, for checking the
     /// request's signature (`eventbridge::sigv4::verify` takes this as its lookup). Key ids are
     /// not secret, so they are compared plainly.
-    #[cfg_attr(
-        not(test),
-        expect(
-            dead_code,
-            reason = "the lookup of the EventBridge door's SigV4 check, wired in the next step of issue 15"
-        )
-    )]
     pub(crate) fn by_access_key(&self, access_key_id: &str) -> Option<(&ApiToken, &Secret)> {
         self.tokens.iter().find_map(|token| {
             let key = token.aws.as_ref()?;

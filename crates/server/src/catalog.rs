@@ -49,10 +49,10 @@ impl BusIndex {
         let mut builder = MatcherBuilder::new();
         let mut match_all = Vec::new();
         // A disabled subscription (EventBridge's DisableRule) stays in the catalog, so it keeps
-        // its lane and id, but takes no new event.
+        // its lane and id, but takes no new event; nor does one that is only a schedule.
         let targets = subscriptions
             .values()
-            .filter(|(s, _)| s.spec.enabled)
+            .filter(|(s, _)| s.spec.takes_events())
             .map(|(s, p)| (Target::Subscription(s.id), p))
             .chain(archives.values().map(|(a, p)| (Target::Archive(a.id), p)));
         for (target, pattern) in targets {

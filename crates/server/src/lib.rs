@@ -28,13 +28,6 @@ mod cluster;
 mod config;
 mod cpu;
 mod error;
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the EventBridge door's route is wired in the next step of issue 15; until then only the tests call it"
-    )
-)]
 mod eventbridge;
 mod forwards;
 mod http;

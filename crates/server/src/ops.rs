@@ -335,6 +335,54 @@ impl App {
         .await
     }
 
+    /// Every document of a kind the server does not keep in memory (replays, the EventBridge
+    /// door's rules, API destinations and tags), read from the store when asked for.
+    pub(crate) async fn documents(
+        &self,
+        kind: DocumentKind,
+    ) -> Result<Vec<DocumentRecord>, ServerError> {
+        Ok(self.store().list_documents(kind).await?)
+    }
+
+    /// Creates or replaces one of the EventBridge door's documents. Sources, connections, keys
+    /// and replays have operations of their own, which keep the server's memory in step.
+    pub(crate) async fn put_document(
+        self: &Arc<Self>,
+        kind: DocumentKind,
+        name: &str,
+        body: String,
+    ) -> Result<(DocumentRecord, bool), ServerError> {
+        Self::door_kind(kind)?;
+        let name = name.to_owned();
+        self.change(
+            move |app| async move { Ok(app.store().put_document(kind, &name, body).await?) },
+        )
+        .await
+    }
+
+    /// Deletes one of the EventBridge door's documents and returns it.
+    pub(crate) async fn delete_document(
+        self: &Arc<Self>,
+        kind: DocumentKind,
+        name: &str,
+    ) -> Result<DocumentRecord, ServerError> {
+        Self::door_kind(kind)?;
+        let name = name.to_owned();
+        self.change(move |app| async move { Ok(app.store().delete_document(kind, &name).await?) })
+            .await
+    }
+
+    fn door_kind(kind: DocumentKind) -> Result<(), ServerError> {
+        match kind {
+            DocumentKind::EventBridgeRule
+            | DocumentKind::EventBridgeApiDestination
+            | DocumentKind::EventBridgeTags => Ok(()),
+            other => Err(ServerError::Invalid(format!(
+                "{other:?} documents change only through their own operations"
+            ))),
+        }
+    }
+
     /// Checks the request against the catalog, stores the replay as `running` and starts it.
     pub(crate) async fn start_replay(
         self: &Arc<Self>,

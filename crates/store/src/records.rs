@@ -106,6 +106,13 @@ pub enum DocumentKind {
     Replay,
     /// A request to cancel a running replay, from any node; only its runner acts on it.
     ReplayCancel,
+    /// An EventBridge rule: what its target subscriptions cannot say (a rule with no targets,
+    /// its schedule's anchor, its description). Its targets are subscriptions.
+    EventBridgeRule,
+    /// An EventBridge API destination: the destination template its targets are built from.
+    EventBridgeApiDestination,
+    /// The tags of one EventBridge resource, by its ARN.
+    EventBridgeTags,
 }
 
 impl DocumentKind {
@@ -126,6 +133,9 @@ impl DocumentKind {
             DocumentKind::Key => "key",
             DocumentKind::Replay => "replay",
             DocumentKind::ReplayCancel => "replay-cancel",
+            DocumentKind::EventBridgeRule => "eventbridge-rule",
+            DocumentKind::EventBridgeApiDestination => "eventbridge-api-destination",
+            DocumentKind::EventBridgeTags => "eventbridge-tags",
         }
     }
 }

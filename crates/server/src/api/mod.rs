@@ -108,6 +108,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(v1)
         .merge(metrics)
         .route("/hooks/{name}", post(sources::receive))
+        .route("/", post(crate::eventbridge::handle))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(health::healthz))
@@ -192,7 +193,9 @@ async fn json_errors(State(app): State<Arc<App>>, request: Request, next: Next) 
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .is_some_and(|v| {
+            v.starts_with("application/json") || v.starts_with("application/x-amz-json")
+        });
     if status.as_u16() < 400 || is_json {
         return response;
     }
