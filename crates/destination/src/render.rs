@@ -45,9 +45,12 @@ pub struct Attempt<'a> {
     /// The bus the event was published to: the `switchyard-bus` header and part of the
     /// identity token's `sub`.
     pub bus: &'a str,
-    /// The subscription's name: the `switchyard-subscription` header, part of the identity
-    /// token's `sub`, and the transform's `aws.events.rule-name`.
+    /// The subscription's name: the `switchyard-subscription` header and part of the identity
+    /// token's `sub`.
     pub subscription: &'a str,
+    /// The transform's `aws.events.rule-name`: the EventBridge rule's name for a rule's
+    /// target, the subscription's name otherwise.
+    pub rule: &'a str,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// When switchyard accepted the event (Pub/Sub's `publishTime`).
@@ -239,7 +242,7 @@ pub fn render(
             event,
             &Predefined {
                 envelope: attempt.envelope,
-                subscription: attempt.subscription,
+                rule: attempt.rule,
                 ingestion_time: &ingestion_time,
             },
         )?,

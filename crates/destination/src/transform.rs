@@ -13,7 +13,7 @@
 //!
 //! Predefined names (EventBridge's, so templates can be moved over unchanged):
 //! `aws.events.event.json` (the whole envelope), `aws.events.event` (the envelope without
-//! `detail`), `aws.events.rule-name` (the subscription's name) and
+//! `detail`), `aws.events.rule-name` (the rule's name, or the subscription's) and
 //! `aws.events.event.ingestion-time` (when switchyard accepted the event, RFC 3339).
 //!
 //! Must not: produce invalid JSON from a JSON template. Validation fills every placeholder and
@@ -68,7 +68,7 @@ pub(crate) enum Payload {
 /// What the predefined names stand for in one attempt.
 pub(crate) struct Predefined<'a> {
     pub envelope: &'a str,
-    pub subscription: &'a str,
+    pub rule: &'a str,
     pub ingestion_time: &'a str,
 }
 
@@ -150,7 +150,7 @@ impl Transform {
         let output = self.fill(|name| match name {
             EVENT_JSON => Some(predefined.envelope.to_string()),
             EVENT_WITHOUT_DETAIL => Some(without_detail.clone()),
-            RULE_NAME => Some(json_string(predefined.subscription)),
+            RULE_NAME => Some(json_string(predefined.rule)),
             INGESTION_TIME => Some(json_string(predefined.ingestion_time)),
             _ => self
                 .paths
@@ -305,7 +305,7 @@ mod tests {
             event,
             &Predefined {
                 envelope: ENVELOPE,
-                subscription: "orders-to-crm",
+                rule: "orders-to-crm",
                 ingestion_time: "2026-01-01T00:00:01.000Z",
             },
         )

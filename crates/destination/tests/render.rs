@@ -24,6 +24,7 @@ fn attempt(envelope: &str) -> Attempt<'_> {
         envelope,
         bus: "orders",
         subscription: "to-crm",
+        rule: "to-crm",
         attempt: 3,
         ingested_ms: INGESTED_MS,
         now_s: 1_772_359_260,

@@ -159,6 +159,11 @@ async fn send_once(
         envelope: &delivery.event.envelope,
         bus: &subscription.bus,
         subscription: &subscription.name,
+        rule: subscription
+            .spec
+            .eventbridge
+            .as_ref()
+            .map_or(&subscription.name, |link| &link.rule),
         attempt: delivery.attempts + 1,
         ingested_ms: delivery.event.ingested_ms,
         now_s: now_ms() / 1000,

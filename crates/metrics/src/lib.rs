@@ -293,6 +293,44 @@ pub fn render_archives(archives: &[ArchiveGauges]) -> String {
     out
 }
 
+/// A subscription that is an EventBridge rule's target, for the info series that joins the
+/// subscription's metrics to the rule and target.
+#[derive(Debug, Clone, Default)]
+pub struct EventBridgeTarget {
+    /// The subscription's bus (the rule's).
+    pub bus: String,
+    /// The subscription's name (`RULE.TARGET`, or shortened with a hash).
+    pub subscription: String,
+    /// The rule's name.
+    pub rule: String,
+    /// The target's `Id`.
+    pub target_id: String,
+}
+
+/// Renders `switchyard_eventbridge_target_info`: 1 per EventBridge target, so that a rule's or a
+/// target's failures are one join away (`* on (bus, subscription) group_left (rule, target_id)`)
+/// while the subscription series keep their labels.
+pub fn render_eventbridge_targets(targets: &[EventBridgeTarget]) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "switchyard_eventbridge_target_info",
+        "gauge",
+        "1 for each subscription that is an EventBridge rule's target, labelled with the rule and target id.",
+    );
+    for t in targets {
+        let _ = writeln!(
+            out,
+            "switchyard_eventbridge_target_info{{bus=\"{}\",subscription=\"{}\",rule=\"{}\",target_id=\"{}\"}} 1",
+            escape(&t.bus),
+            escape(&t.subscription),
+            escape(&t.rule),
+            escape(&t.target_id)
+        );
+    }
+    out
+}
+
 /// The registry: one handle per bus and per subscription id.
 #[derive(Debug, Default)]
 pub struct Metrics {

@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use switchyard_metrics::{ArchiveGauges, SubscriptionGauges, render_archives};
+use switchyard_metrics::{
+    ArchiveGauges, EventBridgeTarget, SubscriptionGauges, render_archives,
+    render_eventbridge_targets,
+};
 use switchyard_model::now_ms;
 
 use super::ApiError;
@@ -18,7 +21,16 @@ use crate::App;
 pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResponse, ApiError> {
     let now = now_ms();
     let mut gauges = BTreeMap::new();
+    let mut targets = Vec::new();
     for subscription in app.catalog().all_subscriptions() {
+        if let Some(link) = &subscription.spec.eventbridge {
+            targets.push(EventBridgeTarget {
+                bus: subscription.bus.clone(),
+                subscription: subscription.name.clone(),
+                rule: link.rule.clone(),
+                target_id: link.target_id.clone(),
+            });
+        }
         let stats = app.store().stats(subscription.id).await?;
         let lane = app.dispatcher().gauges(subscription.id);
         let in_flight = lane
@@ -54,6 +66,7 @@ pub(crate) async fn metrics(State(app): State<Arc<App>>) -> Result<impl IntoResp
     }
     let mut text = app.metrics().render(&gauges);
     text.push_str(&render_archives(&archives));
+    text.push_str(&render_eventbridge_targets(&targets));
     Ok((
         [(
             header::CONTENT_TYPE,

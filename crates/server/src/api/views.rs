@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use switchyard_model::{CircuitBreaker, RetryPolicy, format_rfc3339_ms};
+use switchyard_model::{CircuitBreaker, EventBridgeLink, RetryPolicy, format_rfc3339_ms};
 use switchyard_secrets::REDACTED;
 use switchyard_store::{ArchiveRecord, ArchiveStats, BusRecord, DeadLetter, SubscriptionRecord};
 
@@ -149,6 +149,13 @@ pub(crate) struct SubscriptionView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_limit_per_s: Option<u32>,
     circuit_breaker: &'a CircuitBreaker,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ordered: bool,
+    enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eventbridge: Option<&'a EventBridgeLink>,
     created_at: String,
     updated_at: String,
 }
@@ -164,6 +171,10 @@ impl<'a> SubscriptionView<'a> {
             max_concurrency: record.spec.max_concurrency,
             rate_limit_per_s: record.spec.rate_limit_per_s,
             circuit_breaker: &record.spec.circuit_breaker,
+            ordered: record.spec.ordered,
+            enabled: record.spec.enabled,
+            schedule: record.spec.schedule.as_deref(),
+            eventbridge: record.spec.eventbridge.as_ref(),
             created_at: format_rfc3339_ms(record.created_ms),
             updated_at: format_rfc3339_ms(record.updated_ms),
         }

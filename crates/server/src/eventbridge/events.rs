@@ -35,6 +35,9 @@ struct Entry {
     trace_header: Option<String>,
 }
 
+/// An entry's position in the request, and its event.
+type Parsed = (usize, Result<switchyard_model::Event, ModelError>);
+
 /// One entry's failure, as PutEvents reports it.
 struct Failure {
     code: &'static str,
@@ -61,9 +64,7 @@ pub(super) async fn put(call: Call<'_>) -> Result<Value, EbError> {
     }
     let ingested_ms = now_ms();
     let mut results: Vec<Option<Result<String, Failure>>> = Vec::with_capacity(entries.len());
-    // Per bus: the entries' positions and their parsed events.
-    let mut by_bus: BTreeMap<String, Vec<(usize, Result<switchyard_model::Event, ModelError>)>> =
-        BTreeMap::new();
+    let mut by_bus: BTreeMap<String, Vec<Parsed>> = BTreeMap::new();
     for (position, entry) in entries.into_iter().enumerate() {
         match event_of(&call, entry, ingested_ms) {
             Ok((bus, event)) => {

@@ -38,9 +38,18 @@ pub(super) struct Rule {
 }
 
 impl Rule {
-    /// The pattern the rule routes by: its first target's, which a REST edit may have changed.
+    /// The target whose subscription changed last: PutRule gives every target the rule's
+    /// pattern and state, so they differ only after a REST edit of one, and that edit is then
+    /// the rule's latest word.
+    fn latest(&self) -> Option<&Arc<SubscriptionRecord>> {
+        self.targets
+            .iter()
+            .max_by(|a, b| a.updated_ms.cmp(&b.updated_ms).then(b.id.cmp(&a.id)))
+    }
+
+    /// The pattern the rule routes by, as its subscriptions say.
     pub(super) fn pattern(&self) -> Option<String> {
-        match self.targets.first() {
+        match self.latest() {
             Some(target) => target.spec.pattern.as_ref().map(|p| p.get().to_string()),
             None => self.doc.pattern.clone(),
         }
@@ -56,8 +65,7 @@ impl Rule {
     }
 
     pub(super) fn enabled(&self) -> bool {
-        self.targets
-            .first()
+        self.latest()
             .map_or(self.doc.enabled, |target| target.spec.enabled)
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn epoch_s(ms: u64) -> Value {
 
 /// A request's time in ms, from epoch seconds (botocore sends a number).
 pub(crate) fn ms_of(seconds: f64, member: &str) -> Result<u64, EbError> {
-    if seconds.is_finite() && seconds >= 0.0 && seconds < 1e13 {
+    if (0.0..1e13).contains(&seconds) {
         Ok((seconds * 1000.0).round() as u64)
     } else {
         Err(EbError::validation(format!(
@@ -116,7 +116,7 @@ fn encode_token(name: &str) -> String {
 }
 
 fn decode_token(token: &str) -> Option<String> {
-    if token.len() % 2 != 0 || token.len() > 1024 {
+    if !token.len().is_multiple_of(2) || token.len() > 1024 {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..token.len())

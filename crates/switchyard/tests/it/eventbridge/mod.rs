@@ -12,6 +12,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod auth;
+mod rules;
 mod smoke;
 
 /// How long one run of a tool may take: Python's start and boto3's import are most of it, and

@@ -1,0 +1,181 @@
+//! Authentication of the EventBridge door: with API tokens configured, a call must be signed
+//! (SigV4) with an access key of the tokens file, and gets that token's scopes.
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+use switchyard_test_support::{AwsKey, python_or_skip, run_python, sign_eventbridge, temp_dir};
+
+use super::{TOOL_TIMEOUT, script};
+use crate::common::{Server, client};
+
+const TOKENS: &str = r#"
+[tokens.deployer]
+token = "deployer-token-0123456789"
+scopes = ["admin"]
+aws_access_key_id = "AKIADEPLOYER0000"
+aws_secret_access_key = "deployer-secret-0123456789"
+
+[tokens.shop]
+token = "shop-token-0123456789"
+scopes = ["read", "publish:orders"]
+aws_access_key_id = "AKIASHOP00000000"
+aws_secret_access_key = "shop-secret-0123456789"
+"#;
+
+const DEPLOYER: AwsKey<'static> = AwsKey {
+    access_key_id: "AKIADEPLOYER0000",
+    secret_access_key: "deployer-secret-0123456789",
+    region: "us-east-1",
+};
+
+fn server(dir: &std::path::Path) -> Server {
+    let tokens = dir.join("tokens.toml");
+    std::fs::write(&tokens, TOKENS).unwrap();
+    Server::start(
+        &dir.join("data"),
+        &["--api-tokens-file", tokens.to_str().unwrap()],
+    )
+}
+
+/// Sends one EventBridge call signed by `key`, with `tamper` applied to the body after
+/// signing; returns the status and the `__type` of an error answer.
+async fn signed(
+    server: &Server,
+    key: &AwsKey<'_>,
+    operation: &str,
+    body: Value,
+    tamper: bool,
+) -> (u16, Value) {
+    let url = format!("{}/", server.base);
+    let target = format!("AWSEvents.{operation}");
+    let body = body.to_string().into_bytes();
+    let headers = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", target.as_str()),
+    ];
+    let signature = sign_eventbridge(key, "POST", &url, &headers, &body, SystemTime::now());
+    let mut request = client().post(&url);
+    for (name, value) in headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .chain(signature)
+    {
+        request = request.header(name, value);
+    }
+    let mut sent = body;
+    if tamper {
+        sent[1] ^= 0x01;
+    }
+    let response = request.body(sent).send().await.unwrap();
+    let status = response.status().as_u16();
+    let answer = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap_or(Value::Null);
+    (status, answer)
+}
+
+#[tokio::test]
+async fn a_signed_call_is_accepted_and_a_tampered_or_unknown_signature_refused() {
+    let dir = temp_dir();
+    let server = server(dir.path());
+    let (status, answer) = signed(
+        &server,
+        &DEPLOYER,
+        "CreateEventBus",
+        json!({"Name": "orders"}),
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = signed(
+        &server,
+        &DEPLOYER,
+        "DescribeEventBus",
+        json!({"Name": "orders"}),
+        true,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (403, Some("InvalidSignatureException")),
+        "{answer}"
+    );
+    let stranger = AwsKey {
+        access_key_id: "AKIASTRANGER0000",
+        ..DEPLOYER
+    };
+    let (status, answer) = signed(&server, &stranger, "ListEventBuses", json!({}), false).await;
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (403, Some("UnrecognizedClientException")),
+        "{answer}"
+    );
+    let (status, answer) = crate::common::call(
+        client()
+            .post(format!("{}/", server.base))
+            .header("x-amz-target", "AWSEvents.ListEventBuses")
+            .header("content-type", "application/x-amz-json-1.1")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["__type"].as_str()),
+        (403, Some("MissingAuthenticationTokenException")),
+        "{answer}"
+    );
+    // A bearer token works too (for curl), with its scopes.
+    let (status, answer) = crate::common::call(
+        client()
+            .post(format!("{}/", server.base))
+            .header("x-amz-target", "AWSEvents.ListEventBuses")
+            .header("authorization", "Bearer shop-token-0123456789")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_signs_with_a_tokens_file_key_and_gets_that_tokens_scopes() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let dir = temp_dir();
+    let server = server(dir.path());
+    signed(
+        &server,
+        &DEPLOYER,
+        "CreateEventBus",
+        json!({"Name": "orders"}),
+        false,
+    )
+    .await;
+    let path = script("auth.py");
+    let endpoint = server.base.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        let env = [
+            ("ENDPOINT", endpoint),
+            ("AWS_ACCESS_KEY_ID", "AKIASHOP00000000".to_string()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "shop-secret-0123456789".to_string(),
+            ),
+        ];
+        run_python(&python, &path, &env, TOOL_TIMEOUT).lines
+    })
+    .await
+    .unwrap();
+    let step = |name: &str| lines.iter().find(|l| l["step"] == name).unwrap().clone();
+    assert!(
+        step("list_buses")["result"]["EventBuses"].is_array(),
+        "a read key may list"
+    );
+    assert_eq!(step("put_rule")["error"], "AccessDeniedException");
+    assert_eq!(step("put_rule")["status"], 403);
+    let put = step("put_events")["result"].clone();
+    assert_eq!(put["FailedEntryCount"], 1, "{put}");
+    assert_eq!(put["Entries"][0]["ErrorCode"], "AccessDeniedException");
+    assert!(
+        put["Entries"][1]["EventId"].is_string(),
+        "publish:orders may publish to orders"
+    );
+}
