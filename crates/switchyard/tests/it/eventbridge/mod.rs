@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod auth;
+mod cli;
 mod rules;
 mod smoke;
 
