@@ -204,6 +204,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let addr: SocketAddr = listen.parse().with_context(|| {
         format!("--listen {listen:?} must be an IP address and port, such as 127.0.0.1:8700")
     })?;
+    // Bound first, so that the default public URL has the real port (`--listen 127.0.0.1:0`):
+    // identity tokens name it as their issuer, and EventBridge bus targets publish to it.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
     let data_dir = args
         .data_dir
         .or_else(|| settings.data_dir.as_ref().map(PathBuf::from))
@@ -319,7 +325,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         public_url: args
             .public_url
             .or_else(|| settings.public_url.clone())
-            .unwrap_or_else(|| format!("{scheme}://{listen}"))
+            .unwrap_or_else(|| format!("{scheme}://{local}"))
             .trim_end_matches('/')
             .to_string(),
         max_hops: args
@@ -388,10 +394,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     file.apply(&app).await?;
 
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
     match store_url.filter(|_| shared) {
         Some(url) => tracing::info!(
             "switchyard listening on {scheme}://{local}, node {}, store {}",

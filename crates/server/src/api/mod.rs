@@ -161,6 +161,7 @@ async fn json_errors(State(app): State<Arc<App>>, request: Request, next: Next) 
         )
         .into_response();
     }
+    let is_eventbridge = headers.contains_key("x-amz-target");
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -177,6 +178,9 @@ async fn json_errors(State(app): State<Arc<App>>, request: Request, next: Next) 
         );
         app.tasks()
             .spawn(async move { shutdown.run_until_cancelled(body).await });
+        if is_eventbridge {
+            return crate::eventbridge::too_large(app.config().max_request_bytes);
+        }
         return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",

@@ -281,6 +281,16 @@ fn body_error(error: ApiError) -> EbError {
     EbError::new(kind, error.status, error.message)
 }
 
+/// A body declared over the limit, refused before it is read, in EventBridge's shape.
+pub(crate) fn too_large(max_request_bytes: usize) -> Response {
+    EbError::new(
+        "RequestEntityTooLargeException",
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is over the size limit of {max_request_bytes} bytes"),
+    )
+    .into_response()
+}
+
 fn answer_ok(body: &Value) -> Response {
     answer(StatusCode::OK, body)
 }
