@@ -14,6 +14,7 @@ use std::time::Duration;
 
 mod auth;
 mod cli;
+mod example;
 mod raw;
 mod rules;
 mod smoke;
