@@ -376,7 +376,8 @@ impl App {
         match kind {
             DocumentKind::EventBridgeRule
             | DocumentKind::EventBridgeApiDestination
-            | DocumentKind::EventBridgeTags => Ok(()),
+            | DocumentKind::EventBridgeTags
+            | DocumentKind::EventBridgeConnection => Ok(()),
             other => Err(ServerError::Invalid(format!(
                 "{other:?} documents change only through their own operations"
             ))),

@@ -113,6 +113,9 @@ pub enum DocumentKind {
     EventBridgeApiDestination,
     /// The tags of one EventBridge resource, by its ARN.
     EventBridgeTags,
+    /// What EventBridge shows of a connection that switchyard's connection cannot say: the
+    /// authorization type of a deauthorized one.
+    EventBridgeConnection,
 }
 
 impl DocumentKind {
@@ -136,6 +139,7 @@ impl DocumentKind {
             DocumentKind::EventBridgeRule => "eventbridge-rule",
             DocumentKind::EventBridgeApiDestination => "eventbridge-api-destination",
             DocumentKind::EventBridgeTags => "eventbridge-tags",
+            DocumentKind::EventBridgeConnection => "eventbridge-connection",
         }
     }
 }

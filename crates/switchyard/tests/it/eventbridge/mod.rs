@@ -14,6 +14,7 @@ use std::time::Duration;
 
 mod auth;
 mod cli;
+mod connections;
 mod example;
 mod raw;
 mod rules;
