@@ -335,6 +335,14 @@ impl App {
         .await
     }
 
+    /// What an archive holds now (a read: the REST API and the EventBridge door show it).
+    pub(crate) async fn archive_stats(
+        &self,
+        archive: u64,
+    ) -> Result<switchyard_store::ArchiveStats, ServerError> {
+        Ok(self.store().archive_stats(archive).await?)
+    }
+
     /// Every document of a kind the server does not keep in memory (replays, the EventBridge
     /// door's rules, API destinations and tags), read from the store when asked for.
     pub(crate) async fn documents(

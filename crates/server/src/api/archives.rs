@@ -26,7 +26,7 @@ fn find(app: &App, bus: &str, name: &str) -> Result<Arc<ArchiveRecord>, ApiError
 }
 
 async fn view(app: &App, record: &ArchiveRecord) -> Result<ArchiveView, ApiError> {
-    let stats = app.store().archive_stats(record.id).await?;
+    let stats = app.archive_stats(record.id).await?;
     Ok(ArchiveView::new(record, stats))
 }
 

@@ -17,6 +17,7 @@ mod cli;
 mod connections;
 mod example;
 mod raw;
+mod replay;
 mod rules;
 mod smoke;
 
