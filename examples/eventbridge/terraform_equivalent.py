@@ -66,6 +66,7 @@ def main():
             "InvocationHttpParameters": {
                 "HeaderParameters": [{"Key": "x-source", "Value": "eventbridge", "IsValueSecret": False}],
                 "QueryStringParameters": [{"Key": "tenant", "Value": "acme", "IsValueSecret": False}],
+                "BodyParameters": [{"Key": "origin", "Value": "eventbridge", "IsValueSecret": False}],
             },
         },
     )

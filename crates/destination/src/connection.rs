@@ -5,11 +5,14 @@
 //! {"auth": {"type": "basic", "username": "svc", "password": "..."},
 //!  "headers": {"X-Team": "payments", "X-Client-Key": {"secret": "..."}},
 //!  "query": {"tenant": "acme"},
+//!  "body": {"source": "switchyard", "token": {"secret": "..."}},
 //!  "client_certificate": {"certificate": "-----BEGIN CERTIFICATE-----...", "key": "file:/etc/switchyard/client.key"}}
 //! ```
 //!
-//! `auth` is one of `basic`, `api_key` and `oauth2_client_credentials`, or absent. Extra header
-//! and query values are plain strings (shown in answers) or `{"secret": ...}` (write-only).
+//! `auth` is one of `basic`, `api_key` and `oauth2_client_credentials`, or absent. Extra header,
+//! query and body values are plain strings (shown in answers) or `{"secret": ...}` (write-only).
+//! `body` members (EventBridge's `InvocationHttpParameters.BodyParameters`) are added, as JSON
+//! strings, to a request body that is a JSON object; any other body is sent as it is.
 //! `client_certificate` is presented in the TLS handshake (mutual TLS): the certificate chain is
 //! shown in answers, its private key is a write-only secret like the others.
 //!
@@ -50,6 +53,11 @@ pub struct ConnectionSpec {
     /// Added to every request's query string.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, ParamValue>,
+    /// Members set (as JSON strings) in every request body that is a JSON object, replacing a
+    /// member of the same name, as the connection's headers replace the destination's; a body
+    /// that is not an object is left alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub body: BTreeMap<String, ParamValue>,
     /// Presented in the TLS handshake when the destination (or the token endpoint) asks for
     /// one; `None` for no mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -385,7 +393,11 @@ impl ConnectionSpec {
         if let Some(certificate) = &self.client_certificate {
             certificate.validate()?;
         }
-        for (what, params) in [("headers", &self.headers), ("query", &self.query)] {
+        for (what, params) in [
+            ("headers", &self.headers),
+            ("query", &self.query),
+            ("body", &self.body),
+        ] {
             if params.len() > MAX_PARAMS {
                 return Err(ConfigError::new(
                     what,
@@ -397,7 +409,12 @@ impl ConnectionSpec {
                 if what == "headers" {
                     validate_header_name(&field, name)?;
                 } else if name.is_empty() {
-                    return Err(ConfigError::new(what, "a query parameter needs a name"));
+                    let kind = if what == "query" {
+                        "query parameter"
+                    } else {
+                        "body member"
+                    };
+                    return Err(ConfigError::new(what, format!("a {kind} needs a name")));
                 }
                 match value {
                     ParamValue::Plain(text) if what == "headers" && has_control(text) => {
@@ -430,7 +447,12 @@ impl ConnectionSpec {
                 oauth.client_secret = oauth.client_secret.seal(key)?;
             }
         }
-        for value in sealed.headers.values_mut().chain(sealed.query.values_mut()) {
+        for value in sealed
+            .headers
+            .values_mut()
+            .chain(sealed.query.values_mut())
+            .chain(sealed.body.values_mut())
+        {
             if let ParamValue::Secret(secret) = value {
                 *secret = secret.seal(key)?;
             }
@@ -449,7 +471,11 @@ impl ConnectionSpec {
             | Some(ConnectionAuth::ApiKey { value: s, .. }) => Some(s),
             Some(ConnectionAuth::OAuth2ClientCredentials(oauth)) => Some(&oauth.client_secret),
         };
-        let params = self.headers.values().chain(self.query.values());
+        let params = self
+            .headers
+            .values()
+            .chain(self.query.values())
+            .chain(self.body.values());
         let client_key = self.client_certificate.as_ref().map(|c| &c.key);
         auth.is_some_and(SecretRef::is_file)
             || client_key.is_some_and(SecretRef::is_file)
@@ -504,6 +530,7 @@ impl ConnectionSpec {
         };
         let headers = resolve_params("headers", &self.headers)?;
         let query = resolve_params("query", &self.query)?;
+        let body = resolve_params("body", &self.body)?;
         let client_identity = self
             .client_certificate
             .as_ref()
@@ -514,6 +541,7 @@ impl ConnectionSpec {
             kind: self.auth.as_ref().map_or("none", ConnectionAuth::kind),
             headers,
             query,
+            body,
             client_identity,
         })
     }
@@ -540,6 +568,7 @@ pub struct ResolvedConnection {
     pub(crate) kind: &'static str,
     pub(crate) headers: Vec<Param>,
     pub(crate) query: Vec<Param>,
+    pub(crate) body: Vec<Param>,
     client_identity: Option<Secret>,
 }
 

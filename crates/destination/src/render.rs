@@ -7,7 +7,7 @@
 //! them.
 //!
 //! Order of work: payload (transform, or the format's default) → body and headers of the format
-//! → URL → the destination's headers → the connection's headers and auth → identity token →
+//! → the connection's body members (into a JSON-object body only) → URL → the destination's headers → the connection's headers and auth → identity token →
 //! `switchyard-*` headers → Standard Webhooks signature over the final body. A header set later
 //! replaces one of the same name set earlier, so switchyard's own headers, auth and signatures
 //! always win over configured ones.
@@ -23,9 +23,10 @@ use serde_json::value::RawValue;
 use switchyard_secrets::{REDACTED, Secret};
 
 use crate::config::{Format, HttpMethod};
-use crate::connection::{ResolvedAuth, ResolvedConnection};
+use crate::connection::{Param, ResolvedAuth, ResolvedConnection};
 use crate::destination::Destination;
 use crate::error::RenderError;
+use crate::json_path::object_members;
 use crate::jwt::{Claims, IdentityKey};
 use crate::standard_webhooks::{self, SigningSecret, signature_header, webhook_id};
 use crate::transform::{Payload, Predefined};
@@ -137,6 +138,8 @@ pub struct RenderedRequest {
     /// The bytes to send; when the destination is signed, exactly those the signature covers.
     pub body: Vec<u8>,
     url_for_logs: String,
+    /// The connection's secret body values, as sent and as written, for [`Self::redact`].
+    body_secrets: Vec<String>,
 }
 
 impl RenderedRequest {
@@ -161,10 +164,11 @@ impl RenderedRequest {
 
     /// `text` (a receiver's answer) with every credential this request carried replaced by
     /// `********`: the value of each sensitive header, its credentials without the scheme
-    /// (`Basic`, `Bearer`), and each secret query value as sent and as decoded. A receiver that
+    /// (`Basic`, `Bearer`), each secret query value as sent and as decoded, and each secret body
+    /// value as sent and as decoded. A receiver that
     /// echoes the request back must not leave the connection's secrets in the store or the log.
     pub fn redact(&self, text: &str) -> String {
-        let mut secrets: Vec<String> = Vec::new();
+        let mut secrets: Vec<String> = self.body_secrets.clone();
         for header in self.headers.iter().filter(|h| h.sensitive) {
             secrets.push(header.value.clone());
             if let Some((_, credentials)) = header.value.split_once(' ') {
@@ -265,6 +269,14 @@ pub fn render(
         &ingestion_time,
         &mut headers,
     )?;
+
+    let mut body_secrets = Vec::new();
+    let body = match credentials.connection {
+        Some(connection) if !connection.body.is_empty() => {
+            merge_body(body, &connection.body, &mut body_secrets)
+        }
+        _ => body,
+    };
 
     let mut url = destination.url.render(event)?;
     // The token's audience is the URL the receiver was configured with, before the
@@ -397,7 +409,41 @@ pub fn render(
         headers,
         body,
         url_for_logs: masked.to_string(),
+        body_secrets,
     })
+}
+
+/// `body` with the connection's members set, when it is a JSON object; any other body as it
+/// is (EventBridge leaves a non-object body alone too). The event's members keep their order
+/// and their exact text (large numbers included); a member the connection sets is replaced and
+/// moves to the end.
+fn merge_body(body: Vec<u8>, members: &[Param], secrets: &mut Vec<String>) -> Vec<u8> {
+    let Some(existing) = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| serde_json::from_str::<&RawValue>(text).ok())
+        .and_then(object_members)
+    else {
+        return body;
+    };
+    let mut parts: Vec<String> = existing
+        .into_iter()
+        .filter(|(name, _)| !members.iter().any(|m| m.name == *name))
+        .map(|(name, value)| format!("{}:{}", json_string(&name), value.get()))
+        .collect();
+    for member in members {
+        let value = json_string(member.value.expose());
+        if member.secret {
+            secrets.push(member.value.expose().to_string());
+            secrets.push(value[1..value.len() - 1].to_string());
+        }
+        parts.push(format!("{}:{value}", json_string(&member.name)));
+    }
+    format!("{{{}}}", parts.join(",")).into_bytes()
+}
+
+fn json_string(text: &str) -> String {
+    // Serialising a &str cannot fail.
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into())
 }
 
 /// Headers with unique names; setting a name again replaces the value in place.

@@ -16,6 +16,10 @@
 //! `detail`), `aws.events.rule-name` (the rule's name, or the subscription's) and
 //! `aws.events.event.ingestion-time` (when switchyard accepted the event, RFC 3339).
 //!
+//! Instead of a template, `input_path` (EventBridge's `InputPath`) sends the JSON of the one
+//! value a path selects (`$.detail`), or `null` when the event has no such value. A transform has
+//! exactly one of `input_template` and `input_path`.
+//!
 //! Must not: produce invalid JSON from a JSON template. Validation fills every placeholder and
 //! parses the result, which also refuses a placeholder used as an object key.
 
@@ -35,7 +39,8 @@ const RULE_NAME: &str = "aws.events.rule-name";
 const INGESTION_TIME: &str = "aws.events.event.ingestion-time";
 const PREDEFINED: [&str; 4] = [EVENT_JSON, EVENT_WITHOUT_DETAIL, RULE_NAME, INGESTION_TIME];
 
-/// The JSON form: `{"input_paths": {"id": "$.detail.id"}, "input_template": "{\"order\": <id>}"}`.
+/// The JSON form: `{"input_paths": {"id": "$.detail.id"}, "input_template": "{\"order\": <id>}"}`,
+/// or `{"input_path": "$.detail"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformSpec {
@@ -45,8 +50,14 @@ pub struct TransformSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub input_paths: BTreeMap<String, String>,
     /// The payload with `<name>` placeholders, not blank and at most 8,192 bytes: JSON when it
-    /// starts (after spaces) with `{`, `[` or `"`, plain text otherwise.
-    pub input_template: String,
+    /// starts (after spaces) with `{`, `[` or `"`, plain text otherwise. Required unless
+    /// `input_path` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_template: Option<String>,
+    /// The JSON path (`$.detail`) of the value whose JSON is the whole payload; exclusive with
+    /// `input_template` and `input_paths`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_path: Option<String>,
 }
 
 /// A validated input transformer, ready to apply.
@@ -55,7 +66,15 @@ pub struct TransformSpec {
 pub struct Transform {
     spec: TransformSpec,
     paths: BTreeMap<String, JsonPath>,
-    json: bool,
+    /// The template, or `input_path` compiled.
+    shape: Shape,
+}
+
+/// How a transform makes its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Shape {
+    Template { text: String, json: bool },
+    Path(JsonPath),
 }
 
 /// What a transform produced: JSON text, or plain text.
@@ -75,8 +94,37 @@ pub(crate) struct Predefined<'a> {
 impl Transform {
     /// Checks `spec` and compiles its paths: every placeholder is in `input_paths` or
     /// predefined, and a JSON template is valid JSON once filled (so no placeholder is an object
-    /// key). Errors name `input_paths.{name}` or `input_template`.
+    /// key). Errors name `input_paths.{name}`, `input_template` or `input_path`.
     pub(crate) fn new(spec: TransformSpec) -> Result<Transform, ConfigError> {
+        let template = match (&spec.input_template, &spec.input_path) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "input_path",
+                    "cannot be given with input_template: a transform has one of them",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "input_template",
+                    "is required unless input_path is given",
+                ));
+            }
+            (None, Some(path)) => {
+                if !spec.input_paths.is_empty() {
+                    return Err(ConfigError::new(
+                        "input_paths",
+                        "applies only with input_template; input_path sends the value it selects",
+                    ));
+                }
+                let path = JsonPath::parse(path).map_err(|m| ConfigError::new("input_path", m))?;
+                return Ok(Transform {
+                    spec,
+                    paths: BTreeMap::new(),
+                    shape: Shape::Path(path),
+                });
+            }
+            (Some(template), None) => template.clone(),
+        };
         if spec.input_paths.len() > MAX_PATHS {
             return Err(ConfigError::new(
                 "input_paths",
@@ -106,7 +154,7 @@ impl Transform {
                 JsonPath::parse(path).map_err(|m| ConfigError::new(field, m))?,
             );
         }
-        let template = &spec.input_template;
+        let template = &template;
         let bad = |message: String| ConfigError::new("input_template", message);
         if template.trim().is_empty() || template.len() > MAX_TEMPLATE_BYTES {
             return Err(bad(format!("must be 1 to {MAX_TEMPLATE_BYTES} bytes")));
@@ -126,11 +174,14 @@ impl Transform {
         let transform = Transform {
             spec: spec.clone(),
             paths,
-            json,
+            shape: Shape::Template {
+                text: template.clone(),
+                json,
+            },
         };
         if json {
             // Fill with the shapes that can break JSON: a value outside quotes, text inside.
-            let sample = transform.fill(|_| Some("null".into()));
+            let sample = Transform::fill(template, json, |_| Some("null".into()));
             serde_json::from_str::<&RawValue>(&sample).map_err(|e| {
                 bad(format!(
                     "is not valid JSON once its placeholders are filled ({e}); a placeholder cannot be an object key"
@@ -146,8 +197,15 @@ impl Transform {
         event: &RawValue,
         predefined: &Predefined<'_>,
     ) -> Result<Payload, RenderError> {
+        let (template, json) = match &self.shape {
+            Shape::Path(path) => {
+                let value = path.select(event).map_or("null".into(), |v| v.into_owned());
+                return Ok(Payload::Json(value));
+            }
+            Shape::Template { text, json } => (text, *json),
+        };
         let without_detail = envelope_without_detail(event);
-        let output = self.fill(|name| match name {
+        let output = Transform::fill(template, json, |name| match name {
             EVENT_JSON => Some(predefined.envelope.to_string()),
             EVENT_WITHOUT_DETAIL => Some(without_detail.clone()),
             RULE_NAME => Some(json_string(predefined.rule)),
@@ -158,7 +216,7 @@ impl Transform {
                 .and_then(|path| path.select(event))
                 .map(|json| json.into_owned()),
         });
-        if !self.json {
+        if !json {
             return Ok(Payload::Text(output));
         }
         serde_json::from_str::<&RawValue>(&output)
@@ -167,8 +225,11 @@ impl Transform {
     }
 
     /// Fills the template; `value` gives a name's JSON text, `None` when the event lacks it.
-    fn fill(&self, mut value: impl FnMut(&str) -> Option<String>) -> String {
-        let template = &self.spec.input_template;
+    fn fill(
+        template: &str,
+        is_json: bool,
+        mut value: impl FnMut(&str) -> Option<String>,
+    ) -> String {
         let mut out = String::with_capacity(template.len());
         let mut in_string = false;
         let mut escaped = false;
@@ -176,7 +237,7 @@ impl Transform {
             match segment {
                 Segment::Text(text) => {
                     out.push_str(text);
-                    if self.json {
+                    if is_json {
                         for c in text.chars() {
                             match (escaped, c) {
                                 (true, _) => escaped = false,
@@ -189,7 +250,7 @@ impl Transform {
                 }
                 Segment::Placeholder(name) => {
                     let json = value(name);
-                    match (self.json, in_string, json) {
+                    match (is_json, in_string, json) {
                         (true, false, Some(json)) => out.push_str(&json),
                         (true, false, None) => out.push_str("null"),
                         (true, true, Some(json)) => out.push_str(&string_content(&json)),
@@ -298,7 +359,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            input_template: template.into(),
+            input_template: Some(template.into()),
+            input_path: None,
         };
         let event: &RawValue = serde_json::from_str(ENVELOPE).unwrap();
         Transform::new(spec).unwrap().apply(
@@ -411,7 +473,8 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-                input_template: template.into(),
+                input_template: Some(template.into()),
+                input_path: None,
             };
             let err = Transform::new(spec).unwrap_err();
             assert_eq!(err.field, field, "{template}");
@@ -422,6 +485,65 @@ mod tests {
             err.to_string()
                 .starts_with("input_template: <x> is neither"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn input_path_sends_the_selected_value_or_null() {
+        let event: &RawValue = serde_json::from_str(ENVELOPE).unwrap();
+        let predefined = Predefined {
+            envelope: ENVELOPE,
+            rule: "s",
+            ingestion_time: "2026-01-01T00:00:01.000Z",
+        };
+        let transform: Transform =
+            serde_json::from_str(r#"{"input_path":"$.detail.total"}"#).unwrap();
+        assert_eq!(
+            transform.apply(event, &predefined).unwrap(),
+            Payload::Json(r#"{"eur":9.5}"#.into())
+        );
+        let missing: Transform = serde_json::from_str(r#"{"input_path":"$.detail.gone"}"#).unwrap();
+        assert_eq!(
+            missing.apply(event, &predefined).unwrap(),
+            Payload::Json("null".into())
+        );
+        assert_eq!(
+            serde_json::to_string(&transform).unwrap(),
+            r#"{"input_path":"$.detail.total"}"#
+        );
+    }
+
+    #[test]
+    fn a_transform_has_exactly_one_of_template_and_path() {
+        for (body, expected) in [
+            (
+                r#"{"input_template":"x","input_path":"$.detail"}"#,
+                "input_path: cannot be given with input_template",
+            ),
+            (r#"{}"#, "input_template: is required unless input_path"),
+            (
+                r#"{"input_paths":{"a":"$.a"}}"#,
+                "input_template: is required unless input_path",
+            ),
+            (
+                r#"{"input_paths":{"a":"$.a"},"input_path":"$.detail"}"#,
+                "input_paths: applies only with input_template",
+            ),
+            (
+                r#"{"input_path":"detail"}"#,
+                "input_path: JSON path \"detail\" must start with",
+            ),
+        ] {
+            let err = serde_json::from_str::<Transform>(body).unwrap_err();
+            assert!(err.to_string().starts_with(expected), "{body}: {err}");
+        }
+        // A transform stored before input_path existed still reads.
+        let stored: Transform =
+            serde_json::from_str(r#"{"input_paths":{"id":"$.detail.id"},"input_template":"<id>"}"#)
+                .unwrap();
+        assert_eq!(
+            serde_json::to_string(&stored).unwrap(),
+            r#"{"input_paths":{"id":"$.detail.id"},"input_template":"<id>"}"#
         );
     }
 }

@@ -276,6 +276,54 @@ fn basic_auth_extra_headers_and_masked_query() {
 }
 
 #[test]
+fn connection_body_members_are_set_in_an_object_body_only() {
+    let key = master_key();
+    let connection = parse_connection_spec(
+        r#"{"body":{"source":"from-connection","team":"payments","token":{"secret":"b-\"secret"}}}"#,
+    )
+    .unwrap()
+    .seal(&key)
+    .unwrap();
+    assert!(!serde_json::to_string(&connection).unwrap().contains("b-"));
+    let resolved = connection.resolve(&key).unwrap();
+    let credentials = Credentials {
+        connection: Some(&resolved),
+        ..Credentials::default()
+    };
+    let destination = parse_destination(r#"{"url":"https://h/x"}"#);
+    let request = render(&destination, &attempt(ENVELOPE), &credentials).unwrap();
+    let text = String::from_utf8(request.body.clone()).unwrap();
+    // The event's members keep their text (the big number) and order; the connection's win.
+    assert!(
+        text.starts_with(r#"{"version":"0","id":"#)
+            && text.contains(r#""total":12345678901234567890"#),
+        "{text}"
+    );
+    let body = json(&request.body);
+    assert_eq!(body["source"], "from-connection");
+    assert_eq!(body["team"], "payments");
+    assert_eq!(body["token"], "b-\"secret");
+    assert_eq!(body["detail-type"], "Order Placed");
+    // A receiver that echoes the body back does not leave the secret in a dead letter.
+    assert!(
+        !request.redact(&text).contains("secret"),
+        "{}",
+        request.redact(&text)
+    );
+    assert!(!format!("{request:?}").contains("b-"));
+
+    let text_body = parse_destination(
+        r#"{"url":"https://h/x","transform":{"input_template":"plain <aws.events.rule-name>"}}"#,
+    );
+    let request = render(&text_body, &attempt(ENVELOPE), &credentials).unwrap();
+    assert_eq!(request.body, b"plain to-crm");
+    let array_body =
+        parse_destination(r#"{"url":"https://h/x","transform":{"input_path":"$.resources"}}"#);
+    let request = render(&array_body, &attempt(ENVELOPE), &credentials).unwrap();
+    assert_eq!(request.body, br#"["orders/42"]"#);
+}
+
+#[test]
 fn api_key_auth_sets_its_header() {
     let key = master_key();
     let connection = parse_connection_spec(

@@ -8,7 +8,7 @@
 //! | `BasicAuthParameters{Username, Password}` | `basic` |
 //! | `ApiKeyAuthParameters{ApiKeyName, ApiKeyValue}` | `api_key` (the name is the header) |
 //! | `OAuthParameters{AuthorizationEndpoint, HttpMethod: POST, ClientParameters}` | `oauth2_client_credentials` |
-//! | `InvocationHttpParameters{HeaderParameters, QueryStringParameters}` | `headers`, `query` (`IsValueSecret` values sealed) |
+//! | `InvocationHttpParameters{HeaderParameters, QueryStringParameters, BodyParameters}` | `headers`, `query`, `body` (`IsValueSecret` values sealed) |
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -186,19 +186,15 @@ fn auth_json(kind: &str, parameters: &AuthParameters) -> Result<Option<Value>, E
     }
 }
 
-/// `InvocationHttpParameters` as the connection's headers and query parameters.
+/// `InvocationHttpParameters` as the connection's headers, query parameters and body members.
 fn apply_invocation(
     body: &mut Map<String, Value>,
     parameters: &HttpParameters,
 ) -> Result<(), EbError> {
-    if !parameters.body_parameters.is_empty() {
-        return Err(EbError::validation(
-            "InvocationHttpParameters.BodyParameters are not supported yet; send them in the target's Input or InputTransformer",
-        ));
-    }
     for (field, list) in [
         ("headers", &parameters.header_parameters),
         ("query", &parameters.query_string_parameters),
+        ("body", &parameters.body_parameters),
     ] {
         let mut map = Map::new();
         for parameter in list {
@@ -317,11 +313,11 @@ async fn view(call: &Call<'_>, record: &DocumentRecord) -> Value {
             })
             .unwrap_or_default()
     };
-    let (headers, query) = (listed("headers"), listed("query"));
-    if !headers.is_empty() || !query.is_empty() {
+    let (headers, query, body_members) = (listed("headers"), listed("query"), listed("body"));
+    if !headers.is_empty() || !query.is_empty() || !body_members.is_empty() {
         parameters.insert(
             "InvocationHttpParameters".into(),
-            json!({"HeaderParameters": headers, "QueryStringParameters": query}),
+            json!({"HeaderParameters": headers, "QueryStringParameters": query, "BodyParameters": body_members}),
         );
     }
     view["AuthParameters"] = Value::Object(parameters);

@@ -65,6 +65,8 @@ step("put_targets", client.put_targets, Rule="placed", EventBusName="orders", Ta
         },
     },
     {"Id": "audit", "Arn": "arn:aws:lambda:us-east-1:000000000000:function:audit"},
+    {"Id": "detail", "Arn": destination["ApiDestinationArn"], "InputPath": "$.detail",
+     "HttpParameters": {"PathParameterValues": ["detail-only"]}},
 ])
 step("put_targets_bad", client.put_targets, Rule="placed", EventBusName="orders", Targets=[
     {"Id": "both", "Arn": destination["ApiDestinationArn"], "Input": "{}", "InputPath": "$.detail",

@@ -59,4 +59,11 @@ async fn the_terraform_equivalent_runs_twice_and_delivers_each_event_type() {
             .iter()
             .all(|h| h.header("x-api-key") == "example-key")
     );
+    assert!(
+        receiver
+            .hits()
+            .iter()
+            .all(|h| h.body["origin"] == "eventbridge"),
+        "the connection's body parameter is in every body"
+    );
 }

@@ -124,7 +124,7 @@ async fn a_rule_made_with_boto3_delivers_to_its_api_destination_with_the_connect
         .unwrap()
         .clone();
     let ids: Vec<&str> = targets.iter().map(|t| t["Id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["audit", "crm"]);
+    assert_eq!(ids, ["audit", "crm", "detail"]);
     assert_eq!(targets[1]["RetryPolicy"]["MaximumRetryAttempts"], 2);
     assert_eq!(
         steps["rule_names_by_target"]["result"]["RuleNames"],
@@ -171,11 +171,24 @@ async fn a_rule_made_with_boto3_delivers_to_its_api_destination_with_the_connect
     );
 
     // The event reached the API destination with the parameters, the transform and the auth.
-    wait_for("the delivery", Duration::from_secs(20), async || {
-        receiver.count() >= 1
+    wait_for("the deliveries", Duration::from_secs(20), async || {
+        receiver.count() >= 2
     })
     .await;
-    let hit = &receiver.hits()[0];
+    let hits = receiver.hits();
+    let detail = hits
+        .iter()
+        .find(|h| h.path == "/orders/detail-only")
+        .expect("the InputPath target");
+    assert_eq!(
+        detail.body,
+        json!({"id": "o-1", "total": 12.5}),
+        "InputPath sends the selected value"
+    );
+    let hit = hits
+        .iter()
+        .find(|h| h.path == "/orders/o-1")
+        .expect("the transformed target");
     assert_eq!(hit.path, "/orders/o-1");
     assert_eq!(hit.query, "src=shop");
     assert_eq!(hit.header("x-tenant"), "acme");
