@@ -214,6 +214,10 @@ impl SubscriptionSpec {
             .validate(|name| crate::validate_name("connection", name))
             .map_err(|e| ModelError::invalid(e.to_string()))?;
         self.retry.validate()?;
+        if let Some(schedule) = &self.schedule {
+            crate::Schedule::parse(schedule)
+                .map_err(|e| ModelError::invalid(format!("field \"schedule\": {e}")))?;
+        }
         if self
             .rate_limit_per_s
             .is_some_and(|r| !(1..=MAX_RATE_PER_S).contains(&r))
@@ -345,6 +349,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("retry.max_backoff_ms"), "{err}");
+    }
+
+    #[test]
+    fn checks_the_schedule_and_names_its_field() {
+        let spec = parse_subscription_spec(
+            r#"{"schedule":"rate(5 minutes)","destination":{"url":"http://h/"}}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.schedule.as_deref(), Some("rate(5 minutes)"));
+        assert!(!spec.takes_events());
+        let err = parse_subscription_spec(
+            r#"{"schedule":"rate(5 minute)","destination":{"url":"http://h/"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("field \"schedule\": "), "{err}");
     }
 
     #[test]
