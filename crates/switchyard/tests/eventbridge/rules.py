@@ -91,6 +91,8 @@ step("test_pattern", client.test_event_pattern, EventPattern=pattern, Event=json
 step("describe_missing_rule", client.describe_rule, Name="nope", EventBusName="orders")
 step("bad_pattern", client.put_rule, Name="bad", EventBusName="orders", EventPattern='{"source": "shop"}')
 step("no_pattern", client.put_rule, Name="bad", EventBusName="orders")
+step("scheduled", client.put_rule, Name="nightly", ScheduleExpression="rate(5 minutes)")
+step("bad_schedule", client.put_rule, Name="nightly", ScheduleExpression="rate(5 minute)")
 step("delete_rule_with_targets", client.delete_rule, Name="placed", EventBusName="orders")
 step("put_permission", client.put_permission, EventBusName="orders", Action="events:PutEvents",
      Principal="123456789012", StatementId="s")
