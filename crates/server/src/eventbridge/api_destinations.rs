@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_store::{DocumentKind, DocumentRecord};
 
-use super::shapes::{Paging, check_name, epoch_s, parse, required, with_token};
+use super::shapes::{Named, Paging, check_name, epoch_s, parse, required, with_token};
 use super::{Call, EbError, Resource};
 
 /// EventBridge's default `InvocationRateLimitPerSecond`.
@@ -235,12 +235,6 @@ pub(super) async fn update(call: Call<'_>) -> Result<Value, EbError> {
     super::targets::rebuild_for_api_destination(&call, &name, &spec).await?;
     let found = store(&call, &name, &spec).await?;
     Ok(short_answer(&call, &found))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Named {
-    name: Option<String>,
 }
 
 pub(super) async fn describe(call: Call<'_>) -> Result<Value, EbError> {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use switchyard_model::BusSpec;
 use switchyard_store::BusRecord;
 
-use super::shapes::{Paging, Tag, check_name, epoch_s, parse, required, with_token};
+use super::shapes::{Named, Paging, Tag, check_name, epoch_s, parse, required, with_token};
 use super::{Call, DEFAULT_BUS, EbError, tags};
 
 #[derive(Deserialize)]
@@ -44,12 +44,6 @@ pub(super) async fn create(call: Call<'_>) -> Result<Value, EbError> {
         answer["Description"] = json!(description);
     }
     Ok(answer)
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Named {
-    name: Option<String>,
 }
 
 /// The bus a request names (by name or ARN; `default` when it names none), which must exist.

@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use switchyard_destination::parse_connection_spec;
 use switchyard_store::{DocumentKind, DocumentRecord};
 
-use super::shapes::{Paging, check_name, epoch_s, parse, required, with_token};
+use super::shapes::{Named, Paging, check_name, epoch_s, parse, required, with_token};
 use super::{Call, EbError};
 
 /// The connection of that name, or `ResourceNotFoundException`.
@@ -392,12 +392,6 @@ pub(super) async fn update(call: Call<'_>) -> Result<Value, EbError> {
     Ok(short_answer(&call, &record))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct Named {
-    name: Option<String>,
-}
-
 pub(super) async fn describe(call: Call<'_>) -> Result<Value, EbError> {
     let input: Named = parse(call.input.clone())?;
     let record = find(&call, &required(input.name, "name")?).await?;
@@ -463,21 +457,11 @@ pub(super) async fn delete(call: Call<'_>) -> Result<Value, EbError> {
     }
     let mut answer = short_answer(&call, &record);
     call.app.delete_connection(&name).await?;
-    forget(&call, &name).await?;
+    call.forget(DocumentKind::EventBridgeConnection, &name)
+        .await?;
     super::tags::forget(&call, &call.arns().connection(&name, record.created_ms)).await?;
     answer["ConnectionState"] = json!("DELETING");
     Ok(answer)
-}
-
-async fn forget(call: &Call<'_>, name: &str) -> Result<(), EbError> {
-    match call
-        .app
-        .delete_document(DocumentKind::EventBridgeConnection, name)
-        .await
-    {
-        Ok(_) | Err(crate::ServerError::Store(switchyard_store::StoreError::NotFound(_))) => Ok(()),
-        Err(other) => Err(other.into()),
-    }
 }
 
 /// DeauthorizeConnection: the credentials are dropped (attempts then go out without them, and

@@ -83,6 +83,21 @@ impl Call<'_> {
     pub(crate) fn arns(&self) -> Arns<'_> {
         Arns(&self.app.config().aws)
     }
+
+    /// Deletes one of the door's documents if it is there: what a delete of the resource it
+    /// belongs to leaves behind must go, and its absence is no error.
+    pub(crate) async fn forget(
+        &self,
+        kind: switchyard_store::DocumentKind,
+        name: &str,
+    ) -> Result<(), EbError> {
+        match self.app.delete_document(kind, name).await {
+            Ok(_) | Err(crate::ServerError::Store(switchyard_store::StoreError::NotFound(_))) => {
+                Ok(())
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
 }
 
 /// `POST /`. A request without `X-Amz-Target` is not an AWS call, and gets the REST API's 404.

@@ -355,14 +355,8 @@ pub(super) async fn delete(call: Call<'_>) -> Result<Value, EbError> {
     for target in &rule.targets {
         call.app.delete_subscription(&bus, &target.name).await?;
     }
-    match call
-        .app
-        .delete_document(DocumentKind::EventBridgeRule, &key(&bus, &name))
-        .await
-    {
-        Ok(_) | Err(crate::ServerError::Store(switchyard_store::StoreError::NotFound(_))) => {}
-        Err(other) => return Err(other.into()),
-    }
+    call.forget(DocumentKind::EventBridgeRule, &key(&bus, &name))
+        .await?;
     tags::forget(&call, &call.arns().rule(&bus, &name)).await?;
     Ok(json!({}))
 }

@@ -25,6 +25,13 @@ pub(crate) fn parse<T: DeserializeOwned>(input: Value) -> Result<T, EbError> {
     })
 }
 
+/// A request that names one resource: `{"Name": …}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(crate) struct Named {
+    pub(crate) name: Option<String>,
+}
+
 /// A required member, or the `ValidationException` that names it.
 pub(crate) fn required<T>(value: Option<T>, member: &str) -> Result<T, EbError> {
     value.ok_or_else(|| {

@@ -47,14 +47,7 @@ pub(super) async fn put_initial(call: &Call<'_>, arn: &str, tags: Vec<Tag>) -> R
 
 /// Drops the tags of a deleted resource, so that one made again under its name starts bare.
 pub(super) async fn forget(call: &Call<'_>, arn: &str) -> Result<(), EbError> {
-    match call
-        .app
-        .delete_document(DocumentKind::EventBridgeTags, arn)
-        .await
-    {
-        Ok(_) | Err(crate::ServerError::Store(switchyard_store::StoreError::NotFound(_))) => Ok(()),
-        Err(other) => Err(other.into()),
-    }
+    call.forget(DocumentKind::EventBridgeTags, arn).await
 }
 
 /// `ResourceNotFoundException` unless the ARN names a resource that exists here.

@@ -6,22 +6,10 @@ import json
 import os
 
 import boto3
-from botocore.exceptions import ClientError
+
+from steps import step
 
 client = boto3.client("events", endpoint_url=os.environ["ENDPOINT"])
-
-
-def step(name, call, **kwargs):
-    try:
-        result = call(**kwargs)
-        result.pop("ResponseMetadata", None)
-        print(json.dumps({"step": name, "result": result}, default=str))
-    except ClientError as error:
-        print(json.dumps({
-            "step": name,
-            "error": error.response["Error"]["Code"],
-            "status": error.response["ResponseMetadata"].get("HTTPStatusCode"),
-        }))
 
 
 step("list_buses", client.list_event_buses)

@@ -5,21 +5,10 @@ import json
 import os
 
 import boto3
-from botocore.exceptions import ClientError
+
+from steps import step
 
 client = boto3.client("events", endpoint_url=os.environ["ENDPOINT"])
-
-
-def step(name, call, **kwargs):
-    try:
-        result = call(**kwargs)
-        result.pop("ResponseMetadata", None)
-        print(json.dumps({"step": name, "result": result}, default=str))
-        return result
-    except ClientError as error:
-        print(json.dumps({"step": name, "error": error.response["Error"]["Code"],
-                          "status": error.response["ResponseMetadata"].get("HTTPStatusCode")}))
-        return None
 
 
 step("basic", client.create_connection, Name="basic", AuthorizationType="BASIC",

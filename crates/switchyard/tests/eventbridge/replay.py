@@ -8,21 +8,11 @@ import os
 import time
 
 import boto3
-from botocore.exceptions import ClientError
+
+from steps import step
 
 client = boto3.client("events", endpoint_url=os.environ["ENDPOINT"])
 ARN = "arn:aws:events:us-east-1:000000000000:"
-
-
-def step(name, call, **kwargs):
-    try:
-        result = call(**kwargs)
-        result.pop("ResponseMetadata", None)
-        print(json.dumps({"step": name, "result": result}, default=str))
-        return result
-    except ClientError as error:
-        print(json.dumps({"step": name, "error": error.response["Error"]["Code"]}))
-        return None
 
 
 if os.environ["PHASE"] == "setup":

@@ -11,25 +11,10 @@ import json
 import os
 
 import boto3
-from botocore.exceptions import ClientError
+
+from steps import step
 
 client = boto3.client("events", endpoint_url=os.environ["ENDPOINT"])
-
-
-def step(name, call, **kwargs):
-    try:
-        result = call(**kwargs)
-        result.pop("ResponseMetadata", None)
-        print(json.dumps({"step": name, "result": result}, default=str))
-        return result
-    except ClientError as error:
-        print(json.dumps({
-            "step": name,
-            "error": error.response["Error"]["Code"],
-            "message": error.response["Error"].get("Message", ""),
-            "status": error.response["ResponseMetadata"].get("HTTPStatusCode"),
-        }))
-        return None
 
 
 step("create_bus", client.create_event_bus, Name="orders", Description="shop orders")

@@ -4,9 +4,9 @@
 use std::time::SystemTime;
 
 use serde_json::{Value, json};
-use switchyard_test_support::{AwsKey, python_or_skip, run_python, sign_eventbridge, temp_dir};
+use switchyard_test_support::{AwsKey, python_or_skip, sign_eventbridge, temp_dir};
 
-use super::{TOOL_TIMEOUT, script};
+use super::run_steps;
 use crate::common::{Server, client};
 
 const TOKENS: &str = r#"
@@ -149,22 +149,16 @@ async fn boto3_signs_with_a_tokens_file_key_and_gets_that_tokens_scopes() {
         false,
     )
     .await;
-    let path = script("auth.py");
-    let endpoint = server.base.clone();
-    let lines = tokio::task::spawn_blocking(move || {
-        let env = [
-            ("ENDPOINT", endpoint),
-            ("AWS_ACCESS_KEY_ID", "AKIASHOP00000000".to_string()),
-            (
-                "AWS_SECRET_ACCESS_KEY",
-                "shop-secret-0123456789".to_string(),
-            ),
-        ];
-        run_python(&python, &path, &env, TOOL_TIMEOUT).lines
-    })
-    .await
-    .unwrap();
-    let step = |name: &str| lines.iter().find(|l| l["step"] == name).unwrap().clone();
+    let env = vec![
+        ("ENDPOINT", server.base.clone()),
+        ("AWS_ACCESS_KEY_ID", "AKIASHOP00000000".to_string()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "shop-secret-0123456789".to_string(),
+        ),
+    ];
+    let steps = run_steps(&python, "auth.py", env).await;
+    let step = |name: &str| steps[name].clone();
     assert!(
         step("list_buses")["result"]["EventBuses"].is_array(),
         "a read key may list"

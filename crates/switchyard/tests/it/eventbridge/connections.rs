@@ -1,12 +1,10 @@
 //! Connections through boto3: each authorization type, secrets never answered, deauthorizing,
 //! and a connection in use that cannot be deleted.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
-use switchyard_test_support::{python_or_skip, run_python, temp_dir};
+use switchyard_test_support::{python_or_skip, temp_dir};
 
-use super::{TOOL_TIMEOUT, script};
+use super::run_steps;
 use crate::common::{Receiver, Reply, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,18 +21,13 @@ async fn connections_of_each_type_never_answer_their_secrets_and_deauthorize() {
     .await;
     let dir = temp_dir();
     let server = Server::start(dir.path(), &[]);
-    let path = script("connections.py");
-    let env = [
+    let env = vec![
         ("ENDPOINT", server.base.clone()),
         ("TOKEN_URL", format!("{}/token", tokens.url)),
     ];
-    let output =
-        tokio::task::spawn_blocking(move || run_python(&python, &path, &env, TOOL_TIMEOUT))
-            .await
-            .unwrap();
-    let text = output
-        .lines
-        .iter()
+    let steps = run_steps(&python, "connections.py", env).await;
+    let text = steps
+        .values()
         .map(Value::to_string)
         .collect::<Vec<_>>()
         .join("\n");
@@ -46,11 +39,6 @@ async fn connections_of_each_type_never_answer_their_secrets_and_deauthorize() {
     ] {
         assert!(!text.contains(secret), "a secret was answered: {secret}");
     }
-    let steps: HashMap<String, Value> = output
-        .lines
-        .into_iter()
-        .map(|l| (l["step"].as_str().unwrap().to_string(), l))
-        .collect();
     for name in ["basic", "api_key", "oauth"] {
         assert_eq!(
             steps[name]["result"]["ConnectionState"], "AUTHORIZED",

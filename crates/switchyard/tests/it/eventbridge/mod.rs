@@ -9,8 +9,12 @@
 //! test says it skipped, and under `CI=true` it fails. Running them and their environment
 //! (test credentials, nothing from the machine's AWS setup) is `switchyard-test-support`'s.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_test_support::run_python;
 
 mod auth;
 mod cli;
@@ -30,4 +34,24 @@ fn script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/eventbridge")
         .join(name)
+}
+
+/// Runs script `name` (whose lines come from `steps.py`'s `step`) off the test's runtime, since
+/// it blocks and receivers on the runtime must keep answering; returns its lines by step name.
+async fn run_steps(
+    python: &Path,
+    name: &str,
+    env: Vec<(&'static str, String)>,
+) -> HashMap<String, Value> {
+    let (python, path) = (python.to_path_buf(), script(name));
+    tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
+        run_python(&python, &path, &env, TOOL_TIMEOUT)
+            .lines
+            .into_iter()
+            .map(|line| (line["step"].as_str().unwrap_or_default().to_string(), line))
+            .collect()
+    })
+    .await
+    .unwrap()
 }

@@ -1,31 +1,13 @@
 //! Archives and StartReplay through boto3: a replay to one rule reaches that rule's target
 //! only, and its state goes to COMPLETED.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use switchyard_test_support::{python_or_skip, run_python, temp_dir};
+use serde_json::json;
+use switchyard_test_support::{python_or_skip, temp_dir};
 
-use super::{TOOL_TIMEOUT, script};
+use super::run_steps;
 use crate::common::{Api, Receiver, Server, wait_for};
-
-async fn phase(
-    python: &std::path::Path,
-    env: Vec<(&'static str, String)>,
-) -> HashMap<String, Value> {
-    let (python, path) = (python.to_path_buf(), script("replay.py"));
-    tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
-        run_python(&python, &path, &env, TOOL_TIMEOUT)
-            .lines
-            .into_iter()
-            .map(|l| (l["step"].as_str().unwrap().to_string(), l))
-            .collect()
-    })
-    .await
-    .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_to_one_rule_reaches_only_that_rules_target_and_completes() {
@@ -48,7 +30,7 @@ async fn a_replay_to_one_rule_reaches_only_that_rules_target_and_completes() {
             ("PHASE", phase.to_string()),
         ]
     };
-    let setup = phase(&python, env("setup")).await;
+    let setup = run_steps(&python, "replay.py", env("setup")).await;
     assert_eq!(
         setup["archive"]["result"]["State"], "ENABLED",
         "{}",
@@ -67,7 +49,7 @@ async fn a_replay_to_one_rule_reaches_only_that_rules_target_and_completes() {
     })
     .await;
 
-    let replay = phase(&python, env("replay")).await;
+    let replay = run_steps(&python, "replay.py", env("replay")).await;
     assert_eq!(
         replay["start"]["result"]["State"], "RUNNING",
         "{}",

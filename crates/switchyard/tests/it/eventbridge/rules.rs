@@ -5,29 +5,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_test_support::{python_or_skip, run_python, temp_dir};
+use switchyard_test_support::{python_or_skip, temp_dir};
 
-use super::{TOOL_TIMEOUT, script};
+use super::run_steps;
 use crate::common::{Api, Receiver, Reply, Server, scrape, wait_for};
-
-/// Runs a script off the test's runtime (it blocks), so that the receiver keeps answering.
-async fn run_script(
-    python: std::path::PathBuf,
-    name: &str,
-    env: Vec<(&'static str, String)>,
-) -> HashMap<String, Value> {
-    let path = script(name);
-    let lines = tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
-        run_python(&python, &path, &env, TOOL_TIMEOUT).lines
-    })
-    .await
-    .unwrap();
-    lines
-        .into_iter()
-        .map(|line| (line["step"].as_str().unwrap().to_string(), line))
-        .collect()
-}
 
 fn error_of(steps: &HashMap<String, Value>, step: &str) -> (String, u64) {
     let line = &steps[step];
@@ -57,8 +38,8 @@ async fn a_rule_made_with_boto3_delivers_to_its_api_destination_with_the_connect
         )
         .await;
     assert_eq!(status, 201);
-    let steps = run_script(
-        python,
+    let steps = run_steps(
+        &python,
         "rules.py",
         vec![
             ("ENDPOINT", server.base.clone()),
@@ -264,7 +245,7 @@ async fn a_rule_changed_through_the_rest_api_is_seen_changed_by_describe_rule_an
             "arn:aws:events:us-east-1:000000000000:connection/open/00000000-0000-0000-0000-000000000000".into(),
         ),
     ];
-    run_script(python.clone(), "rules.py", env.clone()).await;
+    run_steps(&python, "rules.py", env.clone()).await;
 
     // A REST edit of the target's subscription: a new pattern, and the link is kept.
     let (_, mut crm) = api.get("/v1/buses/orders/subscriptions/placed.crm").await;
@@ -285,7 +266,7 @@ async fn a_rule_changed_through_the_rest_api_is_seen_changed_by_describe_rule_an
         changed["eventbridge"]["rule"], "placed",
         "a REST edit cut the link"
     );
-    let steps = run_script(python, "describe.py", env).await;
+    let steps = run_steps(&python, "describe.py", env).await;
     let pattern: Value = serde_json::from_str(
         steps["describe_rule"]["result"]["EventPattern"]
             .as_str()
