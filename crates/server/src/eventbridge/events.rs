@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_model::{ModelError, PublishContext, TraceContext, format_rfc3339_ms, now_ms};
 
@@ -121,6 +121,19 @@ fn failure_of(error: &ModelError) -> Failure {
     Failure::new("InvalidArgument", error.to_string())
 }
 
+/// An entry as the REST API's publish body.
+#[derive(Serialize)]
+struct RestEvent<'a> {
+    source: &'a str,
+    #[serde(rename = "detail-type")]
+    detail_type: &'a str,
+    detail: &'a serde_json::value::RawValue,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    resources: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<String>,
+}
+
 /// The bus and the event an entry makes: the REST publish body of the same event, parsed by
 /// the same parser.
 fn event_of(
@@ -154,21 +167,20 @@ fn event_of(
                 "Detail is malformed: it must be a JSON object",
             )
         })?;
-    let mut body = serde_json::Map::new();
-    body.insert("source".into(), json!(source));
-    body.insert("detail-type".into(), json!(detail_type));
-    body.insert(
-        "detail".into(),
-        serde_json::from_str(detail.get())
-            .map_err(|_| Failure::new("MalformedDetail", "Detail is malformed"))?,
-    );
-    if !entry.resources.is_empty() {
-        body.insert("resources".into(), json!(entry.resources));
-    }
-    if let Some(time) = entry.time {
-        let ms = ms_of(time, "Time").map_err(|e| Failure::new("InvalidArgument", e.message))?;
-        body.insert("time".into(), json!(format_rfc3339_ms(ms)));
-    }
+    let time = entry
+        .time
+        .map(|time| ms_of(time, "Time").map(format_rfc3339_ms))
+        .transpose()
+        .map_err(|e| Failure::new("InvalidArgument", e.message))?;
+    // `detail` goes through as the publisher's JSON text, so numbers keep every digit, as
+    // they do through the REST API.
+    let body = RestEvent {
+        source: &source,
+        detail_type: &detail_type,
+        detail,
+        resources: &entry.resources,
+        time,
+    };
     let context = PublishContext {
         ingested_ms,
         max_event_bytes: call.app.config().max_event_bytes,
@@ -180,7 +192,8 @@ fn event_of(
             .unwrap_or_else(TraceContext::new_root),
         aws: call.app.config().aws.clone(),
     };
-    let text = Value::Object(body).to_string();
+    let text =
+        serde_json::to_string(&body).map_err(|e| Failure::new("InvalidArgument", e.to_string()))?;
     let event = switchyard_model::parse_publish_request(&text, &context)
         .map(|request| request.entries.into_iter().next())
         .and_then(|event| {

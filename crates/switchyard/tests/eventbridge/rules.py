@@ -65,7 +65,7 @@ step("rule_names_by_target", client.list_rule_names_by_target,
 step("tags", client.list_tags_for_resource,
      ResourceARN="arn:aws:events:us-east-1:000000000000:rule/orders/placed")
 step("put_events", client.put_events, Entries=[
-    {"Source": "shop", "DetailType": "Order Placed", "Detail": json.dumps({"id": "o-1", "total": 12.5}),
+    {"Source": "shop", "DetailType": "Order Placed", "Detail": '{"id": "o-1", "total": 12.5, "big": 123456789012345678901234}',
      "EventBusName": "orders", "Resources": ["urn:order/o-1"]},
     {"Source": "shop", "DetailType": "Order Placed", "Detail": "not json", "EventBusName": "orders"},
     {"Source": "shop", "DetailType": "Order Placed", "Detail": "{}", "EventBusName": "nowhere"},
