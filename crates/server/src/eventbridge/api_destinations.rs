@@ -180,16 +180,17 @@ fn short_answer(call: &Call<'_>, found: &Found) -> Value {
     })
 }
 
-fn view(call: &Call<'_>, found: &Found) -> Value {
+/// Describe's answer. `connections` are the stored connections, read once per call: the
+/// connection's ARN carries its creation time.
+fn view(call: &Call<'_>, found: &Found, connections: &[DocumentRecord]) -> Value {
     let mut view = short_answer(call, found);
-    let connection_arn = call.arns().connection(
-        &found.spec.connection,
-        // The connection's creation time is not at hand in a list; the ARN is rebuilt from it
-        // where it matters (Describe), so a list shows the same one via `connection_created`.
-        0,
-    );
     view["Name"] = json!(found.name);
-    view["ConnectionArn"] = json!(connection_arn);
+    if let Some(connection) = connections.iter().find(|c| c.name == found.spec.connection) {
+        view["ConnectionArn"] = json!(
+            call.arns()
+                .connection(&connection.name, connection.created_ms)
+        );
+    }
     view["InvocationEndpoint"] = json!(found.spec.endpoint);
     view["HttpMethod"] = json!(found.spec.method);
     view["InvocationRateLimitPerSecond"] = json!(found.spec.rate_limit_per_s);
@@ -197,18 +198,6 @@ fn view(call: &Call<'_>, found: &Found) -> Value {
         view["Description"] = json!(description);
     }
     view
-}
-
-/// `view`, with the connection's real ARN.
-async fn full_view(call: &Call<'_>, found: &Found) -> Result<Value, EbError> {
-    let mut view = view(call, found);
-    if let Ok(connection) = super::connections::find(call, &found.spec.connection).await {
-        view["ConnectionArn"] = json!(
-            call.arns()
-                .connection(&connection.name, connection.created_ms)
-        );
-    }
-    Ok(view)
 }
 
 pub(super) async fn create(call: Call<'_>) -> Result<Value, EbError> {
@@ -240,7 +229,8 @@ pub(super) async fn update(call: Call<'_>) -> Result<Value, EbError> {
 pub(super) async fn describe(call: Call<'_>) -> Result<Value, EbError> {
     let input: Named = parse(call.input.clone())?;
     let found = find(&call, &required(input.name, "name")?).await?;
-    full_view(&call, &found).await
+    let connections = call.app.documents(DocumentKind::Connection).await?;
+    Ok(view(&call, &found, &connections))
 }
 
 #[derive(Deserialize)]
@@ -273,10 +263,8 @@ pub(super) async fn list(call: Call<'_>) -> Result<Value, EbError> {
         .filter(|f| connection.as_ref().is_none_or(|c| *c == f.spec.connection))
         .collect();
     let token = input.paging.page(&mut found, |f| &f.name)?;
-    let mut items = Vec::with_capacity(found.len());
-    for f in &found {
-        items.push(full_view(&call, f).await?);
-    }
+    let connections = call.app.documents(DocumentKind::Connection).await?;
+    let items: Vec<Value> = found.iter().map(|f| view(&call, f, &connections)).collect();
     Ok(with_token(json!({"ApiDestinations": items}), token))
 }
 

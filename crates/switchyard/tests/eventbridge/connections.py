@@ -41,6 +41,8 @@ step("describe_deauthorized", client.describe_connection, Name="basic")
 step("list_deauthorized", client.list_connections, ConnectionState="DEAUTHORIZED")
 step("destination", client.create_api_destination, Name="d", ConnectionArn=key["ConnectionArn"],
      InvocationEndpoint="http://127.0.0.1:9/x", HttpMethod="POST")
+step("describe_destination", client.describe_api_destination, Name="d")
+step("list_destinations", client.list_api_destinations)
 step("delete_used", client.delete_connection, Name="key")
 step("delete", client.delete_connection, Name="oauth")
 step("describe_deleted", client.describe_connection, Name="oauth")

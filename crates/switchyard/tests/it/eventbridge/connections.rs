@@ -88,6 +88,15 @@ async fn connections_of_each_type_never_answer_their_secrets_and_deauthorize() {
     assert_eq!(deauthorized["AuthorizationType"], "BASIC");
     let listed = &steps["list_deauthorized"]["result"]["Connections"];
     assert_eq!(listed.as_array().unwrap().len(), 1);
+    let key_arn = &steps["api_key"]["result"]["ConnectionArn"];
+    assert_eq!(
+        &steps["describe_destination"]["result"]["ConnectionArn"],
+        key_arn
+    );
+    assert_eq!(
+        &steps["list_destinations"]["result"]["ApiDestinations"][0]["ConnectionArn"],
+        key_arn
+    );
     assert_eq!(
         steps["delete_used"]["error"],
         "ConcurrentModificationException"
