@@ -174,6 +174,11 @@ pub struct SubscriptionMetrics {
     name: String,
     /// Events whose publish matched this subscription's pattern: one delivery each.
     pub matched: AtomicU64,
+    /// Ticks of its schedule that made a delivery here (a tick fired by another node of the
+    /// cluster is counted there).
+    pub schedule_ticks: AtomicU64,
+    /// Ticks of its schedule found too late to fire (the node was stalled) and skipped.
+    pub schedule_ticks_skipped: AtomicU64,
     attempts: [AtomicU64; AttemptClass::ALL.len()],
     /// Deliveries completed with a 2xx answer.
     pub delivered: AtomicU64,
@@ -398,6 +403,8 @@ impl Metrics {
                 bus: bus.to_string(),
                 name: name.to_string(),
                 matched: AtomicU64::new(0),
+                schedule_ticks: AtomicU64::new(0),
+                schedule_ticks_skipped: AtomicU64::new(0),
                 attempts: counters(),
                 delivered: AtomicU64::new(0),
                 dead: counters(),
@@ -549,6 +556,34 @@ impl Metrics {
                 "switchyard_matched_total{{{}}} {}",
                 sub_labels(s),
                 s.matched.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "switchyard_schedule_ticks_total",
+            "counter",
+            "Ticks of the subscription's schedule that this node fired (one delivery each).",
+        );
+        for (_, s) in &subscriptions {
+            let _ = writeln!(
+                out,
+                "switchyard_schedule_ticks_total{{{}}} {}",
+                sub_labels(s),
+                s.schedule_ticks.load(Ordering::Relaxed)
+            );
+        }
+        header(
+            &mut out,
+            "switchyard_schedule_ticks_skipped_total",
+            "counter",
+            "Ticks of the subscription's schedule found too late to fire (a stalled node) and skipped.",
+        );
+        for (_, s) in &subscriptions {
+            let _ = writeln!(
+                out,
+                "switchyard_schedule_ticks_skipped_total{{{}}} {}",
+                sub_labels(s),
+                s.schedule_ticks_skipped.load(Ordering::Relaxed)
             );
         }
         header(

@@ -100,6 +100,54 @@ impl AwsIdentity {
             region: Arc::from(region),
         })
     }
+
+    /// The ARN of rule `name` on `bus`: EventBridge leaves the bus out for the `default` bus. It
+    /// is also what a scheduled event names in `resources`.
+    pub fn rule_arn(&self, bus: &str, name: &str) -> String {
+        let prefix = format!("arn:aws:events:{}:{}:rule/", self.region, self.account);
+        if bus == DEFAULT_BUS {
+            format!("{prefix}{name}")
+        } else {
+            format!("{prefix}{bus}/{name}")
+        }
+    }
+}
+
+/// The bus that always exists for the EventBridge API, whose rules' ARNs carry no bus name.
+pub const DEFAULT_BUS: &str = "default";
+
+/// EventBridge's "Scheduled Event" for one tick of a schedule: `source` `aws.events`,
+/// `detail-type` "Scheduled Event", `time` the tick, `resources` the rule that ticked, `detail`
+/// `{}`. It starts a trace of its own.
+pub fn scheduled_event(
+    tick_ms: u64,
+    rule_arn: &str,
+    context: &PublishContext,
+) -> Result<Event, ModelError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let resources = [rule_arn.to_string()];
+    let envelope = Envelope {
+        version: "0",
+        id: &id,
+        detail_type: "Scheduled Event",
+        source: "aws.events",
+        account: &context.aws.account,
+        time: &format_rfc3339_ms(tick_ms),
+        region: &context.aws.region,
+        resources: &resources,
+        detail: raw("{}")?,
+    };
+    let envelope = serde_json::to_string(&envelope)
+        .map_err(|e| ModelError::invalid(format!("event cannot be encoded: {e}")))?;
+    Ok(Event {
+        id,
+        envelope,
+        ingested_ms: context.ingested_ms,
+        hops: context.hops,
+        trace: context.trace.clone(),
+        ordering_key: None,
+        explicit_id: false,
+    })
 }
 
 /// A publish body: either `{"entries": [...]}` or one bare event object.

@@ -29,7 +29,10 @@ pub use archive::{
     ArchiveSpec, ReplaySpec, parse_archive_spec, parse_replay_spec, replayed_envelope,
 };
 pub use error::{ModelError, error_chain};
-pub use event::{AwsIdentity, Event, PublishContext, PublishRequest, parse_publish_request};
+pub use event::{
+    AwsIdentity, DEFAULT_BUS, Event, PublishContext, PublishRequest, parse_publish_request,
+    scheduled_event,
+};
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};
 pub use outcome::{AttemptClass, AttemptOutcome, DeadReason};

@@ -125,6 +125,11 @@ impl Schedule {
         }
     }
 
+    /// Whether it is a `rate(…)`, whose minute tests may shorten, rather than a `cron(…)`.
+    pub fn is_rate(&self) -> bool {
+        matches!(self.0, Kind::Rate { .. })
+    }
+
     /// The first tick strictly after `after_ms` (Unix ms), or `None` when none is left (past
     /// 2199).
     ///

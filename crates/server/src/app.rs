@@ -75,6 +75,8 @@ pub struct ApiConfig {
     pub http: HttpLimits,
     /// The account and region of every envelope and of the EventBridge API's ARNs.
     pub aws: AwsIdentity,
+    /// How long a minute of a `rate(…)` schedule lasts: shorter only in tests.
+    pub schedule_minute_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -94,6 +96,7 @@ impl Default for ApiConfig {
             max_outbound_connections: switchyard_dispatcher::DEFAULT_MAX_OUTBOUND_CONNECTIONS,
             http: HttpLimits::default(),
             aws: AwsIdentity::default(),
+            schedule_minute_ms: 60_000,
         }
     }
 }
@@ -200,6 +203,7 @@ impl App {
         app.join_cluster();
         app.resume_replays().await?;
         app.keep_up_store();
+        crate::schedule::start(&app);
         Ok(app)
     }
 

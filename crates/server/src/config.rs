@@ -84,6 +84,9 @@ pub struct ServerSettings {
     /// The 12-digit account of EventBridge ARNs and of every event's `account`; default
     /// `000000000000`.
     pub aws_account_id: Option<String>,
+    /// How long a `rate(…)` minute lasts, in ms, so that tests need not wait minutes; default
+    /// 60000, at least 100. Cron schedules always follow the real clock.
+    pub schedule_minute_ms: Option<u64>,
     /// OTLP/HTTP collector (`http://127.0.0.1:4318`) to export a span per delivery attempt to;
     /// with none here or by flag, nothing is exported.
     pub otlp_endpoint: Option<String>,

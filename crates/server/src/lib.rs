@@ -3,7 +3,8 @@
 //!
 //! Owns the `catalog` (buses with their compiled matchers, kept in memory for the hot path),
 //! the `publish` path shared by the API and `sources`, the HTTP routes, API authentication,
-//! the master key's use for sealing secrets, the declarative `config` file, the loop guard's
+//! the master key's use for sealing secrets, the `schedule` that fires scheduled rules and
+//! subscriptions, the declarative `config` file, the loop guard's
 //! forward budget, and the [`lint`] that finds delivery loops before they run. It borrows the
 //! store and the dispatcher: a publish is validated and matched here, made durable by the store,
 //! and only then answered and handed to the dispatcher. Changes (buses, subscriptions, sources,
@@ -35,6 +36,7 @@ pub mod lint;
 mod ops;
 mod publish;
 mod replay;
+mod schedule;
 mod sources;
 pub mod tls;
 
@@ -43,3 +45,4 @@ pub use auth::{ApiTokens, MIN_TOKEN_LEN};
 pub use config::{ConfigFile, DeclaredBus, ServerSettings};
 pub use error::ServerError;
 pub use http::HttpLimits;
+pub use schedule::MIN_SCHEDULE_MINUTE_MS;

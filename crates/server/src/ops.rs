@@ -135,13 +135,6 @@ impl App {
         self.change(move |app| async move {
             let (bus, name) = (bus.as_str(), name.as_str());
             let mut spec = spec;
-            // Parsed and checked already, but nothing fires ticks yet: refused, so that no one
-            // waits for deliveries that cannot come.
-            if spec.schedule.is_some() {
-                return Err(ServerError::Invalid(
-                    "field \"schedule\": scheduled subscriptions do not fire yet in this version; leave it out".into(),
-                ));
-            }
             // A REST edit of an EventBridge target must not cut its link to the rule; only a
             // delete does.
             if spec.eventbridge.is_none() {

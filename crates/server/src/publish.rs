@@ -87,6 +87,7 @@ fn route(
 pub(crate) enum Origin {
     Publish,
     Replay,
+    Schedule,
 }
 
 /// Makes routed events durable, counts them, tells tails and hands their deliveries to the
@@ -120,6 +121,9 @@ pub(crate) async fn commit(
     match origin {
         Origin::Publish => bus_metrics.published.fetch_add(count, Ordering::Relaxed),
         Origin::Replay => bus_metrics.replayed.fetch_add(count, Ordering::Relaxed),
+        // Counted per subscription by the scheduler, which alone knows whether the tick fired
+        // here or had already fired on another node.
+        Origin::Schedule => 0,
     };
     bus_metrics.archived.fetch_add(archived, Ordering::Relaxed);
     if tailing {

@@ -9,7 +9,9 @@ use anyhow::{Context, bail};
 use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
 use switchyard_model::{AwsIdentity, Network};
 use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
-use switchyard_server::{ApiConfig, ApiTokens, App, ConfigFile, HttpLimits, MIN_TOKEN_LEN};
+use switchyard_server::{
+    ApiConfig, ApiTokens, App, ConfigFile, HttpLimits, MIN_SCHEDULE_MINUTE_MS, MIN_TOKEN_LEN,
+};
 use switchyard_store::{EmbeddedStore, PostgresStore, Store, StoreOptions};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -77,6 +79,10 @@ pub(crate) struct ServeArgs {
     /// `account` [default: 000000000000].
     #[arg(long)]
     aws_account_id: Option<String>,
+    /// For tests: how long a minute of a `rate(…)` schedule lasts, in ms, at least 100; cron
+    /// schedules follow the real clock whatever it says [default: 60000].
+    #[arg(long)]
+    schedule_minute_ms: Option<u64>,
     /// Export a span per delivery attempt to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318)
     /// [default: off].
     #[arg(long)]
@@ -280,8 +286,18 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .or(settings.aws_region.as_deref())
             .unwrap_or(&default_aws.region),
     )?;
+    let schedule_minute_ms = args
+        .schedule_minute_ms
+        .or(settings.schedule_minute_ms)
+        .unwrap_or(defaults.schedule_minute_ms);
+    if schedule_minute_ms < MIN_SCHEDULE_MINUTE_MS {
+        bail!(
+            "--schedule-minute-ms {schedule_minute_ms} is too short: give at least {MIN_SCHEDULE_MINUTE_MS} (it is for tests; leave it out for real minutes)"
+        );
+    }
     let config = ApiConfig {
         aws,
+        schedule_minute_ms,
         max_event_bytes: args
             .max_event_bytes
             .or(settings.max_event_bytes)

@@ -31,13 +31,8 @@ impl Arns<'_> {
         format!("{}event-bus/{name}", self.prefix())
     }
 
-    /// A rule of the default bus has no bus in its ARN, as in EventBridge.
     pub(crate) fn rule(&self, bus: &str, name: &str) -> String {
-        if bus == super::DEFAULT_BUS {
-            format!("{}rule/{name}", self.prefix())
-        } else {
-            format!("{}rule/{bus}/{name}", self.prefix())
-        }
+        self.0.rule_arn(bus, name)
     }
 
     pub(crate) fn connection(&self, name: &str, created_ms: u64) -> String {

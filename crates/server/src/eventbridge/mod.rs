@@ -41,8 +41,7 @@ use crate::App;
 use crate::api::{ApiError, RawBody};
 use crate::auth::{ApiToken, Need};
 
-/// The bus every account has; it always exists here too.
-pub(crate) const DEFAULT_BUS: &str = "default";
+pub(crate) use switchyard_model::DEFAULT_BUS;
 
 /// The JSON 1.1 protocol's content type, of requests and answers alike.
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";

@@ -193,9 +193,6 @@ pub(super) async fn put(call: Call<'_>) -> Result<Value, EbError> {
     }
     if let Some(schedule) = &schedule {
         switchyard_model::Schedule::parse(schedule)?;
-        return Err(EbError::validation(format!(
-            "ScheduleExpression {schedule:?} is valid, but scheduled rules do not fire yet in this version of switchyard (docs/eventbridge.md)"
-        )));
     }
     let enabled = match input.state.as_deref() {
         None | Some("ENABLED") => true,

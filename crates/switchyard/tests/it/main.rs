@@ -30,6 +30,7 @@ mod history;
 mod metrics;
 mod ordering;
 mod replay;
+mod schedule;
 mod setup;
 mod slack;
 mod sources;

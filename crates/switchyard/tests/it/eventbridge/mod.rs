@@ -23,6 +23,7 @@ mod example;
 mod raw;
 mod replay;
 mod rules;
+mod schedule;
 mod smoke;
 
 /// How long one run of a tool may take: Python's start and boto3's import are most of it, and

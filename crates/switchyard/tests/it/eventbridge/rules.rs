@@ -134,14 +134,11 @@ async fn a_rule_made_with_boto3_delivers_to_its_api_destination_with_the_connect
         error_of(&steps, "bad_pattern"),
         ("InvalidEventPatternException".into(), 400)
     );
-    // Scheduled rules cannot fire yet: refused, after the expression is checked.
-    let (kind, _) = error_of(&steps, "scheduled");
-    assert_eq!(kind, "ValidationException");
-    assert!(
-        steps["scheduled"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("do not fire yet")
+    assert_eq!(
+        steps["scheduled"]["result"]["RuleArn"],
+        "arn:aws:events:us-east-1:000000000000:rule/nightly",
+        "{}",
+        steps["scheduled"]
     );
     assert!(
         steps["bad_schedule"]["message"]
