@@ -12,7 +12,10 @@ use std::fmt;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ring::rand::SystemRandom;
-use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair,
+    UnparsedPublicKey,
+};
 use serde::{Deserialize, Serialize};
 use switchyard_secrets::Secret;
 
@@ -29,6 +32,9 @@ pub enum JwtError {
     /// The token's header or claims could not be serialised to JSON.
     #[error("the token claims cannot be encoded")]
     Encoding,
+    /// A presented token is not a compact ES256 JWS signed by this key, or has expired.
+    #[error("the token is not an unexpired identity token signed by this server")]
+    Rejected,
 }
 
 /// An ES256 signing key.
@@ -50,18 +56,18 @@ impl fmt::Debug for IdentityKey {
 /// A token's claims. `aud` is the receiver's URL unless configured; `sub` names the
 /// subscription (`buses/{bus}/subscriptions/{name}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Claims {
+pub struct Claims {
     /// switchyard's public base URL, under which the receiver finds `/.well-known/jwks.json`.
-    pub(crate) iss: String,
+    pub iss: String,
     /// `buses/{bus}/subscriptions/{name}`: which subscription sent the request.
-    pub(crate) sub: String,
+    pub sub: String,
     /// Who the token is for: the configured audience, or else the request URL without the
     /// connection's query parameters.
-    pub(crate) aud: String,
+    pub aud: String,
     /// Unix seconds of the attempt.
-    pub(crate) iat: u64,
+    pub iat: u64,
     /// Unix seconds after which the receiver must refuse the token: `iat` plus `ttl_s`.
-    pub(crate) exp: u64,
+    pub exp: u64,
 }
 
 impl IdentityKey {
@@ -154,6 +160,42 @@ impl IdentityKey {
     }
 }
 
+impl IdentityKey {
+    /// The claims of `token` if this key signed it (ES256, this key's `kid`) and it has not
+    /// expired at `now_s`; the caller checks `iss`, `aud` and `sub` against what it expects.
+    /// This is how switchyard accepts its own tokens back: an event bus target's forward.
+    pub fn verify(&self, token: &str, now_s: u64) -> Result<Claims, JwtError> {
+        #[derive(Deserialize)]
+        struct Header {
+            alg: String,
+            kid: Option<String>,
+        }
+        let mut parts = token.split('.');
+        let (Some(header), Some(claims), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Rejected);
+        };
+        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Rejected);
+        let parsed: Header =
+            serde_json::from_slice(&decode(header)?).map_err(|_| JwtError::Rejected)?;
+        // The algorithm is fixed, never taken from the token: no "none", no HMAC with the
+        // public key as its secret.
+        if parsed.alg != "ES256" || parsed.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(JwtError::Rejected);
+        }
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, self.pair.public_key().as_ref())
+            .verify(format!("{header}.{claims}").as_bytes(), &decode(signature)?)
+            .map_err(|_| JwtError::Rejected)?;
+        let claims: Claims =
+            serde_json::from_slice(&decode(claims)?).map_err(|_| JwtError::Rejected)?;
+        if claims.exp <= now_s {
+            return Err(JwtError::Rejected);
+        }
+        Ok(claims)
+    }
+}
+
 /// One public key in JWK form (RFC 7517).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Jwk {
@@ -194,7 +236,6 @@ impl Jwks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ring::signature::{ECDSA_P256_SHA256_FIXED, UnparsedPublicKey};
 
     /// Verifies a token the way a receiver does, from the published JWKS JSON alone.
     fn verify(token: &str, jwks_json: &str) -> Claims {
@@ -273,6 +314,38 @@ mod tests {
                 )
                 .is_err()
         );
+    }
+
+    #[test]
+    fn verify_takes_this_keys_unexpired_tokens_only() {
+        let (key, _) = IdentityKey::generate().unwrap();
+        let (other, _) = IdentityKey::generate().unwrap();
+        let token = key.sign(&claims()).unwrap();
+        assert_eq!(key.verify(&token, 1_700_000_299).unwrap(), claims());
+        assert_eq!(key.verify(&token, 1_700_000_300), Err(JwtError::Rejected));
+        assert_eq!(other.verify(&token, 1_700_000_000), Err(JwtError::Rejected));
+        let mut forged = claims();
+        forged.sub = "buses/orders/subscriptions/other".into();
+        let parts: Vec<&str> = token.split('.').collect();
+        let swapped = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap()),
+            parts[2]
+        );
+        assert_eq!(key.verify(&swapped, 1_700_000_000), Err(JwtError::Rejected));
+        let unsigned = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            parts[1]
+        );
+        for bad in [unsigned.as_str(), "", "a.b", "a.b.c.d", "..."] {
+            assert_eq!(
+                key.verify(bad, 1_700_000_000),
+                Err(JwtError::Rejected),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub use connection::{
 };
 pub use destination::{Destination, DestinationError};
 pub use error::{ConfigError, RenderError, ResolveError, parse_json};
-pub use jwt::{IdentityKey, Jwks, JwtError};
+pub use jwt::{Claims, IdentityKey, Jwks, JwtError};
 pub use render::{Attempt, Credentials, Header, Identity, RenderedRequest, render};
 pub use signing::{SigningScheme, SigningSpec, SigningSpecFields};
 pub use template::{HeaderTemplate, UrlTemplate};

@@ -79,6 +79,14 @@ pub struct ApiConfig {
     pub schedule_minute_ms: u64,
 }
 
+impl ApiConfig {
+    /// Where a delivery publishes into `bus` of this server: an EventBridge event bus target's
+    /// URL, and the only audience under which the API takes its own identity tokens back.
+    pub(crate) fn bus_events_url(&self, bus: &str) -> String {
+        format!("{}/v1/buses/{bus}/events", self.public_url)
+    }
+}
+
 impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {

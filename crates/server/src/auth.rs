@@ -25,7 +25,8 @@
 //! [`Need::of_eventbridge`]). Must not: log or answer a token's value or an AWS secret key;
 //! errors name tokens by their name or line only.
 //!
-//! Invariant: every `/v1` route and every EventBridge operation needs a scope; only `admin`
+//! Invariant: every `/v1` route and every EventBridge operation needs a scope (a forward into
+//! a bus may show switchyard's own identity token instead: `api::forwarded_into`); only `admin`
 //! changes configuration (connections, sources and signing secrets included); `read` never sees
 //! a secret (no answer holds one). An access key id belongs to one token at most; an AWS secret
 //! key is held to the same length rule as a token ([`ApiTokens::short`]).
@@ -360,7 +361,7 @@ impl ApiTokens {
 }
 
 /// The credentials of `Bearer <token>`, the scheme in any case.
-fn bearer(header: &str) -> Option<&str> {
+pub(crate) fn bearer(header: &str) -> Option<&str> {
     let (scheme, credentials) = header.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")

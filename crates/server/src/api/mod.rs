@@ -278,6 +278,11 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    if let Need::Publish(bus) = &need
+        && forwarded_into(app, bus, presented)
+    {
+        return next.run(request).await;
+    }
     match tokens.find(presented) {
         Some(token) if token.allows(&need) => next.run(request).await,
         Some(token) => ApiError::new(
@@ -298,6 +303,41 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
         )
         .into_response(),
     }
+}
+
+/// Whether `authorization` is this server's own identity token, sent by one of its
+/// subscriptions that delivers into `bus`: how an EventBridge event bus target (or any
+/// subscription whose destination is the bus's events URL with an identity token) publishes
+/// when API tokens are configured. The token proves switchyard signed it for that URL; the
+/// subscription it names must deliver to exactly that URL, so a token a receiver elsewhere got
+/// (even one whose audience an admin set to this URL) publishes nothing.
+fn forwarded_into(app: &App, bus: &str, authorization: Option<&str>) -> bool {
+    let Some(token) = authorization.and_then(crate::auth::bearer) else {
+        return false;
+    };
+    // API tokens are not JWTs: only a token with the JWS shape is worth a signature check.
+    if token.bytes().filter(|&b| b == b'.').count() != 2 {
+        return false;
+    }
+    let Ok(claims) = app
+        .identity()
+        .key
+        .verify(token, switchyard_model::now_ms() / 1000)
+    else {
+        return false;
+    };
+    let url = app.config().bus_events_url(bus);
+    if claims.iss != app.config().public_url || claims.aud != url {
+        return false;
+    }
+    let sub: Vec<&str> = claims.sub.split('/').collect();
+    let ["buses", from_bus, "subscriptions", from] = sub.as_slice() else {
+        return false;
+    };
+    app.catalog()
+        .bus(from_bus)
+        .and_then(|index| index.subscription(from).cloned())
+        .is_some_and(|s| s.spec.destination.url.as_str() == url)
 }
 
 /// A UTF-8 request body within the configured size limit, read at the minimum body rate, that

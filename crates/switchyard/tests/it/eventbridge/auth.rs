@@ -1,13 +1,13 @@
 //! Authentication of the EventBridge door: with API tokens configured, a call must be signed
 //! (SigV4) with an access key of the tokens file, and gets that token's scopes.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 use switchyard_test_support::{AwsKey, python_or_skip, sign_eventbridge, temp_dir};
 
 use super::run_steps;
-use crate::common::{Server, client};
+use crate::common::{Api, Receiver, Server, call, client, event, wait_for};
 
 const TOKENS: &str = r#"
 [tokens.deployer]
@@ -172,4 +172,99 @@ async fn boto3_signs_with_a_tokens_file_key_and_gets_that_tokens_scopes() {
         put["Entries"][1]["EventId"].is_string(),
         "publish:orders may publish to orders"
     );
+}
+
+#[tokio::test]
+async fn a_bus_target_forwards_with_tokens_configured_and_no_other_identity_token_publishes() {
+    let watch = Receiver::ok().await;
+    let spy = Receiver::ok().await;
+    let dir = temp_dir();
+    let server = server(dir.path());
+    let admin = {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "authorization",
+            "Bearer deployer-token-0123456789".parse().unwrap(),
+        );
+        // client() installs the TLS provider reqwest needs.
+        let _ = client();
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    };
+    let api = Api {
+        server: &server,
+        client: admin.clone(),
+    };
+    let door = async |operation: &str, body: Value| {
+        call(
+            admin
+                .post(format!("{}/", server.base))
+                .header("x-amz-target", format!("AWSEvents.{operation}"))
+                .header("content-type", "application/x-amz-json-1.1")
+                .body(body.to_string()),
+        )
+        .await
+    };
+    api.bus("a").await;
+    api.bus("b").await;
+    api.subscribe("b", "watch", json!({"destination": {"url": watch.url}}))
+        .await;
+    let b_events = server.url("/v1/buses/b/events");
+    // A receiver elsewhere that an admin gave an identity token for bus b's URL.
+    api.subscribe(
+        "a",
+        "leak",
+        json!({"destination": {"url": spy.url, "identity_token": {"audience": b_events}}}),
+    )
+    .await;
+    let (status, answer) = door(
+        "PutRule",
+        json!({"Name": "a-to-b", "EventBusName": "a", "EventPattern": r#"{"source": ["shop"]}"#}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, answer) = door(
+        "PutTargets",
+        json!({"Rule": "a-to-b", "EventBusName": "a", "Targets": [
+            {"Id": "b", "Arn": "arn:aws:events:us-east-1:000000000000:event-bus/b"}]}),
+    )
+    .await;
+    assert_eq!(answer["FailedEntryCount"], 0, "{answer}");
+    api.publish("a", vec![event("shop", json!({"n": 1}))]).await;
+    wait_for(
+        "the forward and the leak",
+        Duration::from_secs(20),
+        async || watch.count() == 1 && spy.count() == 1,
+    )
+    .await;
+    assert_eq!(watch.hits()[0].body["detail"]["n"], 1);
+    let stats = api.stats("a", "a-to-b.b").await;
+    assert_eq!(stats["delivered"], 1, "{stats}");
+    // The spy's token is switchyard's, for b's URL, but its subscription delivers elsewhere.
+    let leaked = spy.hits()[0].header("authorization").to_string();
+    assert!(leaked.starts_with("Bearer ey"), "{leaked}");
+    let (status, answer) = call(
+        client()
+            .post(&b_events)
+            .header("authorization", &leaked)
+            .body(json!([event("forged", json!({}))]).to_string()),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, _) = call(
+        client()
+            .post(server.url("/v1/buses/a/events"))
+            .header("authorization", &leaked)
+            .body(json!([event("forged", json!({}))]).to_string()),
+    )
+    .await;
+    assert_eq!(status, 401, "a forward's token is for its own bus only");
+    api.publish("b", vec![event("sentinel", json!({}))]).await;
+    wait_for("the sentinel", Duration::from_secs(20), async || {
+        watch.count() == 2
+    })
+    .await;
+    assert_eq!(watch.hits()[1].body["source"], "sentinel");
 }
