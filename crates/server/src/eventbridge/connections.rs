@@ -113,7 +113,7 @@ fn secret(value: Option<String>, member: &str) -> Result<Value, EbError> {
     let value = required(value, member)?;
     if value.starts_with("file:") || value.starts_with("sealed:") {
         return Err(EbError::validation(format!(
-            "{member} starts with file: or sealed:, which switchyard would read as a reference; set such a connection through the REST API"
+            "{member} starts with file: or sealed:, which switchyard would read as a reference: put such a secret in a file and give it as a file: reference through the REST API (docs/secrets.md)"
         )));
     }
     Ok(json!(value))

@@ -168,3 +168,89 @@ async fn a_bus_target_publishes_into_that_bus_and_a_loop_between_two_buses_stops
         "lint shows the loop: {lint}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_secret_that_reads_as_a_file_or_sealed_reference_is_refused_and_nothing_stored()
+ {
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let basic =
+        |password: &str| json!({"BasicAuthParameters": {"Username": "u", "Password": password}});
+    let attempts = [
+        (
+            "ApiKeyValue",
+            json!({"ApiKeyAuthParameters": {"ApiKeyName": "x-key", "ApiKeyValue": "file:/etc/passwd"}}),
+        ),
+        ("Password", basic("sealed:v1:abc:AAAA")),
+        (
+            "ClientSecret",
+            json!({"OAuthParameters": {
+                "AuthorizationEndpoint": "https://auth.example.com/token", "HttpMethod": "POST",
+                "ClientParameters": {"ClientID": "id", "ClientSecret": "file:/root/.ssh/id_rsa"}}}),
+        ),
+        (
+            "Value",
+            json!({"ApiKeyAuthParameters": {"ApiKeyName": "x-key", "ApiKeyValue": "k"},
+                   "InvocationHttpParameters": {"HeaderParameters": [
+                       {"Key": "x-extra", "Value": "file:/etc/shadow", "IsValueSecret": true}]}}),
+        ),
+    ];
+    for (member, parameters) in attempts {
+        let kind = if member == "Password" {
+            "BASIC"
+        } else if member == "ClientSecret" {
+            "OAUTH_CLIENT_CREDENTIALS"
+        } else {
+            "API_KEY"
+        };
+        let (status, answer, _) = eventbridge(
+            &server,
+            "AWSEvents.CreateConnection",
+            json!({"Name": "crm", "AuthorizationType": kind, "AuthParameters": parameters})
+                .to_string(),
+        )
+        .await;
+        assert_eq!(
+            (status, answer["__type"].as_str()),
+            (400, Some("ValidationException")),
+            "{member}: {answer}"
+        );
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains(member) && message.contains("file:"),
+            "{message}"
+        );
+    }
+    // A good connection, then an update that would turn its key into a file read.
+    let (status, answer, _) = eventbridge(
+        &server,
+        "AWSEvents.CreateConnection",
+        json!({"Name": "crm", "AuthorizationType": "API_KEY", "AuthParameters": {
+            "ApiKeyAuthParameters": {"ApiKeyName": "x-key", "ApiKeyValue": "k-0123"}}})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer, _) = eventbridge(
+        &server,
+        "AWSEvents.UpdateConnection",
+        json!({"Name": "crm", "AuthParameters": {
+            "ApiKeyAuthParameters": {"ApiKeyName": "x-key", "ApiKeyValue": "file:/etc/passwd"}}})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    let (_, listed, _) = eventbridge(&server, "AWSEvents.ListConnections", "{}").await;
+    assert_eq!(
+        listed["Connections"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
+    let api = Api::new(&server);
+    let (_, stored) = api.get("/v1/connections/crm").await;
+    assert_eq!(stored["auth"]["value"], "********", "{stored}");
+    assert!(
+        !stored.to_string().contains("file:"),
+        "the update changed nothing: {stored}"
+    );
+}
