@@ -233,15 +233,18 @@ async fn a_bus_target_forwards_with_tokens_configured_and_no_other_identity_toke
     .await;
     assert_eq!(answer["FailedEntryCount"], 0, "{answer}");
     api.publish("a", vec![event("shop", json!({"n": 1}))]).await;
+    // The forward's outcome is committed after the receiver on b has the event.
     wait_for(
         "the forward and the leak",
         Duration::from_secs(20),
-        async || watch.count() == 1 && spy.count() == 1,
+        async || {
+            watch.count() == 1
+                && spy.count() == 1
+                && api.stats("a", "a-to-b.b").await["delivered"] == 1
+        },
     )
     .await;
     assert_eq!(watch.hits()[0].body["detail"]["n"], 1);
-    let stats = api.stats("a", "a-to-b.b").await;
-    assert_eq!(stats["delivered"], 1, "{stats}");
     // The spy's token is switchyard's, for b's URL, but its subscription delivers elsewhere.
     let leaked = spy.hits()[0].header("authorization").to_string();
     assert!(leaked.starts_with("Bearer ey"), "{leaked}");
