@@ -33,6 +33,7 @@ use crate::transform::{Payload, Predefined};
 
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
+const OCTETS: &str = "application/octet-stream";
 const CLOUDEVENTS_JSON: &str = "application/cloudevents+json; charset=utf-8";
 /// CloudEvents HTTP binding §3.1.3.2: space, `"`, `%` and everything outside printable ASCII is
 /// percent-encoded in `ce-*` header values.
@@ -227,6 +228,91 @@ struct Envelope<'a> {
     resources: Vec<String>,
     #[serde(borrow)]
     detail: &'a RawValue,
+    /// The members of events that came in as CloudEvents or Pub/Sub messages.
+    #[serde(default)]
+    datacontenttype: Option<String>,
+    #[serde(default)]
+    dataschema: Option<String>,
+    #[serde(default, borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(default)]
+    data_base64: Option<String>,
+    #[serde(default)]
+    attributes: BTreeMap<String, String>,
+}
+
+impl Envelope<'_> {
+    /// Whether the event carries a payload of its own that is not a JSON object (a CloudEvent's
+    /// or a Pub/Sub message's data): formats that send "the data" send it, not the envelope.
+    fn has_raw_data(&self) -> bool {
+        self.data.is_some() || self.data_base64.is_some()
+    }
+
+    /// The event's data: `detail`, or `data` (JSON, or text when its content type is not
+    /// JSON), or the bytes of `data_base64`.
+    fn data_payload(&self) -> Result<Payload, RenderError> {
+        if let Some(bytes) = &self.data_base64 {
+            return STANDARD
+                .decode(bytes)
+                .map(Payload::Bytes)
+                .map_err(|e| RenderError::Envelope(format!("data_base64: {e}")));
+        }
+        match self.data {
+            None => Ok(Payload::Json(self.detail.get().to_string())),
+            Some(data) if is_json(self.datacontenttype.as_deref()) => {
+                Ok(Payload::Json(data.get().to_string()))
+            }
+            Some(data) => match serde_json::from_str::<String>(data.get()) {
+                Ok(text) => Ok(Payload::Text(text)),
+                Err(_) => Ok(Payload::Json(data.get().to_string())),
+            },
+        }
+    }
+
+    /// The CloudEvents extension attributes: the event's attributes whose names CloudEvents
+    /// allows (`[a-z0-9]`) and that are not context attributes.
+    fn extensions(&self) -> impl Iterator<Item = (&str, &str)> {
+        const CORE: [&str; 10] = [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "subject",
+            "time",
+            "datacontenttype",
+            "dataschema",
+            "data",
+            "data_base64",
+        ];
+        self.attributes
+            .iter()
+            .filter(|(name, _)| {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                    && !CORE.contains(&name.as_str())
+            })
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+}
+
+/// JSON media types as the CloudEvents JSON format reads them (`application/json`, `text/json`,
+/// any `+json`); none counts as JSON.
+fn is_json(content_type: Option<&str>) -> bool {
+    let Some(content_type) = content_type else {
+        return true;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence.split_once('/').is_some_and(|(kind, subtype)| {
+        (kind == "application" || kind == "text")
+            && (subtype == "json" || subtype.ends_with("+json"))
+    })
 }
 
 /// Renders one attempt to `destination`.
@@ -251,19 +337,30 @@ pub fn render(
             },
         )?,
         None => match destination.format {
+            Format::PubsubPush | Format::PubsubPushUnwrapped if envelope.has_raw_data() => {
+                envelope.data_payload()?
+            }
             Format::Envelope | Format::PubsubPush | Format::PubsubPushUnwrapped => {
                 Payload::Json(attempt.envelope.to_string())
             }
             Format::Detail | Format::CloudeventsBinary | Format::CloudeventsStructured => {
-                Payload::Json(envelope.detail.get().to_string())
+                envelope.data_payload()?
             }
         },
+    };
+    // The event's own media type goes with its own data, never with a transform's output.
+    let data_type = match &destination.transform {
+        None => envelope.datacontenttype.as_deref(),
+        Some(_) => None,
     };
 
     let mut headers = Headers::default();
     let body = format_body(
         destination.format,
-        payload,
+        Data {
+            payload,
+            content_type: data_type,
+        },
         &envelope,
         attempt,
         &ingestion_time,
@@ -463,22 +560,32 @@ impl Headers {
     }
 }
 
-fn content_type(payload: &Payload) -> &'static str {
-    match payload {
-        Payload::Json(_) => JSON,
-        Payload::Text(_) => TEXT,
-    }
+/// A payload with the media type the event gave it, if any.
+struct Data<'a> {
+    payload: Payload,
+    content_type: Option<&'a str>,
 }
 
-fn payload_bytes(payload: Payload) -> Vec<u8> {
-    match payload {
-        Payload::Json(text) | Payload::Text(text) => text.into_bytes(),
+impl Data<'_> {
+    fn content_type(&self) -> &str {
+        self.content_type.unwrap_or(match self.payload {
+            Payload::Json(_) => JSON,
+            Payload::Text(_) => TEXT,
+            Payload::Bytes(_) => OCTETS,
+        })
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        match self.payload {
+            Payload::Json(text) | Payload::Text(text) => text.into_bytes(),
+            Payload::Bytes(bytes) => bytes,
+        }
     }
 }
 
 fn format_body(
     format: Format,
-    payload: Payload,
+    payload: Data<'_>,
     envelope: &Envelope<'_>,
     attempt: &Attempt<'_>,
     ingestion_time: &str,
@@ -487,11 +594,11 @@ fn format_body(
     let encode = |e: serde_json::Error| RenderError::Envelope(e.to_string());
     match format {
         Format::Envelope | Format::Detail => {
-            headers.set(Header::new("content-type", content_type(&payload)));
-            Ok(payload_bytes(payload))
+            headers.set(Header::new("content-type", payload.content_type()));
+            Ok(payload.into_bytes())
         }
         Format::CloudeventsBinary => {
-            headers.set(Header::new("content-type", content_type(&payload)));
+            headers.set(Header::new("content-type", payload.content_type()));
             let mut ce = |name: &str, value: &str| {
                 headers.set(Header::new(
                     format!("ce-{name}"),
@@ -506,7 +613,13 @@ fn format_body(
             if let Some(subject) = envelope.resources.first() {
                 ce("subject", subject);
             }
-            Ok(payload_bytes(payload))
+            if let Some(schema) = &envelope.dataschema {
+                ce("dataschema", schema);
+            }
+            for (name, value) in envelope.extensions() {
+                ce(name, value);
+            }
+            Ok(payload.into_bytes())
         }
         Format::CloudeventsStructured => {
             #[derive(Serialize)]
@@ -519,19 +632,32 @@ fn format_body(
                 time: &'a str,
                 #[serde(skip_serializing_if = "Option::is_none")]
                 subject: Option<&'a str>,
-                datacontenttype: &'static str,
-                data: &'a RawValue,
+                datacontenttype: &'a str,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                dataschema: Option<&'a str>,
+                #[serde(flatten)]
+                extensions: BTreeMap<&'a str, &'a str>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                data: Option<Box<RawValue>>,
+                #[serde(skip_serializing_if = "Option::is_none")]
+                data_base64: Option<String>,
             }
-            let datacontenttype = content_type(&payload);
-            let data = match &payload {
-                Payload::Json(json) => RawValue::from_string(json.clone()).map_err(encode)?,
-                Payload::Text(text) => {
-                    RawValue::from_string(serde_json::to_string(text).map_err(encode)?)
-                        .map_err(encode)?
-                }
+            let datacontenttype = payload.content_type();
+            let (data, data_base64) = match &payload.payload {
+                Payload::Json(json) => (
+                    Some(RawValue::from_string(json.clone()).map_err(encode)?),
+                    None,
+                ),
+                Payload::Text(text) => (
+                    Some(
+                        RawValue::from_string(serde_json::to_string(text).map_err(encode)?)
+                            .map_err(encode)?,
+                    ),
+                    None,
+                ),
+                Payload::Bytes(bytes) => (None, Some(STANDARD.encode(bytes))),
             };
-            headers.set(Header::new("content-type", CLOUDEVENTS_JSON));
-            serde_json::to_vec(&Structured {
+            let body = serde_json::to_vec(&Structured {
                 specversion: "1.0",
                 id: &envelope.id,
                 source: &envelope.source,
@@ -539,9 +665,14 @@ fn format_body(
                 time: &envelope.time,
                 subject: envelope.resources.first().map(String::as_str),
                 datacontenttype,
-                data: &data,
+                dataschema: envelope.dataschema.as_deref(),
+                extensions: envelope.extensions().collect(),
+                data,
+                data_base64,
             })
-            .map_err(encode)
+            .map_err(encode)?;
+            headers.set(Header::new("content-type", CLOUDEVENTS_JSON));
+            Ok(body)
         }
         Format::PubsubPush => {
             #[derive(Serialize)]
@@ -554,7 +685,7 @@ fn format_body(
             // Google sends both spellings of the id and time; receivers read either.
             #[derive(Serialize)]
             struct Message<'a> {
-                attributes: BTreeMap<&'static str, &'a str>,
+                attributes: BTreeMap<&'a str, &'a str>,
                 data: String,
                 #[serde(rename = "messageId")]
                 message_id_camel: &'a str,
@@ -567,7 +698,7 @@ fn format_body(
             serde_json::to_vec(&Push {
                 message: Message {
                     attributes: attributes(envelope),
-                    data: STANDARD.encode(payload_bytes(payload)),
+                    data: STANDARD.encode(payload.into_bytes()),
                     message_id_camel: &envelope.id,
                     message_id: &envelope.id,
                     publish_time_camel: ingestion_time,
@@ -579,7 +710,7 @@ fn format_body(
             .map_err(encode)
         }
         Format::PubsubPushUnwrapped => {
-            headers.set(Header::new("content-type", content_type(&payload)));
+            headers.set(Header::new("content-type", payload.content_type()));
             for (name, value) in attributes(envelope) {
                 headers.set(Header::new(name, value));
             }
@@ -596,17 +727,25 @@ fn format_body(
                 "x-goog-pubsub-delivery-attempt",
                 attempt.attempt.to_string(),
             ));
-            Ok(payload_bytes(payload))
+            Ok(payload.into_bytes())
         }
     }
 }
 
-/// The Pub/Sub message attributes of an event: its routing fields, as strings.
-fn attributes<'a>(envelope: &'a Envelope<'_>) -> BTreeMap<&'static str, &'a str> {
-    BTreeMap::from([
+/// The Pub/Sub message attributes of an event: its routing fields, as strings, and its own
+/// attributes, which win over them.
+fn attributes<'a>(envelope: &'a Envelope<'_>) -> BTreeMap<&'a str, &'a str> {
+    let mut attributes = BTreeMap::from([
         ("detail-type", envelope.detail_type.as_str()),
         ("source", envelope.source.as_str()),
-    ])
+    ]);
+    attributes.extend(
+        envelope
+            .attributes
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str())),
+    );
+    attributes
 }
 
 /// Pub/Sub names a subscription `projects/{project}/subscriptions/{name}`; the bus plays the

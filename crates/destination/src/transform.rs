@@ -77,11 +77,13 @@ enum Shape {
     Path(JsonPath),
 }
 
-/// What a transform produced: JSON text, or plain text.
+/// What a delivery carries: JSON text or plain text (what a transform produces, or an event's
+/// own data), or bytes (an event's `data_base64`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Payload {
     Json(String),
     Text(String),
+    Bytes(Vec<u8>),
 }
 
 /// What the predefined names stand for in one attempt.

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -124,30 +126,14 @@ pub fn scheduled_event(
     rule_arn: &str,
     context: &PublishContext,
 ) -> Result<Event, ModelError> {
-    let id = uuid::Uuid::now_v7().to_string();
-    let resources = [rule_arn.to_string()];
-    let envelope = Envelope {
-        version: "0",
-        id: &id,
-        detail_type: "Scheduled Event",
-        source: "aws.events",
-        account: &context.aws.account,
-        time: &format_rfc3339_ms(tick_ms),
-        region: &context.aws.region,
-        resources: &resources,
-        detail: raw("{}")?,
-    };
-    let envelope = serde_json::to_string(&envelope)
-        .map_err(|e| ModelError::invalid(format!("event cannot be encoded: {e}")))?;
-    Ok(Event {
-        id,
-        envelope,
-        ingested_ms: context.ingested_ms,
-        hops: context.hops,
-        trace: context.trace.clone(),
-        ordering_key: None,
-        explicit_id: false,
-    })
+    EventParts {
+        source: Some("aws.events".into()),
+        detail_type: Some("Scheduled Event".into()),
+        time: Some(format_rfc3339_ms(tick_ms)),
+        resources: vec![rule_arn.to_string()],
+        ..EventParts::default()
+    }
+    .build(context)
 }
 
 /// A publish body: either `{"entries": [...]}` or one bare event object.
@@ -213,7 +199,11 @@ pub fn parse_publish_request(
 }
 
 /// The limits every event meets on every path, whatever its bus's patterns: size and depth.
-fn check_size(event: &Event, index: usize, max_event_bytes: usize) -> Result<(), ModelError> {
+pub(crate) fn check_size(
+    event: &Event,
+    index: usize,
+    max_event_bytes: usize,
+) -> Result<(), ModelError> {
     if event.envelope.len() > max_event_bytes {
         return Err(ModelError::TooLarge(format!(
             "event {index} is {} bytes, over the limit of {max_event_bytes} bytes",
@@ -229,7 +219,7 @@ fn check_size(event: &Event, index: usize, max_event_bytes: usize) -> Result<(),
     Ok(())
 }
 
-fn object_fields<'a>(
+pub(crate) fn object_fields<'a>(
     text: &'a str,
     what: &str,
 ) -> Result<BTreeMap<String, &'a RawValue>, ModelError> {
@@ -261,8 +251,9 @@ fn build_event(
 ) -> Result<Event, ModelError> {
     // `version`, `account` and `region` are accepted so that an envelope switchyard delivered
     // can be published as is (bus-to-bus forwarding); `account` and `region` are this server's
-    // whatever the publisher says, as in EventBridge.
-    const KNOWN: [&str; 10] = [
+    // whatever the publisher says, as in EventBridge. So are the members only some events
+    // carry (`attributes`, `data`, ...: a CloudEvent's or a Pub/Sub message's).
+    const KNOWN: [&str; 15] = [
         "source",
         "detail-type",
         "detail",
@@ -273,6 +264,11 @@ fn build_event(
         "ordering-key",
         "account",
         "region",
+        "attributes",
+        "data",
+        "data_base64",
+        "datacontenttype",
+        "dataschema",
     ];
     if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(ModelError::invalid(format!(
@@ -286,76 +282,174 @@ fn build_event(
             "field \"version\" must be \"0\" when given",
         ));
     }
-    let ingested_ms = context.ingested_ms;
-    let source: String = required_text(fields, "source", MAX_SOURCE_LEN)?;
-    let detail_type: String = required_text(fields, "detail-type", MAX_DETAIL_TYPE_LEN)?;
-    let detail = match fields.get("detail") {
-        None => "{}",
-        Some(raw) if raw.get().starts_with('{') => raw.get(),
-        Some(_) => {
-            return Err(ModelError::invalid(
-                "field \"detail\" must be a JSON object",
-            ));
-        }
-    };
-    let resources: Vec<String> =
-        field(fields, "resources", "an array of strings")?.unwrap_or_default();
-    if resources.len() > MAX_RESOURCES {
-        return Err(ModelError::invalid(format!(
-            "field \"resources\" has {} entries; at most {MAX_RESOURCES}",
-            resources.len()
-        )));
+    let detail = fields.get("detail").map(|raw| raw.get());
+    let data = fields.get("data").map(|raw| raw.get());
+    let data_base64 = field::<String>(fields, "data_base64", "a base64 string")?;
+    if (data.is_some() || data_base64.is_some()) && detail.is_some_and(|d| !is_empty_object(d)) {
+        return Err(ModelError::invalid(
+            "an event with \"data\" or \"data_base64\" has no \"detail\" (or only {})",
+        ));
     }
-    let time = match field::<String>(fields, "time", "an RFC 3339 time string")? {
-        None => format_rfc3339_ms(ingested_ms),
-        Some(text) => canonical_time(&text)?,
-    };
-    let given_id = field::<String>(fields, "id", "a string")?;
-    let explicit_id = given_id.is_some();
-    let id = match given_id {
-        None => uuid::Uuid::now_v7().to_string(),
-        Some(id) if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) => {
-            return Err(ModelError::invalid(format!(
-                "field \"id\" must be 1 to {MAX_ID_LEN} characters without control characters"
-            )));
-        }
-        Some(id) => id,
-    };
-    let ordering_key = match field::<String>(fields, "ordering-key", "a string")? {
-        Some(key)
-            if key.is_empty() || key.len() > MAX_ID_LEN || key.chars().any(char::is_control) =>
-        {
-            return Err(ModelError::invalid(format!(
-                "field \"ordering-key\" must be 1 to {MAX_ID_LEN} characters without control characters"
-            )));
-        }
-        key => key,
-    };
-    let envelope = Envelope {
-        version: "0",
-        id: &id,
-        detail_type: &detail_type,
-        source: &source,
-        account: &context.aws.account,
-        time: &time,
-        region: &context.aws.region,
-        resources: &resources,
-        detail: raw(detail)?,
-    };
-    let envelope = serde_json::to_string(&envelope)
-        .map_err(|e| ModelError::invalid(format!("event cannot be encoded: {e}")))?;
-    Ok(Event {
-        id,
-        envelope,
-        ingested_ms,
-        hops: context.hops,
-        trace: context.trace.clone(),
-        ordering_key,
-        explicit_id,
-    })
+    let time = field::<String>(fields, "time", "an RFC 3339 time string")?
+        .map(|text| canonical_time(&text))
+        .transpose()?;
+    EventParts {
+        id: field(fields, "id", "a string")?,
+        source: field(fields, "source", "a string")?,
+        detail_type: field(fields, "detail-type", "a string")?,
+        time,
+        resources: field(fields, "resources", "an array of strings")?.unwrap_or_default(),
+        detail: detail.filter(|_| data.is_none() && data_base64.is_none()),
+        data,
+        data_base64,
+        datacontenttype: field(fields, "datacontenttype", "a string")?,
+        dataschema: field(fields, "dataschema", "a string")?,
+        attributes: field(fields, "attributes", "an object of strings")?.unwrap_or_default(),
+        ordering_key: field(fields, "ordering-key", "a string")?,
+    }
+    .build(context)
 }
 
-/// Field order as EventBridge's envelope, which some receivers log or diff verbatim.
+/// An event before its envelope is built: what every way in fills (the REST body, a
+/// CloudEvent, a Pub/Sub message), so that one function checks every field and builds every
+/// envelope. Texts of JSON (`detail`, `data`) are the publisher's, kept byte for byte.
+#[derive(Debug, Default)]
+pub(crate) struct EventParts<'a> {
+    /// `None`: a new UUIDv7.
+    pub(crate) id: Option<String>,
+    pub(crate) source: Option<String>,
+    pub(crate) detail_type: Option<String>,
+    /// The final text; `None`: the ingestion time.
+    pub(crate) time: Option<String>,
+    pub(crate) resources: Vec<String>,
+    /// A JSON object's text; `None`: `{}`.
+    pub(crate) detail: Option<&'a str>,
+    /// A payload that is not a JSON object: another JSON value, or a string of text.
+    pub(crate) data: Option<&'a str>,
+    /// A payload of bytes, base64.
+    pub(crate) data_base64: Option<String>,
+    pub(crate) datacontenttype: Option<String>,
+    pub(crate) dataschema: Option<String>,
+    /// Pub/Sub attributes and CloudEvents extension attributes.
+    pub(crate) attributes: BTreeMap<String, String>,
+    pub(crate) ordering_key: Option<String>,
+}
+
+/// As Pub/Sub: at most this many attributes, with keys and values this long.
+const MAX_ATTRIBUTES: usize = 100;
+const MAX_ATTRIBUTE_KEY_LEN: usize = 256;
+const MAX_ATTRIBUTE_VALUE_LEN: usize = 1024;
+/// `datacontenttype` and `dataschema`: a media type and a URI, which need no more.
+const MAX_DATA_ATTRIBUTE_LEN: usize = 1024;
+
+impl EventParts<'_> {
+    /// Checks every field and builds the envelope.
+    pub(crate) fn build(self, context: &PublishContext) -> Result<Event, ModelError> {
+        let source = checked_text("source", self.source, MAX_SOURCE_LEN)?;
+        let detail_type = checked_text("detail-type", self.detail_type, MAX_DETAIL_TYPE_LEN)?;
+        let detail = match self.detail {
+            None => "{}",
+            Some(raw) if raw.starts_with('{') => raw,
+            Some(_) => {
+                return Err(ModelError::invalid(
+                    "field \"detail\" must be a JSON object",
+                ));
+            }
+        };
+        if self.resources.len() > MAX_RESOURCES {
+            return Err(ModelError::invalid(format!(
+                "field \"resources\" has {} entries; at most {MAX_RESOURCES}",
+                self.resources.len()
+            )));
+        }
+        let explicit_id = self.id.is_some();
+        let id = match self.id {
+            None => uuid::Uuid::now_v7().to_string(),
+            Some(id) => checked_text("id", Some(id), MAX_ID_LEN)?,
+        };
+        let ordering_key = self
+            .ordering_key
+            .map(|key| checked_text("ordering-key", Some(key), MAX_ID_LEN))
+            .transpose()?;
+        if let Some(data) = &self.data_base64
+            && STANDARD.decode(data).is_err()
+        {
+            return Err(ModelError::invalid(
+                "field \"data_base64\" is not base64 (RFC 4648, with padding)",
+            ));
+        }
+        for (name, value) in [
+            ("datacontenttype", &self.datacontenttype),
+            ("dataschema", &self.dataschema),
+        ] {
+            if let Some(value) = value {
+                checked_text(name, Some(value.clone()), MAX_DATA_ATTRIBUTE_LEN)?;
+            }
+        }
+        check_attributes(&self.attributes)?;
+        let time = self
+            .time
+            .unwrap_or_else(|| format_rfc3339_ms(context.ingested_ms));
+        let envelope = Envelope {
+            version: "0",
+            id: &id,
+            detail_type: &detail_type,
+            source: &source,
+            account: &context.aws.account,
+            time: &time,
+            region: &context.aws.region,
+            resources: &self.resources,
+            detail: raw(detail)?,
+            datacontenttype: self.datacontenttype.as_deref(),
+            dataschema: self.dataschema.as_deref(),
+            data: self.data.map(raw).transpose()?,
+            data_base64: self.data_base64.as_deref(),
+            attributes: &self.attributes,
+        };
+        let envelope = serde_json::to_string(&envelope)
+            .map_err(|e| ModelError::invalid(format!("event cannot be encoded: {e}")))?;
+        Ok(Event {
+            id,
+            envelope,
+            ingested_ms: context.ingested_ms,
+            hops: context.hops,
+            trace: context.trace.clone(),
+            ordering_key,
+            explicit_id,
+        })
+    }
+}
+
+fn check_attributes(attributes: &BTreeMap<String, String>) -> Result<(), ModelError> {
+    if attributes.len() > MAX_ATTRIBUTES {
+        return Err(ModelError::invalid(format!(
+            "the event has {} attributes; at most {MAX_ATTRIBUTES}",
+            attributes.len()
+        )));
+    }
+    for (key, value) in attributes {
+        if key.is_empty() || key.len() > MAX_ATTRIBUTE_KEY_LEN || key.chars().any(char::is_control)
+        {
+            return Err(ModelError::invalid(format!(
+                "attribute name {key:?} must be 1 to {MAX_ATTRIBUTE_KEY_LEN} bytes without control characters"
+            )));
+        }
+        if value.len() > MAX_ATTRIBUTE_VALUE_LEN {
+            return Err(ModelError::invalid(format!(
+                "attribute {key:?} is {} bytes; at most {MAX_ATTRIBUTE_VALUE_LEN}",
+                value.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn is_empty_object(text: &str) -> bool {
+    serde_json::from_str::<BTreeMap<String, &RawValue>>(text).is_ok_and(|m| m.is_empty())
+}
+
+/// Field order as EventBridge's envelope, which some receivers log or diff verbatim; the
+/// members after `detail` are there only when the event has them.
 #[derive(Serialize)]
 struct Envelope<'a> {
     version: &'static str,
@@ -368,23 +462,31 @@ struct Envelope<'a> {
     region: &'a str,
     resources: &'a [String],
     detail: &'a RawValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    datacontenttype: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dataschema: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_base64: Option<&'a str>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    attributes: &'a BTreeMap<String, String>,
 }
 
 fn raw(text: &str) -> Result<&RawValue, ModelError> {
     serde_json::from_str(text).map_err(|e| ModelError::invalid(format!("field \"detail\": {e}")))
 }
 
-fn required_text(
-    fields: &BTreeMap<String, &RawValue>,
-    name: &str,
-    max_len: usize,
-) -> Result<String, ModelError> {
-    let value: Option<String> = field(fields, name, "a string")?;
+/// A required text field of 1 to `max_len` bytes without control characters.
+fn checked_text(name: &str, value: Option<String>, max_len: usize) -> Result<String, ModelError> {
     match value {
         None => Err(ModelError::invalid(format!("field \"{name}\" is required"))),
-        Some(v) if v.is_empty() || v.len() > max_len => Err(ModelError::invalid(format!(
-            "field \"{name}\" must be 1 to {max_len} characters"
-        ))),
+        Some(v) if v.is_empty() || v.len() > max_len || v.chars().any(char::is_control) => {
+            Err(ModelError::invalid(format!(
+                "field \"{name}\" must be 1 to {max_len} characters without control characters"
+            )))
+        }
         Some(v) => Ok(v),
     }
 }

@@ -14,6 +14,7 @@
 
 mod activity;
 mod archive;
+mod cloudevents;
 mod error;
 mod event;
 mod name;
@@ -28,6 +29,7 @@ pub use activity::Activity;
 pub use archive::{
     ArchiveSpec, ReplaySpec, parse_archive_spec, parse_replay_spec, replayed_envelope,
 };
+pub use cloudevents::{CloudEventsBody, cloudevents_headers, parse_cloudevents};
 pub use error::{ModelError, error_chain};
 pub use event::{
     AwsIdentity, DEFAULT_BUS, Event, PublishContext, PublishRequest, parse_publish_request,

@@ -1,7 +1,8 @@
 //! `POST /v1/buses/{bus}/events`: publishing over the REST API.
 //!
 //! Reads the loop guard and trace context from the headers ([`Inbound`], shared with webhook
-//! sources), parses the body, and hands the events to the shared publish path
+//! sources), parses the body (the REST API's JSON, or a CloudEvent in structured, batch or binary
+//! mode: `switchyard_model::parse_cloudevents`), and hands the events to the shared publish path
 //! ([`crate::publish`]). Answers have PutEvents' shape: one entry per
 //! event, in order.
 
@@ -12,24 +13,29 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 use switchyard_metrics::{BusMetrics, RejectReason};
-use switchyard_model::{PublishContext, TraceContext, now_ms, parse_publish_request};
+use switchyard_model::{
+    CloudEventsBody, ModelError, PublishContext, PublishRequest, TraceContext, cloudevents_headers,
+    now_ms, parse_cloudevents, parse_publish_request,
+};
 
-use super::{ApiError, Text, find_bus};
+use super::{ApiError, RawBody, find_bus};
 use crate::App;
 
 pub(crate) async fn publish(
     State(app): State<Arc<App>>,
     Path(bus): Path<String>,
     headers: HeaderMap,
-    Text(body): Text,
+    RawBody(body): RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let index = find_bus(&app, &bus)?;
     let bus_metrics = app.metrics().bus(&bus);
     let inbound = Inbound::read(&app, &bus_metrics, &headers)?;
     let context = inbound.context.clone();
+    let kind =
+        BodyKind::of(&headers).inspect_err(|_| bus_metrics.rejected(RejectReason::Invalid, 1))?;
     let request = app
         .cpu()
-        .run(body.len(), move || parse_publish_request(&body, &context))
+        .run(body.len(), move || kind.parse(&body, &context))
         .await
         .inspect_err(|error| bus_metrics.rejected(RejectReason::from(error), 1))?;
     if request.single
@@ -52,6 +58,77 @@ pub(crate) async fn publish(
     Ok(Json(
         json!({ "failed_entry_count": failed, "entries": entries }),
     ))
+}
+
+/// What a publish body is, from its headers: the REST API's own JSON, or a CloudEvent in one
+/// of the HTTP binding's modes (structured and batch by `content-type`, binary by the presence
+/// of `ce-specversion`).
+enum BodyKind {
+    Rest,
+    Structured,
+    Batch,
+    Binary {
+        attributes: Vec<(String, String)>,
+        content_type: Option<String>,
+    },
+}
+
+impl BodyKind {
+    fn of(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
+        let content_type = match headers.get(axum::http::header::CONTENT_TYPE) {
+            None => None,
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| ApiError::invalid("the content-type header is not ASCII"))?,
+            ),
+        };
+        let essence = content_type
+            .and_then(|c| c.split(';').next())
+            .map(|c| c.trim().to_ascii_lowercase());
+        match essence.as_deref() {
+            Some("application/cloudevents+json") => return Ok(BodyKind::Structured),
+            Some("application/cloudevents-batch+json") => return Ok(BodyKind::Batch),
+            _ => {}
+        }
+        if !headers.contains_key("ce-specversion") {
+            return Ok(BodyKind::Rest);
+        }
+        let attributes = cloudevents_headers(
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        )?;
+        Ok(BodyKind::Binary {
+            attributes,
+            content_type: content_type.map(str::to_string),
+        })
+    }
+
+    fn parse(self, body: &[u8], context: &PublishContext) -> Result<PublishRequest, ModelError> {
+        let text = || {
+            std::str::from_utf8(body)
+                .map_err(|_| ModelError::Invalid("the request body is not UTF-8".into()))
+        };
+        match self {
+            BodyKind::Rest => parse_publish_request(text()?, context),
+            BodyKind::Structured => {
+                parse_cloudevents(CloudEventsBody::Structured(text()?), context)
+            }
+            BodyKind::Batch => parse_cloudevents(CloudEventsBody::Batch(text()?), context),
+            BodyKind::Binary {
+                attributes,
+                content_type,
+            } => parse_cloudevents(
+                CloudEventsBody::Binary {
+                    attributes,
+                    content_type: content_type.as_deref(),
+                    body,
+                },
+                context,
+            ),
+        }
+    }
 }
 
 /// The loop guard of a publish that arrives over HTTP, here or at `/hooks/{name}`: both read

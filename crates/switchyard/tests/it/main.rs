@@ -19,6 +19,7 @@ mod common;
 
 mod bad_input;
 mod cli;
+mod cloudevents;
 mod cluster;
 mod connections;
 mod delivery;
