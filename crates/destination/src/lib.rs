@@ -24,6 +24,7 @@
 //! - no `Debug`, `Display`, `Serialize` or error of this crate contains a secret's value;
 //! - a URL placeholder can change the path and query of a request, never its scheme or host.
 
+pub mod cloudevents;
 mod config;
 mod connection;
 mod destination;

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use switchyard_secrets::{REDACTED, Secret};
 
+use crate::cloudevents;
 use crate::config::{Format, HttpMethod};
 use crate::connection::{Param, ResolvedAuth, ResolvedConnection};
 use crate::destination::Destination;
@@ -259,7 +260,7 @@ impl Envelope<'_> {
         }
         match self.data {
             None => Ok(Payload::Json(self.detail.get().to_string())),
-            Some(data) if is_json(self.datacontenttype.as_deref()) => {
+            Some(data) if cloudevents::is_json_media_type(self.datacontenttype.as_deref()) => {
                 Ok(Payload::Json(data.get().to_string()))
             }
             Some(data) => match serde_json::from_str::<String>(data.get()) {
@@ -270,49 +271,13 @@ impl Envelope<'_> {
     }
 
     /// The CloudEvents extension attributes: the event's attributes whose names CloudEvents
-    /// allows (`[a-z0-9]`) and that are not context attributes.
+    /// allows and that are not context attributes.
     fn extensions(&self) -> impl Iterator<Item = (&str, &str)> {
-        const CORE: [&str; 10] = [
-            "specversion",
-            "id",
-            "source",
-            "type",
-            "subject",
-            "time",
-            "datacontenttype",
-            "dataschema",
-            "data",
-            "data_base64",
-        ];
         self.attributes
             .iter()
-            .filter(|(name, _)| {
-                !name.is_empty()
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                    && !CORE.contains(&name.as_str())
-            })
+            .filter(|(name, _)| cloudevents::is_extension_name(name))
             .map(|(name, value)| (name.as_str(), value.as_str()))
     }
-}
-
-/// JSON media types as the CloudEvents JSON format reads them (`application/json`, `text/json`,
-/// any `+json`); none counts as JSON.
-fn is_json(content_type: Option<&str>) -> bool {
-    let Some(content_type) = content_type else {
-        return true;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence.split_once('/').is_some_and(|(kind, subtype)| {
-        (kind == "application" || kind == "text")
-            && (subtype == "json" || subtype.ends_with("+json"))
-    })
 }
 
 /// Renders one attempt to `destination`.

@@ -23,22 +23,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::value::RawValue;
 
-use crate::event::{EventParts, MAX_ENTRIES, PublishRequest, check_size, object_fields};
-use crate::{ModelError, PublishContext, parse_rfc3339_ms};
+use switchyard_destination::cloudevents::{self, CONTEXT_ATTRIBUTES, is_json_media_type};
 
-/// The context attributes that are not extensions.
-const CORE: [&str; 10] = [
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "subject",
-    "time",
-    "datacontenttype",
-    "dataschema",
-    "data",
-    "data_base64",
-];
+use crate::event::{EventParts, PublishRequest, batch, check_size, object_fields};
+use crate::{ModelError, PublishContext, parse_rfc3339_ms};
 
 /// A CloudEvents request, as the HTTP binding delivers it.
 #[derive(Debug)]
@@ -81,24 +69,8 @@ pub fn parse_cloudevents(
             let raw: Vec<&RawValue> = serde_json::from_str(text).map_err(|_| {
                 ModelError::invalid("a CloudEvents batch must be a JSON array of CloudEvents")
             })?;
-            if raw.is_empty() || raw.len() > MAX_ENTRIES {
-                return Err(ModelError::invalid(format!(
-                    "the batch has {} CloudEvents; send 1 to {MAX_ENTRIES}",
-                    raw.len()
-                )));
-            }
-            let mut entries = Vec::with_capacity(raw.len());
-            for (index, event) in raw.iter().enumerate() {
-                let entry = structured(event.get(), &format!("CloudEvent {index}"))
-                    .and_then(|parts| parts.build(context));
-                if let Ok(event) = &entry {
-                    check_size(event, index, context.max_event_bytes)?;
-                }
-                entries.push(entry);
-            }
-            Ok(PublishRequest {
-                entries,
-                single: false,
+            batch(&raw, "the batch", context, |index, event| {
+                structured(event, &format!("CloudEvent {index}")).and_then(|p| p.build(context))
             })
         }
         CloudEventsBody::Binary {
@@ -129,16 +101,12 @@ struct Attributes {
 
 impl Attributes {
     fn insert(&mut self, name: &str, value: String) -> Result<(), ModelError> {
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        {
+        if !cloudevents::is_attribute_name(name) {
             return Err(ModelError::invalid(format!(
                 "CloudEvents attribute name {name:?} must be lowercase letters and digits"
             )));
         }
-        match CORE.iter().find(|core| **core == name) {
+        match CONTEXT_ATTRIBUTES.iter().find(|core| **core == name) {
             Some(core) => self.core.insert(core, value),
             None => self.extensions.insert(name.to_string(), value),
         };
@@ -185,24 +153,6 @@ impl Attributes {
     }
 }
 
-/// JSON content types, as the CloudEvents JSON format reads them: `application/json`,
-/// `text/json`, and any `+json` suffix, parameters aside. No content type counts as JSON.
-fn is_json(content_type: Option<&str>) -> bool {
-    let Some(content_type) = content_type else {
-        return true;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let Some((kind, subtype)) = essence.split_once('/') else {
-        return false;
-    };
-    (kind == "application" || kind == "text") && (subtype == "json" || subtype.ends_with("+json"))
-}
-
 fn structured<'a>(text: &'a str, what: &str) -> Result<EventParts<'a>, ModelError> {
     let fields = object_fields(text, what)?;
     let mut attributes = Attributes::default();
@@ -233,7 +183,7 @@ fn structured<'a>(text: &'a str, what: &str) -> Result<EventParts<'a>, ModelErro
         }
         (Some("null"), None) | (None, None) => {}
         (Some(data), None) => {
-            if is_json(parts.datacontenttype.as_deref()) && data.starts_with('{') {
+            if is_json_media_type(parts.datacontenttype.as_deref()) && data.starts_with('{') {
                 parts.detail = Some(data);
             } else {
                 parts.data = Some(data);
@@ -289,7 +239,7 @@ fn binary<'a>(
     // Without a content-type (HTTP: unknown, so octets), a body that parses as JSON is JSON.
     let sniffed_json = content_type.is_none()
         && std::str::from_utf8(body).is_ok_and(|t| serde_json::from_str::<&RawValue>(t).is_ok());
-    if content_type.is_some_and(|c| is_json(Some(c))) || sniffed_json {
+    if content_type.is_some_and(|c| is_json_media_type(Some(c))) || sniffed_json {
         let text = std::str::from_utf8(body).map_err(|_| {
             ModelError::invalid("the body is not UTF-8, though its content-type is JSON")
         })?;

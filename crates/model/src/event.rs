@@ -177,23 +177,36 @@ pub fn parse_publish_request(
     }
     let raw_entries: Vec<&RawValue> = serde_json::from_str(entries.get())
         .map_err(|_| ModelError::invalid("\"entries\" must be an array of event objects"))?;
-    if raw_entries.is_empty() || raw_entries.len() > MAX_ENTRIES {
+    batch(&raw_entries, "\"entries\"", context, |index, raw| {
+        object_fields(raw, &format!("entries[{index}]"))
+            .and_then(|fields| build_event(&fields, context))
+    })
+}
+
+/// A batch of 1 to [`MAX_ENTRIES`] events, each built by `build` from its JSON text: a bad
+/// event fails its entry only, one over the size limit the whole request.
+pub(crate) fn batch(
+    raw: &[&RawValue],
+    what: &str,
+    context: &PublishContext,
+    build: impl Fn(usize, &str) -> Result<Event, ModelError>,
+) -> Result<PublishRequest, ModelError> {
+    if raw.is_empty() || raw.len() > MAX_ENTRIES {
         return Err(ModelError::invalid(format!(
-            "\"entries\" has {} events; send 1 to {MAX_ENTRIES}",
-            raw_entries.len()
+            "{what} has {} events; send 1 to {MAX_ENTRIES}",
+            raw.len()
         )));
     }
-    let mut parsed = Vec::with_capacity(raw_entries.len());
-    for (index, raw) in raw_entries.iter().enumerate() {
-        let entry = object_fields(raw.get(), &format!("entries[{index}]"))
-            .and_then(|fields| build_event(&fields, context));
+    let mut entries = Vec::with_capacity(raw.len());
+    for (index, event) in raw.iter().enumerate() {
+        let entry = build(index, event.get());
         if let Ok(event) = &entry {
-            check_size(event, index, max_event_bytes)?;
+            check_size(event, index, context.max_event_bytes)?;
         }
-        parsed.push(entry);
+        entries.push(entry);
     }
     Ok(PublishRequest {
-        entries: parsed,
+        entries,
         single: false,
     })
 }
@@ -619,6 +632,44 @@ mod tests {
         assert_eq!(again.envelope, first.envelope);
         let err = single(r#"{"version":"1","source":"s","detail-type":"t"}"#).unwrap_err();
         assert!(err.to_string().contains("\"version\""), "{err}");
+    }
+
+    #[test]
+    fn an_envelope_with_attributes_and_data_publishes_again_unchanged() {
+        let first = single(
+            r#"{"source":"s","detail-type":"t","attributes":{"tenant":"acme"},
+                "data_base64":"AAEC","datacontenttype":"application/octet-stream"}"#,
+        )
+        .unwrap();
+        assert!(
+            first
+                .envelope
+                .ends_with(r#""detail":{},"datacontenttype":"application/octet-stream","data_base64":"AAEC","attributes":{"tenant":"acme"}}"#),
+            "{}",
+            first.envelope
+        );
+        assert_eq!(single(&first.envelope).unwrap().envelope, first.envelope);
+        for (body, says) in [
+            (
+                r#"{"source":"s","detail-type":"t","detail":{"a":1},"data":[1]}"#,
+                "has no \"detail\"",
+            ),
+            (
+                r#"{"source":"s","detail-type":"t","data_base64":"***"}"#,
+                "not base64",
+            ),
+            (
+                r#"{"source":"s","detail-type":"t","attributes":{"k":7}}"#,
+                "an object of strings",
+            ),
+            (
+                r#"{"source":"s","detail-type":"t","attributes":{"":"v"}}"#,
+                "attribute name",
+            ),
+        ] {
+            let message = single(body).unwrap_err().to_string();
+            assert!(message.contains(says), "{body}: {message}");
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::json;
 
-fn node(db: &TestDatabase, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
+/// Node `name` of a cluster on `db`: its data directory under `dir`, the master key shared
+/// there, short leases unless `extra` sets them.
+pub(crate) fn node(db: &TestDatabase, dir: &std::path::Path, name: &str, extra: &[&str]) -> Server {
     let key = dir.join("master.key");
     let url = db.url();
     let mut args = vec![

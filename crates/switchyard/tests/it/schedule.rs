@@ -226,23 +226,9 @@ async fn two_nodes_on_one_database_fire_each_tick_once() {
     };
     let receiver = Receiver::ok().await;
     let dir = temp_dir();
-    let key = dir.path().join("master.key");
-    let url = db.url();
     let minute = MINUTE_MS.to_string();
     let node = |name: &str| {
-        Server::start(
-            &dir.path().join(name),
-            &[
-                "--store",
-                &url,
-                "--master-key-file",
-                key.to_str().unwrap(),
-                "--node-id",
-                name,
-                "--schedule-minute-ms",
-                &minute,
-            ],
-        )
+        crate::cluster::node(&db, dir.path(), name, &["--schedule-minute-ms", &minute])
     };
     // One after the other: the first creates the schema and the master key.
     let first = node("n1");

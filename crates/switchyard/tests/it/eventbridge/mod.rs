@@ -37,6 +37,18 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Makes connection `open` (a header, no auth), which the scripts' API destinations name as
+/// `connection/open/x`: EventBridge has no API destination without a connection.
+async fn open_connection(api: &crate::common::Api<'_>) {
+    let (status, answer) = api
+        .put(
+            "/v1/connections/open",
+            serde_json::json!({"headers": {"x": "1"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+}
+
 /// Runs script `name` (whose lines come from `steps.py`'s `step`) off the test's runtime, since
 /// it blocks and receivers on the runtime must keep answering; returns its lines by step name.
 async fn run_steps(

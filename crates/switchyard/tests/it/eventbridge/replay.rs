@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_test_support::{python_or_skip, temp_dir};
 
-use super::run_steps;
+use super::{open_connection, run_steps};
 use crate::common::{Api, Receiver, Server, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,10 +18,7 @@ async fn a_replay_to_one_rule_reaches_only_that_rules_target_and_completes() {
     let dir = temp_dir();
     let server = Server::start(dir.path(), &[]);
     let api = Api::new(&server);
-    let (status, _) = api
-        .put("/v1/connections/open", json!({"headers": {"x": "1"}}))
-        .await;
-    assert_eq!(status, 201);
+    open_connection(&api).await;
     let env = |phase: &str| {
         vec![
             ("ENDPOINT", server.base.clone()),
