@@ -59,6 +59,30 @@ pub enum PendingOrder {
     Publish,
 }
 
+/// What [`Store::pull`] leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullRequest {
+    /// Deliveries leased at most.
+    pub limit: usize,
+    /// Deliveries due at or before this time are leased.
+    pub now_ms: u64,
+    /// The lease's deadline: when a delivery not acknowledged is due again.
+    pub until_ms: u64,
+    /// The subscription is ordered: one delivery per ordering key at a time, in publish order.
+    pub ordered: bool,
+}
+
+/// One lease of [`Store::extend_leases`]: the delivery and the attempt that leased it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    /// The delivery's id.
+    pub delivery: u64,
+    /// Its attempts when it was leased ([`PendingDelivery::attempts`] as pulled).
+    pub attempts: u32,
+    /// The new deadline.
+    pub until_ms: u64,
+}
+
 /// What a store keeps and for how long, and how much memory the embedded store caches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
@@ -207,6 +231,24 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
         order: PendingOrder,
     ) -> Result<Vec<PendingDelivery>, StoreError>;
+
+    /// Leases up to `request.limit` due deliveries of a pull subscription to a consumer: each
+    /// gets one more attempt and is due again at `request.until_ms`, when, not acknowledged
+    /// (recorded as an [`Outcome`]) or given a new deadline ([`Store::extend_leases`]), it is
+    /// leased again. Soonest due first; with `request.ordered`, only the oldest pending delivery
+    /// of each ordering key, and only once the one before it is done. Writes no attempt record
+    /// and moves no counter: a lease is not an outcome. Concurrent callers (other nodes
+    /// included) never lease the same delivery twice while its lease lasts.
+    async fn pull(
+        &self,
+        subscription: u64,
+        request: PullRequest,
+    ) -> Result<Vec<PendingDelivery>, StoreError>;
+    /// Moves the deadline of leased deliveries to `until_ms` (now: a consumer gives them back).
+    /// A lease is named by its delivery and attempt, so a stale one (its delivery was leased
+    /// again since, or is done) changes nothing. Answers how many leases moved.
+    async fn extend_leases(&self, subscription: u64, leases: Vec<Lease>)
+    -> Result<u64, StoreError>;
 
     /// The delivery accounting of a subscription (by id) and the age of its backlog;
     /// [`StoreError::NotFound`] if there is none.

@@ -23,8 +23,8 @@ use switchyard_model::{
 };
 use switchyard_store::{
     ArchiveCursor, Change, ClusterStore, DeadReason, DeliveryState, DocumentKind, EmbeddedStore,
-    NewEvent, OnceKey, Outcome, OutcomeKind, PendingOrder, PostgresStore, Store, StoreError,
-    StoreOptions, SubscriptionStats,
+    Lease, NewEvent, OnceKey, Outcome, OutcomeKind, PendingDelivery, PendingOrder, PostgresStore,
+    PullRequest, Store, StoreError, StoreOptions, SubscriptionStats,
 };
 use switchyard_test_support::{TestDatabase, temp_dir};
 
@@ -533,6 +533,150 @@ async fn ticks_become_one_event_each(store: Arc<dyn Store>) {
     assert!(recent.unwrap()[0].is_empty(), "kept within 7 days");
 }
 
+fn keyed(id: &str, key: Option<&str>) -> Arc<Event> {
+    let mut event = Arc::unwrap_or_clone(event(id, now_ms()));
+    event.ordering_key = key.map(String::from);
+    Arc::new(event)
+}
+
+fn ids(deliveries: &[PendingDelivery]) -> Vec<String> {
+    deliveries.iter().map(|d| d.event.id.clone()).collect()
+}
+
+/// Pull leases, on `stores` (one store, or several nodes of one database): each due delivery
+/// is leased once while its lease lasts, comes back when it expires or is given back, and an
+/// ordered subscription hands out a key's next delivery only once the one before is done.
+async fn pull_leases(stores: &[Arc<dyn Store>]) {
+    let store = &stores[0];
+    store.put_bus("pull", Default::default()).await.unwrap();
+    let (p, _) = store.put_subscription("pull", "p", spec()).await.unwrap();
+    let new = |id: &str, key: Option<&str>, sub: u64| NewEvent {
+        bus: "pull".into(),
+        event: keyed(id, key),
+        subscriptions: vec![sub],
+        archives: vec![],
+        once: None,
+    };
+    store
+        .append((1..=5).map(|i| new(&format!("p{i}"), None, p.id)).collect())
+        .await
+        .unwrap();
+    let now = now_ms();
+    let request = |limit: usize, now_ms: u64, ordered: bool| PullRequest {
+        limit,
+        now_ms,
+        until_ms: now_ms + 60_000,
+        ordered,
+    };
+    let first = store.pull(p.id, request(3, now, false)).await.unwrap();
+    assert_eq!(ids(&first), ["p1", "p2", "p3"]);
+    assert!(
+        first
+            .iter()
+            .all(|d| d.attempts == 1 && d.due_ms == now + 60_000)
+    );
+    let rest = store.pull(p.id, request(10, now, false)).await.unwrap();
+    assert_eq!(ids(&rest), ["p4", "p5"]);
+    assert!(
+        store
+            .pull(p.id, request(10, now, false))
+            .await
+            .unwrap()
+            .is_empty(),
+        "all leased"
+    );
+    // Expired leases are due again: nodes pulling at once share them, none twice.
+    let later = now + 60_001;
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let store = Arc::clone(&stores[i % stores.len()]);
+            tokio::spawn(async move { store.pull(p.id, request(2, later, false)).await.unwrap() })
+        })
+        .collect();
+    let mut again = Vec::new();
+    for task in tasks {
+        again.extend(task.await.unwrap());
+    }
+    let mut seen = ids(&again);
+    seen.sort();
+    assert_eq!(seen, ["p1", "p2", "p3", "p4", "p5"], "each leased once");
+    assert!(again.iter().all(|d| d.attempts == 2));
+    // A stale lease moves nothing; a current one given back is due at once.
+    let p1 = again.iter().find(|d| d.event.id == "p1").unwrap();
+    let stale = Lease {
+        delivery: p1.id,
+        attempts: 1,
+        until_ms: later,
+    };
+    assert_eq!(store.extend_leases(p.id, vec![stale]).await.unwrap(), 0);
+    let current = Lease {
+        delivery: p1.id,
+        attempts: 2,
+        until_ms: later,
+    };
+    assert_eq!(store.extend_leases(p.id, vec![current]).await.unwrap(), 1);
+    let back = store.pull(p.id, request(10, later, false)).await.unwrap();
+    assert_eq!(ids(&back), ["p1"]);
+    assert_eq!(back[0].attempts, 3);
+    // An acknowledgement is an outcome like a push attempt's.
+    let acks = again
+        .iter()
+        .filter(|d| d.event.id != "p1")
+        .map(|d| outcome(p.id, d.id, d.attempts, OutcomeKind::Delivered))
+        .collect();
+    store.record_outcomes(acks).await.unwrap();
+    let stats = store.stats(p.id).await.unwrap();
+    assert_eq!((stats.delivered, stats.pending), (4, 1));
+    check_accounting(&stats);
+
+    let (q, _) = store.put_subscription("pull", "q", spec()).await.unwrap();
+    store
+        .append(vec![
+            new("a", Some("k1"), q.id),
+            new("b", Some("k1"), q.id),
+            new("c", Some("k2"), q.id),
+            new("d", None, q.id),
+            new("e", Some("k2"), q.id),
+        ])
+        .await
+        .unwrap();
+    let now = now_ms();
+    let heads = store.pull(q.id, request(10, now, true)).await.unwrap();
+    assert_eq!(ids(&heads), ["a", "c", "d"], "one per key, oldest first");
+    let unordered = store.pull(q.id, request(10, now, false)).await.unwrap();
+    assert_eq!(
+        ids(&unordered),
+        ["b", "e"],
+        "unordered, the others are due too"
+    );
+    let a = &heads[0];
+    store
+        .record_outcomes(vec![outcome(q.id, a.id, 1, OutcomeKind::Delivered)])
+        .await
+        .unwrap();
+    let c = &heads[1];
+    store
+        .extend_leases(
+            q.id,
+            vec![Lease {
+                delivery: c.id,
+                attempts: 1,
+                until_ms: now,
+            }],
+        )
+        .await
+        .unwrap();
+    let next = store
+        .pull(q.id, request(10, now + 60_001, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&next),
+        ["b", "c", "d"],
+        "b once a is done; c again, before e"
+    );
+}
+
 fn archive_spec(retention_days: f64) -> switchyard_model::ArchiveSpec {
     switchyard_model::ArchiveSpec {
         retention_days,
@@ -802,6 +946,7 @@ async fn run_suite(store: Arc<dyn Store>) {
     delivery_lifecycle(store.as_ref()).await;
     redrive_of_many_dead_letters_misses_none(store.as_ref()).await;
     attempt_log_and_trail(store.as_ref()).await;
+    pull_leases(std::slice::from_ref(&store)).await;
     // Runs upkeep: after the tests whose history it could collect.
     ticks_become_one_event_each(Arc::clone(&store)).await;
     concurrent_appends_share_commits_and_lose_nothing(store).await;
@@ -925,6 +1070,18 @@ async fn postgres_nodes_firing_one_tick_make_one_event() {
     let late = store_in(&db, StoreOptions::default()).await;
     let again = late.append(vec![tick(s.id, "late", "tick/r", t)]).await;
     assert!(again.unwrap()[0].is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nodes_pulling_at_once_lease_each_delivery_once() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let nodes: Vec<Arc<dyn Store>> = vec![
+        Arc::new(store_in(&db, StoreOptions::default()).await),
+        Arc::new(store_in(&db, StoreOptions::default()).await),
+    ];
+    pull_leases(&nodes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

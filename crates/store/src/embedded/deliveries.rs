@@ -1,5 +1,7 @@
 //! The delivery path in the embedded store: appending events with their deliveries, recording
-//! outcomes, reading pending deliveries and the accounting counters.
+//! outcomes, reading pending deliveries and the accounting counters, and leasing the deliveries
+//! of pull subscriptions (a lease is the delivery's next due time, so an expired one is simply
+//! due again).
 //!
 //! Every write runs inside one group commit (it takes the open [`Tables`]) and keeps the store's
 //! invariants within it: the accounting counters move with the rows they count, and an event's
@@ -20,8 +22,8 @@ use super::codec::*;
 use super::{archives, collect, history};
 use crate::records::to_json as json;
 use crate::{
-    DeadLetter, NewEvent, Outcome, OutcomeKind, PendingDelivery, PendingOrder, StoreError,
-    StoreOptions, SubscriptionStats,
+    DeadLetter, Lease, NewEvent, Outcome, OutcomeKind, PendingDelivery, PendingOrder, PullRequest,
+    StoreError, StoreOptions, SubscriptionStats,
 };
 
 fn missing_event(seq: u64, delivery: u64) -> StoreError {
@@ -258,6 +260,117 @@ pub(super) fn delete_subscription_rows(
 }
 
 /// Up to `limit` pending deliveries of a subscription, soonest due first or in publish order.
+/// How many pending deliveries an ordered pull looks at to find each key's oldest: the bound on
+/// one pull's work behind a long backlog (deliveries past it wait for the next pull).
+const ORDERED_PULL_SCAN: usize = 10_000;
+
+/// Leases due deliveries of a pull subscription (`Store::pull`).
+pub(super) fn pull(
+    t: &mut Tables<'_>,
+    subscription: u64,
+    request: PullRequest,
+) -> Result<Vec<PendingDelivery>, StoreError> {
+    let mut cache: HashMap<u64, Arc<switchyard_model::Event>> = HashMap::new();
+    let mut event_of = |t: &Tables<'_>, seq: u64, id: u64| -> Result<_, StoreError> {
+        if let Some(event) = cache.get(&seq) {
+            return Ok(Arc::clone(event));
+        }
+        let bytes = t.events.get(seq)?.ok_or_else(|| missing_event(seq, id))?;
+        let event = decode_event(bytes.value())?.event;
+        cache.insert(seq, Arc::clone(&event));
+        Ok(event)
+    };
+    let mut picked: Vec<(u64, DeliveryRow)> = Vec::new();
+    if request.ordered {
+        // In publish order, the first delivery seen of a key is its oldest; a later one of the
+        // same key waits for it whether it is due, leased or failing.
+        let mut keys = std::collections::HashSet::new();
+        let rows: Vec<(u64, DeliveryRow)> = t
+            .deliveries
+            .range((subscription, 0)..=(subscription, u64::MAX))?
+            .take(ORDERED_PULL_SCAN)
+            .map(|row| {
+                let (key, value) = row?;
+                Ok((key.value().1, DeliveryRow::decode(value.value())?))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        for (id, row) in rows {
+            let event = event_of(t, row.event_seq, id)?;
+            if let Some(key) = &event.ordering_key
+                && !keys.insert(key.clone())
+            {
+                continue;
+            }
+            if row.due_ms <= request.now_ms {
+                picked.push((id, row));
+                if picked.len() == request.limit {
+                    break;
+                }
+            }
+        }
+    } else {
+        let ids: Vec<u64> = t
+            .due
+            .range((subscription, 0, 0)..=(subscription, request.now_ms, u64::MAX))?
+            .take(request.limit)
+            .map(|row| row.map(|r| r.0.value().2))
+            .collect::<Result<_, _>>()?;
+        for id in ids {
+            if let Some(value) = t.deliveries.get((subscription, id))? {
+                picked.push((id, DeliveryRow::decode(value.value())?));
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(picked.len());
+    for (id, mut row) in picked {
+        t.due.remove((subscription, row.due_ms, id))?;
+        row.attempts += 1;
+        row.due_ms = request.until_ms;
+        t.deliveries
+            .insert((subscription, id), row.encode().as_slice())?;
+        t.due.insert((subscription, row.due_ms, id), ())?;
+        out.push(PendingDelivery {
+            id,
+            subscription,
+            event: event_of(t, row.event_seq, id)?,
+            attempts: row.attempts,
+            due_ms: row.due_ms,
+            pending_since_ms: row.pending_since_ms,
+        });
+    }
+    Ok(out)
+}
+
+/// Moves the deadlines of leases that are still current (`Store::extend_leases`).
+pub(super) fn extend_leases(
+    t: &mut Tables<'_>,
+    subscription: u64,
+    leases: Vec<Lease>,
+) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    for lease in leases {
+        let Some(mut row) = t
+            .deliveries
+            .get((subscription, lease.delivery))?
+            .map(|v| DeliveryRow::decode(v.value()))
+            .transpose()?
+        else {
+            continue;
+        };
+        if row.attempts != lease.attempts {
+            continue;
+        }
+        t.due.remove((subscription, row.due_ms, lease.delivery))?;
+        row.due_ms = lease.until_ms;
+        t.deliveries
+            .insert((subscription, lease.delivery), row.encode().as_slice())?;
+        t.due
+            .insert((subscription, row.due_ms, lease.delivery), ())?;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
 pub(super) fn load_pending(
     txn: &ReadTransaction,
     subscription: u64,

@@ -35,8 +35,9 @@ use self::file::StoreFile;
 use self::writer::Writer;
 use crate::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord,
-    DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent, Outcome, PendingDelivery,
-    PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord, SubscriptionStats,
+    DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent, Outcome,
+    PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions,
+    SubscriptionRecord, SubscriptionStats,
 };
 
 /// The embedded store: one redb file in the data directory, which one process at a time can
@@ -264,6 +265,26 @@ impl Store for EmbeddedStore {
         order: PendingOrder,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         self.read(move |txn| deliveries::load_pending(txn, subscription, limit, order))
+            .await
+    }
+
+    async fn pull(
+        &self,
+        subscription: u64,
+        request: PullRequest,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        self.writer
+            .write(move |t| deliveries::pull(t, subscription, request))
+            .await
+    }
+
+    async fn extend_leases(
+        &self,
+        subscription: u64,
+        leases: Vec<Lease>,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |t| deliveries::extend_leases(t, subscription, leases))
             .await
     }
 

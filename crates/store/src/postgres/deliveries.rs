@@ -1,5 +1,6 @@
 //! The delivery path on PostgreSQL: appending events with their deliveries, recording
-//! outcomes, reading pending deliveries, and the accounting counters.
+//! outcomes, reading pending deliveries, the accounting counters, and the leases of pull
+//! subscriptions (a lease is the row's next due time: an expired one is simply due again).
 //!
 //! Every write runs inside a transaction its caller opened, sends each batch as a few
 //! multi-row statements ([`columns!`]), and keeps the store's invariants within it: counters
@@ -12,22 +13,23 @@
 //! Locks are always taken in one order, so that nodes sharing the database do not deadlock:
 //! counters (by subscription id), then the collection lock, then delivery rows (by id), then
 //! event rows (by sequence); appends take tick and publisher-id keys (sorted, ticks first) right
-//! after the counters. Must not: decide retry policy (outcomes arrive decided) or drop an event
+//! after the counters. A pull locks only delivery rows, with `SKIP LOCKED`, so it never waits on
+//! a lock and nodes pulling at once lease different rows. Must not: decide retry policy (outcomes arrive decided) or drop an event
 //! itself.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use switchyard_model::{Event, now_ms};
-use tokio_postgres::{Client, GenericClient, Statement};
+use tokio_postgres::{Client, GenericClient, Row, Statement};
 
 use super::collect;
 use super::columns::{Columns, columns};
 use super::conn::{Session, col, int, unsigned, unsigned_opt};
 use super::history::{event_columns, event_from_row};
 use crate::{
-    NewEvent, Outcome, OutcomeKind, PendingDelivery, PendingOrder, StoreError, StoreOptions,
-    SubscriptionStats,
+    Lease, NewEvent, Outcome, OutcomeKind, PendingDelivery, PendingOrder, PullRequest, StoreError,
+    StoreOptions, SubscriptionStats,
 };
 
 const LOCK_COUNTERS: &str = "SELECT subscription_id FROM switchyard_counters
@@ -125,6 +127,52 @@ const PENDING_BY_ID: &str = concat!(
     " FROM switchyard_pending p JOIN switchyard_events e ON e.seq = p.event_seq
     WHERE p.subscription_id = $1 ORDER BY p.id LIMIT $2"
 );
+/// Leases due deliveries of a pull subscription: `SKIP LOCKED` so that concurrent pulls (other
+/// nodes') take different rows, and the lease is the row's next due time, so an expired one is
+/// simply due again. $1 subscription, $2 now, $3 limit, $4 the deadline.
+const PULL: &str = concat!(
+    "WITH picked AS (
+        SELECT p.subscription_id, p.id FROM switchyard_pending p
+        WHERE p.subscription_id = $1 AND p.due_ms <= $2
+        ORDER BY p.due_ms, p.id LIMIT $3 FOR UPDATE SKIP LOCKED
+    ), leased AS (
+        UPDATE switchyard_pending p SET attempts = p.attempts + 1, due_ms = $4
+        FROM picked WHERE p.subscription_id = picked.subscription_id AND p.id = picked.id
+        RETURNING p.id, p.attempts, p.due_ms, p.pending_since_ms, p.event_seq
+    )
+    SELECT l.id, l.attempts, l.due_ms, l.pending_since_ms, ",
+    event_columns!("e"),
+    " FROM leased l JOIN switchyard_events e ON e.seq = l.event_seq ORDER BY l.id"
+);
+/// [`PULL`] for an ordered subscription: a delivery with an ordering key is leased only when
+/// no older delivery of its key is pending (leased, failing or due alike).
+const PULL_ORDERED: &str = concat!(
+    "WITH picked AS (
+        SELECT p.subscription_id, p.id FROM switchyard_pending p
+        JOIN switchyard_events e ON e.seq = p.event_seq
+        WHERE p.subscription_id = $1 AND p.due_ms <= $2
+          AND (e.ordering_key IS NULL OR NOT EXISTS (
+              SELECT 1 FROM switchyard_pending q JOIN switchyard_events f ON f.seq = q.event_seq
+              WHERE q.subscription_id = p.subscription_id AND q.id < p.id
+                AND f.ordering_key = e.ordering_key))
+        ORDER BY p.id LIMIT $3 FOR UPDATE OF p SKIP LOCKED
+    ), leased AS (
+        UPDATE switchyard_pending p SET attempts = p.attempts + 1, due_ms = $4
+        FROM picked WHERE p.subscription_id = picked.subscription_id AND p.id = picked.id
+        RETURNING p.id, p.attempts, p.due_ms, p.pending_since_ms, p.event_seq
+    )
+    SELECT l.id, l.attempts, l.due_ms, l.pending_since_ms, ",
+    event_columns!("e"),
+    " FROM leased l JOIN switchyard_events e ON e.seq = l.event_seq ORDER BY l.id"
+);
+/// Moves the deadlines of leases still current: the row's attempts are those it was leased at.
+/// The rows are locked in id order first, as every other writer of delivery rows locks them.
+const EXTEND_LEASES: &str = "UPDATE switchyard_pending p SET due_ms = current.until_ms
+    FROM (SELECT q.id, u.until_ms FROM switchyard_pending q
+          JOIN unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS u(id, attempts, until_ms)
+            ON q.id = u.id AND q.attempts = u.attempts
+          WHERE q.subscription_id = $1 ORDER BY q.id FOR UPDATE OF q) current
+    WHERE p.subscription_id = $1 AND p.id = current.id";
 /// The first pending delivery is the oldest: delivery ids grow with time.
 const STATS: &str = "SELECT accepted, delivered, dead, pending, purged, failed_attempts,
         (SELECT pending_since_ms FROM switchyard_pending
@@ -664,6 +712,41 @@ pub(super) async fn allocate<C: GenericClient + Sync>(
     Ok((seqs, ids))
 }
 
+pub(super) async fn pull(
+    db: &mut Session<'_, Client>,
+    subscription: u64,
+    request: PullRequest,
+) -> Result<Vec<PendingDelivery>, StoreError> {
+    let sql = if request.ordered { PULL_ORDERED } else { PULL };
+    let rows = db
+        .query(
+            sql,
+            &[
+                &int(subscription),
+                &int(request.now_ms),
+                &int(request.limit as u64),
+                &int(request.until_ms),
+            ],
+        )
+        .await?;
+    pending_from_rows(subscription, &rows)
+}
+
+pub(super) async fn extend_leases(
+    db: &mut Session<'_, Client>,
+    subscription: u64,
+    leases: &[Lease],
+) -> Result<u64, StoreError> {
+    let ids: Vec<i64> = leases.iter().map(|l| int(l.delivery)).collect();
+    let attempts: Vec<i64> = leases.iter().map(|l| i64::from(l.attempts)).collect();
+    let until: Vec<i64> = leases.iter().map(|l| int(l.until_ms)).collect();
+    db.execute(
+        EXTEND_LEASES,
+        &[&int(subscription), &ids, &attempts, &until],
+    )
+    .await
+}
+
 pub(super) async fn load_pending(
     db: &mut Session<'_, Client>,
     subscription: u64,
@@ -677,10 +760,15 @@ pub(super) async fn load_pending(
     let rows = db
         .query(sql, &[&int(subscription), &int(limit as u64)])
         .await?;
+    pending_from_rows(subscription, &rows)
+}
+
+/// Rows of `id, attempts, due_ms, pending_since_ms`, then the event's columns.
+fn pending_from_rows(subscription: u64, rows: &[Row]) -> Result<Vec<PendingDelivery>, StoreError> {
     // Deliveries of one event share its decoded copy.
     let mut events: HashMap<i64, Arc<Event>> = HashMap::new();
     let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         let seq: i64 = col(row, 4)?;
         let event = match events.get(&seq) {
             Some(event) => Arc::clone(event),

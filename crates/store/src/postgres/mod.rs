@@ -44,9 +44,9 @@ use self::tls::Database;
 use self::writer::{Context, Writer};
 use crate::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
-    ClusterStore, DeadLetter, DocumentKind, DocumentRecord, EventTrail, NewEvent, Outcome,
-    PendingDelivery, PendingOrder, Store, StoreError, StoreOptions, SubscriptionRecord,
-    SubscriptionStats,
+    ClusterStore, DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent, Outcome,
+    PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions,
+    SubscriptionRecord, SubscriptionStats,
 };
 
 /// Connections for reads and catalog writes, besides the writer's and the listener's.
@@ -261,6 +261,23 @@ impl Store for PostgresStore {
     ) -> Result<Vec<PendingDelivery>, StoreError> {
         let mut conn = self.pool.get().await?;
         deliveries::load_pending(&mut conn.session(), subscription, limit, order).await
+    }
+
+    async fn pull(
+        &self,
+        subscription: u64,
+        request: PullRequest,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        deliveries::pull(&mut self.pool.get().await?.session(), subscription, request).await
+    }
+
+    async fn extend_leases(
+        &self,
+        subscription: u64,
+        leases: Vec<Lease>,
+    ) -> Result<u64, StoreError> {
+        deliveries::extend_leases(&mut self.pool.get().await?.session(), subscription, &leases)
+            .await
     }
 
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError> {
