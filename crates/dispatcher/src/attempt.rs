@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use reqwest::header::HeaderValue;
 use switchyard_destination::{
-    Attempt, Credentials, Identity, IdentityKey, ResolvedConnection, render,
+    Attempt, Credentials, Destination, Identity, IdentityKey, ResolvedConnection, render,
 };
 use switchyard_model::{now, now_ms};
 use switchyard_secrets::{Keyring, Secret};
@@ -69,7 +69,14 @@ pub(crate) async fn send(
     delivery: &PendingDelivery,
     span_id: &str,
 ) -> Result<u16, DeliveryError> {
-    let connection = match &subscription.spec.destination.connection {
+    // A pull subscription has no lane, so this is a push subscription, which validation gave
+    // a destination; a record that lacks one anyway is refused, not retried.
+    let destination = subscription
+        .spec
+        .destination
+        .as_ref()
+        .ok_or_else(|| invalid("the subscription has no destination to push to".to_string()))?;
+    let connection = match &destination.connection {
         Some(name) => Some(
             context
                 .connections
@@ -144,7 +151,7 @@ async fn send_once(
     connection: Option<&ResolvedConnection>,
     access_token: Option<&Secret>,
 ) -> Result<u16, DeliveryError> {
-    let destination = &subscription.spec.destination;
+    let destination = destination_of(subscription)?;
     // Resolved at each attempt, so that a rotated `file:` secret is picked up without a restart.
     let signing = match &destination.signing {
         Some(spec) => off_runtime_if(spec.reads_files(), &context.keyring, {
@@ -292,6 +299,16 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+/// A pull subscription has no lane, so an attempt's subscription is a push one, which validation
+/// gave a destination; a record that lacks one anyway is refused, not retried.
+fn destination_of(subscription: &SubscriptionRecord) -> Result<&Destination, DeliveryError> {
+    subscription
+        .spec
+        .destination
+        .as_ref()
+        .ok_or_else(|| invalid("the subscription has no destination to push to".to_string()))
 }
 
 fn invalid(message: String) -> DeliveryError {

@@ -18,6 +18,19 @@ pub enum DispatchError {
     /// A connection's client certificate and key cannot be used together.
     #[error("client_certificate: {0}")]
     ClientCertificate(String),
+    /// A consumer handed back an ack id that is not one (they look like `123-1`).
+    #[error("{0:?} is not an ack id: give them back as pull answered them")]
+    AckId(String),
+    /// The store failed a pull, an acknowledgement or a deadline change.
+    #[error(transparent)]
+    Store(#[from] switchyard_store::StoreError),
+}
+
+impl DispatchError {
+    /// Whether the same call may succeed later: only a store outage passes.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DispatchError::Store(e) if e.is_transient())
+    }
 }
 
 /// Why one attempt did not deliver. Whether it is worth retrying depends on the kind and, for

@@ -1,4 +1,5 @@
-//! The dispatcher: pushes every pending delivery to its subscription's destination.
+//! The dispatcher: pushes every pending delivery to its subscription's destination, or leases
+//! it to the consumers of a pull subscription (module `pull`).
 //!
 //! Each subscription has its own lane (module `lane`): a task with its own queue, concurrency
 //! limit and timers, so that a slow or dead endpoint only ever slows its own subscription. New
@@ -26,6 +27,7 @@ mod lane;
 mod otlp;
 mod outbound;
 mod policy;
+mod pull;
 mod queue;
 mod runner;
 
@@ -34,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard_metrics::Metrics;
-use switchyard_model::Activity;
+use switchyard_model::{Activity, DeliveryMode};
 use switchyard_secrets::Keyring;
 use switchyard_store::{PendingDelivery, Store, SubscriptionRecord};
 use tokio::sync::{broadcast, mpsc};
@@ -50,6 +52,7 @@ pub(crate) use error::{DeliveryError, ErrorKind};
 pub use flow::CircuitState;
 pub use lane::LaneGauges;
 use otlp::SpanExporter;
+pub use pull::AckId;
 
 /// Below the usual 1,024 open-file limit, with room left for the listener, the store and the
 /// pool's idle connections.
@@ -111,6 +114,8 @@ struct Inner {
     tasks: TaskTracker,
     /// Live feed of published events and finished attempts, for `switchyard tail`.
     activity: broadcast::Sender<Activity>,
+    /// Per pull subscription, the wake-up of pulls waiting for deliveries (module `pull`).
+    pull_waiters: Mutex<HashMap<u64, Arc<tokio::sync::Notify>>>,
 }
 
 struct LaneHandle {
@@ -155,6 +160,7 @@ impl Dispatcher {
                 metrics,
                 activity,
                 lanes: Mutex::new(HashMap::new()),
+                pull_waiters: Mutex::new(HashMap::new()),
                 draining: CancellationToken::new(),
                 drained,
                 tasks,
@@ -182,12 +188,20 @@ impl Dispatcher {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts the lane of a subscription, or gives a running lane its new definition.
+    /// Starts the lane of a subscription, or gives a running lane its new definition. A pull
+    /// subscription has no lane (its consumers pull: module `pull`); one that was push loses
+    /// its lane, whose deliveries stay pending for them.
     pub fn upsert(&self, subscription: Arc<SubscriptionRecord>) {
         if self.inner.draining.is_cancelled() {
             return;
         }
         let mut lanes = self.lanes();
+        if subscription.spec.delivery == DeliveryMode::Pull {
+            if let Some(lane) = lanes.remove(&subscription.id) {
+                lane.task.abort();
+            }
+            return;
+        }
         if let Some(lane) = lanes.get(&subscription.id)
             && lane
                 .inbox
@@ -267,11 +281,17 @@ impl Dispatcher {
                 .or_default()
                 .push(delivery);
         }
+        let mut pulled = Vec::new();
         for (subscription, batch) in by_lane {
-            if let Some(lane) = lanes.get(&subscription) {
-                let _ = lane.inbox.send(lane::Message::Deliveries(batch));
+            match lanes.get(&subscription) {
+                Some(lane) => {
+                    let _ = lane.inbox.send(lane::Message::Deliveries(batch));
+                }
+                None => pulled.push(subscription),
             }
         }
+        drop(lanes);
+        self.wake_pulls(pulled);
     }
 
     /// Tells a lane that the store has deliveries it has not seen (e.g. redriven dead letters).

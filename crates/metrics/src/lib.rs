@@ -179,8 +179,12 @@ pub struct SubscriptionMetrics {
     pub schedule_ticks: AtomicU64,
     /// Ticks of its schedule found too late to fire (the node was stalled) and skipped.
     pub schedule_ticks_skipped: AtomicU64,
+    /// Deliveries of a pull subscription leased to consumers, redeliveries included.
+    pub pulled: AtomicU64,
+    /// Leases of a delivery that was pulled before and not acknowledged in time (or given back).
+    pub pull_redeliveries: AtomicU64,
     attempts: [AtomicU64; AttemptClass::ALL.len()],
-    /// Deliveries completed with a 2xx answer.
+    /// Deliveries completed: a 2xx answer, or an acknowledgement of a pulled delivery.
     pub delivered: AtomicU64,
     dead: [AtomicU64; DeadReason::ALL.len()],
     /// Times the rate limit held attempts back.
@@ -405,6 +409,8 @@ impl Metrics {
                 matched: AtomicU64::new(0),
                 schedule_ticks: AtomicU64::new(0),
                 schedule_ticks_skipped: AtomicU64::new(0),
+                pulled: AtomicU64::new(0),
+                pull_redeliveries: AtomicU64::new(0),
                 attempts: counters(),
                 delivered: AtomicU64::new(0),
                 dead: counters(),
@@ -544,53 +550,46 @@ impl Metrics {
                 );
             }
         }
-        header(
+        subscription_counter(
             &mut out,
+            &subscriptions,
             "switchyard_matched_total",
-            "counter",
             "Events that matched the subscription's pattern (one delivery each).",
+            |s| &s.matched,
         );
-        for (_, s) in &subscriptions {
-            let _ = writeln!(
-                out,
-                "switchyard_matched_total{{{}}} {}",
-                sub_labels(s),
-                s.matched.load(Ordering::Relaxed)
-            );
-        }
-        header(
+        subscription_counter(
             &mut out,
+            &subscriptions,
             "switchyard_schedule_ticks_total",
-            "counter",
             "Ticks of the subscription's schedule that this node fired (one delivery each).",
+            |s| &s.schedule_ticks,
         );
-        for (_, s) in &subscriptions {
-            let _ = writeln!(
-                out,
-                "switchyard_schedule_ticks_total{{{}}} {}",
-                sub_labels(s),
-                s.schedule_ticks.load(Ordering::Relaxed)
-            );
-        }
-        header(
+        subscription_counter(
             &mut out,
+            &subscriptions,
             "switchyard_schedule_ticks_skipped_total",
-            "counter",
             "Ticks of the subscription's schedule found too late to fire (a stalled node) and skipped.",
+            |s| &s.schedule_ticks_skipped,
         );
-        for (_, s) in &subscriptions {
-            let _ = writeln!(
-                out,
-                "switchyard_schedule_ticks_skipped_total{{{}}} {}",
-                sub_labels(s),
-                s.schedule_ticks_skipped.load(Ordering::Relaxed)
-            );
-        }
+        subscription_counter(
+            &mut out,
+            &subscriptions,
+            "switchyard_pulled_total",
+            "Deliveries of a pull subscription leased to consumers, redeliveries included.",
+            |s| &s.pulled,
+        );
+        subscription_counter(
+            &mut out,
+            &subscriptions,
+            "switchyard_pull_redeliveries_total",
+            "Leases of a delivery pulled before: its earlier lease expired or was given back.",
+            |s| &s.pull_redeliveries,
+        );
         header(
             &mut out,
             "switchyard_delivery_attempts_total",
             "counter",
-            "HTTP attempts by outcome class: 2xx, 3xx, 4xx, 429, 5xx, timeout, connection, invalid.",
+            "Attempts by outcome class: 2xx, 3xx, 4xx, 429, 5xx, timeout, connection, invalid (HTTP), acked (a pulled delivery acknowledged).",
         );
         for (_, s) in &subscriptions {
             for (class, count) in AttemptClass::ALL.iter().zip(&s.attempts) {
@@ -607,7 +606,7 @@ impl Metrics {
             &mut out,
             "switchyard_deliveries_total",
             "counter",
-            "Deliveries completed with a 2xx answer.",
+            "Deliveries completed: a 2xx answer, or a consumer's acknowledgement of a pulled delivery.",
         );
         for (_, s) in &subscriptions {
             let _ = writeln!(
@@ -780,6 +779,26 @@ impl Metrics {
                 );
             }
         }
+    }
+}
+
+/// A counter with one series per subscription.
+fn subscription_counter(
+    out: &mut String,
+    subscriptions: &[(u64, Arc<SubscriptionMetrics>)],
+    name: &str,
+    help: &str,
+    value: impl Fn(&SubscriptionMetrics) -> &AtomicU64,
+) {
+    header(out, name, "counter", help);
+    for (_, s) in subscriptions {
+        let _ = writeln!(
+            out,
+            "{name}{{bus=\"{}\",subscription=\"{}\"}} {}",
+            escape(&s.bus),
+            escape(&s.name),
+            value(s).load(Ordering::Relaxed)
+        );
     }
 }
 

@@ -40,8 +40,8 @@ pub use network::{Network, embedded_ipv4};
 pub use outcome::{AttemptClass, AttemptOutcome, DeadReason};
 pub use schedule::Schedule;
 pub use subscription::{
-    BusSpec, CircuitBreaker, Destination, EventBridgeLink, HttpMethod, RetryPolicy,
-    SubscriptionSpec, parse_bus_spec, parse_subscription_spec,
+    BusSpec, CircuitBreaker, DeliveryMode, Destination, EventBridgeLink, HttpMethod,
+    MAX_ACK_DEADLINE_S, RetryPolicy, SubscriptionSpec, parse_bus_spec, parse_subscription_spec,
 };
 pub use time::{format_rfc3339_ms, now, now_ms, parse_rfc3339_ms};
 pub use trace::TraceContext;

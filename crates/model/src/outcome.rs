@@ -41,11 +41,14 @@ pub enum AttemptClass {
     /// The request could not be built from the destination.
     #[serde(rename = "invalid")]
     Invalid,
+    /// A consumer acknowledged a pulled delivery: a pull subscription's delivered attempt.
+    #[serde(rename = "acked")]
+    Acked,
 }
 
 impl AttemptClass {
     /// Every member, in declaration order.
-    pub const ALL: [AttemptClass; 8] = [
+    pub const ALL: [AttemptClass; 9] = [
         AttemptClass::Status2xx,
         AttemptClass::Status3xx,
         AttemptClass::Status4xx,
@@ -54,6 +57,7 @@ impl AttemptClass {
         AttemptClass::Timeout,
         AttemptClass::Connection,
         AttemptClass::Invalid,
+        AttemptClass::Acked,
     ];
 
     /// The one spelling: stored, shown, and used as a metric label value.
@@ -67,6 +71,7 @@ impl AttemptClass {
             AttemptClass::Timeout => "timeout",
             AttemptClass::Connection => "connection",
             AttemptClass::Invalid => "invalid",
+            AttemptClass::Acked => "acked",
         }
     }
 
@@ -215,7 +220,8 @@ mod tests {
                 "5xx",
                 "timeout",
                 "connection",
-                "invalid"
+                "invalid",
+                "acked"
             ]
         );
         let outcomes: Vec<&str> = AttemptOutcome::ALL.iter().map(|o| o.as_str()).collect();

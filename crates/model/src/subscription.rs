@@ -30,9 +30,19 @@ pub struct SubscriptionSpec {
     /// value; absent means every event of the bus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<Box<RawValue>>,
-    /// Owned by `switchyard-destination`, which validates it and renders attempts straight from
-    /// it; only the naming rule of its connection is this crate's.
-    pub destination: Destination,
+    /// How the subscription's deliveries leave: pushed to `destination` (the default), or
+    /// pulled by consumers, each delivery leased for `ack_deadline_s`.
+    #[serde(default, skip_serializing_if = "DeliveryMode::is_push")]
+    pub delivery: DeliveryMode,
+    /// Where a push subscription delivers; a pull subscription has none. Owned by
+    /// `switchyard-destination`, which validates it and renders attempts straight from it;
+    /// only the naming rule of its connection is this crate's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Destination>,
+    /// How long a pulled delivery is leased to its consumer, in seconds: 1 to 600 (default 10,
+    /// as Pub/Sub's). Not acknowledged in time, it is delivered again. Pull subscriptions only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_deadline_s: Option<u32>,
     /// When a failed attempt is tried again, and when the delivery is dead-lettered instead.
     #[serde(default)]
     pub retry: RetryPolicy,
@@ -63,6 +73,29 @@ pub struct SubscriptionSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eventbridge: Option<EventBridgeLink>,
 }
+
+/// How a subscription's deliveries leave switchyard.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMode {
+    /// The dispatcher sends each delivery to the destination and retries it.
+    #[default]
+    Push,
+    /// Consumers pull deliveries and acknowledge them; one not acknowledged within the ack
+    /// deadline is delivered again.
+    Pull,
+}
+
+impl DeliveryMode {
+    fn is_push(&self) -> bool {
+        *self == DeliveryMode::Push
+    }
+}
+
+/// Pub/Sub's default ack deadline.
+const DEFAULT_ACK_DEADLINE_S: u32 = 10;
+/// Pub/Sub's longest ack deadline.
+pub const MAX_ACK_DEADLINE_S: u32 = 600;
 
 fn enabled() -> bool {
     true
@@ -210,9 +243,35 @@ impl SubscriptionSpec {
     /// Checks what the types cannot: ranges, URL, headers and the pattern itself.
     pub fn validate(&self) -> Result<(), ModelError> {
         self.compile_pattern()?;
-        self.destination
-            .validate(|name| crate::validate_name("connection", name))
-            .map_err(|e| ModelError::invalid(e.to_string()))?;
+        match (self.delivery, &self.destination) {
+            (DeliveryMode::Push, Some(destination)) => destination
+                .validate(|name| crate::validate_name("connection", name))
+                .map_err(|e| ModelError::invalid(e.to_string()))?,
+            (DeliveryMode::Push, None) => {
+                return Err(ModelError::invalid(
+                    "field \"destination\" is required, unless \"delivery\" is \"pull\"",
+                ));
+            }
+            (DeliveryMode::Pull, Some(_)) => {
+                return Err(ModelError::invalid(
+                    "a pull subscription has no \"destination\": its consumers pull its deliveries (POST .../pull); remove it, or make \"delivery\" \"push\"",
+                ));
+            }
+            (DeliveryMode::Pull, None) => {}
+        }
+        match (self.delivery, self.ack_deadline_s) {
+            (DeliveryMode::Push, Some(_)) => {
+                return Err(ModelError::invalid(
+                    "field \"ack_deadline_s\" applies to pull subscriptions only (\"delivery\": \"pull\")",
+                ));
+            }
+            (DeliveryMode::Pull, Some(s)) if !(1..=MAX_ACK_DEADLINE_S).contains(&s) => {
+                return Err(ModelError::invalid(format!(
+                    "field \"ack_deadline_s\" must be 1 to {MAX_ACK_DEADLINE_S}"
+                )));
+            }
+            _ => {}
+        }
         self.retry.validate()?;
         if let Some(schedule) = &self.schedule {
             crate::Schedule::parse(schedule)
@@ -237,6 +296,11 @@ impl SubscriptionSpec {
             )));
         }
         Ok(())
+    }
+
+    /// How long a pulled delivery is leased, in ms.
+    pub fn ack_deadline_ms(&self) -> u64 {
+        u64::from(self.ack_deadline_s.unwrap_or(DEFAULT_ACK_DEADLINE_S)) * 1_000
     }
 
     /// Whether the publish path offers it events: not when it is disabled, nor when it is only
@@ -301,8 +365,10 @@ mod tests {
         let spec =
             parse_subscription_spec(r#"{"destination":{"url":"http://127.0.0.1:9/x"}}"#).unwrap();
         assert!(spec.pattern.is_none());
-        assert_eq!(spec.destination.method, HttpMethod::Post);
-        assert_eq!(spec.destination.timeout_ms, 5_000);
+        let destination = spec.destination.as_ref().unwrap();
+        assert_eq!(destination.method, HttpMethod::Post);
+        assert_eq!(destination.timeout_ms, 5_000);
+        assert_eq!(spec.delivery, DeliveryMode::Push);
         assert_eq!(spec.retry, RetryPolicy::default());
         assert_eq!(spec.retry.max_attempts, 185);
         assert_eq!(spec.max_concurrency, 16);

@@ -10,6 +10,8 @@
 //! [tokens.shop]
 //! token = "another-long-random-string"
 //! scopes = ["publish:orders", "read"]
+//! # A consumer of the pull subscriptions of bus orders (pull:BUS, or pull for every bus).
+//! # scopes = ["pull:orders"]
 //! # Optional, both or neither: an AWS key pair for the EventBridge door, whose SigV4-signed
 //! # requests then have this token's scopes.
 //! aws_access_key_id = "AKIASHOP0000000000"
@@ -48,6 +50,9 @@ pub(crate) enum Scope {
     Admin,
     /// Publishing: to every bus (`None`) or to the one named.
     Publish(Option<String>),
+    /// Consuming pull subscriptions (pull, acknowledge, modify ack deadlines): of every bus
+    /// (`None`) or of the one named.
+    Pull(Option<String>),
     /// Every `GET` of `/v1`, plus the side-effect-free `POST /v1/test-pattern`.
     Read,
     /// `GET /metrics`.
@@ -61,15 +66,23 @@ impl Scope {
             "publish" => Ok(Scope::Publish(None)),
             "read" => Ok(Scope::Read),
             "metrics" => Ok(Scope::Metrics),
-            other => match other.strip_prefix("publish:") {
-                Some(bus) => {
-                    switchyard_model::validate_name("bus", bus).map_err(|e| e.to_string())?;
-                    Ok(Scope::Publish(Some(bus.to_string())))
+            "pull" => Ok(Scope::Pull(None)),
+            other => {
+                let bus = |bus: &str| {
+                    switchyard_model::validate_name("bus", bus)
+                        .map(|()| Some(bus.to_string()))
+                        .map_err(|e| e.to_string())
+                };
+                if let Some(name) = other.strip_prefix("publish:") {
+                    Ok(Scope::Publish(bus(name)?))
+                } else if let Some(name) = other.strip_prefix("pull:") {
+                    Ok(Scope::Pull(bus(name)?))
+                } else {
+                    Err(format!(
+                        "unknown scope {other:?}: use admin, publish, publish:BUS, pull, pull:BUS, read or metrics"
+                    ))
                 }
-                None => Err(format!(
-                    "unknown scope {other:?}: use admin, publish, publish:BUS, read or metrics"
-                )),
-            },
+            }
         }
     }
 
@@ -78,6 +91,8 @@ impl Scope {
             (Scope::Admin, _) => true,
             (Scope::Publish(None), Need::Publish(_)) => true,
             (Scope::Publish(Some(allowed)), Need::Publish(bus)) => allowed == bus,
+            (Scope::Pull(None), Need::Pull(_)) => true,
+            (Scope::Pull(Some(allowed)), Need::Pull(bus)) => allowed == bus,
             (Scope::Read, Need::Read) => true,
             (Scope::Metrics, Need::Metrics) => true,
             _ => false,
@@ -91,6 +106,8 @@ impl fmt::Display for Scope {
             Scope::Admin => f.write_str("admin"),
             Scope::Publish(None) => f.write_str("publish"),
             Scope::Publish(Some(bus)) => write!(f, "publish:{bus}"),
+            Scope::Pull(None) => f.write_str("pull"),
+            Scope::Pull(Some(bus)) => write!(f, "pull:{bus}"),
             Scope::Read => f.write_str("read"),
             Scope::Metrics => f.write_str("metrics"),
         }
@@ -102,6 +119,7 @@ impl fmt::Display for Scope {
 pub(crate) enum Need {
     Admin,
     Publish(String),
+    Pull(String),
     Read,
     Metrics,
 }
@@ -118,6 +136,14 @@ impl Need {
                 Need::Publish((*bus).to_string())
             }
             ["v1", "test-pattern"] if *method == Method::POST => Need::Read,
+            [
+                "v1",
+                "buses",
+                bus,
+                "subscriptions",
+                _,
+                "pull" | "ack" | "modify-ack-deadline",
+            ] if *method == Method::POST => Need::Pull((*bus).to_string()),
             _ => Need::Admin,
         }
     }
@@ -128,6 +154,7 @@ impl fmt::Display for Need {
         match self {
             Need::Admin => f.write_str("admin"),
             Need::Publish(bus) => write!(f, "publish (or publish:{bus})"),
+            Need::Pull(bus) => write!(f, "pull (or pull:{bus})"),
             Need::Read => f.write_str("read"),
             Need::Metrics => f.write_str("metrics"),
         }
@@ -385,6 +412,10 @@ scopes = ["publish:orders", "read"]
 [tokens.prometheus]
 token = "short"
 scopes = ["metrics"]
+
+[tokens.worker]
+token = "worker-token-0123456789"
+scopes = ["pull:orders"]
 "#;
 
     #[test]
@@ -401,6 +432,18 @@ scopes = ["metrics"]
         let admin = tokens.find(Some("bearer admin-token-0123456789")).unwrap();
         assert!(admin.allows(&Need::Admin) && admin.allows(&Need::Metrics));
         assert_eq!(tokens.short(), vec!["prometheus"]);
+        let worker = tokens.find(Some("Bearer worker-token-0123456789")).unwrap();
+        assert!(worker.allows(&Need::Pull("orders".into())));
+        assert!(!worker.allows(&Need::Pull("payments".into())));
+        assert!(!worker.allows(&Need::Publish("orders".into())) && !worker.allows(&Need::Read));
+        assert!(!shop.allows(&Need::Pull("orders".into())));
+        let pull = Need::of(&Method::POST, "/v1/buses/orders/subscriptions/jobs/ack");
+        assert_eq!(pull, Need::Pull("orders".into()));
+        let deadline = "/v1/buses/orders/subscriptions/jobs/modify-ack-deadline";
+        assert_eq!(
+            Need::of(&Method::POST, deadline),
+            Need::Pull("orders".into())
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub enum ServerError {
     Store(#[from] StoreError),
     /// The dispatcher could not start, or a connection's client certificate cannot be used.
     #[error(transparent)]
-    Dispatch(#[from] DispatchError),
+    Dispatch(DispatchError),
     /// The config file is not valid; the message names the file's key.
     #[error("config file: {0}")]
     Config(String),
@@ -48,4 +48,16 @@ pub enum ServerError {
         #[source]
         cause: tokio::task::JoinError,
     },
+}
+
+impl From<DispatchError> for ServerError {
+    /// A store failure behind the dispatcher is a store failure (404, 503, ...), and a bad ack
+    /// id is bad input, whoever reports them.
+    fn from(error: DispatchError) -> ServerError {
+        match error {
+            DispatchError::Store(error) => ServerError::Store(error),
+            DispatchError::AckId(_) => ServerError::Invalid(error.to_string()),
+            other => ServerError::Dispatch(other),
+        }
+    }
 }

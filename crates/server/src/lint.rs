@@ -315,7 +315,7 @@ fn target<'a>(
     origin: &Origin,
     spec: &SubscriptionSpec,
 ) -> Option<(&'a str, Carry)> {
-    let destination = &spec.destination;
+    let destination = spec.destination.as_ref()?;
     if destination.method != HttpMethod::Post {
         return None;
     }
@@ -584,7 +584,7 @@ mod tests {
     fn a_transformed_forward_may_carry_any_names() {
         let transformed = |bus, pattern| {
             let mut spec = into_bus(bus, Some(pattern));
-            spec.destination.transform = Some(
+            spec.destination.as_mut().unwrap().transform = Some(
                 serde_json::from_value(
                     json!({"input_template": "{\"source\": \"never\", \"detail\": {}}"}),
                 )
@@ -654,7 +654,7 @@ mod tests {
             assert_eq!(lint(&[("a", "s", &spec)], &origin), [], "{url}");
         }
         let mut put = forward("http://127.0.0.1:8700/v1/buses/a/events", None);
-        put.destination.method = HttpMethod::Put;
+        put.destination.as_mut().unwrap().method = HttpMethod::Put;
         assert_eq!(lint(&[("a", "s", &put)], &origin), []);
     }
 

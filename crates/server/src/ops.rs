@@ -1,5 +1,7 @@
 //! The operations layer: every change of state, whoever asks for it (the REST API, the config
-//! file, a replay's start or cancel, a dead-letter redrive or purge).
+//! file, a replay's start or cancel, a dead-letter redrive or purge), and the consumer side of
+//! pull subscriptions (pull, acknowledge, modify the ack deadline), which every door that pulls
+//! (the REST API, the Pub/Sub API) calls alike.
 //!
 //! Each change to buses, subscriptions, archives, sources and connections is written to the store
 //! first and applied to the catalog and the dispatcher after it commits, all under the catalog's
@@ -17,14 +19,18 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchyard_destination::{ConnectionAuth, ConnectionSpec};
-use switchyard_dispatcher::LiveConnection;
-use switchyard_model::{ArchiveSpec, BusSpec, ReplaySpec, SubscriptionSpec, now_ms};
+use switchyard_dispatcher::{AckId, LiveConnection};
+use switchyard_model::{
+    ArchiveSpec, BusSpec, DeliveryMode, MAX_ACK_DEADLINE_S, ReplaySpec, SubscriptionSpec, now_ms,
+};
 use switchyard_secrets::SecretRef;
 use switchyard_sources::SourceSpec;
 use switchyard_store::{
-    ArchiveRecord, BusRecord, DocumentKind, DocumentRecord, StoreError, SubscriptionRecord,
+    ArchiveRecord, BusRecord, DocumentKind, DocumentRecord, PendingDelivery, StoreError,
+    SubscriptionRecord,
 };
 
 use crate::replay::ReplayRecord;
@@ -144,18 +150,20 @@ impl App {
                     .and_then(|index| index.subscription(name).cloned())
                     .and_then(|current| current.spec.eventbridge.clone());
             }
-            if let Some(connection) = &spec.destination.connection
-                && app.dispatcher().connections().get(connection).is_none() {
-                    return Err(ServerError::Invalid(format!(
-                        "field \"destination.connection\": connection {connection:?} does not exist; create it first"
-                    )));
+            if let Some(destination) = &mut spec.destination {
+                if let Some(connection) = &destination.connection
+                    && app.dispatcher().connections().get(connection).is_none() {
+                        return Err(ServerError::Invalid(format!(
+                            "field \"destination.connection\": connection {connection:?} does not exist; create it first"
+                        )));
+                    }
+                app.check_address("destination.url", destination.url.as_str())?;
+                // Signing secrets are stored sealed (or as `file:` references), never as written.
+                if let Some(signing) = &destination.signing {
+                    destination.signing = Some(signing.seal(app.keyring()).map_err(|e| {
+                        ServerError::Invalid(format!("field \"destination.signing\": {e}"))
+                    })?);
                 }
-            app.check_address("destination.url", spec.destination.url.as_str())?;
-            // Signing secrets are stored sealed (or as `file:` references), never as written.
-            if let Some(signing) = &spec.destination.signing {
-                spec.destination.signing = Some(signing.seal(app.keyring()).map_err(|e| {
-                    ServerError::Invalid(format!("field \"destination.signing\": {e}"))
-                })?);
             }
             let (record, created) = app.store().put_subscription(bus, name, spec).await?;
             let record = Arc::new(record);
@@ -429,6 +437,55 @@ impl App {
         .await
     }
 
+    /// Leases up to `max` deliveries of a pull subscription, waiting up to `wait` when none is
+    /// ready (module `switchyard_dispatcher::pull`).
+    pub(crate) async fn pull(
+        &self,
+        subscription: &SubscriptionRecord,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<PendingDelivery>, ServerError> {
+        pull_only(subscription)?;
+        // A waiting pull is a long-lived answer: it ends when shutdown begins. Leases already
+        // taken then simply expire.
+        tokio::select! {
+            pulled = self.dispatcher().pull(subscription, max, wait) => Ok(pulled?),
+            () = self.shutdown().cancelled() => Ok(Vec::new()),
+        }
+    }
+
+    /// Acknowledges pulled deliveries by their ack ids; answers how many were still pending.
+    pub(crate) async fn acknowledge(
+        &self,
+        subscription: &SubscriptionRecord,
+        ack_ids: &[String],
+    ) -> Result<u64, ServerError> {
+        pull_only(subscription)?;
+        let acks = ack_ids_of(ack_ids)?;
+        Ok(self.dispatcher().acknowledge(subscription, &acks).await?)
+    }
+
+    /// Gives pulled deliveries a new ack deadline, `deadline_s` from now (0: give them back);
+    /// answers how many leases were still current.
+    pub(crate) async fn modify_ack_deadline(
+        &self,
+        subscription: &SubscriptionRecord,
+        ack_ids: &[String],
+        deadline_s: u32,
+    ) -> Result<u64, ServerError> {
+        pull_only(subscription)?;
+        if deadline_s > MAX_ACK_DEADLINE_S {
+            return Err(ServerError::Invalid(format!(
+                "the ack deadline must be 0 to {MAX_ACK_DEADLINE_S} seconds"
+            )));
+        }
+        let acks = ack_ids_of(ack_ids)?;
+        Ok(self
+            .dispatcher()
+            .modify_ack_deadline(subscription, &acks, deadline_s)
+            .await?)
+    }
+
     /// Removes every dead letter of a subscription; returns how many there were.
     pub(crate) async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, ServerError> {
         Ok(self.store().purge_dead_letters(subscription).await?)
@@ -457,7 +514,12 @@ impl App {
                 .catalog()
                 .all_subscriptions()
                 .iter()
-                .filter(|s| s.spec.destination.connection.as_deref() == Some(name))
+                .filter(|s| {
+                    s.spec
+                        .destination
+                        .as_ref()
+                        .is_some_and(|d| d.connection.as_deref() == Some(name))
+                })
                 .map(|s| format!("{}/{}", s.bus, s.name))
                 .collect();
             if !users.is_empty() {
@@ -475,4 +537,25 @@ impl App {
         })
         .await
     }
+}
+
+/// Refuses pulling a push subscription: its deliveries belong to its lane.
+fn pull_only(subscription: &SubscriptionRecord) -> Result<(), ServerError> {
+    if subscription.spec.delivery == DeliveryMode::Pull {
+        return Ok(());
+    }
+    Err(ServerError::Invalid(format!(
+        "subscription {:?} on bus {:?} is a push subscription: its deliveries go to its destination; only a subscription with \"delivery\": \"pull\" is pulled",
+        subscription.name, subscription.bus
+    )))
+}
+
+fn ack_ids_of(ack_ids: &[String]) -> Result<Vec<AckId>, ServerError> {
+    ack_ids
+        .iter()
+        .map(|id| {
+            id.parse::<AckId>()
+                .map_err(|e| ServerError::Invalid(e.to_string()))
+        })
+        .collect()
 }

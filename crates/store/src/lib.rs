@@ -250,6 +250,14 @@ pub trait Store: Send + Sync + 'static {
     async fn extend_leases(&self, subscription: u64, leases: Vec<Lease>)
     -> Result<u64, StoreError>;
 
+    /// Which of `deliveries` are still pending for the subscription: what an acknowledgement
+    /// will finish (the others are done already), so that it is counted once.
+    async fn pending_among(
+        &self,
+        subscription: u64,
+        deliveries: Vec<u64>,
+    ) -> Result<Vec<u64>, StoreError>;
+
     /// The delivery accounting of a subscription (by id) and the age of its backlog;
     /// [`StoreError::NotFound`] if there is none.
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError>;

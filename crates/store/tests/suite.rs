@@ -627,6 +627,8 @@ async fn pull_leases(stores: &[Arc<dyn Store>]) {
     store.record_outcomes(acks).await.unwrap();
     let stats = store.stats(p.id).await.unwrap();
     assert_eq!((stats.delivered, stats.pending), (4, 1));
+    let all = again.iter().map(|d| d.id).collect();
+    assert_eq!(store.pending_among(p.id, all).await.unwrap(), [p1.id]);
     check_accounting(&stats);
 
     let (q, _) = store.put_subscription("pull", "q", spec()).await.unwrap();

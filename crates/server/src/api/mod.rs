@@ -12,6 +12,7 @@ mod health;
 mod history;
 mod lint;
 mod metrics;
+mod pull;
 mod replays;
 mod sources;
 mod subscriptions;
@@ -53,6 +54,15 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route(
             "/v1/buses/{bus}/subscriptions/{name}/stats",
             get(subscriptions::stats),
+        )
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}/pull",
+            post(pull::pull),
+        )
+        .route("/v1/buses/{bus}/subscriptions/{name}/ack", post(pull::ack))
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}/modify-ack-deadline",
+            post(pull::modify_ack_deadline),
         )
         .route(
             "/v1/buses/{bus}/subscriptions/{name}/dead-letters",
@@ -337,7 +347,8 @@ fn forwarded_into(app: &App, bus: &str, authorization: Option<&str>) -> bool {
     app.catalog()
         .bus(from_bus)
         .and_then(|index| index.subscription(from).cloned())
-        .is_some_and(|s| s.spec.destination.url.as_str() == url)
+        .and_then(|s| s.spec.destination.as_ref().map(|d| d.url.as_str() == url))
+        .unwrap_or(false)
 }
 
 /// A UTF-8 request body within the configured size limit, read at the minimum body rate, that

@@ -371,6 +371,21 @@ pub(super) fn extend_leases(
     Ok(moved)
 }
 
+pub(super) fn pending_among(
+    txn: &ReadTransaction,
+    subscription: u64,
+    deliveries: Vec<u64>,
+) -> Result<Vec<u64>, StoreError> {
+    let table = txn.open_table(DELIVERIES)?;
+    let mut pending = Vec::new();
+    for id in deliveries {
+        if table.get((subscription, id))?.is_some() {
+            pending.push(id);
+        }
+    }
+    Ok(pending)
+}
+
 pub(super) fn load_pending(
     txn: &ReadTransaction,
     subscription: u64,

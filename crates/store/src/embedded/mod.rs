@@ -288,6 +288,15 @@ impl Store for EmbeddedStore {
             .await
     }
 
+    async fn pending_among(
+        &self,
+        subscription: u64,
+        deliveries: Vec<u64>,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.read(move |txn| deliveries::pending_among(txn, subscription, deliveries))
+            .await
+    }
+
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError> {
         self.read(move |txn| deliveries::stats(txn, subscription))
             .await

@@ -173,6 +173,8 @@ const EXTEND_LEASES: &str = "UPDATE switchyard_pending p SET due_ms = current.un
             ON q.id = u.id AND q.attempts = u.attempts
           WHERE q.subscription_id = $1 ORDER BY q.id FOR UPDATE OF q) current
     WHERE p.subscription_id = $1 AND p.id = current.id";
+const PENDING_AMONG: &str = "SELECT id FROM switchyard_pending
+    WHERE subscription_id = $1 AND id = ANY($2) ORDER BY id";
 /// The first pending delivery is the oldest: delivery ids grow with time.
 const STATS: &str = "SELECT accepted, delivered, dead, pending, purged, failed_attempts,
         (SELECT pending_since_ms FROM switchyard_pending
@@ -745,6 +747,19 @@ pub(super) async fn extend_leases(
         &[&int(subscription), &ids, &attempts, &until],
     )
     .await
+}
+
+pub(super) async fn pending_among(
+    db: &mut Session<'_, Client>,
+    subscription: u64,
+    deliveries: &[u64],
+) -> Result<Vec<u64>, StoreError> {
+    let ids: Vec<i64> = deliveries.iter().map(|&id| int(id)).collect();
+    db.query(PENDING_AMONG, &[&int(subscription), &ids])
+        .await?
+        .iter()
+        .map(|row| unsigned(row, 0))
+        .collect()
 }
 
 pub(super) async fn load_pending(

@@ -280,6 +280,15 @@ impl Store for PostgresStore {
             .await
     }
 
+    async fn pending_among(
+        &self,
+        subscription: u64,
+        deliveries: Vec<u64>,
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut conn = self.pool.get().await?;
+        deliveries::pending_among(&mut conn.session(), subscription, &deliveries).await
+    }
+
     async fn stats(&self, subscription: u64) -> Result<SubscriptionStats, StoreError> {
         deliveries::stats(&mut self.pool.get().await?.session(), subscription).await
     }
