@@ -120,7 +120,7 @@ impl IdentityTokenSpec {
 
     /// The `aud` claim configured; `None` means the request URL, without the connection's query
     /// parameters.
-    pub(crate) fn audience(&self) -> Option<&str> {
+    pub fn audience(&self) -> Option<&str> {
         self.fields.audience.as_deref()
     }
 

@@ -48,7 +48,9 @@ pub use connection::{
 pub use destination::{Destination, DestinationError};
 pub use error::{ConfigError, RenderError, ResolveError, parse_json};
 pub use jwt::{Claims, IdentityKey, Jwks, JwtError};
-pub use render::{Attempt, Credentials, Header, Identity, RenderedRequest, render};
+pub use render::{
+    Attempt, Credentials, Header, Identity, PubsubMessage, RenderedRequest, pubsub_message, render,
+};
 pub use signing::{SigningScheme, SigningSpec, SigningSpecFields};
 pub use template::{HeaderTemplate, UrlTemplate};
 pub use transform::{Transform, TransformSpec};

@@ -697,13 +697,15 @@ fn format_body(
     }
 }
 
-/// The Pub/Sub message attributes of an event: its routing fields, as strings, and its own
-/// attributes, which win over them.
+/// The Pub/Sub message attributes of an event: a message's own (one published through the
+/// Pub/Sub API, or a CloudEvent with data of its own, has exactly its attributes); for any
+/// other event, its routing fields and its own attributes, which win over them.
 fn attributes<'a>(envelope: &'a Envelope<'_>) -> BTreeMap<&'a str, &'a str> {
-    let mut attributes = BTreeMap::from([
-        ("detail-type", envelope.detail_type.as_str()),
-        ("source", envelope.source.as_str()),
-    ]);
+    let mut attributes = BTreeMap::new();
+    if !envelope.has_raw_data() {
+        attributes.insert("detail-type", envelope.detail_type.as_str());
+        attributes.insert("source", envelope.source.as_str());
+    }
     attributes.extend(
         envelope
             .attributes
@@ -711,6 +713,37 @@ fn attributes<'a>(envelope: &'a Envelope<'_>) -> BTreeMap<&'a str, &'a str> {
             .map(|(name, value)| (name.as_str(), value.as_str())),
     );
     attributes
+}
+
+/// An event as a Pub/Sub consumer gets it, pushed (`pubsub-push`) or pulled through the Pub/Sub
+/// API alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubsubMessage {
+    /// The event's own payload when it has one (a Pub/Sub message's bytes, a CloudEvent's
+    /// data), else the envelope's JSON: what a REST subscriber would get.
+    pub data: Vec<u8>,
+    /// See `attributes`.
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The Pub/Sub message of a stored envelope.
+pub fn pubsub_message(envelope_text: &str) -> Result<PubsubMessage, RenderError> {
+    let envelope: Envelope<'_> =
+        serde_json::from_str(envelope_text).map_err(|e| RenderError::Envelope(e.to_string()))?;
+    let data = if envelope.has_raw_data() {
+        Data {
+            payload: envelope.data_payload()?,
+            content_type: None,
+        }
+        .into_bytes()
+    } else {
+        envelope_text.as_bytes().to_vec()
+    };
+    let attributes = attributes(&envelope)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Ok(PubsubMessage { data, attributes })
 }
 
 /// Pub/Sub names a subscription `projects/{project}/subscriptions/{name}`; the bus plays the

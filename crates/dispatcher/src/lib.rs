@@ -52,7 +52,7 @@ pub(crate) use error::{DeliveryError, ErrorKind};
 pub use flow::CircuitState;
 pub use lane::LaneGauges;
 use otlp::SpanExporter;
-pub use pull::AckId;
+pub use pull::{AckId, LeaseChange};
 
 /// Below the usual 1,024 open-file limit, with room left for the listener, the store and the
 /// pool's idle connections.
@@ -116,6 +116,9 @@ struct Inner {
     activity: broadcast::Sender<Activity>,
     /// Per pull subscription, the wake-up of pulls waiting for deliveries (module `pull`).
     pull_waiters: Mutex<HashMap<u64, Arc<tokio::sync::Notify>>>,
+    /// Per pull subscription with a stream that counts its leases, where acknowledgements and
+    /// deadline changes are told (module `pull`).
+    lease_watchers: Mutex<HashMap<u64, broadcast::Sender<pull::LeaseChange>>>,
 }
 
 struct LaneHandle {
@@ -161,6 +164,7 @@ impl Dispatcher {
                 activity,
                 lanes: Mutex::new(HashMap::new()),
                 pull_waiters: Mutex::new(HashMap::new()),
+                lease_watchers: Mutex::new(HashMap::new()),
                 draining: CancellationToken::new(),
                 drained,
                 tasks,

@@ -22,7 +22,7 @@ use switchyard_model::{AttemptClass, now_ms};
 use switchyard_store::{
     DeadReason, Lease, Outcome, OutcomeKind, PendingDelivery, PullRequest, SubscriptionRecord,
 };
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
 use crate::{DispatchError, Dispatcher};
 
@@ -70,15 +70,65 @@ impl FromStr for AckId {
     }
 }
 
+/// What became of a lease, for the streams that handed it out: a StreamingPull's flow control
+/// counts what its client still holds, and the client may acknowledge or extend through any
+/// call, not only its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseChange {
+    /// Acknowledged, or given back: no longer held.
+    Done(AckId),
+    /// Held until this time (Unix ms).
+    Extended(AckId, u64),
+}
+
+/// Lease changes a stream may miss before it is told it lagged.
+const LEASE_CHANGES: usize = 4_096;
+
 impl Dispatcher {
-    /// Leases up to `max` deliveries of a pull subscription; when none is ready, waits for some
-    /// up to `wait` (ending early at shutdown). Deliveries the retry rules give up on become dead
-    /// letters here, as a push lane's would.
+    /// Subscribes to the lease changes of a subscription made on this node.
+    pub fn lease_changes(&self, subscription: u64) -> broadcast::Receiver<LeaseChange> {
+        let mut watchers = self
+            .inner
+            .lease_watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        watchers
+            .entry(subscription)
+            .or_insert_with(|| broadcast::channel(LEASE_CHANGES).0)
+            .subscribe()
+    }
+
+    fn tell_lease_changes(
+        &self,
+        subscription: u64,
+        changes: impl IntoIterator<Item = LeaseChange>,
+    ) {
+        let mut watchers = self
+            .inner
+            .lease_watchers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(sender) = watchers.get(&subscription) else {
+            return;
+        };
+        if sender.receiver_count() == 0 {
+            watchers.remove(&subscription);
+            return;
+        }
+        for change in changes {
+            let _ = sender.send(change);
+        }
+    }
+
+    /// Leases up to `max` deliveries of a pull subscription for `ack_deadline_ms`; when none is
+    /// ready, waits for some up to `wait` (ending early at shutdown). Deliveries the retry rules
+    /// give up on become dead letters here, as a push lane's would.
     pub async fn pull(
         &self,
         subscription: &SubscriptionRecord,
         max: usize,
         wait: Duration,
+        ack_deadline_ms: u64,
     ) -> Result<Vec<PendingDelivery>, DispatchError> {
         let deadline = tokio::time::Instant::now() + wait;
         let notify = self.pull_notify(subscription.id);
@@ -100,7 +150,7 @@ impl Dispatcher {
                     PullRequest {
                         limit: max,
                         now_ms: now,
-                        until_ms: now.saturating_add(subscription.spec.ack_deadline_ms()),
+                        until_ms: now.saturating_add(ack_deadline_ms),
                         ordered: subscription.spec.ordered,
                     },
                 )
@@ -193,6 +243,7 @@ impl Dispatcher {
             .collect();
         let acknowledged = outcomes.len() as u64;
         self.inner.store.record_outcomes(outcomes).await?;
+        self.tell_lease_changes(subscription.id, acks.iter().map(|a| LeaseChange::Done(*a)));
         let metrics =
             self.inner
                 .metrics
@@ -231,6 +282,13 @@ impl Dispatcher {
         if deadline_s == 0 && moved > 0 {
             self.pull_notify(subscription.id).notify_waiters();
         }
+        self.tell_lease_changes(
+            subscription.id,
+            acks.iter().map(|a| match deadline_s {
+                0 => LeaseChange::Done(*a),
+                _ => LeaseChange::Extended(*a, until_ms),
+            }),
+        );
         Ok(moved)
     }
 

@@ -136,6 +136,32 @@ pub fn scheduled_event(
     .build(context)
 }
 
+/// A message published through the Pub/Sub API, as an event (docs/pubsub.md): `source` is the
+/// topic as Eventarc names it (`//pubsub.googleapis.com/projects/P/topics/T`), `detail-type`
+/// Eventarc's `google.cloud.pubsub.topic.v1.messagePublished`, the data its bytes
+/// (`data_base64`, delivered byte for byte), the attributes and ordering key its own.
+pub fn pubsub_message_event(
+    topic: &str,
+    data: &[u8],
+    attributes: BTreeMap<String, String>,
+    ordering_key: Option<String>,
+    context: &PublishContext,
+) -> Result<Event, ModelError> {
+    EventParts {
+        source: Some(format!("//pubsub.googleapis.com/{topic}")),
+        detail_type: Some(PUBSUB_MESSAGE_TYPE.into()),
+        data_base64: Some(STANDARD.encode(data)),
+        attributes,
+        ordering_key,
+        ..EventParts::default()
+    }
+    .build(context)
+}
+
+/// The `detail-type` of a message published through the Pub/Sub API: Eventarc's CloudEvents
+/// type for it.
+pub const PUBSUB_MESSAGE_TYPE: &str = "google.cloud.pubsub.topic.v1.messagePublished";
+
 /// A publish body: either `{"entries": [...]}` or one bare event object.
 #[derive(Debug)]
 pub struct PublishRequest {

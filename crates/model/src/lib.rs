@@ -32,8 +32,8 @@ pub use archive::{
 pub use cloudevents::{CloudEventsBody, cloudevents_headers, parse_cloudevents};
 pub use error::{ModelError, error_chain};
 pub use event::{
-    AwsIdentity, DEFAULT_BUS, Event, PublishContext, PublishRequest, parse_publish_request,
-    scheduled_event,
+    AwsIdentity, DEFAULT_BUS, Event, PUBSUB_MESSAGE_TYPE, PublishContext, PublishRequest,
+    parse_publish_request, pubsub_message_event, scheduled_event,
 };
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};

@@ -87,6 +87,9 @@ pub struct ServerSettings {
     /// How long a `rate(…)` minute lasts, in ms, so that tests need not wait minutes; default
     /// 60000, at least 100. Cron schedules always follow the real clock.
     pub schedule_minute_ms: Option<u64>,
+    /// Where the Pub/Sub v1 gRPC API listens (`127.0.0.1:8085`, the emulator's port, for
+    /// `PUBSUB_EMULATOR_HOST`); off when absent. Loopback only for now: it is plaintext gRPC.
+    pub pubsub_listen: Option<String>,
     /// OTLP/HTTP collector (`http://127.0.0.1:4318`) to export a span per delivery attempt to;
     /// with none here or by flag, nothing is exported.
     pub otlp_endpoint: Option<String>,

@@ -35,6 +35,7 @@ mod http;
 pub mod lint;
 mod ops;
 mod publish;
+pub mod pubsub;
 mod replay;
 mod schedule;
 mod sources;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_destination::{ConnectionAuth, ConnectionSpec};
-use switchyard_dispatcher::{AckId, LiveConnection};
+use switchyard_dispatcher::{AckId, LeaseChange, LiveConnection};
 use switchyard_model::{
     ArchiveSpec, BusSpec, DeliveryMode, MAX_ACK_DEADLINE_S, ReplaySpec, SubscriptionSpec, now_ms,
 };
@@ -437,19 +437,22 @@ impl App {
         .await
     }
 
-    /// Leases up to `max` deliveries of a pull subscription, waiting up to `wait` when none is
-    /// ready (module `switchyard_dispatcher::pull`).
+    /// Leases up to `max` deliveries of a pull subscription for `ack_deadline_ms` (the
+    /// subscription's own when `None`), waiting up to `wait` when none is ready (module
+    /// `switchyard_dispatcher::pull`).
     pub(crate) async fn pull(
         &self,
         subscription: &SubscriptionRecord,
         max: usize,
         wait: Duration,
+        ack_deadline_ms: Option<u64>,
     ) -> Result<Vec<PendingDelivery>, ServerError> {
         pull_only(subscription)?;
+        let deadline = ack_deadline_ms.unwrap_or_else(|| subscription.spec.ack_deadline_ms());
         // A waiting pull is a long-lived answer: it ends when shutdown begins. Leases already
         // taken then simply expire.
         tokio::select! {
-            pulled = self.dispatcher().pull(subscription, max, wait) => Ok(pulled?),
+            pulled = self.dispatcher().pull(subscription, max, wait, deadline) => Ok(pulled?),
             () = self.shutdown().cancelled() => Ok(Vec::new()),
         }
     }
@@ -484,6 +487,15 @@ impl App {
             .dispatcher()
             .modify_ack_deadline(subscription, &acks, deadline_s)
             .await?)
+    }
+
+    /// The acknowledgements and deadline changes of a pull subscription's leases made on this
+    /// node, from now on: what a stream that counts its client's leases listens to.
+    pub(crate) fn lease_changes(
+        &self,
+        subscription: &SubscriptionRecord,
+    ) -> tokio::sync::broadcast::Receiver<LeaseChange> {
+        self.dispatcher().lease_changes(subscription.id)
     }
 
     /// Removes every dead letter of a subscription; returns how many there were.

@@ -83,6 +83,11 @@ pub(crate) struct ServeArgs {
     /// schedules follow the real clock whatever it says [default: 60000].
     #[arg(long)]
     schedule_minute_ms: Option<u64>,
+    /// Serve the Pub/Sub v1 gRPC API here, for Google's client libraries with
+    /// `PUBSUB_EMULATOR_HOST` (its usual port is 8085: 127.0.0.1:8085). Plaintext gRPC, so
+    /// loopback only [default: off].
+    #[arg(long)]
+    pubsub_listen: Option<String>,
     /// Export a span per delivery attempt to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318)
     /// [default: off].
     #[arg(long)]
@@ -216,6 +221,27 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let pubsub = match args
+        .pubsub_listen
+        .or_else(|| settings.pubsub_listen.clone())
+    {
+        None => None,
+        Some(text) => {
+            let addr: SocketAddr = text.parse().with_context(|| {
+                format!("--pubsub-listen {text:?} must be an IP address and port, such as 127.0.0.1:8085")
+            })?;
+            if !addr.ip().is_loopback() {
+                bail!(
+                    "refusing --pubsub-listen {addr}: the Pub/Sub API is plaintext gRPC, so it listens on loopback only                      (such as 127.0.0.1:8085); reach it from elsewhere through a TLS proxy"
+                );
+            }
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--pubsub-listen)"))?,
+            )
+        }
+    };
     let data_dir = args
         .data_dir
         .or_else(|| settings.data_dir.as_ref().map(PathBuf::from))
@@ -405,10 +431,14 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config,
         Keyring::new(master_key, files),
         shutdown.clone(),
-        tasks,
+        tasks.clone(),
     )
     .await?;
     file.apply(&app).await?;
+    if let Some(listener) = pubsub {
+        tracing::info!("Pub/Sub API listening on {}", listener.local_addr()?);
+        tasks.spawn(switchyard_server::pubsub::run(listener, Arc::clone(&app)));
+    }
 
     match store_url.filter(|_| shared) {
         Some(url) => tracing::info!(

@@ -88,7 +88,7 @@ pub(crate) async fn pull(
         )));
     }
     let leased = app
-        .pull(&subscription, max, Duration::from_secs(wait_s))
+        .pull(&subscription, max, Duration::from_secs(wait_s), None)
         .await?;
     let mut messages = Vec::with_capacity(leased.len());
     for delivery in &leased {

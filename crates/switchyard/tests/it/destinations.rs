@@ -573,7 +573,7 @@ async fn dot_dot_in_a_url_template_cannot_climb_the_path() {
 }
 
 /// Verifies an ES256 JWT against a JWKS document, as a receiver would; returns its claims.
-fn verify_jwt(token: &str, jwks: &Value) -> Value {
+pub(crate) fn verify_jwt(token: &str, jwks: &Value) -> Value {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let parts: Vec<&str> = token.split('.').collect();
     assert_eq!(parts.len(), 3, "{token}");

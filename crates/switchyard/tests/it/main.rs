@@ -30,6 +30,7 @@ mod flow_control;
 mod history;
 mod metrics;
 mod ordering;
+mod pubsub;
 mod pull;
 mod replay;
 mod schedule;

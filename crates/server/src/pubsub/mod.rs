@@ -1,0 +1,169 @@
+//! The Pub/Sub door: Google's Pub/Sub v1 gRPC API (`google.pubsub.v1.Publisher` and
+//! `Subscriber`) on `serve --pubsub-listen`, so that code written with Google's client libraries
+//! runs against switchyard with `PUBSUB_EMULATOR_HOST` set (docs/pubsub.md).
+//!
+//! A protocol door like `eventbridge`: it translates names and shapes (a topic is a bus, a
+//! Pub/Sub subscription a subscription, a message an event, an ack id a pull lease) and calls the
+//! operations layer the REST API calls. It keeps no state of its own (a StreamingPull's
+//! outstanding set lives as long as its stream) and never touches the store.
+//!
+//! Files: `grpc` (tonic plumbing and status codes), `names` (resource names), `publisher`,
+//! `subscriber` (definitions and unary pulls) and `streaming` (StreamingPull and its flow
+//! control). This file serves HTTP/2 and routes each call to its handler.
+
+mod grpc;
+mod names;
+mod publisher;
+mod streaming;
+mod subscriber;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tonic::Status;
+
+use crate::App;
+use crate::auth::{ApiToken, Need};
+use grpc::{HttpResponse, streaming, unary};
+
+/// Serves the Pub/Sub API on `listener` (plaintext HTTP/2, as the emulator is) until shutdown
+/// begins; then each connection finishes its calls (StreamingPulls end) and closes.
+pub async fn run(listener: TcpListener, app: Arc<App>) {
+    let connections = TaskTracker::new();
+    let shutdown = app.shutdown().clone();
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "pubsub: accept failed");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let _ = io.set_nodelay(true);
+        let app = Arc::clone(&app);
+        let stopped = shutdown.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let app = Arc::clone(&app);
+                async move { Ok::<_, Infallible>(route(app, request).await) }
+            });
+            let mut http = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            http.timer(TokioTimer::new());
+            let connection = http.serve_connection(TokioIo::new(io), service);
+            let mut connection = std::pin::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = stopped.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%peer, %error, "pubsub: connection closed");
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+/// Who is calling: with API tokens configured, the token of the call's `authorization`
+/// metadata, which must allow what each call needs.
+#[derive(Clone)]
+pub(crate) struct Call {
+    pub(crate) app: Arc<App>,
+    /// `None` with no tokens configured (a loopback listener: everything is allowed), or when
+    /// the call presented none that is known (everything is refused).
+    token: Option<ApiToken>,
+}
+
+impl Call {
+    fn new(app: Arc<App>, authorization: Option<&str>) -> Call {
+        let token = app.config().api_tokens.find(authorization).cloned();
+        Call { app, token }
+    }
+
+    /// Refuses the call unless its token allows `need`.
+    pub(crate) fn require(&self, need: Need) -> Result<(), Status> {
+        if self.app.config().api_tokens.is_empty() {
+            return Ok(());
+        }
+        match &self.token {
+            Some(token) if token.allows(&need) => Ok(()),
+            Some(token) => Err(Status::permission_denied(format!(
+                "token {:?} may not do this: it needs the scope {need}",
+                token.name
+            ))),
+            None => Err(Status::unauthenticated(
+                "send a valid API token as 'authorization: Bearer <token>' metadata",
+            )),
+        }
+    }
+}
+
+async fn route(app: Arc<App>, request: axum::http::Request<Incoming>) -> HttpResponse {
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let call = Call::new(app, authorization);
+    let path = request.uri().path().to_string();
+    let Some((service, method)) = path
+        .strip_prefix("/google.pubsub.v1.")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return unimplemented(&path);
+    };
+    match (service, method) {
+        ("Publisher", "CreateTopic") => unary(request, |r| publisher::create_topic(call, r)).await,
+        ("Publisher", "GetTopic") => unary(request, |r| publisher::get_topic(call, r)).await,
+        ("Publisher", "UpdateTopic") => unary(request, |r| publisher::update_topic(call, r)).await,
+        ("Publisher", "ListTopics") => unary(request, |r| publisher::list_topics(call, r)).await,
+        ("Publisher", "ListTopicSubscriptions") => {
+            unary(request, |r| publisher::list_topic_subscriptions(call, r)).await
+        }
+        ("Publisher", "DeleteTopic") => unary(request, |r| publisher::delete_topic(call, r)).await,
+        ("Publisher", "Publish") => unary(request, |r| publisher::publish(call, r)).await,
+        ("Subscriber", "CreateSubscription") => {
+            unary(request, |r| subscriber::create_subscription(call, r)).await
+        }
+        ("Subscriber", "GetSubscription") => {
+            unary(request, |r| subscriber::get_subscription(call, r)).await
+        }
+        ("Subscriber", "UpdateSubscription") => {
+            unary(request, |r| subscriber::update_subscription(call, r)).await
+        }
+        ("Subscriber", "ListSubscriptions") => {
+            unary(request, |r| subscriber::list_subscriptions(call, r)).await
+        }
+        ("Subscriber", "DeleteSubscription") => {
+            unary(request, |r| subscriber::delete_subscription(call, r)).await
+        }
+        ("Subscriber", "ModifyPushConfig") => {
+            unary(request, |r| subscriber::modify_push_config(call, r)).await
+        }
+        ("Subscriber", "Pull") => unary(request, |r| subscriber::pull(call, r)).await,
+        ("Subscriber", "Acknowledge") => unary(request, |r| subscriber::acknowledge(call, r)).await,
+        ("Subscriber", "ModifyAckDeadline") => {
+            unary(request, |r| subscriber::modify_ack_deadline(call, r)).await
+        }
+        ("Subscriber", "StreamingPull") => {
+            streaming(request, |r| streaming::streaming_pull(call, r)).await
+        }
+        _ => unimplemented(&path),
+    }
+}
+
+fn unimplemented(path: &str) -> HttpResponse {
+    Status::unimplemented(format!(
+        "{path} is not implemented by switchyard (docs/pubsub.md lists what is)"
+    ))
+    .into_http()
+}

@@ -1,0 +1,171 @@
+//! The Pub/Sub API (docs/pubsub.md) driven by Google's own client (google-cloud-pubsub, from
+//! `.ci/python-venv`) through `PUBSUB_EMULATOR_HOST`, against the real binary: topics and
+//! subscriptions, 1,000 messages published and received by the streaming-pull subscriber,
+//! redelivery after a deadline, ordering keys through a nack, a push subscription's OIDC token,
+//! error codes, and a `kill -9` between publish and ack.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+use switchyard_test_support::{python_or_skip, run_python, temp_dir};
+
+use crate::common::{Api, Receiver, Server, wait_for};
+use crate::destinations::verify_jwt;
+
+/// A run of the script may publish or receive 1,000 messages on a loaded machine.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
+
+fn start(data: &Path) -> (Server, String) {
+    let server = Server::start(data, &["--pubsub-listen", "127.0.0.1:0"]);
+    let log = server.log_text();
+    let at = log
+        .find("Pub/Sub API listening on ")
+        .expect("the server announces its Pub/Sub listener");
+    let rest = &log[at + "Pub/Sub API listening on ".len()..];
+    let host: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+        .collect();
+    (server, host)
+}
+
+async fn phase(python: &Path, host: &str, phase: &str, receiver: &str) -> HashMap<String, Value> {
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pubsub/client.py");
+    let env = [
+        ("PUBSUB_EMULATOR_HOST", host.to_string()),
+        ("PHASE", phase.to_string()),
+        ("RECEIVER", receiver.to_string()),
+    ];
+    let python = python.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        run_python(&python, &script, &env, SCRIPT_TIMEOUT)
+            .lines
+            .into_iter()
+            .map(|line| (line["step"].as_str().unwrap_or_default().to_string(), line))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let receiver = Receiver::ok().await;
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let (server, host) = start(&data);
+
+    let steps = phase(&python, &host, "publish", &receiver.url).await;
+    assert_eq!(
+        steps["create_topic"]["name"],
+        "projects/test-project/topics/orders"
+    );
+    assert_eq!(
+        steps["create_work"]["topic"],
+        "projects/test-project/topics/orders"
+    );
+    assert_eq!(steps["create_work"]["ack"], 30);
+    assert_eq!(steps["get_pushed"]["endpoint"], receiver.url.as_str());
+    assert_eq!(
+        steps["get_pushed"]["audience"],
+        "https://worker.example.com"
+    );
+    assert_eq!(steps["published"]["count"], 1000);
+    assert_eq!(steps["published"]["keyed"], 3);
+    assert_eq!(
+        steps["lists"]["topics"],
+        serde_json::json!(["projects/test-project/topics/orders"])
+    );
+    assert_eq!(
+        steps["lists"]["subscriptions"],
+        serde_json::json!([
+            "projects/test-project/subscriptions/ordered",
+            "projects/test-project/subscriptions/pushed",
+            "projects/test-project/subscriptions/work"
+        ])
+    );
+
+    // The push subscription delivers Pub/Sub's push JSON, the data byte for byte, with an OIDC
+    // token that verifies against switchyard's published keys.
+    wait_for("the pushes", Duration::from_secs(60), async || {
+        receiver.count() >= 1003
+    })
+    .await;
+    let hit = receiver
+        .hits()
+        .into_iter()
+        .find(|h| h.body["message"]["attributes"]["index"] == "7")
+        .expect("message 7 was pushed");
+    let message = &hit.body["message"];
+    assert_eq!(
+        STANDARD.decode(message["data"].as_str().unwrap()).unwrap(),
+        b"message 7"
+    );
+    assert_eq!(
+        message["attributes"],
+        serde_json::json!({"index": "7", "kind": "bulk"}),
+        "a message's attributes are its own"
+    );
+    let api = Api::new(&server);
+    let (_, jwks) = api.get("/.well-known/jwks.json").await;
+    let token = hit.header("authorization").strip_prefix("Bearer ").unwrap();
+    let claims = verify_jwt(token, &jwks);
+    assert_eq!(claims["aud"], "https://worker.example.com");
+
+    // kill -9 after the publisher had its ids and before anything was acked: nothing is lost.
+    server.kill();
+    let (server, host) = start(&data);
+    let steps = phase(&python, &host, "receive", &receiver.url).await;
+    assert_eq!(steps["received"]["distinct"], 1000, "{}", steps["received"]);
+    assert_eq!(steps["received"]["repeated"], 0, "{}", steps["received"]);
+    assert_eq!(
+        steps["received"]["others"],
+        serde_json::json!(["k0", "k1", "k2"])
+    );
+    let api = Api::new(&server);
+    let stats = api.stats("orders", "work").await;
+    assert_eq!(
+        (&stats["delivered"], &stats["pending"]),
+        (&serde_json::json!(1003), &serde_json::json!(0)),
+        "{stats}"
+    );
+
+    let steps = phase(&python, &host, "redeliver", &receiver.url).await;
+    let redelivered = &steps["redelivered"];
+    assert_eq!(redelivered["first"], "slow");
+    assert_eq!(redelivered["again"], "slow");
+    assert_eq!(redelivered["attempt"], 2);
+    assert_eq!(redelivered["same_id"], true);
+
+    let steps = phase(&python, &host, "order", &receiver.url).await;
+    assert_eq!(
+        steps["ordered"]["seen"],
+        serde_json::json!([["k0"], ["k0"], ["k1"], ["k2"]]),
+        "k's messages in order, k0 again after its nack"
+    );
+
+    let steps = phase(&python, &host, "errors", &receiver.url).await;
+    for (case, code) in [
+        ("topic_exists", "ALREADY_EXISTS"),
+        ("no_topic", "NOT_FOUND"),
+        ("bad_name", "INVALID_ARGUMENT"),
+        ("no_subscription", "NOT_FOUND"),
+        ("bad_deadline", "INVALID_ARGUMENT"),
+        ("filter", "INVALID_ARGUMENT"),
+    ] {
+        assert_eq!(
+            steps[&format!("error_{case}")]["code"],
+            code,
+            "{case}: {}",
+            steps[&format!("error_{case}")]
+        );
+    }
+}

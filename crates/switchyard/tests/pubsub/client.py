@@ -1,0 +1,185 @@
+"""Google's Pub/Sub client (google-cloud-pubsub) against switchyard's Pub/Sub API, reached
+through PUBSUB_EMULATOR_HOST as the emulator would be. Prints one JSON line per step,
+{"step", ...}, which the Rust test asserts on. PHASE picks what runs:
+
+- publish: topic `orders`, subscriptions `work` (pull), `ordered` (pull, message ordering) and
+  `pushed` (push to RECEIVER with an OIDC token); 1,000 messages with attributes, published
+  with the batching publisher; three with ordering key `k`.
+- receive: every message of `work` through the streaming-pull subscriber, acked; then no
+  message comes again.
+- redeliver: one message pulled (unary Pull), its deadline set to 1 s, pulled again.
+- order: `ordered` hands out `k`'s messages in order, the first again after a nack.
+- errors: what the API refuses, with its status code.
+"""
+
+import json
+import os
+import threading
+import time
+
+from google.api_core import exceptions
+from google.cloud import pubsub_v1
+from google.pubsub_v1.types import PushConfig
+
+PROJECT = "test-project"
+TOPIC = f"projects/{PROJECT}/topics/orders"
+COUNT = 1000
+
+
+def sub(name):
+    return f"projects/{PROJECT}/subscriptions/{name}"
+
+
+def out(step, **fields):
+    print(json.dumps({"step": step, **fields}), flush=True)
+
+
+def publish():
+    publisher = pubsub_v1.PublisherClient(
+        publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+    )
+    subscriber = pubsub_v1.SubscriberClient()
+    out("create_topic", name=publisher.create_topic(name=TOPIC).name)
+    work = subscriber.create_subscription(name=sub("work"), topic=TOPIC, ack_deadline_seconds=30)
+    out("create_work", name=work.name, topic=work.topic, ack=work.ack_deadline_seconds)
+    subscriber.create_subscription(
+        request={"name": sub("ordered"), "topic": TOPIC, "enable_message_ordering": True}
+    )
+    push = PushConfig(
+        push_endpoint=os.environ["RECEIVER"],
+        oidc_token=PushConfig.OidcToken(
+            service_account_email="pusher@test-project.iam.gserviceaccount.com",
+            audience="https://worker.example.com",
+        ),
+    )
+    subscriber.create_subscription(
+        request={"name": sub("pushed"), "topic": TOPIC, "push_config": push}
+    )
+    got = subscriber.get_subscription(subscription=sub("pushed"))
+    out("get_pushed", endpoint=got.push_config.push_endpoint,
+        audience=got.push_config.oidc_token.audience)
+    futures = [
+        publisher.publish(TOPIC, f"message {i}".encode(), index=str(i), kind="bulk")
+        for i in range(COUNT)
+    ]
+    ids = [f.result(timeout=60) for f in futures]
+    ordered = [
+        publisher.publish(TOPIC, f"k{i}".encode(), ordering_key="k", kind="keyed").result(timeout=60)
+        for i in range(3)
+    ]
+    out("published", count=len(set(ids)), keyed=len(ordered))
+    topics = [t.name for t in publisher.list_topics(request={"project": f"projects/{PROJECT}"})]
+    subs = sorted(publisher.list_topic_subscriptions(request={"topic": TOPIC}))
+    out("lists", topics=topics, subscriptions=subs)
+
+
+def receive():
+    subscriber = pubsub_v1.SubscriberClient()
+    seen = {}
+    lock = threading.Lock()
+    done = threading.Event()
+
+    def callback(message):
+        with lock:
+            index = message.attributes.get("index", message.data.decode())
+            seen[index] = seen.get(index, 0) + 1
+            if sum(1 for k in seen if k.isdigit()) >= COUNT:
+                done.set()
+        message.ack()
+
+    flow = pubsub_v1.types.FlowControl(max_messages=100)
+    future = subscriber.subscribe(sub("work"), callback=callback, flow_control=flow)
+    done.wait(timeout=120)
+    # Long enough for a message not acked (or acked late) to come again: none must.
+    time.sleep(3)
+    future.cancel()
+    try:
+        future.result(timeout=10)
+    except Exception:  # the cancellation itself
+        pass
+    bulk = {k: v for k, v in seen.items() if k.isdigit()}
+    out("received", distinct=len(bulk), repeated=sum(1 for v in bulk.values() if v > 1),
+        others=sorted(k for k in seen if not k.isdigit()))
+
+
+def redeliver():
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher = pubsub_v1.PublisherClient()
+    subscriber.create_subscription(name=sub("redeliver"), topic=TOPIC)
+    publisher.publish(TOPIC, b"slow", index="slow").result(timeout=30)
+    first = subscriber.pull(subscription=sub("redeliver"), max_messages=1, timeout=30)
+    message = first.received_messages[0]
+    subscriber.modify_ack_deadline(
+        subscription=sub("redeliver"), ack_ids=[message.ack_id], ack_deadline_seconds=1
+    )
+    again = None
+    for _ in range(30):
+        response = subscriber.pull(subscription=sub("redeliver"), max_messages=1, timeout=30)
+        if response.received_messages:
+            again = response.received_messages[0]
+            break
+        time.sleep(0.2)
+    subscriber.acknowledge(subscription=sub("redeliver"), ack_ids=[again.ack_id])
+    out("redelivered", first=message.message.data.decode(), again=again.message.data.decode(),
+        attempt=again.delivery_attempt, same_id=message.message.message_id == again.message.message_id)
+
+
+def order():
+    subscriber = pubsub_v1.SubscriberClient()
+
+    def pull_keyed():
+        response = subscriber.pull(subscription=sub("ordered"), max_messages=100, timeout=30)
+        keyed = [m for m in response.received_messages if m.message.ordering_key == "k"]
+        others = [m.ack_id for m in response.received_messages if m.message.ordering_key != "k"]
+        if others:
+            subscriber.acknowledge(subscription=sub("ordered"), ack_ids=others)
+        return keyed
+
+    seen = []
+    first = []
+    for _ in range(40):
+        first = pull_keyed()
+        if first:
+            break
+    seen.append([m.message.data.decode() for m in first])
+    subscriber.modify_ack_deadline(
+        subscription=sub("ordered"), ack_ids=[first[0].ack_id], ack_deadline_seconds=0
+    )
+    again = pull_keyed()
+    seen.append([m.message.data.decode() for m in again])
+    for _ in range(3):
+        subscriber.acknowledge(subscription=sub("ordered"), ack_ids=[again[0].ack_id])
+        again = []
+        for _ in range(20):
+            again = pull_keyed()
+            if again:
+                break
+        if not again:
+            break
+        seen.append([m.message.data.decode() for m in again])
+    out("ordered", seen=seen)
+
+
+def errors():
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    cases = {
+        "topic_exists": lambda: publisher.create_topic(name=TOPIC),
+        "no_topic": lambda: publisher.get_topic(topic=f"projects/{PROJECT}/topics/missing"),
+        "bad_name": lambda: publisher.create_topic(name="topics/nope"),
+        "no_subscription": lambda: subscriber.get_subscription(subscription=sub("missing")),
+        "bad_deadline": lambda: subscriber.create_subscription(
+            name=sub("bad"), topic=TOPIC, ack_deadline_seconds=5),
+        "filter": lambda: subscriber.create_subscription(
+            request={"name": sub("filtered"), "topic": TOPIC, "filter": 'attributes.kind = "x"'}),
+    }
+    for name, call in cases.items():
+        try:
+            call()
+            out("error_" + name, code="OK")
+        except exceptions.GoogleAPICallError as error:
+            out("error_" + name, code=error.grpc_status_code.name, message=error.message)
+
+
+{"publish": publish, "receive": receive, "redeliver": redeliver, "order": order,
+ "errors": errors}[os.environ["PHASE"]]()
