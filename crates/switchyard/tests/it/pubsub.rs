@@ -169,3 +169,30 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_pubsub_listener_is_loopback_only_and_can_come_from_the_config_file() {
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let refused = Server::spawn(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--pubsub-listen",
+        "0.0.0.0:8085",
+    ]);
+    let log = refused.err().expect("must refuse to start").join("\n");
+    assert!(log.contains("loopback only"), "{log}");
+    let config = dir.path().join("switchyard.toml");
+    std::fs::write(&config, "[server]\npubsub_listen = \"127.0.0.1:0\"\n").unwrap();
+    let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    assert!(
+        server
+            .log_text()
+            .contains("Pub/Sub API listening on 127.0.0.1:"),
+        "{}",
+        server.log_text()
+    );
+}
