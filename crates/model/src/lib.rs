@@ -17,6 +17,7 @@ mod archive;
 mod cloudevents;
 mod error;
 mod event;
+mod filter;
 mod name;
 mod network;
 mod outcome;
@@ -35,6 +36,7 @@ pub use event::{
     AwsIdentity, DEFAULT_BUS, Event, PUBSUB_MESSAGE_TYPE, PublishContext, PublishRequest,
     parse_publish_request, pubsub_message_event, scheduled_event,
 };
+pub use filter::{MAX_FILTER_BYTES, filter_to_pattern};
 pub use name::{MAX_DESCRIPTION_BYTES, validate_description, validate_name};
 pub use network::{Network, embedded_ipv4};
 pub use outcome::{AttemptClass, AttemptOutcome, DeadReason};

@@ -30,6 +30,11 @@ pub struct SubscriptionSpec {
     /// value; absent means every event of the bus.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<Box<RawValue>>,
+    /// A Pub/Sub filter over the event's `attributes` (`attributes.kind = "x" AND NOT
+    /// attributes:test`), compiled into a pattern: the alternative to `pattern` for those who
+    /// write Pub/Sub's language (module `filter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// How the subscription's deliveries leave: pushed to `destination` (the default), or
     /// pulled by consumers, each delivery leased for `ack_deadline_s`.
     #[serde(default, skip_serializing_if = "DeliveryMode::is_push")]
@@ -306,17 +311,28 @@ impl SubscriptionSpec {
     /// Whether the publish path offers it events: not when it is disabled, nor when it is only
     /// a schedule (no pattern), which would otherwise mean every event of the bus.
     pub fn takes_events(&self) -> bool {
-        self.enabled && (self.pattern.is_some() || self.schedule.is_none())
+        self.enabled && (self.pattern.is_some() || self.filter.is_some() || self.schedule.is_none())
     }
 
-    /// The compiled pattern, or `None` for a subscription to every event.
+    /// The compiled pattern (or filter), or `None` for a subscription to every event.
     pub fn compile_pattern(&self) -> Result<Option<Pattern>, ModelError> {
-        match &self.pattern {
-            None => Ok(None),
-            Some(text) => Pattern::parse(text.get())
-                .map(Some)
-                .map_err(|e| ModelError::InvalidPattern(e.to_string())),
-        }
+        let compiled;
+        let text = match (&self.pattern, &self.filter) {
+            (Some(_), Some(_)) => {
+                return Err(ModelError::invalid(
+                    "a subscription has a \"pattern\" or a \"filter\", not both",
+                ));
+            }
+            (None, None) => return Ok(None),
+            (Some(pattern), None) => pattern.get(),
+            (None, Some(filter)) => {
+                compiled = crate::filter_to_pattern(filter)?;
+                compiled.as_str()
+            }
+        };
+        Pattern::parse(text)
+            .map(Some)
+            .map_err(|e| ModelError::InvalidPattern(e.to_string()))
     }
 }
 

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use switchyard_model::{CircuitBreaker, EventBridgeLink, RetryPolicy, format_rfc3339_ms};
+use switchyard_model::{
+    CircuitBreaker, DeliveryMode, EventBridgeLink, RetryPolicy, format_rfc3339_ms,
+};
 use switchyard_secrets::REDACTED;
 use switchyard_store::{ArchiveRecord, ArchiveStats, BusRecord, DeadLetter, SubscriptionRecord};
 
@@ -142,8 +144,16 @@ pub(crate) struct SubscriptionView<'a> {
     bus: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pattern: Option<&'a RawValue>,
-    /// With sealed secrets shown as `********`: see [`redact_sealed`].
-    destination: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    filter: Option<&'a str>,
+    delivery: DeliveryMode,
+    /// With sealed secrets shown as `********`: see [`redact_sealed`]. A pull subscription has
+    /// none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination: Option<serde_json::Value>,
+    /// The lease of a pulled delivery, in seconds (pull only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ack_deadline_s: Option<u64>,
     retry: &'a RetryPolicy,
     max_concurrency: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -166,7 +176,11 @@ impl<'a> SubscriptionView<'a> {
             name: &record.name,
             bus: &record.bus,
             pattern: record.spec.pattern.as_deref(),
-            destination: redacted(&record.spec.destination),
+            filter: record.spec.filter.as_deref(),
+            delivery: record.spec.delivery,
+            destination: record.spec.destination.as_ref().map(redacted),
+            ack_deadline_s: (record.spec.delivery == DeliveryMode::Pull)
+                .then(|| record.spec.ack_deadline_ms() / 1_000),
             retry: &record.spec.retry,
             max_concurrency: record.spec.max_concurrency,
             rate_limit_per_s: record.spec.rate_limit_per_s,

@@ -71,11 +71,6 @@ fn destination(config: Option<&PushConfig>) -> Option<Value> {
 
 /// The subscription's spec from a Pub/Sub `Subscription`; what it refuses, it says why.
 fn spec_of(subscription: &Subscription) -> Result<SubscriptionSpec, Status> {
-    if !subscription.filter.is_empty() {
-        return Err(Status::invalid_argument(
-            "filter is not supported yet: subscribe to the whole topic, or use a REST subscription with a pattern (docs/pubsub.md)",
-        ));
-    }
     if subscription.dead_letter_policy.is_some() {
         return Err(Status::invalid_argument(
             "dead_letter_policy is not supported yet: switchyard keeps dead letters itself (docs/pubsub.md)",
@@ -111,6 +106,9 @@ fn spec_of(subscription: &Subscription) -> Result<SubscriptionSpec, Status> {
         retry["max_backoff_ms"] = json!(max.max(min.max(1)));
     }
     let mut spec = json!({"retry": retry, "ordered": subscription.enable_message_ordering});
+    if !subscription.filter.is_empty() {
+        spec["filter"] = json!(subscription.filter);
+    }
     match destination(subscription.push_config.as_ref()) {
         Some(destination) => spec["destination"] = destination,
         None => {
@@ -157,6 +155,7 @@ fn subscription_of(project: &str, record: &SubscriptionRecord) -> Subscription {
         ack_deadline_seconds,
         message_retention_duration: Some(duration(spec.retry.max_age_s * 1_000)),
         enable_message_ordering: spec.ordered,
+        filter: spec.filter.clone().unwrap_or_default(),
         retry_policy: Some(RetryPolicy {
             minimum_backoff: Some(duration(spec.retry.min_backoff_ms)),
             maximum_backoff: Some(duration(spec.retry.max_backoff_ms)),
@@ -227,13 +226,12 @@ pub(super) async fn update_subscription(
             "message_retention_duration" => {
                 merged.message_retention_duration = update.message_retention_duration;
             }
-            "filter" => merged.filter = update.filter.clone(),
-            "dead_letter_policy" => merged.dead_letter_policy = update.dead_letter_policy.clone(),
-            "enable_message_ordering" => {
-                return Err(Status::invalid_argument(
-                    "enable_message_ordering cannot be changed (as in Pub/Sub)",
-                ));
+            "filter" | "enable_message_ordering" => {
+                return Err(Status::invalid_argument(format!(
+                    "{path} cannot be changed after creation (as in Pub/Sub)"
+                )));
             }
+            "dead_letter_policy" => merged.dead_letter_policy = update.dead_letter_policy.clone(),
             "labels"
             | "expiration_policy"
             | "retain_acked_messages"

@@ -1,8 +1,8 @@
 //! The Pub/Sub API (docs/pubsub.md) driven by Google's own client (google-cloud-pubsub, from
 //! `.ci/python-venv`) through `PUBSUB_EMULATOR_HOST`, against the real binary: topics and
 //! subscriptions, 1,000 messages published and received by the streaming-pull subscriber,
-//! redelivery after a deadline, ordering keys through a nack, a push subscription's OIDC token,
-//! error codes, and a `kill -9` between publish and ack.
+//! redelivery after a deadline, ordering keys through a nack, a filter, a push subscription's
+//! OIDC token, error codes, and a `kill -9` between publish and ack.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -85,8 +85,13 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         serde_json::json!(["projects/test-project/topics/orders"])
     );
     assert_eq!(
+        steps["create_filtered"]["filter"],
+        r#"attributes.kind = "keyed" AND NOT attributes:index"#
+    );
+    assert_eq!(
         steps["lists"]["subscriptions"],
         serde_json::json!([
+            "projects/test-project/subscriptions/filtered",
             "projects/test-project/subscriptions/ordered",
             "projects/test-project/subscriptions/pushed",
             "projects/test-project/subscriptions/work"
@@ -152,6 +157,13 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         "k's messages in order, k0 again after its nack"
     );
 
+    let steps = phase(&python, &host, "filtered", &receiver.url).await;
+    assert_eq!(
+        steps["filtered"]["data"],
+        serde_json::json!(["k0", "k1", "k2"]),
+        "the filter lets only the keyed messages through"
+    );
+
     let steps = phase(&python, &host, "errors", &receiver.url).await;
     for (case, code) in [
         ("topic_exists", "ALREADY_EXISTS"),
@@ -159,7 +171,7 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         ("bad_name", "INVALID_ARGUMENT"),
         ("no_subscription", "NOT_FOUND"),
         ("bad_deadline", "INVALID_ARGUMENT"),
-        ("filter", "INVALID_ARGUMENT"),
+        ("bad_filter", "INVALID_ARGUMENT"),
     ] {
         assert_eq!(
             steps[&format!("error_{case}")]["code"],

@@ -51,6 +51,13 @@ async fn pulled_messages_are_acked_once_and_one_not_acked_comes_back_after_its_d
         json!({"delivery": "pull", "ack_deadline_s": 3}),
     )
     .await;
+    let (_, shown) = api.get("/v1/buses/jobs/subscriptions/work").await;
+    assert_eq!(
+        (&shown["delivery"], &shown["ack_deadline_s"]),
+        (&json!("pull"), &json!(3)),
+        "{shown}"
+    );
+    assert!(shown.get("destination").is_none(), "{shown}");
     let events: Vec<Value> = (0..5)
         .map(|i| {
             event(

@@ -2,13 +2,14 @@
 through PUBSUB_EMULATOR_HOST as the emulator would be. Prints one JSON line per step,
 {"step", ...}, which the Rust test asserts on. PHASE picks what runs:
 
-- publish: topic `orders`, subscriptions `work` (pull), `ordered` (pull, message ordering) and
-  `pushed` (push to RECEIVER with an OIDC token); 1,000 messages with attributes, published
+- publish: topic `orders`, subscriptions `work` (pull), `ordered` (pull, message ordering),
+  `filtered` (pull, a filter) and `pushed` (push to RECEIVER with an OIDC token); 1,000 messages with attributes, published
   with the batching publisher; three with ordering key `k`.
 - receive: every message of `work` through the streaming-pull subscriber, acked; then no
   message comes again.
 - redeliver: one message pulled (unary Pull), its deadline set to 1 s, pulled again.
 - order: `ordered` hands out `k`'s messages in order, the first again after a nack.
+- filtered: `filtered` (a Pub/Sub filter) has only the keyed messages.
 - errors: what the API refuses, with its status code.
 """
 
@@ -45,6 +46,11 @@ def publish():
     subscriber.create_subscription(
         request={"name": sub("ordered"), "topic": TOPIC, "enable_message_ordering": True}
     )
+    keyed = subscriber.create_subscription(
+        request={"name": sub("filtered"), "topic": TOPIC,
+                 "filter": 'attributes.kind = "keyed" AND NOT attributes:index'}
+    )
+    out("create_filtered", filter=keyed.filter)
     push = PushConfig(
         push_endpoint=os.environ["RECEIVER"],
         oidc_token=PushConfig.OidcToken(
@@ -160,6 +166,19 @@ def order():
     out("ordered", seen=seen)
 
 
+def filtered():
+    subscriber = pubsub_v1.SubscriberClient()
+    got = []
+    for _ in range(10):
+        response = subscriber.pull(subscription=sub("filtered"), max_messages=100, timeout=30)
+        if not response.received_messages:
+            break
+        got.extend(m.message.data.decode() for m in response.received_messages)
+        subscriber.acknowledge(subscription=sub("filtered"),
+                               ack_ids=[m.ack_id for m in response.received_messages])
+    out("filtered", data=sorted(got))
+
+
 def errors():
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -170,8 +189,8 @@ def errors():
         "no_subscription": lambda: subscriber.get_subscription(subscription=sub("missing")),
         "bad_deadline": lambda: subscriber.create_subscription(
             name=sub("bad"), topic=TOPIC, ack_deadline_seconds=5),
-        "filter": lambda: subscriber.create_subscription(
-            request={"name": sub("filtered"), "topic": TOPIC, "filter": 'attributes.kind = "x"'}),
+        "bad_filter": lambda: subscriber.create_subscription(
+            request={"name": sub("badfilter"), "topic": TOPIC, "filter": 'attributes.kind = x'}),
     }
     for name, call in cases.items():
         try:
@@ -182,4 +201,4 @@ def errors():
 
 
 {"publish": publish, "receive": receive, "redeliver": redeliver, "order": order,
- "errors": errors}[os.environ["PHASE"]]()
+ "filtered": filtered, "errors": errors}[os.environ["PHASE"]]()
