@@ -154,6 +154,7 @@ async fn route(app: Arc<App>, request: axum::http::Request<Incoming>) -> HttpRes
         ("Subscriber", "ModifyAckDeadline") => {
             unary(request, |r| subscriber::modify_ack_deadline(call, r)).await
         }
+        ("Subscriber", "Seek") => unary(request, |r| subscriber::seek(call, r)).await,
         ("Subscriber", "StreamingPull") => {
             streaming(request, |r| streaming::streaming_pull(call, r)).await
         }

@@ -16,12 +16,14 @@ use googleapis_tonic_google_pubsub_v1::google::pubsub::v1::{
     AcknowledgeRequest, DeleteSubscriptionRequest, GetSubscriptionRequest,
     ListSubscriptionsRequest, ListSubscriptionsResponse, ModifyAckDeadlineRequest,
     ModifyPushConfigRequest, PubsubMessage, PullRequest, PullResponse, PushConfig, ReceivedMessage,
-    RetryPolicy, Subscription, UpdateSubscriptionRequest,
+    RetryPolicy, SeekRequest, SeekResponse, Subscription, UpdateSubscriptionRequest, seek_request,
 };
 use serde_json::{Value, json};
 use switchyard_destination::{Format, pubsub_message};
 use switchyard_dispatcher::AckId;
-use switchyard_model::{DeliveryMode, SubscriptionSpec, parse_subscription_spec};
+use switchyard_model::{
+    DeliveryMode, ReplaySpec, SubscriptionSpec, now_ms, parse_subscription_spec,
+};
 use switchyard_store::{PendingDelivery, SubscriptionRecord};
 use tonic::Status;
 
@@ -387,4 +389,58 @@ pub(super) async fn modify_ack_deadline(
         .await
         .map_err(status)
         .map(drop)
+}
+
+/// Seek to a time is a replay of the bus's archive from that time to now, to this subscription
+/// alone: what was published since is delivered again, acknowledged or not. Messages from
+/// before the time that are still unacknowledged stay so (Pub/Sub would acknowledge them).
+/// Without an archive there is nothing to seek in.
+pub(super) async fn seek(call: Call, request: SeekRequest) -> Result<SeekResponse, Status> {
+    let name = names::subscription(&request.subscription)?;
+    call.require(Need::Admin)?;
+    let record = names::find_subscription(&call.app, &name.id)?;
+    let time = match request.target {
+        Some(seek_request::Target::Time(time)) => time,
+        Some(seek_request::Target::Snapshot(_)) => {
+            return Err(Status::unimplemented(
+                "snapshots are not supported; Seek to a time replays the bus's archive",
+            ));
+        }
+        None => return Err(Status::invalid_argument("Seek needs a time")),
+    };
+    let from_ms = u64::try_from(time.seconds)
+        .ok()
+        .map(|s| s * 1_000 + u64::try_from(time.nanos / 1_000_000).unwrap_or(0))
+        .ok_or_else(|| Status::invalid_argument("the time is before 1970"))?;
+    let index = call
+        .app
+        .catalog()
+        .bus(&record.bus)
+        .ok_or_else(|| Status::not_found(format!("bus {:?} is gone", record.bus)))?;
+    // An archive of everything if there is one: it surely has the subscription's messages.
+    let archive = index
+        .archives()
+        .min_by_key(|a| (a.spec.pattern.is_some(), a.name.clone()))
+        .map(|a| a.name.clone())
+        .ok_or_else(|| {
+            Status::failed_precondition(format!(
+                "Seek replays the archive of bus {:?}, which has none: create one (PUT /v1/buses/{}/archives/NAME) before the messages to seek back to are published",
+                record.bus, record.bus
+            ))
+        })?;
+    let now = now_ms();
+    if from_ms >= now {
+        // Seeking to now or later acknowledges nothing here and replays nothing.
+        return Ok(SeekResponse {});
+    }
+    let spec = ReplaySpec {
+        name: format!("seek-{}-{now}", record.name),
+        bus: record.bus.clone(),
+        archive,
+        from_ms,
+        to_ms: now,
+        subscriptions: Some(vec![record.name.clone()]),
+    };
+    call.app.start_replay(spec).await.map_err(status)?;
+    Ok(SeekResponse {})
 }

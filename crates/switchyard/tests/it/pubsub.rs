@@ -1,8 +1,8 @@
 //! The Pub/Sub API (docs/pubsub.md) driven by Google's own client (google-cloud-pubsub, from
 //! `.ci/python-venv`) through `PUBSUB_EMULATOR_HOST`, against the real binary: topics and
 //! subscriptions, 1,000 messages published and received by the streaming-pull subscriber,
-//! redelivery after a deadline, ordering keys through a nack, a filter, a push subscription's
-//! OIDC token, error codes, and a `kill -9` between publish and ack.
+//! redelivery after a deadline, ordering keys through a nack, a filter, Seek to a time, a push
+//! subscription's OIDC token, error codes, and a `kill -9` between publish and ack.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -163,6 +163,26 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         serde_json::json!(["k0", "k1", "k2"]),
         "the filter lets only the keyed messages through"
     );
+
+    // Seek replays the bus's archive: one made through the REST API, as Pub/Sub has none.
+    api.bus("seekable").await;
+    let (status, answer) = api
+        .put("/v1/buses/seekable/archives/all", serde_json::json!({}))
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    let steps = phase(&python, &host, "seek", &receiver.url).await;
+    let seek = &steps["seek"];
+    assert_eq!(
+        seek["first"],
+        serde_json::json!(["s0", "s1", "s2"]),
+        "{seek}"
+    );
+    assert_eq!(
+        seek["again"],
+        serde_json::json!(["s0", "s1", "s2"]),
+        "{seek}"
+    );
+    assert_eq!(seek["no_archive"], "FAILED_PRECONDITION", "{seek}");
 
     let steps = phase(&python, &host, "errors", &receiver.url).await;
     for (case, code) in [

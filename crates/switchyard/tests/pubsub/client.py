@@ -10,9 +10,12 @@ through PUBSUB_EMULATOR_HOST as the emulator would be. Prints one JSON line per 
 - redeliver: one message pulled (unary Pull), its deadline set to 1 s, pulled again.
 - order: `ordered` hands out `k`'s messages in order, the first again after a nack.
 - filtered: `filtered` (a Pub/Sub filter) has only the keyed messages.
+- seek: on topic `seekable` (a bus with an archive), messages acked, then Seek to a time
+  before them delivers them again; Seek on a bus without an archive is refused.
 - errors: what the API refuses, with its status code.
 """
 
+import datetime
 import json
 import os
 import threading
@@ -179,6 +182,38 @@ def filtered():
     out("filtered", data=sorted(got))
 
 
+def seek():
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    topic = f"projects/{PROJECT}/topics/seekable"
+    subscriber.create_subscription(name=sub("seeker"), topic=topic)
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
+    for i in range(3):
+        publisher.publish(topic, f"s{i}".encode()).result(timeout=30)
+
+    def drain(want):
+        got = []
+        for _ in range(30):
+            response = subscriber.pull(subscription=sub("seeker"), max_messages=10, timeout=30)
+            if response.received_messages:
+                got.extend(m.message.data.decode() for m in response.received_messages)
+                subscriber.acknowledge(subscription=sub("seeker"),
+                                       ack_ids=[m.ack_id for m in response.received_messages])
+            if len(got) >= want:
+                break
+        return sorted(got)
+
+    first = drain(3)
+    subscriber.seek(request={"subscription": sub("seeker"), "time": start})
+    again = drain(3)
+    no_archive = None
+    try:
+        subscriber.seek(request={"subscription": sub("work"), "time": start})
+    except exceptions.GoogleAPICallError as error:
+        no_archive = error.grpc_status_code.name
+    out("seek", first=first, again=again, no_archive=no_archive)
+
+
 def errors():
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -201,4 +236,4 @@ def errors():
 
 
 {"publish": publish, "receive": receive, "redeliver": redeliver, "order": order,
- "filtered": filtered, "errors": errors}[os.environ["PHASE"]]()
+ "filtered": filtered, "seek": seek, "errors": errors}[os.environ["PHASE"]]()
