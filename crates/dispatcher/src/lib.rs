@@ -114,6 +114,9 @@ struct Inner {
     tasks: TaskTracker,
     /// Live feed of published events and finished attempts, for `switchyard tail`.
     activity: broadcast::Sender<Activity>,
+    /// The pull subscriptions this dispatcher runs: they have no lane, but a node owns them as
+    /// it owns a lane's (in a cluster, for the work only one node does for a subscription).
+    pulls: Mutex<std::collections::HashSet<u64>>,
     /// Per pull subscription, the wake-up of pulls waiting for deliveries (module `pull`).
     pull_waiters: Mutex<HashMap<u64, Arc<tokio::sync::Notify>>>,
     /// Per pull subscription with a stream that counts its leases, where acknowledgements and
@@ -163,6 +166,7 @@ impl Dispatcher {
                 metrics,
                 activity,
                 lanes: Mutex::new(HashMap::new()),
+                pulls: Mutex::new(std::collections::HashSet::new()),
                 pull_waiters: Mutex::new(HashMap::new()),
                 lease_watchers: Mutex::new(HashMap::new()),
                 draining: CancellationToken::new(),
@@ -204,8 +208,10 @@ impl Dispatcher {
             if let Some(lane) = lanes.remove(&subscription.id) {
                 lane.task.abort();
             }
+            self.pulls().insert(subscription.id);
             return;
         }
+        self.pulls().remove(&subscription.id);
         if let Some(lane) = lanes.get(&subscription.id)
             && lane
                 .inbox
@@ -248,6 +254,7 @@ impl Dispatcher {
         if let Some(lane) = self.lanes().remove(&subscription) {
             lane.task.abort();
         }
+        self.pulls().remove(&subscription);
         self.inner.metrics.remove_subscription(subscription);
     }
 
@@ -255,6 +262,10 @@ impl Dispatcher {
     /// lets its attempts in flight finish and commits their outcomes. The returned task ends
     /// when it has; only then may another node take the subscription, or attempts would repeat.
     pub fn hand_over(&self, subscription: u64) -> Option<JoinHandle<()>> {
+        if self.pulls().remove(&subscription) {
+            // Nothing in flight: a pull subscription's leases are the store's.
+            return Some(self.inner.tasks.spawn(async {}));
+        }
         let lane = self.lanes().remove(&subscription)?;
         let _ = lane.inbox.send(lane::Message::Stop);
         Some(lane.task)
@@ -267,11 +278,22 @@ impl Dispatcher {
         if let Some(lane) = self.lanes().remove(&subscription) {
             lane.task.abort();
         }
+        self.pulls().remove(&subscription);
     }
 
-    /// Ids of the subscriptions this dispatcher runs a lane for.
+    /// Ids of the subscriptions this dispatcher runs: a lane for each push one, and the pull
+    /// ones it was given.
     pub fn running(&self) -> Vec<u64> {
-        self.lanes().keys().copied().collect()
+        let mut running: Vec<u64> = self.lanes().keys().copied().collect();
+        running.extend(self.pulls().iter().copied());
+        running
+    }
+
+    fn pulls(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<u64>> {
+        self.inner
+            .pulls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Gives freshly committed deliveries to their lanes. Never blocks: a lane that is full

@@ -44,6 +44,10 @@ pub struct SubscriptionSpec {
     /// only the naming rule of its connection is this crate's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Destination>,
+    /// A bus each dead letter of this subscription is published to (and then purged from
+    /// here), with why in its attributes: Pub/Sub's dead-letter topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_bus: Option<String>,
     /// How long a pulled delivery is leased to its consumer, in seconds: 1 to 600 (default 10,
     /// as Pub/Sub's). Not acknowledged in time, it is delivered again. Pull subscriptions only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -278,6 +282,9 @@ impl SubscriptionSpec {
             _ => {}
         }
         self.retry.validate()?;
+        if let Some(bus) = &self.dead_letter_bus {
+            crate::validate_name("dead_letter_bus", bus)?;
+        }
         if let Some(schedule) = &self.schedule {
             crate::Schedule::parse(schedule)
                 .map_err(|e| ModelError::invalid(format!("field \"schedule\": {e}")))?;

@@ -212,6 +212,7 @@ impl App {
         app.resume_replays().await?;
         app.keep_up_store();
         crate::schedule::start(&app);
+        crate::dead_letter_bus::start(&app);
         Ok(app)
     }
 

@@ -28,6 +28,7 @@ mod catalog;
 mod cluster;
 mod config;
 mod cpu;
+mod dead_letter_bus;
 mod error;
 mod eventbridge;
 mod forwards;

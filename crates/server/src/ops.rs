@@ -150,6 +150,18 @@ impl App {
                     .and_then(|index| index.subscription(name).cloned())
                     .and_then(|current| current.spec.eventbridge.clone());
             }
+            if let Some(target) = &spec.dead_letter_bus {
+                if target == bus {
+                    return Err(ServerError::Invalid(format!(
+                        "field \"dead_letter_bus\": dead letters cannot go back to the subscription's own bus {bus:?}; name another"
+                    )));
+                }
+                if app.catalog().bus(target).is_none() {
+                    return Err(ServerError::Invalid(format!(
+                        "field \"dead_letter_bus\": bus {target:?} does not exist; create it first"
+                    )));
+                }
+            }
             if let Some(destination) = &mut spec.destination {
                 if let Some(connection) = &destination.connection
                     && app.dispatcher().connections().get(connection).is_none() {
@@ -500,7 +512,7 @@ impl App {
 
     /// Removes every dead letter of a subscription; returns how many there were.
     pub(crate) async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, ServerError> {
-        Ok(self.store().purge_dead_letters(subscription).await?)
+        Ok(self.store().purge_dead_letters(subscription, None).await?)
     }
 
     /// Refuses a URL whose written address the destination address policy refuses, so that the

@@ -271,8 +271,13 @@ pub trait Store: Send + Sync + 'static {
     /// Turns dead letters (all, or those listed) back into pending deliveries due now, each with
     /// a fresh retry window. Returns how many were redriven.
     async fn redrive(&self, subscription: u64, ids: Option<Vec<u64>>) -> Result<u64, StoreError>;
-    /// Removes every dead letter of a subscription. Returns how many.
-    async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError>;
+    /// Removes the dead letters of a subscription with `ids`, or all of them; they count as
+    /// purged. Returns how many there were.
+    async fn purge_dead_letters(
+        &self,
+        subscription: u64,
+        ids: Option<Vec<u64>>,
+    ) -> Result<u64, StoreError>;
 
     /// The attempt log of a subscription, newest first, strictly before the `before` cursor
     /// `(started_ms, delivery, attempt)`.

@@ -268,7 +268,19 @@ async fn delivery_lifecycle(store: &dyn Store) {
         )])
         .await
         .unwrap();
-    assert_eq!(store.purge_dead_letters(a.id).await.unwrap(), 1);
+    // By id: an unknown one purges nothing, a known one itself only; then all.
+    assert_eq!(
+        store
+            .purge_dead_letters(a.id, Some(vec![u64::MAX]))
+            .await
+            .unwrap(),
+        0
+    );
+    let purged = store
+        .purge_dead_letters(a.id, Some(vec![redriven[0].id]))
+        .await;
+    assert_eq!(purged.unwrap(), 1);
+    assert_eq!(store.purge_dead_letters(a.id, None).await.unwrap(), 0);
     let stats = store.stats(a.id).await.unwrap();
     assert_eq!((stats.dead, stats.purged), (0, 1));
     check_accounting(&stats);
@@ -934,7 +946,7 @@ async fn attempt_log_and_trail(store: &dyn Store) {
         trail.deliveries[1].attempts[0].reason,
         Some(DeadReason::MaxAge)
     );
-    store.purge_dead_letters(t.id).await.unwrap();
+    store.purge_dead_letters(t.id, None).await.unwrap();
     let trail = store.event_trail("log", "traced").await.unwrap();
     assert_eq!(trail.deliveries[1].state, DeliveryState::Gone);
 }

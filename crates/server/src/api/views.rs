@@ -151,6 +151,8 @@ pub(crate) struct SubscriptionView<'a> {
     /// none.
     #[serde(skip_serializing_if = "Option::is_none")]
     destination: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dead_letter_bus: Option<&'a str>,
     /// The lease of a pulled delivery, in seconds (pull only).
     #[serde(skip_serializing_if = "Option::is_none")]
     ack_deadline_s: Option<u64>,
@@ -179,6 +181,7 @@ impl<'a> SubscriptionView<'a> {
             filter: record.spec.filter.as_deref(),
             delivery: record.spec.delivery,
             destination: record.spec.destination.as_ref().map(redacted),
+            dead_letter_bus: record.spec.dead_letter_bus.as_deref(),
             ack_deadline_s: (record.spec.delivery == DeliveryMode::Pull)
                 .then(|| record.spec.ack_deadline_ms() / 1_000),
             retry: &record.spec.retry,

@@ -1,7 +1,7 @@
 //! `google.pubsub.v1.Subscriber`, but StreamingPull (`streaming`): a Pub/Sub subscription is a
 //! subscription on its topic's bus, pull (`"delivery": "pull"`) or push (a destination in the
-//! `pubsub-push` format, with an identity token for `oidc_token`), and pulled messages are the
-//! leases of the operations layer.
+//! `pubsub-push` format, with an identity token for `oidc_token`), with a dead-letter topic as
+//! its `dead_letter_bus`, and pulled messages are the leases of the operations layer.
 //!
 //! The spec is built as the REST API's JSON and parsed by the model, so that both doors check a
 //! subscription by the same rules and give the same messages.
@@ -13,7 +13,7 @@ use googleapis_tonic_google_pubsub_v1::google::pubsub::v1::push_config::{
     AuthenticationMethod, NoWrapper, OidcToken, Wrapper,
 };
 use googleapis_tonic_google_pubsub_v1::google::pubsub::v1::{
-    AcknowledgeRequest, DeleteSubscriptionRequest, GetSubscriptionRequest,
+    AcknowledgeRequest, DeadLetterPolicy, DeleteSubscriptionRequest, GetSubscriptionRequest,
     ListSubscriptionsRequest, ListSubscriptionsResponse, ModifyAckDeadlineRequest,
     ModifyPushConfigRequest, PubsubMessage, PullRequest, PullResponse, PushConfig, ReceivedMessage,
     RetryPolicy, SeekRequest, SeekResponse, Subscription, UpdateSubscriptionRequest, seek_request,
@@ -40,6 +40,8 @@ const PULL_WAIT: Duration = Duration::from_secs(2);
 /// until then: without a dead-letter policy, attempts are not what ends a delivery.
 const RETENTION_S: u64 = 7 * 86_400;
 const UNLIMITED_ATTEMPTS: u32 = 10_000;
+/// Pub/Sub's default `max_delivery_attempts` of a dead-letter policy.
+const DEFAULT_DELIVERY_ATTEMPTS: i32 = 5;
 
 fn ms(duration: &prost_types::Duration) -> u64 {
     let ms = duration.seconds.saturating_mul(1_000) + i64::from(duration.nanos / 1_000_000);
@@ -73,11 +75,6 @@ fn destination(config: Option<&PushConfig>) -> Option<Value> {
 
 /// The subscription's spec from a Pub/Sub `Subscription`; what it refuses, it says why.
 fn spec_of(subscription: &Subscription) -> Result<SubscriptionSpec, Status> {
-    if subscription.dead_letter_policy.is_some() {
-        return Err(Status::invalid_argument(
-            "dead_letter_policy is not supported yet: switchyard keeps dead letters itself (docs/pubsub.md)",
-        ));
-    }
     if subscription.bigquery_config.is_some()
         || subscription.cloud_storage_config.is_some()
         || subscription.bigtable_config.is_some()
@@ -100,6 +97,20 @@ fn spec_of(subscription: &Subscription) -> Result<SubscriptionSpec, Status> {
         .as_ref()
         .map_or(RETENTION_S, |d| ms(d) / 1_000);
     let mut retry = json!({"max_attempts": UNLIMITED_ATTEMPTS, "max_age_s": retention_s});
+    let mut dead_letter_bus = None;
+    if let Some(policy) = &subscription.dead_letter_policy {
+        let attempts = match policy.max_delivery_attempts {
+            0 => DEFAULT_DELIVERY_ATTEMPTS,
+            n if (5..=100).contains(&n) => n,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "max_delivery_attempts must be 5 to 100, not {n}"
+                )));
+            }
+        };
+        retry["max_attempts"] = json!(attempts);
+        dead_letter_bus = Some(names::topic(&policy.dead_letter_topic)?.id);
+    }
     if let Some(policy) = &subscription.retry_policy {
         // Pub/Sub's defaults when a retry policy is set: 10 s and 600 s.
         let min = policy.minimum_backoff.as_ref().map_or(10_000, ms);
@@ -110,6 +121,9 @@ fn spec_of(subscription: &Subscription) -> Result<SubscriptionSpec, Status> {
     let mut spec = json!({"retry": retry, "ordered": subscription.enable_message_ordering});
     if !subscription.filter.is_empty() {
         spec["filter"] = json!(subscription.filter);
+    }
+    if let Some(bus) = dead_letter_bus {
+        spec["dead_letter_bus"] = json!(bus);
     }
     match destination(subscription.push_config.as_ref()) {
         Some(destination) => spec["destination"] = destination,
@@ -158,6 +172,10 @@ fn subscription_of(project: &str, record: &SubscriptionRecord) -> Subscription {
         message_retention_duration: Some(duration(spec.retry.max_age_s * 1_000)),
         enable_message_ordering: spec.ordered,
         filter: spec.filter.clone().unwrap_or_default(),
+        dead_letter_policy: spec.dead_letter_bus.as_ref().map(|bus| DeadLetterPolicy {
+            dead_letter_topic: names::topic_name(project, bus),
+            max_delivery_attempts: i32::try_from(spec.retry.max_attempts).unwrap_or(i32::MAX),
+        }),
         retry_policy: Some(RetryPolicy {
             minimum_backoff: Some(duration(spec.retry.min_backoff_ms)),
             maximum_backoff: Some(duration(spec.retry.max_backoff_ms)),

@@ -156,15 +156,28 @@ fn redrive_chunk(t: &mut Tables<'_>, sub: u64, ids: Option<Vec<u64>>) -> Result<
     Ok(count)
 }
 
-pub(super) fn purge(t: &mut Tables<'_>, sub: u64) -> Result<u64, StoreError> {
+pub(super) fn purge(
+    t: &mut Tables<'_>,
+    sub: u64,
+    ids: Option<Vec<u64>>,
+) -> Result<u64, StoreError> {
     let Some(mut c) = load_counters(&t.counters, sub)? else {
         return Err(StoreError::no_subscription_id(sub));
     };
     let mut count = 0u64;
-    t.dead.retain_in((sub, 0)..=(sub, u64::MAX), |_, _| {
-        count += 1;
-        false
-    })?;
+    match ids {
+        None => t.dead.retain_in((sub, 0)..=(sub, u64::MAX), |_, _| {
+            count += 1;
+            false
+        })?,
+        Some(ids) => {
+            for id in ids {
+                if t.dead.remove((sub, id))?.is_some() {
+                    count += 1;
+                }
+            }
+        }
+    }
     c.dead = c.dead.saturating_sub(count);
     c.purged += count;
     t.counters.insert(sub, c.encode().as_slice())?;

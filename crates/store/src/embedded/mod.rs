@@ -316,9 +316,13 @@ impl Store for EmbeddedStore {
         dead_letters::redrive(&self.writer, subscription, ids).await
     }
 
-    async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError> {
+    async fn purge_dead_letters(
+        &self,
+        subscription: u64,
+        ids: Option<Vec<u64>>,
+    ) -> Result<u64, StoreError> {
         self.writer
-            .write(move |t| dead_letters::purge(t, subscription))
+            .write(move |t| dead_letters::purge(t, subscription, ids))
             .await
     }
 

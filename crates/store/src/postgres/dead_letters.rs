@@ -46,6 +46,8 @@ const ADD_SUBSCRIBER: &str = "UPDATE switchyard_events
     SET subscriptions = subscriptions || $2::int8
     WHERE seq = ANY($1) AND NOT ($2::int8 = ANY(subscriptions))";
 const DELETE_ALL: &str = "DELETE FROM switchyard_dead_letters WHERE subscription_id = $1";
+const DELETE_SOME: &str =
+    "DELETE FROM switchyard_dead_letters WHERE subscription_id = $1 AND id = ANY($2)";
 
 /// Dead letters of a subscription in id order, after the `after` cursor.
 pub(super) async fn list(
@@ -197,7 +199,11 @@ async fn redrive_chunk<C: GenericClient + Sync>(
 }
 
 /// Removes every dead letter of a subscription and counts them as purged. Returns how many.
-pub(super) async fn purge(pool: &Pool, subscription: u64) -> Result<u64, StoreError> {
+pub(super) async fn purge(
+    pool: &Pool,
+    subscription: u64,
+    ids: Option<&[u64]>,
+) -> Result<u64, StoreError> {
     let mut conn = pool.get().await?;
     let (client, statements) = conn.parts();
     let tx = client.transaction().await?;
@@ -208,7 +214,13 @@ pub(super) async fn purge(pool: &Pool, subscription: u64) -> Result<u64, StoreEr
     {
         return Err(StoreError::no_subscription_id(subscription));
     }
-    let count = delete_all(&mut db, subscription).await?;
+    let count = match ids {
+        None => delete_all(&mut db, subscription).await?,
+        Some(ids) => {
+            let ids: Vec<i64> = ids.iter().map(|&id| int(id)).collect();
+            db.execute(DELETE_SOME, &[&int(subscription), &ids]).await?
+        }
+    };
     let mut deltas = Deltas::default();
     let delta = deltas.of(subscription);
     delta.dead -= count as i64;

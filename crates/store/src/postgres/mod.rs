@@ -307,8 +307,12 @@ impl Store for PostgresStore {
         dead_letters::redrive(&self.pool, &self.channel, subscription, ids.as_deref()).await
     }
 
-    async fn purge_dead_letters(&self, subscription: u64) -> Result<u64, StoreError> {
-        dead_letters::purge(&self.pool, subscription).await
+    async fn purge_dead_letters(
+        &self,
+        subscription: u64,
+        ids: Option<Vec<u64>>,
+    ) -> Result<u64, StoreError> {
+        dead_letters::purge(&self.pool, subscription, ids.as_deref()).await
     }
 
     async fn list_attempts(

@@ -1,8 +1,9 @@
 //! The Pub/Sub API (docs/pubsub.md) driven by Google's own client (google-cloud-pubsub, from
 //! `.ci/python-venv`) through `PUBSUB_EMULATOR_HOST`, against the real binary: topics and
 //! subscriptions, 1,000 messages published and received by the streaming-pull subscriber,
-//! redelivery after a deadline, ordering keys through a nack, a filter, Seek to a time, a push
-//! subscription's OIDC token, error codes, and a `kill -9` between publish and ack.
+//! redelivery after a deadline, ordering keys through a nack, a filter, a dead-letter topic, Seek
+//! to a time, a push subscription's OIDC token, error codes, and a `kill -9` between publish and
+//! ack.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -183,6 +184,33 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         "{seek}"
     );
     assert_eq!(seek["no_archive"], "FAILED_PRECONDITION", "{seek}");
+
+    let steps = phase(&python, &host, "deadletter", &receiver.url).await;
+    let dead = &steps["deadletter"];
+    assert_eq!(
+        dead["attempts"],
+        serde_json::json!([1, 2, 3, 4, 5]),
+        "{dead}"
+    );
+    assert_eq!(dead["policy_topic"], "projects/test-project/topics/dead");
+    assert_eq!(dead["policy_attempts"], 5);
+    assert_eq!(dead["data"], "poison", "{dead}");
+    let attributes = &dead["attributes"];
+    assert_eq!(attributes["kind"], "poison", "{dead}");
+    assert_eq!(
+        attributes["CloudPubSubDeadLetterSourceDeliveryCount"], "5",
+        "{dead}"
+    );
+    assert_eq!(
+        attributes["CloudPubSubDeadLetterSourceSubscription"], "fragile",
+        "{dead}"
+    );
+    let stats = api.stats("fragile", "fragile").await;
+    assert_eq!(
+        (&stats["dead"], &stats["purged"]),
+        (&serde_json::json!(0), &serde_json::json!(1)),
+        "{stats}"
+    );
 
     let steps = phase(&python, &host, "errors", &receiver.url).await;
     for (case, code) in [

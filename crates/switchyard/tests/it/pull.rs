@@ -224,6 +224,14 @@ async fn bad_pull_requests_are_refused_with_what_to_fix() {
             "1 to 600",
         ),
         (json!({"delivery": "later"}), "delivery"),
+        (
+            json!({"delivery": "pull", "dead_letter_bus": "jobs"}),
+            "cannot go back",
+        ),
+        (
+            json!({"delivery": "pull", "dead_letter_bus": "nope"}),
+            "does not exist",
+        ),
     ];
     for (spec, says) in bad_specs {
         let (status, answer) = api

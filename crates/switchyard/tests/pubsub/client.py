@@ -10,6 +10,8 @@ through PUBSUB_EMULATOR_HOST as the emulator would be. Prints one JSON line per 
 - redeliver: one message pulled (unary Pull), its deadline set to 1 s, pulled again.
 - order: `ordered` hands out `k`'s messages in order, the first again after a nack.
 - filtered: `filtered` (a Pub/Sub filter) has only the keyed messages.
+- deadletter: a message given back 5 times on `fragile` (max_delivery_attempts 5) reaches its
+  dead-letter topic `dead` with Pub/Sub's attributes.
 - seek: on topic `seekable` (a bus with an archive), messages acked, then Seek to a time
   before them delivers them again; Seek on a bus without an archive is refused.
 - errors: what the API refuses, with its status code.
@@ -214,6 +216,44 @@ def seek():
     out("seek", first=first, again=again, no_archive=no_archive)
 
 
+def deadletter():
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    source = f"projects/{PROJECT}/topics/fragile"
+    dead = f"projects/{PROJECT}/topics/dead"
+    publisher.create_topic(name=source)
+    publisher.create_topic(name=dead)
+    subscriber.create_subscription(name=sub("dead-reader"), topic=dead)
+    made = subscriber.create_subscription(request={
+        "name": sub("fragile"), "topic": source,
+        "dead_letter_policy": {"dead_letter_topic": dead, "max_delivery_attempts": 5},
+    })
+    publisher.publish(source, b"poison", kind="poison").result(timeout=30)
+    attempts = []
+    for _ in range(40):
+        response = subscriber.pull(subscription=sub("fragile"), max_messages=1, timeout=30)
+        if not response.received_messages:
+            if len(attempts) >= 5:
+                break
+            continue
+        message = response.received_messages[0]
+        attempts.append(message.delivery_attempt)
+        subscriber.modify_ack_deadline(subscription=sub("fragile"), ack_ids=[message.ack_id],
+                                       ack_deadline_seconds=0)
+    dead_letter = None
+    for _ in range(30):
+        response = subscriber.pull(subscription=sub("dead-reader"), max_messages=1, timeout=30)
+        if response.received_messages:
+            dead_letter = response.received_messages[0]
+            subscriber.acknowledge(subscription=sub("dead-reader"), ack_ids=[dead_letter.ack_id])
+            break
+    out("deadletter", attempts=attempts,
+        policy_topic=made.dead_letter_policy.dead_letter_topic,
+        policy_attempts=made.dead_letter_policy.max_delivery_attempts,
+        data=dead_letter.message.data.decode() if dead_letter else None,
+        attributes=dict(dead_letter.message.attributes) if dead_letter else None)
+
+
 def errors():
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -236,4 +276,4 @@ def errors():
 
 
 {"publish": publish, "receive": receive, "redeliver": redeliver, "order": order,
- "filtered": filtered, "seek": seek, "errors": errors}[os.environ["PHASE"]]()
+ "filtered": filtered, "seek": seek, "deadletter": deadletter, "errors": errors}[os.environ["PHASE"]]()
