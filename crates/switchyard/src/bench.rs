@@ -47,6 +47,10 @@ pub(crate) struct BenchArgs {
     /// Archives on the bench bus, each keeping every event.
     #[arg(long, default_value_t = 0)]
     archives: u32,
+    /// Consume through a pull subscription with this many pullers (each pulls up to 1,000
+    /// messages, records them and acknowledges them) instead of a push subscription; 0 pushes.
+    #[arg(long, default_value_t = 0)]
+    pullers: u64,
     /// Publish through these nodes in turn (repeat the flag) instead of through --url alone: for
     /// a cluster, where any node takes publishes.
     #[arg(long = "publish-url", value_name = "URL")]
@@ -137,10 +141,14 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     client
         .call(Method::PUT, &bus_path, Some("{}".into()))
         .await?;
-    let subscription = json!({
-        "destination": {"url": format!("http://{sink_addr}/sink")},
-        "max_concurrency": args.concurrency,
-    });
+    let subscription = if args.pullers > 0 {
+        json!({"delivery": "pull", "ack_deadline_s": 60})
+    } else {
+        json!({
+            "destination": {"url": format!("http://{sink_addr}/sink")},
+            "max_concurrency": args.concurrency,
+        })
+    };
     client
         .call(
             Method::PUT,
@@ -157,6 +165,15 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 Some("{}".into()),
             )
             .await?;
+    }
+
+    let mut pullers = Vec::new();
+    for _ in 0..args.pullers {
+        let (client, sink) = (client.clone(), Arc::clone(&sink));
+        let path = format!("{bus_path}/subscriptions/sink");
+        pullers.push(tokio::spawn(async move {
+            pull_until_done(&client, &path, &sink).await
+        }));
     }
 
     let filler = "x".repeat(args.payload);
@@ -220,6 +237,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     })
     .await
     .is_ok();
+    for puller in pullers {
+        puller.abort();
+    }
     let delivered = sink.unique.load(Ordering::Relaxed);
     let delivered_secs = sink
         .last_arrival_us
@@ -241,7 +261,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         latencies[rank] as f64 / 1000.0
     };
     println!(
-        "switchyard bench: {} events in batches of {}, {} publishers through {} node(s), {} archives, rate {}",
+        "switchyard bench: {} events in batches of {}, {} publishers through {} node(s), {} archives, rate {}, {}",
         args.events,
         args.batch,
         args.publishers,
@@ -251,6 +271,11 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "unlimited".to_string()
         } else {
             format!("{}/s", args.rate)
+        },
+        if args.pullers == 0 {
+            "pushed".to_string()
+        } else {
+            format!("pulled and acked by {} pullers", args.pullers)
         }
     );
     println!(
@@ -277,6 +302,36 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             args.events,
             wait.as_secs()
         );
+    }
+    Ok(())
+}
+
+/// One puller: pulls, records what it got as the push sink would, acknowledges it, until every
+/// event arrived (the caller aborts it then).
+async fn pull_until_done(client: &ApiClient, path: &str, sink: &Sink) -> anyhow::Result<()> {
+    let pull = json!({"max_messages": 1000, "wait_s": 1}).to_string();
+    while sink.unique.load(Ordering::Relaxed) < sink.expected {
+        let answer = client
+            .call(Method::POST, &format!("{path}/pull"), Some(pull.clone()))
+            .await?;
+        let Some(messages) = answer["messages"].as_array() else {
+            bail!("pull answered no messages list: {answer}");
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let mut ack_ids = Vec::with_capacity(messages.len());
+        for message in messages {
+            sink.record(&serde_json::to_vec(&message["event"])?);
+            ack_ids.push(message["ack_id"].clone());
+        }
+        client
+            .call(
+                Method::POST,
+                &format!("{path}/ack"),
+                Some(json!({ "ack_ids": ack_ids }).to_string()),
+            )
+            .await?;
     }
     Ok(())
 }
