@@ -21,7 +21,13 @@ use crate::destinations::verify_jwt;
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 fn start(data: &Path) -> (Server, String) {
-    let server = Server::start(data, &["--pubsub-listen", "127.0.0.1:0"]);
+    start_with(data, &[])
+}
+
+fn start_with(data: &Path, extra: &[&str]) -> (Server, String) {
+    let mut args = vec!["--pubsub-listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let server = Server::start(data, &args);
     let log = server.log_text();
     let at = log
         .find("Pub/Sub API listening on ")
@@ -35,13 +41,25 @@ fn start(data: &Path) -> (Server, String) {
 }
 
 async fn phase(python: &Path, host: &str, phase: &str, receiver: &str) -> HashMap<String, Value> {
+    phase_with(python, host, phase, receiver, Vec::new()).await
+}
+
+/// Runs phase `phase` of the script with `extra` in its environment; its lines by step.
+async fn phase_with(
+    python: &Path,
+    host: &str,
+    phase: &str,
+    receiver: &str,
+    extra: Vec<(&'static str, String)>,
+) -> HashMap<String, Value> {
     let script =
         std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/pubsub/client.py");
-    let env = [
+    let mut env = vec![
         ("PUBSUB_EMULATOR_HOST", host.to_string()),
         ("PHASE", phase.to_string()),
         ("RECEIVER", receiver.to_string()),
     ];
+    env.extend(extra);
     let python = python.to_path_buf();
     tokio::task::spawn_blocking(move || {
         run_python(&python, &script, &env, SCRIPT_TIMEOUT)
@@ -255,4 +273,38 @@ async fn the_pubsub_listener_is_loopback_only_and_can_come_from_the_config_file(
         "{}",
         server.log_text()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_api_tokens_a_pubsub_call_needs_a_token_with_the_scope() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let dir = temp_dir();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[tokens.admin]\ntoken = \"admin-token-0123456789\"\nscopes = [\"admin\"]\n\n[tokens.reader]\ntoken = \"reader-token-0123456789\"\nscopes = [\"read\"]\n",
+    )
+    .unwrap();
+    let (_server, host) = start_with(
+        &dir.path().join("data"),
+        &["--api-tokens-file", tokens.to_str().unwrap()],
+    );
+    let steps = phase_with(
+        &python,
+        &host,
+        "auth",
+        "",
+        vec![
+            ("READER", "reader-token-0123456789".into()),
+            ("ADMIN", "admin-token-0123456789".into()),
+        ],
+    )
+    .await;
+    let code = |case: &str| steps[&format!("auth_{case}")]["code"].clone();
+    assert_eq!(code("none"), "UNAUTHENTICATED");
+    assert_eq!(code("reader_lists"), "OK");
+    assert_eq!(code("reader_creates"), "PERMISSION_DENIED");
+    assert_eq!(code("admin_creates"), "OK");
 }

@@ -15,6 +15,7 @@ through PUBSUB_EMULATOR_HOST as the emulator would be. Prints one JSON line per 
 - seek: on topic `seekable` (a bus with an archive), messages acked, then Seek to a time
   before them delivers them again; Seek on a bus without an archive is refused.
 - errors: what the API refuses, with its status code.
+- auth: against a server with API tokens (READER, ADMIN): no token, a read token, an admin one.
 """
 
 import datetime
@@ -254,6 +255,27 @@ def deadletter():
         attributes=dict(dead_letter.message.attributes) if dead_letter else None)
 
 
+def auth():
+    publisher = pubsub_v1.PublisherClient()
+    project = {"project": f"projects/{PROJECT}"}
+    bearer = lambda token: [("authorization", "Bearer " + token)]
+    cases = {
+        "none": lambda: publisher.list_topics(request=project),
+        "reader_lists": lambda: list(publisher.list_topics(request=project,
+                                                           metadata=bearer(os.environ["READER"]))),
+        "reader_creates": lambda: publisher.create_topic(name=TOPIC,
+                                                         metadata=bearer(os.environ["READER"])),
+        "admin_creates": lambda: publisher.create_topic(name=TOPIC,
+                                                        metadata=bearer(os.environ["ADMIN"])),
+    }
+    for name, call in cases.items():
+        try:
+            call()
+            out("auth_" + name, code="OK")
+        except exceptions.GoogleAPICallError as error:
+            out("auth_" + name, code=error.grpc_status_code.name, message=error.message)
+
+
 def errors():
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -276,4 +298,4 @@ def errors():
 
 
 {"publish": publish, "receive": receive, "redeliver": redeliver, "order": order,
- "filtered": filtered, "seek": seek, "deadletter": deadletter, "errors": errors}[os.environ["PHASE"]]()
+ "filtered": filtered, "seek": seek, "deadletter": deadletter, "auth": auth, "errors": errors}[os.environ["PHASE"]]()
