@@ -88,7 +88,8 @@ pub struct ServerSettings {
     /// 60000, at least 100. Cron schedules always follow the real clock.
     pub schedule_minute_ms: Option<u64>,
     /// Where the Pub/Sub v1 gRPC API listens (`127.0.0.1:8085`, the emulator's port, for
-    /// `PUBSUB_EMULATOR_HOST`); off when absent. Loopback only for now: it is plaintext gRPC.
+    /// `PUBSUB_EMULATOR_HOST`); off when absent. Over TLS with `tls_cert`; off loopback it
+    /// needs TLS and API tokens.
     pub pubsub_listen: Option<String>,
     /// OTLP/HTTP collector (`http://127.0.0.1:4318`) to export a span per delivery attempt to;
     /// with none here or by flag, nothing is exported.

@@ -59,6 +59,13 @@ pub fn server_config(cert_file: &Path, key_file: &Path) -> Result<Arc<ServerConf
     Ok(Arc::new(config))
 }
 
+/// `config` for a listener that speaks HTTP/2 only: the Pub/Sub API's gRPC (ALPN `h2`).
+pub fn for_http2(config: &ServerConfig) -> Arc<ServerConfig> {
+    let mut config = config.clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
 /// A TCP listener whose connections come out of their TLS handshake; give it to [`crate::run`].
 pub struct TlsListener {
     tcp: TcpListener,

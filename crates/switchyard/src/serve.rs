@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
 use switchyard_dispatcher::{AddressPolicy, DEFAULT_DENY};
 use switchyard_model::{AwsIdentity, Network};
 use switchyard_secrets::{Keyring, MasterKey, SecretFiles};
@@ -84,8 +85,8 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     schedule_minute_ms: Option<u64>,
     /// Serve the Pub/Sub v1 gRPC API here, for Google's client libraries with
-    /// `PUBSUB_EMULATOR_HOST` (its usual port is 8085: 127.0.0.1:8085). Plaintext gRPC, so
-    /// loopback only [default: off].
+    /// `PUBSUB_EMULATOR_HOST` (its usual port is 8085: 127.0.0.1:8085). With --tls-cert it
+    /// speaks TLS; off loopback it needs TLS and API tokens [default: off].
     #[arg(long)]
     pubsub_listen: Option<String>,
     /// Export a span per delivery attempt to this OTLP/HTTP collector (e.g. http://127.0.0.1:4318)
@@ -221,27 +222,6 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let pubsub = match args
-        .pubsub_listen
-        .or_else(|| settings.pubsub_listen.clone())
-    {
-        None => None,
-        Some(text) => {
-            let addr: SocketAddr = text.parse().with_context(|| {
-                format!("--pubsub-listen {text:?} must be an IP address and port, such as 127.0.0.1:8085")
-            })?;
-            if !addr.ip().is_loopback() {
-                bail!(
-                    "refusing --pubsub-listen {addr}: the Pub/Sub API is plaintext gRPC, so it listens on loopback only                      (such as 127.0.0.1:8085); reach it from elsewhere through a TLS proxy"
-                );
-            }
-            Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} (--pubsub-listen)"))?,
-            )
-        }
-    };
     let data_dir = args
         .data_dir
         .or_else(|| settings.data_dir.as_ref().map(PathBuf::from))
@@ -252,6 +232,27 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let api_tokens = match &tokens_file {
         Some(path) => read_tokens(path)?,
         None => ApiTokens::default(),
+    };
+    let pubsub = match args
+        .pubsub_listen
+        .or_else(|| settings.pubsub_listen.clone())
+    {
+        None => None,
+        Some(text) => {
+            let addr: SocketAddr = text.parse().with_context(|| {
+                format!("--pubsub-listen {text:?} must be an IP address and port, such as 127.0.0.1:8085")
+            })?;
+            if !addr.ip().is_loopback() && (tls.is_none() || api_tokens.is_empty()) {
+                bail!(
+                    "refusing --pubsub-listen {addr}: off loopback the Pub/Sub API needs TLS (--tls-cert and --tls-key) and API tokens (--api-tokens-file), as the REST API does; or listen on 127.0.0.1:8085"
+                );
+            }
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (--pubsub-listen)"))?,
+            )
+        }
     };
     if !addr.ip().is_loopback() && api_tokens.is_empty() {
         bail!(
@@ -436,8 +437,24 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await?;
     file.apply(&app).await?;
     if let Some(listener) = pubsub {
-        tracing::info!("Pub/Sub API listening on {}", listener.local_addr()?);
-        tasks.spawn(switchyard_server::pubsub::run(listener, Arc::clone(&app)));
+        let local = listener.local_addr()?;
+        match &tls {
+            Some(config) => {
+                tracing::info!("Pub/Sub API listening on {local} (TLS)");
+                let listener = switchyard_server::tls::TlsListener::new(
+                    listener,
+                    switchyard_server::tls::for_http2(config),
+                );
+                tasks.spawn(switchyard_server::pubsub::run(listener, Arc::clone(&app)));
+            }
+            None => {
+                tracing::info!("Pub/Sub API listening on {local}");
+                let listener = listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                tasks.spawn(switchyard_server::pubsub::run(listener, Arc::clone(&app)));
+            }
+        }
     }
 
     match store_url.filter(|_| shared) {

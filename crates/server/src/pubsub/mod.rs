@@ -2,6 +2,8 @@
 //! `Subscriber`) on `serve --pubsub-listen`, so that code written with Google's client libraries
 //! runs against switchyard with `PUBSUB_EMULATOR_HOST` set (docs/pubsub.md).
 //!
+//! Plaintext HTTP/2 as the emulator speaks it, or TLS with the REST listener's certificate.
+//!
 //! A protocol door like `eventbridge`: it translates names and shapes (a topic is a bus, a
 //! Pub/Sub subscription a subscription, a message an event, an ack id a pull lease) and calls the
 //! operations layer the REST API calls. It keeps no state of its own (a StreamingPull's
@@ -20,9 +22,11 @@ mod subscriber;
 use std::convert::Infallible;
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+
+use axum::serve::Listener;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tonic::Status;
 
@@ -30,23 +34,17 @@ use crate::App;
 use crate::auth::{ApiToken, Need};
 use grpc::{HttpResponse, streaming, unary};
 
-/// Serves the Pub/Sub API on `listener` (plaintext HTTP/2, as the emulator is) until shutdown
+/// Serves the Pub/Sub API over HTTP/2 on `listener` (a `TcpListener` for plaintext gRPC, as the
+/// emulator speaks, or a [`crate::tls::TlsListener`] whose config offers `h2`) until shutdown
 /// begins; then each connection finishes its calls (StreamingPulls end) and closes.
-pub async fn run(listener: TcpListener, app: Arc<App>) {
+pub async fn run<L: Listener<Addr = SocketAddr>>(mut listener: L, app: Arc<App>) {
     let connections = TaskTracker::new();
     let shutdown = app.shutdown().clone();
     loop {
         let (io, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "pubsub: accept failed");
-                    continue;
-                }
-            },
+            accepted = listener.accept() => accepted,
             () = shutdown.cancelled() => break,
         };
-        let _ = io.set_nodelay(true);
         let app = Arc::clone(&app);
         let stopped = shutdown.clone();
         connections.spawn(async move {

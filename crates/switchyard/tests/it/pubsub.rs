@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use switchyard_test_support::{python_or_skip, run_python, temp_dir};
 
-use crate::common::{Api, Receiver, Server, wait_for};
+use crate::common::{Api, Receiver, Server, TestCa, wait_for};
 use crate::destinations::verify_jwt;
 
 /// A run of the script may publish or receive 1,000 messages on a loaded machine.
@@ -249,7 +249,8 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
 }
 
 #[tokio::test]
-async fn the_pubsub_listener_is_loopback_only_and_can_come_from_the_config_file() {
+async fn off_loopback_the_pubsub_listener_needs_tls_and_tokens_and_it_can_come_from_the_config_file()
+ {
     let dir = temp_dir();
     let data = dir.path().join("data");
     let refused = Server::spawn(&[
@@ -262,7 +263,7 @@ async fn the_pubsub_listener_is_loopback_only_and_can_come_from_the_config_file(
         "0.0.0.0:8085",
     ]);
     let log = refused.err().expect("must refuse to start").join("\n");
-    assert!(log.contains("loopback only"), "{log}");
+    assert!(log.contains("needs TLS"), "{log}");
     let config = dir.path().join("switchyard.toml");
     std::fs::write(&config, "[server]\npubsub_listen = \"127.0.0.1:0\"\n").unwrap();
     let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
@@ -307,4 +308,57 @@ async fn with_api_tokens_a_pubsub_call_needs_a_token_with_the_scope() {
     assert_eq!(code("reader_lists"), "OK");
     assert_eq!(code("reader_creates"), "PERMISSION_DENIED");
     assert_eq!(code("admin_creates"), "OK");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_pubsub_api_serves_a_client_that_trusts_the_certificate() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let dir = temp_dir();
+    let ca = TestCa::new("pubsub test CA");
+    let cert = ca.server();
+    let (cert_file, key_file, ca_file) = (
+        dir.path().join("cert.pem"),
+        dir.path().join("key.pem"),
+        dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert_file, &cert.cert).unwrap();
+    std::fs::write(&key_file, &cert.key).unwrap();
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[tokens.admin]\ntoken = \"admin-token-0123456789\"\nscopes = [\"admin\"]\n",
+    )
+    .unwrap();
+    let (_server, host) = start_with(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert_file.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+            "--api-tokens-file",
+            tokens.to_str().unwrap(),
+        ],
+    );
+    let port = host.rsplit(':').next().unwrap();
+    let steps = phase_with(
+        &python,
+        "",
+        "tls",
+        "",
+        vec![
+            ("CA", ca_file.display().to_string()),
+            ("TLS_HOST", format!("localhost:{port}")),
+            ("ADMIN", "admin-token-0123456789".into()),
+        ],
+    )
+    .await;
+    assert_eq!(steps["tls"]["topic"], "projects/test-project/topics/orders");
+    assert_eq!(
+        steps["tls"]["listed"],
+        serde_json::json!(["projects/test-project/topics/orders"])
+    );
 }

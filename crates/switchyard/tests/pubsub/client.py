@@ -16,6 +16,7 @@ through PUBSUB_EMULATOR_HOST as the emulator would be. Prints one JSON line per 
   before them delivers them again; Seek on a bus without an archive is refused.
 - errors: what the API refuses, with its status code.
 - auth: against a server with API tokens (READER, ADMIN): no token, a read token, an admin one.
+- tls: over TLS (the CA in CA, the server at TLS_HOST), with the ADMIN token.
 """
 
 import datetime
@@ -276,6 +277,21 @@ def auth():
             out("auth_" + name, code=error.grpc_status_code.name, message=error.message)
 
 
+def tls():
+    import grpc
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
+    with open(os.environ["CA"], "rb") as file:
+        credentials = grpc.ssl_channel_credentials(root_certificates=file.read())
+    channel = grpc.secure_channel(os.environ["TLS_HOST"], credentials)
+    publisher = pubsub_v1.PublisherClient(transport=PublisherGrpcTransport(channel=channel))
+    bearer = [("authorization", "Bearer " + os.environ["ADMIN"])]
+    topic = publisher.create_topic(name=TOPIC, metadata=bearer)
+    listed = [t.name for t in publisher.list_topics(request={"project": f"projects/{PROJECT}"},
+                                                    metadata=bearer)]
+    out("tls", topic=topic.name, listed=listed)
+
+
 def errors():
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -298,4 +314,4 @@ def errors():
 
 
 {"publish": publish, "receive": receive, "redeliver": redeliver, "order": order,
- "filtered": filtered, "seek": seek, "deadletter": deadletter, "auth": auth, "errors": errors}[os.environ["PHASE"]]()
+ "filtered": filtered, "seek": seek, "deadletter": deadletter, "auth": auth, "tls": tls, "errors": errors}[os.environ["PHASE"]]()
