@@ -93,6 +93,10 @@ pub(crate) struct IdentityTokenFields {
     /// Seconds the token is valid (60 to 3600); short, because it travels with every attempt.
     #[serde(default = "default_ttl_s")]
     pub(crate) ttl_s: u64,
+    /// The token's `email` claim (with `email_verified: true`), as Pub/Sub's push tokens name
+    /// their service account, for receivers that check it; absent, no such claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) email: Option<String>,
 }
 
 fn default_ttl_s() -> u64 {
@@ -109,6 +113,16 @@ impl IdentityTokenSpec {
         {
             return Err(ConfigError::new("audience", "must not be empty when given"));
         }
+        if fields
+            .email
+            .as_deref()
+            .is_some_and(|e| e.trim().is_empty() || e.len() > 320)
+        {
+            return Err(ConfigError::new(
+                "email",
+                "must be 1 to 320 characters when given",
+            ));
+        }
         if !(MIN_TTL_S..=MAX_TTL_S).contains(&fields.ttl_s) {
             return Err(ConfigError::new(
                 "ttl_s",
@@ -122,6 +136,11 @@ impl IdentityTokenSpec {
     /// parameters.
     pub fn audience(&self) -> Option<&str> {
         self.fields.audience.as_deref()
+    }
+
+    /// The `email` claim configured, if any.
+    pub fn email(&self) -> Option<&str> {
+        self.fields.email.as_deref()
     }
 
     /// Seconds from the attempt to the token's `exp`, 60 to 3600 (default 300).

@@ -68,6 +68,12 @@ pub struct Claims {
     pub iat: u64,
     /// Unix seconds after which the receiver must refuse the token: `iat` plus `ttl_s`.
     pub exp: u64,
+    /// The identity the token names, when configured (Pub/Sub's service account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `true` with `email`, as Google's tokens say it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 impl IdentityKey {
@@ -268,6 +274,8 @@ mod tests {
             aud: "https://crm.example.com/hook".into(),
             iat: 1_700_000_000,
             exp: 1_700_000_300,
+            email: None,
+            email_verified: None,
         }
     }
 

@@ -418,6 +418,8 @@ pub fn render(
             aud: token_spec.audience().unwrap_or(&audience_url).to_string(),
             iat: attempt.now_s,
             exp: attempt.now_s + token_spec.ttl_s(),
+            email: token_spec.email().map(str::to_string),
+            email_verified: token_spec.email().map(|_| true),
         };
         let token = identity
             .key

@@ -68,6 +68,9 @@ fn destination(config: Option<&PushConfig>) -> Option<Value> {
         if !token.audience.is_empty() {
             identity["audience"] = json!(token.audience);
         }
+        if !token.service_account_email.is_empty() {
+            identity["email"] = json!(token.service_account_email);
+        }
         destination["identity_token"] = identity;
     }
     Some(destination)
@@ -145,7 +148,7 @@ fn push_config_of(spec: &SubscriptionSpec) -> Option<PushConfig> {
     };
     let authentication_method = destination.identity_token.as_ref().map(|token| {
         AuthenticationMethod::OidcToken(OidcToken {
-            service_account_email: String::new(),
+            service_account_email: token.email().unwrap_or_default().to_string(),
             audience: token.audience().unwrap_or_default().to_string(),
         })
     });

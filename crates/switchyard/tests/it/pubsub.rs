@@ -97,6 +97,10 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         steps["get_pushed"]["audience"],
         "https://worker.example.com"
     );
+    assert_eq!(
+        steps["get_pushed"]["email"],
+        "pusher@test-project.iam.gserviceaccount.com"
+    );
     assert_eq!(steps["published"]["count"], 1000);
     assert_eq!(steps["published"]["keyed"], 3);
     assert_eq!(
@@ -143,6 +147,11 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
     let token = hit.header("authorization").strip_prefix("Bearer ").unwrap();
     let claims = verify_jwt(token, &jwks);
     assert_eq!(claims["aud"], "https://worker.example.com");
+    assert_eq!(
+        claims["email"],
+        "pusher@test-project.iam.gserviceaccount.com"
+    );
+    assert_eq!(claims["email_verified"], true);
 
     // kill -9 after the publisher had its ids and before anything was acked: nothing is lost.
     server.kill();

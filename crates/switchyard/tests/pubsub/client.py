@@ -70,7 +70,8 @@ def publish():
     )
     got = subscriber.get_subscription(subscription=sub("pushed"))
     out("get_pushed", endpoint=got.push_config.push_endpoint,
-        audience=got.push_config.oidc_token.audience)
+        audience=got.push_config.oidc_token.audience,
+        email=got.push_config.oidc_token.service_account_email)
     futures = [
         publisher.publish(TOPIC, f"message {i}".encode(), index=str(i), kind="bulk")
         for i in range(COUNT)
