@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use switchyard_model::{
-    PublishContext, TraceContext, format_rfc3339_ms, now_ms, parse_publish_request,
-};
+use switchyard_model::{format_rfc3339_ms, parse_publish_request};
 use switchyard_store::{DeadLetter, SubscriptionRecord};
 
 use crate::{App, ServerError};
@@ -75,13 +73,7 @@ async fn forward(app: &Arc<App>, subscription: &SubscriptionRecord) -> Result<()
             "dead_letter_bus {bus:?} does not exist; the dead letters wait here"
         )));
     };
-    let context = PublishContext {
-        ingested_ms: now_ms(),
-        max_event_bytes: app.config().max_event_bytes,
-        hops: 0,
-        trace: TraceContext::new_root(),
-        aws: app.config().aws.clone(),
-    };
+    let context = app.origin_context();
     let mut events = Vec::with_capacity(letters.len());
     let mut forwarded = Vec::with_capacity(letters.len());
     for letter in &letters {

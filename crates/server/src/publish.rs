@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use switchyard_metrics::RejectReason;
-use switchyard_model::{Activity, Event, ModelError, format_rfc3339_ms, now_ms};
+use switchyard_model::{
+    Activity, Event, ModelError, PublishContext, TraceContext, format_rfc3339_ms, now_ms,
+};
 use switchyard_store::{NewEvent, PendingDelivery, StoreError};
 
 use crate::catalog::BusIndex;
@@ -17,6 +19,20 @@ use crate::{App, ServerError};
 /// Publishes the valid entries; returns, per entry in order, the event id or why it was refused.
 /// Refused entries are counted as `invalid`; a store failure publishes nothing. Runs detached: a
 /// publisher that hangs up must not leave committed deliveries unhanded to their lanes.
+impl App {
+    /// The context of a publish that starts here rather than arriving from a publisher (a tick,
+    /// a dead letter handed on, a Pub/Sub message): now, no hops, a trace of its own.
+    pub(crate) fn origin_context(&self) -> PublishContext {
+        PublishContext {
+            ingested_ms: now_ms(),
+            max_event_bytes: self.config().max_event_bytes,
+            hops: 0,
+            trace: TraceContext::new_root(),
+            aws: self.config().aws.clone(),
+        }
+    }
+}
+
 pub(crate) async fn publish(
     app: &Arc<App>,
     index: Arc<BusIndex>,

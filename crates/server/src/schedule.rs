@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use switchyard_model::{PublishContext, Schedule, TraceContext, now_ms, scheduled_event};
+use switchyard_model::{Schedule, now_ms, scheduled_event};
 use switchyard_store::{NewEvent, OnceKey, SubscriptionRecord};
 
 use crate::publish::{Origin, commit};
@@ -130,13 +130,7 @@ async fn fire_due(app: &App, cursors: &mut HashMap<String, u64>) -> Duration {
 /// Commits the tick's event with one delivery per member. A tick another node committed first
 /// makes nothing here, and is no error.
 async fn fire(app: &App, group: &Group, tick_ms: u64) -> Result<(), ServerError> {
-    let context = PublishContext {
-        ingested_ms: now_ms(),
-        max_event_bytes: app.config().max_event_bytes,
-        hops: 0,
-        trace: TraceContext::new_root(),
-        aws: app.config().aws.clone(),
-    };
+    let context = app.origin_context();
     let event = scheduled_event(tick_ms, &group.rule_arn, &context)
         .map_err(|e| ServerError::Invalid(e.to_string()))?;
     let new = NewEvent {

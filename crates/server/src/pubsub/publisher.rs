@@ -8,7 +8,7 @@ use googleapis_tonic_google_pubsub_v1::google::pubsub::v1::{
     ListTopicSubscriptionsResponse, ListTopicsRequest, ListTopicsResponse, PublishRequest,
     PublishResponse, Topic, UpdateTopicRequest,
 };
-use switchyard_model::{BusSpec, PublishContext, TraceContext, now_ms, pubsub_message_event};
+use switchyard_model::{BusSpec, pubsub_message_event};
 use tonic::Status;
 
 use super::grpc::status;
@@ -152,13 +152,7 @@ pub(super) async fn publish(
             request.messages.len()
         )));
     }
-    let context = PublishContext {
-        ingested_ms: now_ms(),
-        max_event_bytes: call.app.config().max_event_bytes,
-        hops: 0,
-        trace: TraceContext::new_root(),
-        aws: call.app.config().aws.clone(),
-    };
+    let context = call.app.origin_context();
     let mut events = Vec::with_capacity(request.messages.len());
     for (index, message) in request.messages.into_iter().enumerate() {
         if message.data.is_empty() && message.attributes.is_empty() {

@@ -127,6 +127,22 @@ const PENDING_BY_ID: &str = concat!(
     " FROM switchyard_pending p JOIN switchyard_events e ON e.seq = p.event_seq
     WHERE p.subscription_id = $1 ORDER BY p.id LIMIT $2"
 );
+/// The end of [`PULL`] and [`PULL_ORDERED`], after the `picked` rows: the lease (one more
+/// attempt, due at $4) and the leased rows with their events.
+macro_rules! lease_picked {
+    () => {
+        concat!(
+            "), leased AS (
+                UPDATE switchyard_pending p SET attempts = p.attempts + 1, due_ms = $4
+                FROM picked WHERE p.subscription_id = picked.subscription_id AND p.id = picked.id
+                RETURNING p.id, p.attempts, p.due_ms, p.pending_since_ms, p.event_seq
+            )
+            SELECT l.id, l.attempts, l.due_ms, l.pending_since_ms, ",
+            event_columns!("e"),
+            " FROM leased l JOIN switchyard_events e ON e.seq = l.event_seq ORDER BY l.id"
+        )
+    };
+}
 /// Leases due deliveries of a pull subscription: `SKIP LOCKED` so that concurrent pulls (other
 /// nodes') take different rows, and the lease is the row's next due time, so an expired one is
 /// simply due again. $1 subscription, $2 now, $3 limit, $4 the deadline.
@@ -134,15 +150,8 @@ const PULL: &str = concat!(
     "WITH picked AS (
         SELECT p.subscription_id, p.id FROM switchyard_pending p
         WHERE p.subscription_id = $1 AND p.due_ms <= $2
-        ORDER BY p.due_ms, p.id LIMIT $3 FOR UPDATE SKIP LOCKED
-    ), leased AS (
-        UPDATE switchyard_pending p SET attempts = p.attempts + 1, due_ms = $4
-        FROM picked WHERE p.subscription_id = picked.subscription_id AND p.id = picked.id
-        RETURNING p.id, p.attempts, p.due_ms, p.pending_since_ms, p.event_seq
-    )
-    SELECT l.id, l.attempts, l.due_ms, l.pending_since_ms, ",
-    event_columns!("e"),
-    " FROM leased l JOIN switchyard_events e ON e.seq = l.event_seq ORDER BY l.id"
+        ORDER BY p.due_ms, p.id LIMIT $3 FOR UPDATE SKIP LOCKED",
+    lease_picked!()
 );
 /// [`PULL`] for an ordered subscription: a delivery with an ordering key is leased only when
 /// no older delivery of its key is pending (leased, failing or due alike).
@@ -155,15 +164,8 @@ const PULL_ORDERED: &str = concat!(
               SELECT 1 FROM switchyard_pending q JOIN switchyard_events f ON f.seq = q.event_seq
               WHERE q.subscription_id = p.subscription_id AND q.id < p.id
                 AND f.ordering_key = e.ordering_key))
-        ORDER BY p.id LIMIT $3 FOR UPDATE OF p SKIP LOCKED
-    ), leased AS (
-        UPDATE switchyard_pending p SET attempts = p.attempts + 1, due_ms = $4
-        FROM picked WHERE p.subscription_id = picked.subscription_id AND p.id = picked.id
-        RETURNING p.id, p.attempts, p.due_ms, p.pending_since_ms, p.event_seq
-    )
-    SELECT l.id, l.attempts, l.due_ms, l.pending_since_ms, ",
-    event_columns!("e"),
-    " FROM leased l JOIN switchyard_events e ON e.seq = l.event_seq ORDER BY l.id"
+        ORDER BY p.id LIMIT $3 FOR UPDATE OF p SKIP LOCKED",
+    lease_picked!()
 );
 /// Moves the deadlines of leases still current: the row's attempts are those it was leased at.
 /// The rows are locked in id order first, as every other writer of delivery rows locks them.
