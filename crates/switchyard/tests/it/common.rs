@@ -475,3 +475,23 @@ impl TestCa {
             .unwrap()
     }
 }
+
+/// Runs a Python `script` off the test's runtime (it blocks, and receivers on the runtime must
+/// keep answering), and returns the JSON lines it printed by their `step`.
+pub(crate) async fn script_steps(
+    python: &Path,
+    script: std::path::PathBuf,
+    env: Vec<(&'static str, String)>,
+    timeout: Duration,
+) -> std::collections::HashMap<String, Value> {
+    let python = python.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        switchyard_test_support::run_python(&python, &script, &env, timeout)
+            .lines
+            .into_iter()
+            .map(|line| (line["step"].as_str().unwrap_or_default().to_string(), line))
+            .collect()
+    })
+    .await
+    .unwrap()
+}

@@ -12,9 +12,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
-use switchyard_test_support::{python_or_skip, run_python, temp_dir};
+use switchyard_test_support::{python_or_skip, temp_dir};
 
-use crate::common::{Api, Receiver, Server, TestCa, wait_for};
+use crate::common::{Api, Receiver, Server, TestCa, script_steps, wait_for};
 use crate::destinations::verify_jwt;
 
 /// A run of the script may publish or receive 1,000 messages on a loaded machine.
@@ -60,16 +60,7 @@ async fn phase_with(
         ("RECEIVER", receiver.to_string()),
     ];
     env.extend(extra);
-    let python = python.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        run_python(&python, &script, &env, SCRIPT_TIMEOUT)
-            .lines
-            .into_iter()
-            .map(|line| (line["step"].as_str().unwrap_or_default().to_string(), line))
-            .collect()
-    })
-    .await
-    .unwrap()
+    script_steps(python, script, env, SCRIPT_TIMEOUT).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

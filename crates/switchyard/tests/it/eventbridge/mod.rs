@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_test_support::run_python;
 
 mod auth;
 mod cli;
@@ -49,22 +48,11 @@ async fn open_connection(api: &crate::common::Api<'_>) {
     assert_eq!(status, 201, "{answer}");
 }
 
-/// Runs script `name` (whose lines come from `steps.py`'s `step`) off the test's runtime, since
-/// it blocks and receivers on the runtime must keep answering; returns its lines by step name.
+/// Runs script `name` (whose lines come from `steps.py`'s `step`); returns its lines by step.
 async fn run_steps(
     python: &Path,
     name: &str,
     env: Vec<(&'static str, String)>,
 ) -> HashMap<String, Value> {
-    let (python, path) = (python.to_path_buf(), script(name));
-    tokio::task::spawn_blocking(move || {
-        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.clone())).collect();
-        run_python(&python, &path, &env, TOOL_TIMEOUT)
-            .lines
-            .into_iter()
-            .map(|line| (line["step"].as_str().unwrap_or_default().to_string(), line))
-            .collect()
-    })
-    .await
-    .unwrap()
+    crate::common::script_steps(python, script(name), env, TOOL_TIMEOUT).await
 }
