@@ -22,7 +22,6 @@ use switchyard_dispatcher::LeaseChange;
 use switchyard_model::now_ms;
 use switchyard_store::SubscriptionRecord;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use tonic::{Status, Streaming};
 
 use super::Call;
@@ -102,7 +101,9 @@ pub(super) async fn streaming_pull(
     let mut outstanding = Outstanding::default();
     // Subscribed before anything is sent, so that no ack of a sent message is missed.
     let mut changes = call.app.lease_changes(&record);
-    let ended = CancellationToken::new();
+    // Cancelled when either side ends the stream, and at shutdown, so that a stream whose
+    // client holds everything it may hold still lets the server stop.
+    let ended = call.app.shutdown().child_token();
     let (answers, stream) = mpsc::channel::<Result<StreamingPullResponse, Status>>(2);
     // The first request may carry acks too.
     handle(&call, &record, first).await;
@@ -167,9 +168,6 @@ pub(super) async fn streaming_pull(
                 }
             };
             if leased.is_empty() {
-                if call.app.shutdown().is_cancelled() {
-                    break;
-                }
                 continue;
             }
             let mut messages = Vec::with_capacity(leased.len());

@@ -362,3 +362,30 @@ async fn over_tls_the_pubsub_api_serves_a_client_that_trusts_the_certificate() {
         serde_json::json!(["projects/test-project/topics/orders"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_is_not_held_by_a_streaming_pull_whose_client_holds_its_messages() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let dir = temp_dir();
+    let (server, host) = start(&dir.path().join("data"));
+    let api = Api::new(&server);
+    let holding = tokio::spawn({
+        let (python, host) = (python.clone(), host.clone());
+        async move { phase(&python, &host, "hold", "").await }
+    });
+    wait_for("the held messages", Duration::from_secs(60), async || {
+        crate::common::sample(
+            &crate::common::scrape(&api).await,
+            r#"switchyard_pulled_total{bus="orders",subscription="held"}"#,
+        ) >= 2.0
+    })
+    .await;
+    // The stream is open and full; SIGTERM must still stop the server (within the harness's
+    // patience), ending the stream.
+    let status = server.terminate().await;
+    assert!(status.success(), "{status}");
+    let steps = holding.await.unwrap();
+    assert_eq!(steps["holding"]["got"], true);
+}

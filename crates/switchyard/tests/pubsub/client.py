@@ -16,6 +16,8 @@ through PUBSUB_EMULATOR_HOST as the emulator would be. Prints one JSON line per 
   before them delivers them again; Seek on a bus without an archive is refused.
 - errors: what the API refuses, with its status code.
 - auth: against a server with API tokens (READER, ADMIN): no token, a read token, an admin one.
+- hold: a streaming subscriber that holds its messages (flow control full) while the server
+  is told to stop.
 - tls: over TLS (the CA in CA, the server at TLS_HOST), with the ADMIN token.
 """
 
@@ -293,6 +295,25 @@ def tls():
     out("tls", topic=topic.name, listed=listed)
 
 
+def hold():
+    """Holds every message it gets, never acking, until the server goes away."""
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    publisher.create_topic(name=TOPIC)
+    # A long deadline: a stream that waited for its leases to end would hold shutdown for it.
+    subscriber.create_subscription(name=sub("held"), topic=TOPIC, ack_deadline_seconds=600)
+    for i in range(5):
+        publisher.publish(TOPIC, f"h{i}".encode()).result(timeout=30)
+    got = threading.Event()
+    flow = pubsub_v1.types.FlowControl(max_messages=2)
+    future = subscriber.subscribe(sub("held"), callback=lambda m: got.set(), flow_control=flow)
+    out("holding", got=got.wait(timeout=30))
+    try:
+        future.result(timeout=60)
+    except Exception as error:  # the server went away, as the test wants
+        out("ended", error=type(error).__name__)
+
+
 def errors():
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -315,4 +336,4 @@ def errors():
 
 
 {"publish": publish, "receive": receive, "redeliver": redeliver, "order": order,
- "filtered": filtered, "seek": seek, "deadletter": deadletter, "auth": auth, "tls": tls, "errors": errors}[os.environ["PHASE"]]()
+ "filtered": filtered, "seek": seek, "deadletter": deadletter, "auth": auth, "tls": tls, "hold": hold, "errors": errors}[os.environ["PHASE"]]()
