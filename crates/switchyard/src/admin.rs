@@ -16,13 +16,27 @@ pub(crate) struct ApplyArgs {
     client: ClientArgs,
 }
 
-/// Creates or updates every bus and subscription in the file through the API, as `serve --config`
-/// does at start; prints one line per change.
+/// Creates or updates every connection, bus (with its subscriptions and archives) and source in
+/// the file through the API, as `serve --config` does at start; prints one line per change.
 pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let file = ConfigFile::parse(&text).with_context(|| format!("in {}", args.file.display()))?;
+    // Connections and sources are sent as written: their parsed form shows inline secrets as
+    // `********`, which the API rightly refuses.
+    let raw: toml::Table = text
+        .parse()
+        .with_context(|| format!("in {}", args.file.display()))?;
+    if raw.contains_key("server") {
+        anyhow::bail!(
+            "{}: the [server] table configures `switchyard serve` itself, which `apply` cannot change on a running server; \
+             remove it from this file, or give the file to `serve --config`",
+            args.file.display()
+        );
+    }
     let client = ApiClient::new(&args.client)?;
+    // In the order things need each other: subscriptions their connections, sources their bus.
+    put_tables(&client, &raw, "connections", "connection").await?;
     for (bus, declared) in &file.buses {
         client
             .call(
@@ -52,6 +66,30 @@ pub(crate) async fn apply(args: ApplyArgs) -> anyhow::Result<()> {
                 .await?;
             println!("archive {bus}/{name}: applied");
         }
+    }
+    put_tables(&client, &raw, "sources", "source").await?;
+    Ok(())
+}
+
+/// PUTs each `[TABLE.NAME]` of the file, as written, to `/v1/TABLE/NAME`.
+async fn put_tables(
+    client: &ApiClient,
+    raw: &toml::Table,
+    table: &str,
+    noun: &str,
+) -> anyhow::Result<()> {
+    let Some(entries) = raw.get(table).and_then(toml::Value::as_table) else {
+        return Ok(());
+    };
+    for (name, spec) in entries {
+        client
+            .call(
+                Method::PUT,
+                &format!("/v1/{table}/{name}"),
+                Some(serde_json::to_string(spec)?),
+            )
+            .await?;
+        println!("{noun} {name}: applied");
     }
     Ok(())
 }

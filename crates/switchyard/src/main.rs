@@ -54,7 +54,8 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Follow a bus's published events and attempt outcomes live.
     Tail(tail::TailArgs),
-    /// Create or update the buses and subscriptions of a config file on a running server.
+    /// Create or update the connections, sources, buses, subscriptions and archives of a config
+    /// file on a running server (a [server] table is refused: it is `serve`'s).
     Apply(admin::ApplyArgs),
     /// Publish an event (or a batch) to a bus of a running server.
     Publish(admin::PublishArgs),
@@ -65,7 +66,8 @@ enum Command {
     /// Drive a running server with batched publishes into a local sink and report publish rate,
     /// delivered rate and publish-to-delivery latency.
     Bench(bench::BenchArgs),
-    /// Does PATTERN match EVENT? Both are JSON text, or @FILE to read one from a file.
+    /// Does PATTERN match EVENT? Both are JSON text, or @FILE to read one from a file. Exit
+    /// status 0 on a match, 1 without one, 2 on an error.
     TestPattern { pattern: String, event: String },
     /// Measure the matcher alone: events/s for a file of patterns over a file of events (JSON lines),
     /// or for a built-in workload.
@@ -123,22 +125,35 @@ fn json_argument(argument: &str) -> anyhow::Result<String> {
     }
 }
 
-fn test_pattern(pattern: &str, event: &str) -> anyhow::Result<()> {
-    let pattern =
-        switchyard_pattern::Pattern::parse(&json_argument(pattern)?).context("invalid pattern")?;
-    let matches = pattern
-        .matches(&json_argument(event)?)
-        .context("invalid event")?;
-    println!("{}", serde_json::json!({ "matches": matches }));
-    Ok(())
+/// Exit status 0 on a match and 1 without one, as `grep` does, so that scripts can test it; 2 on
+/// an error.
+fn test_pattern(pattern: &str, event: &str) -> std::process::ExitCode {
+    let evaluated = (|| -> anyhow::Result<bool> {
+        let pattern = switchyard_pattern::Pattern::parse(&json_argument(pattern)?)
+            .context("invalid pattern")?;
+        pattern
+            .matches(&json_argument(event)?)
+            .context("invalid event")
+    })();
+    match evaluated {
+        Ok(matches) => {
+            println!("{}", serde_json::json!({ "matches": matches }));
+            std::process::ExitCode::from(if matches { 0 } else { 1 })
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    // Its own exit statuses: 1 means findings, so an error is 2.
+    // Their own exit statuses: 1 means findings (no match), so an error is 2.
     let command = match cli.command {
         Command::Lint(args) => return lint::main(args),
+        Command::TestPattern { pattern, event } => return test_pattern(&pattern, &event),
         other => other,
     };
     match run(command) {
@@ -152,25 +167,20 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(command: Command) -> anyhow::Result<()> {
-    match &command {
-        Command::TestPattern { pattern, event } => return test_pattern(pattern, event),
-        Command::BenchMatch {
-            patterns,
-            events,
-            workload,
-            elements,
-        } => {
-            let report = match (workload, patterns, events) {
-                (Some(MatchWorkload::Adversarial), _, _) => {
-                    bench_match::run_adversarial(*elements)?
-                }
-                (None, Some(patterns), Some(events)) => bench_match::run(patterns, events)?,
-                _ => anyhow::bail!("give --patterns and --events, or --workload"),
-            };
-            println!("{report}");
-            return Ok(());
-        }
-        _ => {}
+    if let Command::BenchMatch {
+        patterns,
+        events,
+        workload,
+        elements,
+    } = &command
+    {
+        let report = match (workload, patterns, events) {
+            (Some(MatchWorkload::Adversarial), _, _) => bench_match::run_adversarial(*elements)?,
+            (None, Some(patterns), Some(events)) => bench_match::run(patterns, events)?,
+            _ => anyhow::bail!("give --patterns and --events, or --workload"),
+        };
+        println!("{report}");
+        return Ok(());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -210,3 +210,75 @@ async fn replay_from_the_command_line_follows_progress_to_the_end() {
         String::from_utf8_lossy(&cancel.stderr).contains("only a running replay can be cancelled")
     );
 }
+
+/// `apply` skipped `[sources]` and `[connections]` and exited 0; it applies them now (secrets
+/// as written, never the `********` of their parsed form), and refuses `[server]`, which it
+/// cannot apply, naming the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_applies_sources_and_connections_and_refuses_the_server_table() {
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let config = dir.path().join("setup.toml");
+    std::fs::write(
+        &config,
+        r#"
+[connections.crm]
+auth = { type = "api_key", header = "x-api-key", value = "crm-key-0123456789" }
+
+[sources.slack-jobs]
+bus = "jobs"
+verify = { type = "slack", signing_secret = "8f742231b10e8888abcd99yyyzzz85a5" }
+
+[buses.jobs.subscriptions.crm]
+destination = { url = "http://127.0.0.1:9/hook", connection = "crm" }
+"#,
+    )
+    .unwrap();
+    let applied = cli(&server, &["apply", config.to_str().unwrap()]);
+    assert!(applied.status.success(), "{applied:?}");
+    let out = stdout(&applied);
+    for line in [
+        "connection crm: applied",
+        "source slack-jobs: applied",
+        "subscription jobs/crm: applied",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    let api = Api::new(&server);
+    let (status, connection) = api.get("/v1/connections/crm").await;
+    assert_eq!(status, 200, "{connection}");
+    assert_eq!(connection["auth"]["value"], "********");
+    let (status, source) = api.get("/v1/sources/slack-jobs").await;
+    assert_eq!(status, 200, "{source}");
+    assert_eq!(source["bus"], "jobs");
+
+    std::fs::write(&config, "[server]\nmax_hops = 4\n\n[buses.other]\n").unwrap();
+    let refused = cli(&server, &["apply", config.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(message.contains("[server]"), "{message}");
+    assert_eq!(
+        api.get("/v1/buses/other").await.0,
+        404,
+        "nothing applied from a refused file"
+    );
+}
+
+/// `test-pattern` exited 0 whether or not the pattern matched; scripts need 0 on a match, 1
+/// without one, 2 on an error.
+#[test]
+fn test_pattern_exits_0_on_a_match_1_without_one_and_2_on_an_error() {
+    let status = |pattern: &str, event: &str| {
+        Command::new(BIN)
+            .args(["test-pattern", pattern, event])
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let pattern = r#"{"source": [{"prefix": "shop."}]}"#;
+    assert_eq!(status(pattern, r#"{"source": "shop.orders"}"#), Some(0));
+    assert_eq!(status(pattern, r#"{"source": "billing"}"#), Some(1));
+    assert_eq!(status(r#"{"source": "x"}"#, "{}"), Some(2));
+    assert_eq!(status(pattern, "not json"), Some(2));
+}
