@@ -103,9 +103,17 @@ fn init_logging(format: LogFormat) {
             tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
         });
     let registry = tracing_subscriber::registry().with(filter);
+    // Colours only for a person at a terminal: never in a redirected log, nor with NO_COLOR
+    // (https://no-color.org) set to anything.
+    let colours = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     match format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(colours)
+                    .with_writer(std::io::stderr),
+            )
             .init(),
         LogFormat::Json => registry
             .with(

@@ -457,3 +457,29 @@ async fn the_openapi_document_describes_every_route() {
         "every route, and only those, is in openapi.json"
     );
 }
+
+/// A redirected log carried ANSI colour codes (`\x1b[2m…`), which log collectors show as
+/// garbage: colours are for a terminal only. (The harness's servers run with `NO_COLOR`, which
+/// hid it; this one runs without.)
+#[tokio::test]
+async fn a_redirected_log_has_no_colour_codes() {
+    let dir = temp_dir();
+    let log_path = dir.path().join("serve.log");
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for("the server to start", Duration::from_secs(20), async || {
+        read().contains("listening on")
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log = read();
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
