@@ -49,18 +49,15 @@ impl ApiClient {
         let http = reqwest::Client::new();
         Ok(ApiClient {
             http,
-            base: args.url.trim_end_matches('/').to_string(),
+            base: base_url(&args.url)?,
             token,
         })
     }
 
     /// The same client (connections, token) for another node of a cluster.
     pub(crate) fn with_base(&self, url: &str) -> anyhow::Result<ApiClient> {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            bail!("{url:?} is not an http:// or https:// URL");
-        }
         Ok(ApiClient {
-            base: url.trim_end_matches('/').to_string(),
+            base: base_url(url)?,
             ..self.clone()
         })
     }
@@ -112,4 +109,16 @@ impl ApiClient {
         }
         Ok(value)
     }
+}
+
+/// A server's base URL as given, without a trailing `/`; one without a scheme (`127.0.0.1:8700`,
+/// which HTTP clients read as a relative URL) is refused with what to write instead.
+fn base_url(url: &str) -> anyhow::Result<String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(url.trim_end_matches('/').to_string());
+    }
+    if url.contains("://") {
+        bail!("{url:?} is not an http:// or https:// URL");
+    }
+    bail!("the server URL {url:?} has no scheme: give http://{url} (or https://{url})")
 }

@@ -282,3 +282,20 @@ fn test_pattern_exits_0_on_a_match_1_without_one_and_2_on_an_error() {
     assert_eq!(status(r#"{"source": "x"}"#, "{}"), Some(2));
     assert_eq!(status(pattern, "not json"), Some(2));
 }
+
+/// `--url 127.0.0.1:8700` failed with "builder error" from the HTTP client; it now says the
+/// scheme is missing and what to write.
+#[test]
+fn a_server_url_without_a_scheme_is_refused_with_what_to_write() {
+    let output = Command::new(BIN)
+        .args(["publish", "--url", "127.0.0.1:8700", "orders", "{}"])
+        .env_remove("SWITCHYARD_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        message.contains("has no scheme: give http://127.0.0.1:8700"),
+        "{message}"
+    );
+}
