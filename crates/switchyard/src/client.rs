@@ -5,14 +5,21 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use serde_json::Value;
 
-/// Where the server is and how to authenticate; shared by every client command.
+/// Where the server is and how to authenticate; shared by every client command. Global, so
+/// that a command's own subcommands take them too, before or after their arguments
+/// (`dead-letters B S list --url …` as well as `dead-letters --url … B S list`).
 #[derive(clap::Args, Clone)]
 pub(crate) struct ClientArgs {
     /// Base URL of the server.
-    #[arg(long, env = "SWITCHYARD_URL", default_value = "http://127.0.0.1:8700")]
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_URL",
+        default_value = "http://127.0.0.1:8700"
+    )]
     pub url: String,
     /// File whose first line is an API token, for a server that requires one.
-    #[arg(long, env = "SWITCHYARD_API_TOKEN_FILE")]
+    #[arg(long, global = true, env = "SWITCHYARD_API_TOKEN_FILE")]
     pub api_token_file: Option<PathBuf>,
 }
 

@@ -299,3 +299,36 @@ fn a_server_url_without_a_scheme_is_refused_with_what_to_write() {
         "{message}"
     );
 }
+
+/// `--url` after a nested subcommand (`dead-letters B S list --url …`) was "unexpected
+/// argument"; the client flags are accepted on either side of it now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_flags_are_accepted_after_a_nested_subcommand_too() {
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "s",
+        serde_json::json!({"destination": {"url": "http://127.0.0.1:9/"}}),
+    )
+    .await;
+    for args in [
+        vec!["dead-letters", "b", "s", "list", "--url", &server.base],
+        vec!["dead-letters", "--url", &server.base, "b", "s", "list"],
+        vec!["replay", "status", "nope", "--url", &server.base],
+    ] {
+        let output = Command::new(BIN)
+            .args(&args)
+            .env_remove("SWITCHYARD_URL")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(
+            !stderr.contains("unexpected argument"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("cannot reach"), "{args:?}: {stderr}");
+    }
+}
