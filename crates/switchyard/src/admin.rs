@@ -135,10 +135,14 @@ pub(crate) struct DeadLetterArgs {
 
 #[derive(clap::Subcommand)]
 enum DeadLetterAction {
-    /// Print dead letters, one JSON object a line, oldest first.
+    /// Print dead letters, one JSON object a line, oldest first; says on stderr when there are
+    /// more, and the --after that shows them.
     List {
         #[arg(long, default_value_t = 100)]
         limit: u64,
+        /// Start after this dead letter id (what the previous page said).
+        #[arg(long)]
+        after: Option<String>,
     },
     /// Send dead letters again: all of them, or the ids given.
     Redrive { ids: Vec<String> },
@@ -153,9 +157,9 @@ pub(crate) async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
         args.bus, args.subscription
     );
     match args.action {
-        DeadLetterAction::List { limit } => {
-            let mut after: Option<String> = None;
+        DeadLetterAction::List { limit, mut after } => {
             let mut shown = 0;
+            let mut more = false;
             while shown < limit {
                 let page_size = (limit - shown).min(1000);
                 let cursor = after
@@ -173,8 +177,26 @@ pub(crate) async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
                     shown += 1;
                 }
                 match page["next"].as_str() {
-                    Some(next) => after = Some(next.to_string()),
-                    None => break,
+                    Some(next) => {
+                        after = Some(next.to_string());
+                        more = true;
+                    }
+                    None => {
+                        more = false;
+                        break;
+                    }
+                }
+            }
+            if let (true, Some(after)) = (more, after) {
+                // A full page has a cursor whether or not anything follows it: look.
+                let peek = client
+                    .call(Method::GET, &format!("{base}?limit=1&after={after}"), None)
+                    .await?;
+                if peek["items"]
+                    .as_array()
+                    .is_some_and(|items| !items.is_empty())
+                {
+                    eprintln!("more dead letters: list them with --after {after}");
                 }
             }
         }

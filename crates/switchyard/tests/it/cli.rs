@@ -332,3 +332,62 @@ async fn client_flags_are_accepted_after_a_nested_subcommand_too() {
         assert!(!stderr.contains("cannot reach"), "{args:?}: {stderr}");
     }
 }
+
+/// `dead-letters list` stopped at --limit without saying there were more, and had no way to go
+/// on; it says so now, with the --after that shows the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_list_pages_and_says_when_there_are_more() {
+    let receiver = Receiver::start(|_, _| Reply::status(400)).await;
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let api = Api::new(&server);
+    api.bus("b").await;
+    api.subscribe(
+        "b",
+        "s",
+        serde_json::json!({"destination": {"url": receiver.url}}),
+    )
+    .await;
+    api.publish(
+        "b",
+        (0..3)
+            .map(|i| event("x", serde_json::json!({"n": i})))
+            .collect(),
+    )
+    .await;
+    wait_for("three dead letters", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["dead"] == 3
+    })
+    .await;
+    let first = cli(&server, &["dead-letters", "b", "s", "list", "--limit", "2"]);
+    assert!(first.status.success(), "{first:?}");
+    assert_eq!(stdout(&first).lines().count(), 2);
+    let said = String::from_utf8_lossy(&first.stderr).to_string();
+    let after = said
+        .trim()
+        .strip_prefix("more dead letters: list them with --after ")
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_string();
+    let rest = cli(
+        &server,
+        &[
+            "dead-letters",
+            "b",
+            "s",
+            "list",
+            "--limit",
+            "2",
+            "--after",
+            &after,
+        ],
+    );
+    assert_eq!(stdout(&rest).lines().count(), 1, "{rest:?}");
+    assert!(
+        rest.stderr.is_empty(),
+        "nothing more to say: {}",
+        String::from_utf8_lossy(&rest.stderr)
+    );
+    let exact = cli(&server, &["dead-letters", "b", "s", "list", "--limit", "3"]);
+    assert_eq!(stdout(&exact).lines().count(), 3);
+    assert!(exact.stderr.is_empty(), "a full last page is not 'more'");
+}
