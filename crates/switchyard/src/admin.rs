@@ -144,10 +144,15 @@ enum DeadLetterAction {
         #[arg(long)]
         after: Option<String>,
     },
-    /// Send dead letters again: all of them, or the ids given.
+    /// Send dead letters again: all of them, or the ids given (ids that are not dead letters of
+    /// the subscription are named, and make the exit status 1).
     Redrive { ids: Vec<String> },
-    /// Delete every dead letter of the subscription.
-    Purge,
+    /// Delete every dead letter of the subscription; on a terminal, asks first.
+    Purge {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub(crate) async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
@@ -201,19 +206,73 @@ pub(crate) async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
             }
         }
         DeadLetterAction::Redrive { ids } => {
-            let body = if ids.is_empty() {
-                "{}".to_string()
+            let unknown = if ids.is_empty() {
+                Vec::new()
             } else {
-                serde_json::json!({ "ids": ids }).to_string()
+                unknown_dead_letters(&client, &base, &ids).await?
             };
-            println!(
-                "{}",
-                client
-                    .call(Method::POST, &format!("{base}/redrive"), Some(body))
-                    .await?
-            );
+            let known: Vec<&String> = ids.iter().filter(|id| !unknown.contains(id)).collect();
+            if ids.is_empty() || !known.is_empty() {
+                let body = if ids.is_empty() {
+                    "{}".to_string()
+                } else {
+                    serde_json::json!({ "ids": known }).to_string()
+                };
+                println!(
+                    "{}",
+                    client
+                        .call(Method::POST, &format!("{base}/redrive"), Some(body))
+                        .await?
+                );
+            }
+            if !unknown.is_empty() {
+                anyhow::bail!(
+                    "not dead letters of {}/{}, so not redriven: {}",
+                    args.bus,
+                    args.subscription,
+                    unknown.join(", ")
+                );
+            }
         }
-        DeadLetterAction::Purge => println!("{}", client.call(Method::DELETE, &base, None).await?),
+        DeadLetterAction::Purge { yes } => {
+            if !yes && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                eprint!(
+                    "purge every dead letter of {}/{}? They cannot be redriven after. [y/N] ",
+                    args.bus, args.subscription
+                );
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer)?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    anyhow::bail!("not purged");
+                }
+            }
+            println!("{}", client.call(Method::DELETE, &base, None).await?);
+        }
     }
     Ok(())
+}
+
+/// Which of `ids` are not dead letters of the subscription, found by paging through them.
+async fn unknown_dead_letters(
+    client: &ApiClient,
+    base: &str,
+    ids: &[String],
+) -> anyhow::Result<Vec<String>> {
+    let mut missing: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut after = String::new();
+    while !missing.is_empty() {
+        let page = client
+            .call(Method::GET, &format!("{base}?limit=1000{after}"), None)
+            .await?;
+        for item in page["items"].as_array().into_iter().flatten() {
+            if let Some(id) = item["id"].as_str() {
+                missing.remove(id);
+            }
+        }
+        match page["next"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    Ok(missing.into_iter().map(str::to_string).collect())
 }

@@ -334,9 +334,10 @@ async fn client_flags_are_accepted_after_a_nested_subcommand_too() {
 }
 
 /// `dead-letters list` stopped at --limit without saying there were more, and had no way to go
-/// on; it says so now, with the --after that shows the rest.
+/// on; it says so now, with the --after that shows the rest. `redrive` of ids that are not dead
+/// letters said nothing of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_list_pages_and_says_when_there_are_more() {
+async fn dead_letters_list_pages_and_redrive_names_the_ids_it_does_not_know() {
     let receiver = Receiver::start(|_, _| Reply::status(400)).await;
     let dir = temp_dir();
     let server = Server::start(&dir.path().join("data"), &[]);
@@ -390,4 +391,27 @@ async fn dead_letters_list_pages_and_says_when_there_are_more() {
     let exact = cli(&server, &["dead-letters", "b", "s", "list", "--limit", "3"]);
     assert_eq!(stdout(&exact).lines().count(), 3);
     assert!(exact.stderr.is_empty(), "a full last page is not 'more'");
+
+    // redrive named unknown ids nowhere and exited 0: it names them now, and fails.
+    let known = stdout(&exact).lines().next().map(|line| {
+        serde_json::from_str::<serde_json::Value>(line).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    });
+    let known = known.unwrap();
+    let redrive = cli(
+        &server,
+        &["dead-letters", "b", "s", "redrive", &known, "999999"],
+    );
+    assert!(!redrive.status.success());
+    assert!(stdout(&redrive).contains("\"redriven\":1"), "{redrive:?}");
+    let said = String::from_utf8_lossy(&redrive.stderr).to_string();
+    assert!(
+        said.contains("not dead letters of b/s, so not redriven: 999999"),
+        "{said}"
+    );
+    // Off a terminal purge does not ask (scripts); --yes is accepted everywhere.
+    let purged = cli(&server, &["dead-letters", "b", "s", "purge", "--yes"]);
+    assert!(purged.status.success(), "{purged:?}");
 }
