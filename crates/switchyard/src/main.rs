@@ -17,6 +17,7 @@ mod lint;
 mod replay;
 mod serve;
 mod sink;
+mod stats;
 mod tail;
 
 use anyhow::Context;
@@ -54,6 +55,9 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Follow a bus's published events and attempt outcomes live.
     Tail(tail::TailArgs),
+    /// One table of every subscription (or BUS's): pending, oldest pending age, delivered,
+    /// failed, dead, circuit; worst first. --watch prints it again every few seconds.
+    Stats(stats::StatsArgs),
     /// Create or update the connections, sources, buses, subscriptions and archives of a config
     /// file on a running server (a [server] table is refused: it is `serve`'s).
     Apply(admin::ApplyArgs),
@@ -200,6 +204,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Sink(args) => sink::run(args).await,
             Command::Apply(args) => admin::apply(args).await,
             Command::Tail(args) => tail::run(args).await,
+            Command::Stats(args) => stats::run(args).await,
             Command::Replay(args) => replay::run(args).await,
             Command::BenchHooks(args) => bench_hooks::run(args).await,
             Command::Publish(args) => admin::publish(args).await,

@@ -415,3 +415,61 @@ async fn dead_letters_list_pages_and_redrive_names_the_ids_it_does_not_know() {
     let purged = cli(&server, &["dead-letters", "b", "s", "purge", "--yes"]);
     assert!(purged.status.success(), "{purged:?}");
 }
+
+/// `switchyard stats`: every subscription in one table, worst first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_shows_every_subscription_worst_first() {
+    let failing = Receiver::start(|_, _| Reply::status(400)).await;
+    let fine = Receiver::ok().await;
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let api = Api::new(&server);
+    for bus in ["a", "b"] {
+        api.bus(bus).await;
+    }
+    api.subscribe(
+        "a",
+        "fine",
+        serde_json::json!({"destination": {"url": fine.url}}),
+    )
+    .await;
+    api.subscribe(
+        "b",
+        "broken",
+        serde_json::json!({"destination": {"url": failing.url}}),
+    )
+    .await;
+    api.publish("a", vec![event("x", serde_json::json!({}))])
+        .await;
+    api.publish("b", vec![event("x", serde_json::json!({}))])
+        .await;
+    wait_for(
+        "a delivery and a dead letter",
+        Duration::from_secs(20),
+        async || {
+            api.stats("a", "fine").await["delivered"] == 1
+                && api.stats("b", "broken").await["dead"] == 1
+        },
+    )
+    .await;
+    let output = cli(&server, &["stats"]);
+    assert!(output.status.success(), "{output:?}");
+    let table = stdout(&output);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("BUS"), "{table}");
+    assert!(
+        lines[0].contains("OLDEST_S") && lines[0].contains("CIRCUIT"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("b ") && lines[1].contains("broken"),
+        "the dead letter first: {table}"
+    );
+    assert!(
+        lines[2].starts_with("a ") && lines[2].contains("fine"),
+        "{table}"
+    );
+    assert!(table.ends_with('\n'));
+    let only = stdout(&cli(&server, &["stats", "a"]));
+    assert_eq!(only.lines().count(), 2, "{only}");
+}
