@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 
 use switchyard_destination::cloudevents::{self, CONTEXT_ATTRIBUTES, is_json_media_type};
 
-use crate::event::{EventParts, PublishRequest, batch, check_size, object_fields};
+use crate::event::{EventParts, PublishRequest, batch, object_fields, single, unique_keys};
 use crate::{ModelError, PublishContext, parse_rfc3339_ms};
 
 /// A CloudEvents request, as the HTTP binding delivers it.
@@ -57,12 +57,7 @@ pub fn parse_cloudevents(
     match body {
         CloudEventsBody::Structured(text) => {
             unique_keys(text)?;
-            let event = structured(text, "the CloudEvent")?.build(context)?;
-            check_size(&event, 0, context.max_event_bytes)?;
-            Ok(PublishRequest {
-                entries: vec![Ok(event)],
-                single: true,
-            })
+            single(structured(text, "the CloudEvent")?.build(context)?, context)
         }
         CloudEventsBody::Batch(text) => {
             unique_keys(text)?;
@@ -77,19 +72,11 @@ pub fn parse_cloudevents(
             attributes,
             content_type,
             body,
-        } => {
-            let event = binary(attributes, content_type, body)?.build(context)?;
-            check_size(&event, 0, context.max_event_bytes)?;
-            Ok(PublishRequest {
-                entries: vec![Ok(event)],
-                single: true,
-            })
-        }
+        } => single(
+            binary(attributes, content_type, body)?.build(context)?,
+            context,
+        ),
     }
-}
-
-fn unique_keys(text: &str) -> Result<(), ModelError> {
-    switchyard_pattern::check_unique_keys(text).map_err(|e| ModelError::invalid(e.to_string()))
 }
 
 /// Collects context attributes by name, checking the names and the spec version.

@@ -178,18 +178,10 @@ pub fn parse_publish_request(
     body: &str,
     context: &PublishContext,
 ) -> Result<PublishRequest, ModelError> {
-    // serde_json keeps the last of two equal keys and `detail` travels as raw text with both,
-    // so a filter could read one value and the receiver the other.
-    switchyard_pattern::check_unique_keys(body).map_err(|e| ModelError::invalid(e.to_string()))?;
-    let max_event_bytes = context.max_event_bytes;
+    unique_keys(body)?;
     let fields = object_fields(body, "the request body")?;
     let Some(entries) = fields.get("entries") else {
-        let event = build_event(&fields, context)?;
-        check_size(&event, 0, max_event_bytes)?;
-        return Ok(PublishRequest {
-            entries: vec![Ok(event)],
-            single: true,
-        });
+        return single(build_event(&fields, context)?, context);
     };
     if fields.len() > 1 {
         let extra: Vec<&str> = fields
@@ -206,6 +198,22 @@ pub fn parse_publish_request(
     batch(&raw_entries, "\"entries\"", context, |index, raw| {
         object_fields(raw, &format!("entries[{index}]"))
             .and_then(|fields| build_event(&fields, context))
+    })
+}
+
+/// Refuses a JSON text that gives a key twice: serde_json keeps the last of two equal keys and
+/// `detail` travels as raw text with both, so a filter could read one value and the receiver
+/// the other.
+pub(crate) fn unique_keys(text: &str) -> Result<(), ModelError> {
+    switchyard_pattern::check_unique_keys(text).map_err(|e| ModelError::invalid(e.to_string()))
+}
+
+/// A request of one bare event, whose refusal (its size included) is the request's.
+pub(crate) fn single(event: Event, context: &PublishContext) -> Result<PublishRequest, ModelError> {
+    check_size(&event, 0, context.max_event_bytes)?;
+    Ok(PublishRequest {
+        entries: vec![Ok(event)],
+        single: true,
     })
 }
 
