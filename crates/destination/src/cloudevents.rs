@@ -29,18 +29,25 @@ pub fn is_extension_name(name: &str) -> bool {
     is_attribute_name(name) && !CONTEXT_ATTRIBUTES.contains(&name)
 }
 
+/// A `content-type`'s media type without its parameters, in lowercase: `application/json` of
+/// `Application/JSON; charset=utf-8`. (Not CloudEvents' alone: webhook bodies are read by it
+/// too.)
+pub fn media_type_essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// JSON media types as the CloudEvents JSON format reads them: `application/json`, `text/json`
 /// and any `+json` suffix, parameters aside. No media type counts as JSON.
 pub fn is_json_media_type(content_type: Option<&str>) -> bool {
     let Some(content_type) = content_type else {
         return true;
     };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = media_type_essence(content_type);
     essence.split_once('/').is_some_and(|(kind, subtype)| {
         (kind == "application" || kind == "text")
             && (subtype == "json" || subtype.ends_with("+json"))

@@ -25,6 +25,7 @@
 //! - a URL placeholder can change the path and query of a request, never its scheme or host.
 
 pub mod cloudevents;
+pub use cloudevents::media_type_essence;
 mod config;
 mod connection;
 mod destination;

@@ -26,8 +26,7 @@ impl<'a> Body<'a> {
     /// claims JSON but is not, and bytes that are not UTF-8.
     pub(crate) fn parse(content_type: Option<&str>, body: &'a [u8]) -> Result<Body<'a>, String> {
         let media_type = content_type
-            .and_then(|c| c.split(';').next())
-            .map(|c| c.trim().to_ascii_lowercase())
+            .map(switchyard_destination::media_type_essence)
             .unwrap_or_default();
         if media_type == "application/x-www-form-urlencoded" {
             let mut fields = Map::new();

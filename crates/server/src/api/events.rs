@@ -83,9 +83,7 @@ impl BodyKind {
                     .map_err(|_| ApiError::invalid("the content-type header is not ASCII"))?,
             ),
         };
-        let essence = content_type
-            .and_then(|c| c.split(';').next())
-            .map(|c| c.trim().to_ascii_lowercase());
+        let essence = content_type.map(switchyard_destination::media_type_essence);
         match essence.as_deref() {
             Some("application/cloudevents+json") => return Ok(BodyKind::Structured),
             Some("application/cloudevents-batch+json") => return Ok(BodyKind::Batch),
