@@ -1,4 +1,5 @@
-//! The retry decision: from one attempt's result to delivered, retry at T, or dead letter.
+//! The retry decision: from one attempt's result to delivered, retry at T, or dead letter; and
+//! for a pulled delivery leased again, whether it may go out once more.
 //!
 //! Pure and deterministic given the random source, so that every rule of DESIGN.md's delivery
 //! semantics is unit-tested here rather than through timing. Must not: read the clock (the time
@@ -59,13 +60,33 @@ pub(crate) fn decide(
         delay = delay.max(asked.min(policy.max_backoff_ms));
     }
     let due_ms = now_ms.saturating_add(delay);
-    let deadline = pending_since_ms.saturating_add(policy.max_age_s.saturating_mul(1000));
-    if due_ms > deadline {
+    if due_ms > retry_deadline_ms(policy, pending_since_ms) {
         return OutcomeKind::Dead {
             reason: DeadReason::MaxAge,
         };
     }
     OutcomeKind::Retry { due_ms }
+}
+
+/// When retrying ends: `max_age_s` after the delivery became pending.
+fn retry_deadline_ms(policy: &RetryPolicy, pending_since_ms: u64) -> u64 {
+    pending_since_ms.saturating_add(policy.max_age_s.saturating_mul(1000))
+}
+
+/// Whether the retry rules give up on a pulled delivery that was just leased again, and why:
+/// `attempts` counts that new lease, so more than `max_attempts` means every allowed lease went
+/// unacknowledged; a first lease is never too old.
+pub(crate) fn lease_given_up(
+    policy: &RetryPolicy,
+    attempts: u32,
+    pending_since_ms: u64,
+    now_ms: u64,
+) -> Option<DeadReason> {
+    if attempts > policy.max_attempts {
+        return Some(DeadReason::MaxAttempts);
+    }
+    (attempts > 1 && now_ms > retry_deadline_ms(policy, pending_since_ms))
+        .then_some(DeadReason::MaxAge)
 }
 
 #[cfg(test)]
@@ -157,6 +178,26 @@ mod tests {
             OutcomeKind::Dead {
                 reason: DeadReason::MaxAge
             }
+        );
+    }
+
+    #[test]
+    fn a_lease_beyond_max_attempts_or_max_age_is_given_up() {
+        let policy = policy();
+        assert_eq!(lease_given_up(&policy, 5, 0, 1_000), None);
+        assert_eq!(
+            lease_given_up(&policy, 6, 0, 1_000),
+            Some(DeadReason::MaxAttempts)
+        );
+        assert_eq!(lease_given_up(&policy, 2, 0, 60_000), None);
+        assert_eq!(
+            lease_given_up(&policy, 2, 0, 60_001),
+            Some(DeadReason::MaxAge)
+        );
+        assert_eq!(
+            lease_given_up(&policy, 1, 0, 120_000),
+            None,
+            "a first lease goes out"
         );
     }
 }

@@ -20,10 +20,11 @@ use std::time::Duration;
 
 use switchyard_model::{AttemptClass, now_ms};
 use switchyard_store::{
-    DeadReason, Lease, Outcome, OutcomeKind, PendingDelivery, PullRequest, SubscriptionRecord,
+    Lease, Outcome, OutcomeKind, PendingDelivery, PullRequest, SubscriptionRecord,
 };
 use tokio::sync::{Notify, broadcast};
 
+use crate::policy::lease_given_up;
 use crate::{DispatchError, Dispatcher};
 
 /// How often a waiting pull looks at the store again, for deliveries this node was not told
@@ -158,7 +159,8 @@ impl Dispatcher {
             let mut handed = Vec::with_capacity(leased.len());
             let mut dead = Vec::new();
             for delivery in leased {
-                match given_up(subscription, &delivery, now) {
+                let retry = &subscription.spec.retry;
+                match lease_given_up(retry, delivery.attempts, delivery.pending_since_ms, now) {
                     Some(reason) => dead.push(Outcome {
                         subscription: subscription.id,
                         delivery: delivery.id,
@@ -315,22 +317,6 @@ impl Dispatcher {
             }
         }
     }
-}
-
-/// Why the retry rules give up on a delivery that was just leased again, if they do.
-fn given_up(
-    subscription: &SubscriptionRecord,
-    delivery: &PendingDelivery,
-    now_ms: u64,
-) -> Option<DeadReason> {
-    let retry = &subscription.spec.retry;
-    if delivery.attempts > retry.max_attempts {
-        return Some(DeadReason::MaxAttempts);
-    }
-    let deadline = delivery
-        .pending_since_ms
-        .saturating_add(retry.max_age_s.saturating_mul(1_000));
-    (delivery.attempts > 1 && now_ms > deadline).then_some(DeadReason::MaxAge)
 }
 
 #[cfg(test)]
