@@ -160,9 +160,58 @@ async fn route(app: Arc<App>, request: axum::http::Request<Incoming>) -> HttpRes
     }
 }
 
+/// Pub/Sub's paging of a list sorted by name: the items after `token` (a name), `size` of them
+/// (0 or less: 100; at most 1,000), and the token of the next page (empty on the last).
+pub(crate) fn page<T>(
+    items: Vec<T>,
+    name: impl Fn(&T) -> &str,
+    size: i32,
+    token: &str,
+) -> (Vec<T>, String) {
+    let size = match usize::try_from(size) {
+        Ok(0) | Err(_) => 100,
+        Ok(n) => n.min(1_000),
+    };
+    let mut rest: Vec<T> = items
+        .into_iter()
+        .filter(|item| token.is_empty() || name(item) > token)
+        .collect();
+    let more = rest.len() > size;
+    rest.truncate(size);
+    let next = match (more, rest.last()) {
+        (true, Some(last)) => name(last).to_string(),
+        _ => String::new(),
+    };
+    (rest, next)
+}
+
 fn unimplemented(path: &str) -> HttpResponse {
     Status::unimplemented(format!(
         "{path} is not implemented by switchyard (docs/pubsub.md lists what is)"
     ))
     .into_http()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::page;
+
+    #[test]
+    fn pages_follow_their_tokens_to_the_end() {
+        let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).into();
+        let (first, token) = page(names.clone(), |n| n, 2, "");
+        assert_eq!((first, token.as_str()), (vec!["a".into(), "b".into()], "b"));
+        let (second, token) = page(names.clone(), |n| n, 2, &token);
+        assert_eq!(
+            (second, token.as_str()),
+            (vec!["c".into(), "d".into()], "d")
+        );
+        let (last, token) = page(names.clone(), |n| n, 2, &token);
+        assert_eq!((last, token.as_str()), (vec!["e".into()], ""));
+        assert_eq!(
+            page(names, |n| n, 0, "").0.len(),
+            5,
+            "0 is the default of 100"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use switchyard_store::SubscriptionRecord;
 use tonic::Status;
 
 use crate::App;
+use crate::catalog::BusIndex;
 
 /// A parsed `projects/{project}/{collection}/{id}`.
 pub(crate) struct Name {
@@ -64,6 +65,18 @@ pub(crate) fn subscription_name(project: &str, subscription: &str) -> String {
     format!("projects/{project}/subscriptions/{subscription}")
 }
 
+/// Pub/Sub's answer for a topic or subscription that does not exist.
+fn not_found(id: &str) -> Status {
+    Status::not_found(format!("Resource not found (resource={id})."))
+}
+
+/// The bus a parsed topic name stands for.
+pub(crate) fn topic_bus(app: &App, topic: &Name) -> Result<Arc<BusIndex>, Status> {
+    app.catalog()
+        .bus(&topic.id)
+        .ok_or_else(|| not_found(&topic.id))
+}
+
 /// The subscription a Pub/Sub name stands for: the one of that name, on whichever bus. Pub/Sub
 /// names subscriptions per project, switchyard per bus, so a name on two buses is refused
 /// rather than guessed.
@@ -75,9 +88,7 @@ pub(crate) fn find_subscription(app: &App, id: &str) -> Result<Arc<SubscriptionR
         .filter_map(|index| index.subscription(id).cloned())
         .collect();
     match found.len() {
-        0 => Err(Status::not_found(format!(
-            "Resource not found (resource={id})."
-        ))),
+        0 => Err(not_found(id)),
         1 => Ok(found.remove(0)),
         _ => Err(Status::failed_precondition(format!(
             "subscription {id:?} exists on several buses ({}); the Pub/Sub API needs it on one: rename the others",

@@ -12,21 +12,11 @@ use switchyard_model::{BusSpec, pubsub_message_event};
 use tonic::Status;
 
 use super::grpc::status;
-use super::{Call, names};
+use super::{Call, names, page};
 use crate::auth::Need;
-use crate::catalog::BusIndex;
 
 /// Pub/Sub's most messages per Publish.
 const MAX_MESSAGES: usize = 1_000;
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1_000;
-
-fn bus(call: &Call, name: &names::Name) -> Result<std::sync::Arc<BusIndex>, Status> {
-    call.app
-        .catalog()
-        .bus(&name.id)
-        .ok_or_else(|| Status::not_found(format!("Resource not found (resource={}).", name.id)))
-}
 
 pub(super) async fn create_topic(call: Call, topic: Topic) -> Result<Topic, Status> {
     let name = names::topic(&topic.name)?;
@@ -48,7 +38,7 @@ pub(super) async fn create_topic(call: Call, topic: Topic) -> Result<Topic, Stat
 pub(super) async fn get_topic(call: Call, request: GetTopicRequest) -> Result<Topic, Status> {
     let name = names::topic(&request.topic)?;
     call.require(Need::Read)?;
-    bus(&call, &name)?;
+    names::topic_bus(&call.app, &name)?;
     Ok(Topic {
         name: request.topic,
         ..Topic::default()
@@ -63,28 +53,8 @@ pub(super) async fn update_topic(call: Call, request: UpdateTopicRequest) -> Res
         .ok_or_else(|| Status::invalid_argument("UpdateTopic needs a topic"))?;
     let name = names::topic(&topic.name)?;
     call.require(Need::Admin)?;
-    bus(&call, &name)?;
+    names::topic_bus(&call.app, &name)?;
     Ok(topic)
-}
-
-/// The page of `items` (sorted) after `token`, and the token of the next one.
-fn page(items: Vec<String>, size: i32, token: &str) -> (Vec<String>, String) {
-    let size = match usize::try_from(size) {
-        Ok(0) | Err(_) => DEFAULT_PAGE,
-        Ok(n) => n.min(MAX_PAGE),
-    };
-    let rest: Vec<String> = items
-        .into_iter()
-        .filter(|item| token.is_empty() || item.as_str() > token)
-        .collect();
-    let more = rest.len() > size;
-    let page: Vec<String> = rest.into_iter().take(size).collect();
-    let next = if more {
-        page.last().cloned().unwrap_or_default()
-    } else {
-        String::new()
-    };
-    (page, next)
 }
 
 pub(super) async fn list_topics(
@@ -100,7 +70,7 @@ pub(super) async fn list_topics(
         .iter()
         .map(|b| b.record.name.clone())
         .collect();
-    let (page, next_page_token) = page(buses, request.page_size, &request.page_token);
+    let (page, next_page_token) = page(buses, |b| b, request.page_size, &request.page_token);
     Ok(ListTopicsResponse {
         topics: page
             .iter()
@@ -119,9 +89,10 @@ pub(super) async fn list_topic_subscriptions(
 ) -> Result<ListTopicSubscriptionsResponse, Status> {
     let name = names::topic(&request.topic)?;
     call.require(Need::Read)?;
-    let index = bus(&call, &name)?;
+    let index = names::topic_bus(&call.app, &name)?;
     let subscriptions = index.subscriptions().map(|s| s.name.clone()).collect();
-    let (page, next_page_token) = page(subscriptions, request.page_size, &request.page_token);
+    let (page, next_page_token) =
+        page(subscriptions, |s| s, request.page_size, &request.page_token);
     Ok(ListTopicSubscriptionsResponse {
         subscriptions: page
             .iter()
@@ -135,7 +106,7 @@ pub(super) async fn list_topic_subscriptions(
 pub(super) async fn delete_topic(call: Call, request: DeleteTopicRequest) -> Result<(), Status> {
     let name = names::topic(&request.topic)?;
     call.require(Need::Admin)?;
-    bus(&call, &name)?;
+    names::topic_bus(&call.app, &name)?;
     call.app.delete_bus(&name.id, false).await.map_err(status)
 }
 
@@ -145,7 +116,7 @@ pub(super) async fn publish(
 ) -> Result<PublishResponse, Status> {
     let name = names::topic(&request.topic)?;
     call.require(Need::Publish(name.id.clone()))?;
-    let index = bus(&call, &name)?;
+    let index = names::topic_bus(&call.app, &name)?;
     if request.messages.is_empty() || request.messages.len() > MAX_MESSAGES {
         return Err(Status::invalid_argument(format!(
             "a Publish carries 1 to {MAX_MESSAGES} messages, not {}",

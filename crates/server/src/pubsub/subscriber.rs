@@ -28,7 +28,7 @@ use switchyard_store::{PendingDelivery, SubscriptionRecord};
 use tonic::Status;
 
 use super::grpc::status;
-use super::{Call, names};
+use super::{Call, names, page};
 use crate::auth::Need;
 
 /// Pub/Sub's ack deadlines, in seconds.
@@ -196,12 +196,7 @@ pub(super) async fn create_subscription(
     let name = names::subscription(&subscription.name)?;
     let topic = names::topic(&subscription.topic)?;
     call.require(Need::Admin)?;
-    if call.app.catalog().bus(&topic.id).is_none() {
-        return Err(Status::not_found(format!(
-            "Resource not found (resource={}).",
-            topic.id
-        )));
-    }
+    names::topic_bus(&call.app, &topic)?;
     match names::find_subscription(&call.app, &name.id) {
         Err(e) if e.code() == tonic::Code::NotFound => {}
         _ => return Err(Status::already_exists("Subscription already exists")),
@@ -284,22 +279,9 @@ pub(super) async fn list_subscriptions(
     call.require(Need::Read)?;
     let mut all: Vec<Arc<SubscriptionRecord>> = call.app.catalog().all_subscriptions();
     all.sort_by(|a, b| a.name.cmp(&b.name));
-    let size = match usize::try_from(request.page_size) {
-        Ok(0) | Err(_) => 100,
-        Ok(n) => n.min(1_000),
-    };
-    let rest: Vec<_> = all
-        .into_iter()
-        .filter(|s| request.page_token.is_empty() || s.name > request.page_token)
-        .collect();
-    let more = rest.len() > size;
-    let page: Vec<_> = rest.into_iter().take(size).collect();
+    let (page, next_page_token) = page(all, |s| &s.name, request.page_size, &request.page_token);
     Ok(ListSubscriptionsResponse {
-        next_page_token: if more {
-            page.last().map(|s| s.name.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        },
+        next_page_token,
         subscriptions: page.iter().map(|s| subscription_of(&project, s)).collect(),
     })
 }
