@@ -77,20 +77,18 @@ async fn forward(app: &Arc<App>, subscription: &SubscriptionRecord) -> Result<()
     let mut events = Vec::with_capacity(letters.len());
     let mut forwarded = Vec::with_capacity(letters.len());
     for letter in &letters {
-        match handed_on(letter, subscription) {
-            Ok(text) => {
-                let event = parse_publish_request(&text, &context)
-                    .map(|request| request.entries.into_iter().next());
-                match event {
-                    Ok(Some(event)) => {
-                        events.push(event);
-                        forwarded.push(letter.id);
-                    }
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::error!(letter = letter.id, %error, "a dead letter cannot be forwarded; it stays here");
-                    }
-                }
+        let entry = handed_on(letter, subscription).and_then(|text| {
+            let request = parse_publish_request(&text, &context).map_err(|e| e.to_string())?;
+            request
+                .entries
+                .into_iter()
+                .next()
+                .ok_or_else(|| "it makes no event".to_string())
+        });
+        match entry {
+            Ok(event) => {
+                events.push(event);
+                forwarded.push(letter.id);
             }
             Err(error) => {
                 tracing::error!(letter = letter.id, %error, "a dead letter cannot be forwarded; it stays here");
