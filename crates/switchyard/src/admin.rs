@@ -252,27 +252,18 @@ pub(crate) async fn dead_letters(args: DeadLetterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Which of `ids` are not dead letters of the subscription, found by paging through them.
+/// Which of `ids` are not dead letters of the subscription.
 async fn unknown_dead_letters(
     client: &ApiClient,
     base: &str,
     ids: &[String],
 ) -> anyhow::Result<Vec<String>> {
-    let mut missing: std::collections::BTreeSet<&str> = ids.iter().map(String::as_str).collect();
-    let mut after = String::new();
-    while !missing.is_empty() {
-        let page = client
-            .call(Method::GET, &format!("{base}?limit=1000{after}"), None)
-            .await?;
-        for item in page["items"].as_array().into_iter().flatten() {
-            if let Some(id) = item["id"].as_str() {
-                missing.remove(id);
-            }
-        }
-        match page["next"].as_str() {
-            Some(next) => after = format!("&after={next}"),
-            None => break,
-        }
-    }
-    Ok(missing.into_iter().map(str::to_string).collect())
+    let letters = client.list_all(base).await?;
+    let known: std::collections::HashSet<&str> =
+        letters.iter().filter_map(|l| l["id"].as_str()).collect();
+    let unknown: std::collections::BTreeSet<&String> = ids
+        .iter()
+        .filter(|id| !known.contains(id.as_str()))
+        .collect();
+    Ok(unknown.into_iter().cloned().collect())
 }

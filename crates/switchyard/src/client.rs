@@ -82,6 +82,26 @@ impl ApiClient {
         }
     }
 
+    /// Every item of a paged list (`{"items", "next"}`, docs/api.md#lists), page by page.
+    pub(crate) async fn list_all(&self, path: &str) -> anyhow::Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("{path}?limit=1000{after}"),
+                    None,
+                )
+                .await?;
+            items.extend(page["items"].as_array().into_iter().flatten().cloned());
+            match page["next"].as_str() {
+                Some(next) => after = format!("&after={next}"),
+                None => return Ok(items),
+            }
+        }
+    }
+
     /// Sends a JSON body (or none) and returns the JSON answer; an API error becomes an error
     /// carrying the server's code and message.
     pub(crate) async fn call(

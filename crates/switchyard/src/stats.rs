@@ -43,26 +43,11 @@ pub(crate) async fn run(args: StatsArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Every item of a paged list.
-async fn all(client: &ApiClient, path: &str) -> anyhow::Result<Vec<Value>> {
-    let mut items = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page = client
-            .call(Method::GET, &format!("{path}?limit=1000{after}"), None)
-            .await?;
-        items.extend(page["items"].as_array().into_iter().flatten().cloned());
-        match page["next"].as_str() {
-            Some(next) => after = format!("&after={next}"),
-            None => return Ok(items),
-        }
-    }
-}
-
 async fn collect(client: &ApiClient, only: Option<&str>) -> anyhow::Result<Vec<Value>> {
     let buses: Vec<String> = match only {
         Some(bus) => vec![bus.to_string()],
-        None => all(client, "/v1/buses")
+        None => client
+            .list_all("/v1/buses")
             .await?
             .iter()
             .filter_map(|b| b["name"].as_str().map(str::to_string))
@@ -70,7 +55,10 @@ async fn collect(client: &ApiClient, only: Option<&str>) -> anyhow::Result<Vec<V
     };
     let mut rows = Vec::new();
     for bus in buses {
-        for subscription in all(client, &format!("/v1/buses/{bus}/subscriptions")).await? {
+        for subscription in client
+            .list_all(&format!("/v1/buses/{bus}/subscriptions"))
+            .await?
+        {
             let name = subscription["name"]
                 .as_str()
                 .context("a subscription without a name")?;
