@@ -543,10 +543,7 @@ impl Data<'_> {
     }
 
     fn into_bytes(self) -> Vec<u8> {
-        match self.payload {
-            Payload::Json(text) | Payload::Text(text) => text.into_bytes(),
-            Payload::Bytes(bytes) => bytes,
-        }
+        self.payload.into_bytes()
     }
 }
 
@@ -733,11 +730,7 @@ pub fn pubsub_message(envelope_text: &str) -> Result<PubsubMessage, RenderError>
     let envelope: Envelope<'_> =
         serde_json::from_str(envelope_text).map_err(|e| RenderError::Envelope(e.to_string()))?;
     let data = if envelope.has_raw_data() {
-        Data {
-            payload: envelope.data_payload()?,
-            content_type: None,
-        }
-        .into_bytes()
+        envelope.data_payload()?.into_bytes()
     } else {
         envelope_text.as_bytes().to_vec()
     };

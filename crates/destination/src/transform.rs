@@ -86,6 +86,16 @@ pub(crate) enum Payload {
     Bytes(Vec<u8>),
 }
 
+impl Payload {
+    /// The bytes that are sent.
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Payload::Json(text) | Payload::Text(text) => text.into_bytes(),
+            Payload::Bytes(bytes) => bytes,
+        }
+    }
+}
+
 /// What the predefined names stand for in one attempt.
 pub(crate) struct Predefined<'a> {
     pub envelope: &'a str,
