@@ -43,16 +43,27 @@ const UNLIMITED_ATTEMPTS: u32 = 10_000;
 /// Pub/Sub's default `max_delivery_attempts` of a dead-letter policy.
 const DEFAULT_DELIVERY_ATTEMPTS: i32 = 5;
 
+/// Protobuf's seconds and nanos (of a `Duration` or a `Timestamp`) in ms; `None` before 0.
+fn to_ms(seconds: i64, nanos: i32) -> Option<u64> {
+    let ms = seconds.saturating_mul(1_000) + i64::from(nanos / 1_000_000);
+    u64::try_from(ms).ok()
+}
+
+/// Ms as protobuf's seconds and nanos.
+fn seconds_nanos(ms: u64) -> (i64, i32) {
+    (
+        i64::try_from(ms / 1_000).unwrap_or(i64::MAX),
+        i32::try_from(ms % 1_000).unwrap_or(0) * 1_000_000,
+    )
+}
+
 fn ms(duration: &prost_types::Duration) -> u64 {
-    let ms = duration.seconds.saturating_mul(1_000) + i64::from(duration.nanos / 1_000_000);
-    u64::try_from(ms).unwrap_or(0)
+    to_ms(duration.seconds, duration.nanos).unwrap_or(0)
 }
 
 fn duration(ms: u64) -> prost_types::Duration {
-    prost_types::Duration {
-        seconds: i64::try_from(ms / 1_000).unwrap_or(i64::MAX),
-        nanos: i32::try_from(ms % 1_000).unwrap_or(0) * 1_000_000,
-    }
+    let (seconds, nanos) = seconds_nanos(ms);
+    prost_types::Duration { seconds, nanos }
 }
 
 /// The REST body of a push destination for `config`, or `None` for a pull subscription.
@@ -328,9 +339,9 @@ pub(super) fn received(delivery: &PendingDelivery) -> Result<ReceivedMessage, St
             data: message.data,
             attributes: message.attributes.into_iter().collect(),
             message_id: delivery.event.id.clone(),
-            publish_time: Some(prost_types::Timestamp {
-                seconds: i64::try_from(ms / 1_000).unwrap_or(i64::MAX),
-                nanos: i32::try_from(ms % 1_000).unwrap_or(0) * 1_000_000,
+            publish_time: Some({
+                let (seconds, nanos) = seconds_nanos(ms);
+                prost_types::Timestamp { seconds, nanos }
             }),
             ordering_key: delivery.event.ordering_key.clone().unwrap_or_default(),
         }),
@@ -411,9 +422,7 @@ pub(super) async fn seek(call: Call, request: SeekRequest) -> Result<SeekRespons
         }
         None => return Err(Status::invalid_argument("Seek needs a time")),
     };
-    let from_ms = u64::try_from(time.seconds)
-        .ok()
-        .map(|s| s * 1_000 + u64::try_from(time.nanos / 1_000_000).unwrap_or(0))
+    let from_ms = to_ms(time.seconds, time.nanos)
         .ok_or_else(|| Status::invalid_argument("the time is before 1970"))?;
     let index = call
         .app
