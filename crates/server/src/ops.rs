@@ -574,7 +574,16 @@ fn pull_only(subscription: &SubscriptionRecord) -> Result<(), ServerError> {
     )))
 }
 
+/// Ack ids in one acknowledge or deadline change, whichever door it comes through.
+const MAX_ACK_IDS: usize = 10_000;
+
 fn ack_ids_of(ack_ids: &[String]) -> Result<Vec<AckId>, ServerError> {
+    if ack_ids.is_empty() || ack_ids.len() > MAX_ACK_IDS {
+        return Err(ServerError::Invalid(format!(
+            "\"ack_ids\" has {} ids; send 1 to {MAX_ACK_IDS}",
+            ack_ids.len()
+        )));
+    }
     ack_ids
         .iter()
         .map(|id| {
