@@ -460,6 +460,11 @@ impl App {
         ack_deadline_ms: Option<u64>,
     ) -> Result<Vec<PendingDelivery>, ServerError> {
         pull_only(subscription)?;
+        if !(1..=MAX_PULL_MESSAGES).contains(&max) {
+            return Err(ServerError::Invalid(format!(
+                "\"max_messages\" must be 1 to {MAX_PULL_MESSAGES}"
+            )));
+        }
         let deadline = ack_deadline_ms.unwrap_or_else(|| subscription.spec.ack_deadline_ms());
         // A waiting pull is a long-lived answer: it ends when shutdown begins. Leases already
         // taken then simply expire.
@@ -573,6 +578,9 @@ fn pull_only(subscription: &SubscriptionRecord) -> Result<(), ServerError> {
         subscription.name, subscription.bus
     )))
 }
+
+/// Pub/Sub's most messages per pull, whichever door it comes through.
+const MAX_PULL_MESSAGES: usize = 1_000;
 
 /// Ack ids in one acknowledge or deadline change, whichever door it comes through.
 const MAX_ACK_IDS: usize = 10_000;

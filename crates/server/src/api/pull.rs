@@ -19,8 +19,6 @@ use super::subscriptions::find;
 use super::{ApiError, Body};
 use crate::App;
 
-/// Pub/Sub's most messages per pull.
-const MAX_MESSAGES: usize = 1_000;
 const DEFAULT_MESSAGES: usize = 100;
 /// How long a pull waits for messages when none is ready, unless it says otherwise.
 const DEFAULT_WAIT_S: u64 = 2;
@@ -64,11 +62,6 @@ pub(crate) async fn pull(
     let subscription = find(&app, &bus, &name)?;
     let request: PullBody = parse(&body, r#"{"max_messages": N, "wait_s": S}"#)?;
     let max = request.max_messages.unwrap_or(DEFAULT_MESSAGES);
-    if !(1..=MAX_MESSAGES).contains(&max) {
-        return Err(ApiError::invalid(format!(
-            "\"max_messages\" must be 1 to {MAX_MESSAGES}"
-        )));
-    }
     let wait_s = request.wait_s.unwrap_or(DEFAULT_WAIT_S);
     if wait_s > MAX_WAIT_S {
         return Err(ApiError::invalid(format!(

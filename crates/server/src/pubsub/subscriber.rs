@@ -359,10 +359,8 @@ pub(super) fn consumed(call: &Call, subscription: &str) -> Result<Arc<Subscripti
 
 pub(super) async fn pull(call: Call, request: PullRequest) -> Result<PullResponse, Status> {
     let record = consumed(&call, &request.subscription)?;
-    let max = usize::try_from(request.max_messages)
-        .ok()
-        .filter(|n| (1..=1_000).contains(n))
-        .ok_or_else(|| Status::invalid_argument("max_messages must be 1 to 1000"))?;
+    // A negative count is as out of range as 0.
+    let max = usize::try_from(request.max_messages).unwrap_or(0);
     #[expect(
         deprecated,
         reason = "clients still send return_immediately, and Pub/Sub still honours it"

@@ -238,6 +238,7 @@ async fn google_cloud_pubsub_publishes_and_receives_through_switchyard() {
         ("no_subscription", "NOT_FOUND"),
         ("bad_deadline", "INVALID_ARGUMENT"),
         ("bad_filter", "INVALID_ARGUMENT"),
+        ("no_messages", "INVALID_ARGUMENT"),
         ("no_ack_ids", "INVALID_ARGUMENT"),
         ("bad_ack_id", "INVALID_ARGUMENT"),
     ] {

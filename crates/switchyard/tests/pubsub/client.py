@@ -324,6 +324,7 @@ def errors():
         "no_subscription": lambda: subscriber.get_subscription(subscription=sub("missing")),
         "bad_deadline": lambda: subscriber.create_subscription(
             name=sub("bad"), topic=TOPIC, ack_deadline_seconds=5),
+        "no_messages": lambda: subscriber.pull(subscription=sub("work"), max_messages=0),
         "no_ack_ids": lambda: subscriber.acknowledge(subscription=sub("work"), ack_ids=[]),
         "bad_ack_id": lambda: subscriber.acknowledge(subscription=sub("work"), ack_ids=["nope"]),
         "bad_filter": lambda: subscriber.create_subscription(
