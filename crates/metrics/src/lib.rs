@@ -245,6 +245,34 @@ impl SourceMetrics {
             .entry(reason)
             .or_default() += 1;
     }
+
+    /// The counts so far (since this process started), as the source's API view shows them.
+    pub fn counts(&self) -> SourceCounts {
+        let result = |r: SourceResult| self.results[r as usize].load(Ordering::Relaxed);
+        SourceCounts {
+            published: result(SourceResult::Published),
+            challenge: result(SourceResult::Challenge),
+            refused: result(SourceResult::Refused),
+            refusals: self
+                .refusals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// A source's webhook requests by result, and its refusals by reason.
+#[derive(Debug, Clone, Default)]
+pub struct SourceCounts {
+    /// Verified and published.
+    pub published: u64,
+    /// Verified handshakes, answered without publishing.
+    pub challenge: u64,
+    /// Refused, for any reason.
+    pub refused: u64,
+    /// Refused, by reason (the `reason` label of `switchyard_source_refusals_total`).
+    pub refusals: BTreeMap<&'static str, u64>,
 }
 
 /// A gauge value the caller computed at scrape time, for one subscription.

@@ -35,6 +35,7 @@ use crate::cpu::CpuPool;
 use crate::forwards::ForwardBudget;
 use crate::http::HttpLimits;
 use crate::replay::Replays;
+use crate::stats::StatsHistory;
 use crate::sources::SourceRegistry;
 use crate::{ServerError, api, http};
 
@@ -128,6 +129,8 @@ pub struct App {
     identity: Arc<IdentitySigner>,
     /// Replays running in this process, so that a cancel reaches their runner.
     replays: Replays,
+    /// The last hour of every subscription's stats, for the overview and its charts.
+    stats_history: StatsHistory,
     /// This node's part in a cluster; `None` alone on an embedded store.
     cluster: Option<Cluster>,
     /// Where large bodies are parsed and matched, away from the async workers.
@@ -201,6 +204,7 @@ impl App {
             keyring,
             identity,
             replays: Replays::default(),
+            stats_history: StatsHistory::default(),
             cluster,
             cpu: CpuPool::new(),
             listen: OnceLock::new(),
@@ -213,6 +217,7 @@ impl App {
         app.keep_up_store();
         crate::schedule::start(&app);
         crate::dead_letter_bus::start(&app);
+        crate::stats::start(&app);
         Ok(app)
     }
 
@@ -271,6 +276,10 @@ impl App {
 
     pub(crate) fn replays(&self) -> &Replays {
         &self.replays
+    }
+
+    pub(crate) fn stats_history(&self) -> &StatsHistory {
+        &self.stats_history
     }
 
     pub(crate) fn cluster(&self) -> Option<&Cluster> {

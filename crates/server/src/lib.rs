@@ -40,6 +40,7 @@ pub mod pubsub;
 mod replay;
 mod schedule;
 mod sources;
+mod stats;
 pub mod tls;
 
 pub use app::{ApiConfig, App, run};

@@ -67,9 +67,21 @@ pub(crate) struct ReplayRecord {
     /// The node running it, on a shared store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) node: Option<String>,
+    /// The target the replay is waiting for now (its backlog is a lane's worth), and since
+    /// when: what makes a stalled replay say why it stalled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) waiting_for: Option<Waiting>,
     pub(crate) started_ms: u64,
     pub(crate) finished_ms: Option<u64>,
     pub(crate) error: Option<String>,
+}
+
+/// A target whose backlog holds a replay up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Waiting {
+    /// The subscription's name on the replay's bus.
+    pub(crate) subscription: String,
+    pub(crate) since_ms: u64,
 }
 
 /// The replays running in this process, by name.
@@ -175,6 +187,7 @@ impl App {
             deliveries: 0,
             cursor: None,
             node: self.cluster().map(|c| c.node_id.clone()),
+            waiting_for: None,
             started_ms,
             finished_ms: None,
             error: None,
@@ -295,11 +308,15 @@ impl App {
                 return None;
             }
             let step = match self.backlogged(&record.targets).await {
-                Ok(true) => {
+                Ok(Some(target)) => {
+                    self.wait_for(&mut record, target).await;
                     self.pause(PACE_CHECK, control).await;
                     continue;
                 }
-                Ok(false) => self.replay_batch(&mut record, &targets).await,
+                Ok(None) => {
+                    record.waiting_for = None;
+                    self.replay_batch(&mut record, &targets).await
+                }
                 Err(error) => Err(error.into()),
             };
             match step {
@@ -354,18 +371,44 @@ impl App {
         }
     }
 
-    /// Whether a target has a lane's worth of deliveries pending; deleted targets have none.
-    async fn backlogged(&self, targets: &[u64]) -> Result<bool, StoreError> {
+    /// The first target with a lane's worth of deliveries pending; deleted targets have none.
+    async fn backlogged(&self, targets: &[u64]) -> Result<Option<u64>, StoreError> {
         for &target in targets {
             match self.store().stats(target).await {
                 Ok(stats) if stats.pending >= self.config().lane_capacity as u64 => {
-                    return Ok(true);
+                    return Ok(Some(target));
                 }
                 Ok(_) | Err(StoreError::NotFound(_)) => {}
                 Err(error) => return Err(error),
             }
         }
-        Ok(false)
+        Ok(None)
+    }
+
+    /// Notes that the replay waits for `target`, saving it once when the target changes (not
+    /// on every check), so that every node's answer says which subscription holds it up.
+    async fn wait_for(&self, record: &mut ReplayRecord, target: u64) {
+        let Some(subscription) = self
+            .catalog()
+            .bus(&record.spec.bus)
+            .and_then(|index| index.subscriptions().find(|s| s.id == target).cloned())
+        else {
+            return;
+        };
+        if record
+            .waiting_for
+            .as_ref()
+            .is_some_and(|w| w.subscription == subscription.name)
+        {
+            return;
+        }
+        record.waiting_for = Some(Waiting {
+            subscription: subscription.name.clone(),
+            since_ms: now_ms(),
+        });
+        if let Err(error) = self.save_replay(record).await {
+            tracing::warn!(replay = %record.spec.name, %error, "cannot save replay progress");
+        }
     }
 
     /// Replays the next batch; `false` when nothing was left.
@@ -445,6 +488,7 @@ fn name_taken(existing: &ReplayRecord) -> StoreError {
 fn finish(mut record: ReplayRecord, state: ReplayState, error: Option<String>) -> ReplayRecord {
     record.state = state;
     record.error = error;
+    record.waiting_for = None;
     record.finished_ms = Some(now_ms());
     record
 }

@@ -15,6 +15,7 @@ mod metrics;
 mod pull;
 mod replays;
 mod sources;
+mod stats;
 mod subscriptions;
 mod tail;
 mod test_pattern;
@@ -55,6 +56,11 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             "/v1/buses/{bus}/subscriptions/{name}/stats",
             get(subscriptions::stats),
         )
+        .route(
+            "/v1/buses/{bus}/subscriptions/{name}/stats/history",
+            get(stats::history),
+        )
+        .route("/v1/stats", get(stats::overview))
         .route(
             "/v1/buses/{bus}/subscriptions/{name}/pull",
             post(pull::pull),
@@ -452,6 +458,10 @@ impl Params {
                 ))),
             },
         }
+    }
+
+    pub(crate) fn text(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
     }
 
     pub(crate) fn optional_number(&self, name: &str) -> Result<Option<u64>, ApiError> {

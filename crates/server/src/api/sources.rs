@@ -14,6 +14,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use switchyard_metrics::SourceCounts;
 use switchyard_model::{format_rfc3339_ms, parse_publish_request};
 use switchyard_sources::{Outcome, SourceSpec, Webhook, parse_source_spec};
 
@@ -33,13 +34,35 @@ struct SourceView<'a> {
     hook_path: String,
     created_at: String,
     updated_at: String,
+    /// Webhook requests this node took since it started, by result, and refusals by reason.
+    requests: RequestsView,
+}
+
+#[derive(Serialize)]
+struct RequestsView {
+    published: u64,
+    challenge: u64,
+    refused: u64,
+    refusals: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl From<SourceCounts> for RequestsView {
+    fn from(counts: SourceCounts) -> RequestsView {
+        RequestsView {
+            published: counts.published,
+            challenge: counts.challenge,
+            refused: counts.refused,
+            refusals: counts.refusals,
+        }
+    }
 }
 
 impl<'a> SourceView<'a> {
-    fn new(live: &'a LiveSource) -> SourceView<'a> {
+    fn new(app: &App, live: &'a LiveSource) -> SourceView<'a> {
         SourceView {
             name: &live.record.name,
             spec: &live.spec,
+            requests: app.metrics().source(&live.record.name).counts().into(),
             hook_path: format!("/hooks/{}", live.record.name),
             created_at: format_rfc3339_ms(live.record.created_ms),
             updated_at: format_rfc3339_ms(live.record.updated_ms),
@@ -59,7 +82,7 @@ pub(crate) async fn list(
     let next = super::Params::from(query)
         .name_page()?
         .select(&mut sources, |s| &s.record.name);
-    let items: Vec<_> = sources.iter().map(|s| SourceView::new(s)).collect();
+    let items: Vec<_> = sources.iter().map(|s| SourceView::new(&app, s)).collect();
     Ok(Json(Page {
         items,
         next: Some(next),
@@ -73,7 +96,7 @@ pub(crate) async fn get(
 ) -> Result<Response, ApiError> {
     names(&[("source", &name)])?;
     let live = app.sources().get(&name).ok_or_else(|| not_found(&name))?;
-    Ok(Json(SourceView::new(&live)).into_response())
+    Ok(Json(SourceView::new(&app, &live)).into_response())
 }
 
 pub(crate) async fn put(
@@ -89,7 +112,7 @@ pub(crate) async fn put(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(SourceView::new(&live))).into_response())
+    Ok((status, Json(SourceView::new(&app, &live))).into_response())
 }
 
 pub(crate) async fn delete(

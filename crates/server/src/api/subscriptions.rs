@@ -2,7 +2,6 @@
 //! the delivery loops it is on as `warnings`.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -10,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
-use switchyard_dispatcher::CircuitState;
 use switchyard_model::{now_ms, parse_subscription_spec};
 use switchyard_store::SubscriptionRecord;
 
@@ -111,14 +109,7 @@ pub(crate) async fn stats(
     let age_s = stats
         .oldest_pending_since_ms
         .map_or(0.0, |since| now_ms().saturating_sub(since) as f64 / 1000.0);
-    let lane = app.dispatcher().gauges(subscription.id);
-    let in_flight = lane
-        .as_ref()
-        .map_or(0, |g| g.in_flight.load(Ordering::Relaxed));
-    let circuit = CircuitState::from_u8(
-        lane.as_ref()
-            .map_or(0, |g| g.circuit.load(Ordering::Relaxed)),
-    );
+    let (in_flight, circuit) = super::stats::lane_state(&app, subscription.id);
     Ok(Json(json!({
         "bus": bus,
         "subscription": name,

@@ -106,6 +106,15 @@ pub(crate) struct ReplayView<'a> {
     /// The node running it, on a shared store.
     #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<&'a str>,
+    /// While the replay is held up by a target's backlog: which one, and since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    waiting_for: Option<WaitingView<'a>>,
+}
+
+#[derive(Serialize)]
+struct WaitingView<'a> {
+    subscription: &'a str,
+    since: String,
 }
 
 impl<'a> ReplayView<'a> {
@@ -133,6 +142,10 @@ impl<'a> ReplayView<'a> {
             finished_at: record.finished_ms.map(format_rfc3339_ms),
             error: record.error.as_deref(),
             node: record.node.as_deref(),
+            waiting_for: record.waiting_for.as_ref().map(|w| WaitingView {
+                subscription: &w.subscription,
+                since: format_rfc3339_ms(w.since_ms),
+            }),
         }
     }
 }
