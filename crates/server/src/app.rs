@@ -35,8 +35,8 @@ use crate::cpu::CpuPool;
 use crate::forwards::ForwardBudget;
 use crate::http::HttpLimits;
 use crate::replay::Replays;
-use crate::stats::StatsHistory;
 use crate::sources::SourceRegistry;
+use crate::stats::StatsHistory;
 use crate::{ServerError, api, http};
 
 /// How often the store's upkeep (collecting delivered events) runs.

@@ -21,7 +21,8 @@
 //! A file that is not in this form is the older one: one token per line, each meaning `admin`
 //! (the server warns at start that it should be rewritten).
 //!
-//! Owns parsing the file, matching a presented bearer token (in constant time), finding the
+//! Owns parsing the file, matching a presented bearer token (in constant time) or a console
+//! session cookie ([`ApiTokens::open_session`], [`ApiTokens::by_session`]), finding the
 //! token of an AWS access key id ([`ApiTokens::by_access_key`]; the signature itself is checked
 //! by `eventbridge::sigv4`), and deciding the scope a request needs ([`Need::of`],
 //! [`Need::of_eventbridge`]). Must not: log or answer a token's value or an AWS secret key;
@@ -37,11 +38,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use axum::http::Method;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use switchyard_secrets::{Secret, constant_time_eq};
 
 /// Shorter tokens are refused on a listener other people can reach: they can be guessed.
 pub const MIN_TOKEN_LEN: usize = 16;
+
+/// The cookie a console session lives in.
+pub(crate) const SESSION_COOKIE: &str = "switchyard_session";
+/// How long a console session lasts, in seconds: a working day, then the token is asked again.
+pub(crate) const SESSION_S: u64 = 12 * 3600;
 
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -387,6 +395,46 @@ impl ApiTokens {
     }
 }
 
+impl ApiTokens {
+    /// A console session for `token`, valid until `now_s + SESSION_S`:
+    /// `NAME.EXPIRY.MAC`, the name in base64url and MAC an HMAC-SHA256 of name and expiry keyed
+    /// with the token's value. Stateless, so every node with the same tokens file accepts it;
+    /// it ends when it expires or when the token's value changes, and it does not hold the
+    /// token, so a stolen cookie is not a stolen token.
+    pub(crate) fn open_session(&self, token: &ApiToken, now_s: u64) -> String {
+        let name = URL_SAFE_NO_PAD.encode(&token.name);
+        let expiry = now_s + SESSION_S;
+        let mac = session_mac(token, &name, expiry);
+        format!("{name}.{expiry}.{}", URL_SAFE_NO_PAD.encode(mac.as_ref()))
+    }
+
+    /// The token of a console session cookie's value, if the session is one of this server's
+    /// tokens' and has not expired.
+    pub(crate) fn by_session(&self, session: &str, now_s: u64) -> Option<&ApiToken> {
+        let mut parts = session.split('.');
+        let (name, expiry, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let expiry: u64 = expiry.parse().ok()?;
+        if expiry <= now_s {
+            return None;
+        }
+        let decoded = String::from_utf8(URL_SAFE_NO_PAD.decode(name).ok()?).ok()?;
+        let token = self.tokens.iter().find(|t| t.name == decoded)?;
+        let presented = URL_SAFE_NO_PAD.decode(mac).ok()?;
+        constant_time_eq(session_mac(token, name, expiry).as_ref(), &presented).then_some(token)
+    }
+}
+
+fn session_mac(token: &ApiToken, name: &str, expiry: u64) -> ring::hmac::Tag {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, token.value.expose().as_bytes());
+    ring::hmac::sign(
+        &key,
+        format!("switchyard-console-session.{name}.{expiry}").as_bytes(),
+    )
+}
+
 /// The credentials of `Bearer <token>`, the scheme in any case.
 pub(crate) fn bearer(header: &str) -> Option<&str> {
     let (scheme, credentials) = header.trim().split_once(' ')?;
@@ -654,5 +702,35 @@ aws_secret_access_key = "short"
             Need::Admin
         );
         assert_eq!(need(Method::DELETE, "/v1/replays/r"), Need::Admin);
+    }
+
+    #[test]
+    fn a_console_session_is_its_tokens_until_it_expires_or_the_token_changes() {
+        let tokens = ApiTokens::parse(FILE).unwrap();
+        let shop = tokens.find(Some("Bearer shop-token-0123456789")).unwrap();
+        let session = tokens.open_session(shop, 1_000);
+        assert!(
+            !session.contains("shop-token"),
+            "the cookie must not hold the token"
+        );
+        assert_eq!(tokens.by_session(&session, 1_001).unwrap().name, "shop");
+        assert!(tokens.by_session(&session, 1_000 + SESSION_S).is_none());
+        let (name, rest) = session.split_once('.').unwrap();
+        let (expiry, mac) = rest.split_once('.').unwrap();
+        let admin = URL_SAFE_NO_PAD.encode("deployer");
+        for forged in [
+            format!("{admin}.{expiry}.{mac}"),
+            format!("{name}.{}.{mac}", expiry.parse::<u64>().unwrap() + 1),
+            format!("{name}.{expiry}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
+            format!("{name}.{expiry}"),
+            format!("{session}.x"),
+            String::new(),
+        ] {
+            assert!(tokens.by_session(&forged, 1_001).is_none(), "{forged}");
+        }
+        let rotated =
+            ApiTokens::parse(&FILE.replace("shop-token-0123456789", "shop-token-rotated-01"))
+                .unwrap();
+        assert!(rotated.by_session(&session, 1_001).is_none());
     }
 }

@@ -27,6 +27,7 @@ mod auth;
 mod catalog;
 mod cluster;
 mod config;
+mod console;
 mod cpu;
 mod dead_letter_bus;
 mod error;

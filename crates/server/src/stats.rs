@@ -141,7 +141,9 @@ pub(crate) fn start(app: &Arc<App>) {
             let Some(app) = weak.upgrade() else { break };
             match sample(&app).await {
                 Ok(samples) => app.stats_history().record(samples),
-                Err(error) => tracing::warn!(%error, "cannot sample subscription stats; will try again"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot sample subscription stats; will try again")
+                }
             }
         }
     });

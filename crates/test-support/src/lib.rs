@@ -21,7 +21,9 @@ mod sigv4;
 
 pub use postgres::TestDatabase;
 pub use process::Process;
-pub use python::{ScriptOutput, aws_cli_or_skip, python_or_skip, run_aws, run_python};
+pub use python::{
+    ScriptOutput, aws_cli_or_skip, chromium_or_skip, python_or_skip, run_aws, run_python,
+};
 pub use sigv4::{AwsKey, sign_eventbridge};
 
 /// A temporary directory, removed when dropped.

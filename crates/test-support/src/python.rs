@@ -58,13 +58,20 @@ pub fn aws_cli_or_skip() -> Option<PathBuf> {
     tool_or_skip("SWITCHYARD_TEST_AWS")
 }
 
+/// The Chromium the console's browser tests drive (`SWITCHYARD_TEST_CHROMIUM`, Debian's
+/// `/usr/bin/chromium` as `.ci/run` installs it), or `None` after saying the test is skipped.
+/// Panics when the variable is unset under `CI=true`, or names no file.
+pub fn chromium_or_skip() -> Option<PathBuf> {
+    tool_or_skip("SWITCHYARD_TEST_CHROMIUM")
+}
+
 fn tool_or_skip(variable: &str) -> Option<PathBuf> {
     match std::env::var_os(variable).filter(|path| !path.is_empty()) {
         Some(path) => {
             let path = PathBuf::from(path);
             assert!(
                 path.is_file(),
-                "{variable}={} is not a file: run .ci/python-venv",
+                "{variable}={} is not a file: run .ci/python-venv (and for Chromium, .ci/run installs Debian's chromium)",
                 path.display()
             );
             Some(path)
@@ -73,7 +80,7 @@ fn tool_or_skip(variable: &str) -> Option<PathBuf> {
             panic!("{variable} is unset: run .ci/python-venv")
         }
         None => {
-            eprintln!("skipped: no Python venv (run .ci/python-venv)");
+            eprintln!("skipped: {variable} is unset (run .ci/python-venv; see README.md)");
             None
         }
     }

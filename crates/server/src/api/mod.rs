@@ -3,6 +3,7 @@
 //! with the scopes of [`crate::auth`].
 
 mod archives;
+mod browsers;
 mod buses;
 mod connections;
 mod dead_letters;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRequest, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -129,9 +130,14 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(crate::console::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(app.config().max_request_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            browsers::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             json_errors,
@@ -284,7 +290,14 @@ async fn require_metrics_token(
     authorize(&app, Need::Metrics, request, next).await
 }
 
+/// The header the console sends with every request that changes something: a page elsewhere
+/// cannot send it without the browser first asking this server (CORS), which never agrees, so
+/// a session cookie alone changes nothing.
+pub(crate) const CONSOLE_HEADER: &str = "switchyard-console";
+
 /// 401 without a known token, 403 naming the missing scope with one that does not allow `need`.
+/// The token is the `Authorization` header's, or a console session's (its cookie), which may
+/// change something only with [`CONSOLE_HEADER`].
 async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Response {
     let tokens = &app.config().api_tokens;
     if tokens.is_empty() {
@@ -299,7 +312,25 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
     {
         return next.run(request).await;
     }
-    match tokens.find(presented) {
+    let found = match presented {
+        Some(_) => tokens.find(presented),
+        None => {
+            let token = session_token(app, request.headers());
+            let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+            if token.is_some() && !safe && !request.headers().contains_key(CONSOLE_HEADER) {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!(
+                        "a console session changes nothing without the {CONSOLE_HEADER} header"
+                    ),
+                )
+                .into_response();
+            }
+            token
+        }
+    };
+    match found {
         Some(token) if token.allows(&need) => next.run(request).await,
         Some(token) => ApiError::new(
             StatusCode::FORBIDDEN,
@@ -319,6 +350,22 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
         )
         .into_response(),
     }
+}
+
+/// The token of the request's console session cookie, if it holds a valid one.
+pub(crate) fn session_token<'a>(
+    app: &'a App,
+    headers: &axum::http::HeaderMap,
+) -> Option<&'a crate::auth::ApiToken> {
+    let now_s = switchyard_model::now_ms() / 1000;
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(name, _)| *name == crate::auth::SESSION_COOKIE)
+        .find_map(|(_, value)| app.config().api_tokens.by_session(value, now_s))
 }
 
 /// Whether `authorization` is this server's own identity token, sent by one of its

@@ -44,12 +44,16 @@ pub(crate) async fn test_pattern(
 
 fn evaluate(app: &App, body: &str, context: &PublishContext) -> Result<Value, ApiError> {
     let shape = "the body must be {\"pattern\": {...}, \"event\": {...}} or {\"bus\": \"NAME\", \"event\": {...}}";
-    let request: TestPattern = serde_json::from_str(body)
-        .map_err(|e| ApiError::invalid(format!("{shape}: {e}")))?;
+    let request: TestPattern =
+        serde_json::from_str(body).map_err(|e| ApiError::invalid(format!("{shape}: {e}")))?;
     let pattern = match (request.pattern, request.bus) {
         (Some(pattern), None) => pattern,
         (None, Some(bus)) => return against_bus(app, &bus, request.event.get(), context),
-        _ => return Err(ApiError::invalid(format!("{shape}, with one of pattern and bus"))),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "{shape}, with one of pattern and bus"
+            )));
+        }
     };
     let pattern = Pattern::parse(pattern.get()).map_err(|e| {
         ApiError::new(
@@ -74,7 +78,12 @@ fn against_bus(
 ) -> Result<Value, ApiError> {
     let index = super::find_bus(app, bus)?;
     let request = parse_publish_request(event, context)?;
-    let Some(Ok(event)) = request.entries.into_iter().next().filter(|_| request.single) else {
+    let Some(Ok(event)) = request
+        .entries
+        .into_iter()
+        .next()
+        .filter(|_| request.single)
+    else {
         return Err(ApiError::invalid(
             "the event must be one event object, as a publish of one event takes it",
         ));

@@ -300,9 +300,19 @@ async fn a_replay_paced_by_a_failing_receiver_can_be_cancelled_and_resumes_after
         api.stats("b", "target").await["pending"].as_u64().unwrap() >= 8
     })
     .await;
+    // A stalled replay says which subscription it is waiting for, and since when.
+    wait_for(
+        "the replay to say what it waits for",
+        Duration::from_secs(30),
+        async || api.get("/v1/replays/paced").await.1["waiting_for"]["subscription"] == "target",
+    )
+    .await;
+    let (_, paused) = api.get("/v1/replays/paced").await;
+    assert!(paused["waiting_for"]["since"].is_string(), "{paused}");
     let (status, cancelled) = api.delete("/v1/replays/paced").await;
     assert_eq!(status, 200, "{cancelled}");
     assert_eq!(cancelled["state"], "cancelled");
+    assert!(cancelled.get("waiting_for").is_none(), "{cancelled}");
     let replayed = cancelled["events_replayed"].as_u64().unwrap();
     assert!(replayed < 600, "{cancelled}");
     assert_eq!(
