@@ -20,6 +20,8 @@ WAIT_MS = 30_000
 def shot(page, name):
     directory = os.environ.get("SCREENSHOTS")
     if directory:
+        # For the pictures only: two more samples (5 s apart), so charts and rates have lines.
+        page.wait_for_timeout(11_000)
         page.screenshot(path=os.path.join(directory, f"{name}.png"), full_page=True)
 
 

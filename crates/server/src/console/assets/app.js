@@ -116,7 +116,7 @@ function overview() {
       const rows = stats.items.map((s) =>
         h("tr", { class: s.problem ? "problem" : null, "data-subscription": `${s.bus}/${s.subscription}` },
           h("td", {}, h("a", { href: `#/buses/${enc(s.bus)}/subscriptions/${enc(s.subscription)}` }, `${s.bus} / ${s.subscription}`)),
-          h("td", {}, s.problem ? h("span", { class: "badge bad" }, s.problem.replace("_", " ")) : h("span", { class: "badge good" }, "ok"),
+          h("td", {}, s.problem ? h("span", { class: "badge bad" }, s.problem.replaceAll("_", " ")) : h("span", { class: "badge good" }, "ok"),
             s.enabled ? null : h("span", { class: "badge" }, "disabled"), s.delivery === "pull" ? h("span", { class: "badge" }, "pull") : null),
           h("td", { class: "num" }, rate(s.delivered_per_s)),
           h("td", { class: "num" }, rate(s.failed_per_s)),
@@ -125,8 +125,8 @@ function overview() {
           h("td", { class: "num" }, s.dead),
           h("td", {}, circuitBadge(s.circuit))));
       const table = h("table", { id: "overview" },
-        h("thead", {}, h("tr", {}, h("th", {}, "Subscription"), h("th", {}, "State"), h("th", { class: "num" }, "Delivered"),
-          h("th", { class: "num" }, "Failed"), h("th", { class: "num" }, "Pending"), h("th", { class: "num" }, "Oldest pending"),
+        h("thead", {}, h("tr", {}, h("th", {}, "Subscription"), h("th", {}, "State"), h("th", { class: "num" }, "Delivered/s"),
+          h("th", { class: "num" }, "Failed/s"), h("th", { class: "num" }, "Pending"), h("th", { class: "num" }, "Oldest pending"),
           h("th", { class: "num" }, "Dead letters"), h("th", {}, "Circuit"))),
         h("tbody", {}, rows));
       const notes = [];
