@@ -5,6 +5,12 @@
 //! before its publish request to its arrival at the sink. With `--archives N`, the bus also has N
 //! archives that keep every event, to show what archiving costs the publish path. Removes its
 //! bus afterwards.
+//!
+//! Beside rates and latency it reports what the server spent: its CPU time per delivered event
+//! (from its own `process_cpu_seconds_total` before and after, so the client's and the sink's
+//! CPU are not counted) and its resident memory, and the delivered rate as a share of the raw
+//! sink limit: what this client's HTTP can push into the same sink on the same connections,
+//! measured for a moment before the run (or given with `--sink-limit`).
 
 #![allow(
     clippy::disallowed_methods,
@@ -51,6 +57,10 @@ pub(crate) struct BenchArgs {
     /// messages, records them and acknowledges them) instead of a push subscription; 0 pushes.
     #[arg(long, default_value_t = 0)]
     pullers: u64,
+    /// The sink's raw limit in POSTs/s, to report the delivered rate as a share of; 0 measures
+    /// it before the run (--concurrency connections posting event-sized bodies for 2 s).
+    #[arg(long, default_value_t = 0)]
+    sink_limit: u64,
     /// Publish through these nodes in turn (repeat the flag) instead of through --url alone: for
     /// a cluster, where any node takes publishes.
     #[arg(long = "publish-url", value_name = "URL")]
@@ -177,6 +187,19 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     let filler = "x".repeat(args.payload);
+    let sink_limit = match args.sink_limit {
+        0 if args.pullers == 0 => Some(
+            measure_sink(
+                &format!("http://{sink_addr}/sink"),
+                args.concurrency,
+                &filler,
+            )
+            .await?,
+        ),
+        0 => None,
+        given => Some(given as f64),
+    };
+    let before = ServerUse::read(&client).await;
     let next_batch = Arc::new(AtomicU64::new(0));
     let batches = args.events.div_ceil(args.batch);
     let started = Instant::now();
@@ -240,6 +263,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     for puller in pullers {
         puller.abort();
     }
+    let after = ServerUse::read(&client).await;
     let delivered = sink.unique.load(Ordering::Relaxed);
     let delivered_secs = sink
         .last_arrival_us
@@ -296,6 +320,28 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         percentile(99.0),
         percentile(100.0)
     );
+    match (before, after) {
+        (Some(before), Some(after)) if delivered > 0 => {
+            let cpu_s = after.cpu_s - before.cpu_s;
+            println!(
+                "  server CPU  {:>10.0} µs per delivered event  ({cpu_s:.2} s user+system; RSS {:.0} MiB after)",
+                cpu_s * 1e6 / delivered as f64,
+                after.rss_bytes / (1024.0 * 1024.0)
+            );
+        }
+        _ => println!("  server CPU         n/a  (its /metrics has no process_cpu_seconds_total)"),
+    }
+    if let Some(limit) = sink_limit {
+        println!(
+            "  sink limit  {limit:>10.0} POSTs/s raw{}; delivered at {:.0} % of it",
+            if args.sink_limit == 0 {
+                " (measured)"
+            } else {
+                " (given)"
+            },
+            100.0 * delivered as f64 / delivered_secs.max(1e-9) / limit.max(1e-9)
+        );
+    }
     if !all_arrived {
         bail!(
             "only {delivered} of {} events arrived within {} s",
@@ -304,6 +350,68 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What the server's own process metrics say it has used so far.
+#[derive(Clone, Copy)]
+struct ServerUse {
+    cpu_s: f64,
+    rss_bytes: f64,
+}
+
+impl ServerUse {
+    /// `None` when the server does not export them (not Linux, or an older server).
+    async fn read(client: &ApiClient) -> Option<ServerUse> {
+        let text = client.call(Method::GET, "/metrics", None).await.ok()?;
+        let text = text.as_str()?;
+        let sample = |name: &str| {
+            text.lines().find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+        };
+        Some(ServerUse {
+            cpu_s: sample("process_cpu_seconds_total")?,
+            rss_bytes: sample("process_resident_memory_bytes").unwrap_or(0.0),
+        })
+    }
+}
+
+/// POSTs/s that `connections` connections get through the sink with event-sized bodies the
+/// sink takes (and ignores: their sequence number is out of range), in 2 s.
+async fn measure_sink(url: &str, connections: u32, filler: &str) -> anyhow::Result<f64> {
+    let http = reqwest::Client::new();
+    let body = json!({"source": "bench", "detail-type": "tick", "detail": {"seq": u64::MAX, "sent_us": 0, "filler": filler}}).to_string();
+    let posted = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(2);
+    let mut senders = Vec::new();
+    for _ in 0..connections.max(1) {
+        let (http, body, posted, url) = (
+            http.clone(),
+            body.clone(),
+            Arc::clone(&posted),
+            url.to_string(),
+        );
+        senders.push(tokio::spawn(async move {
+            while Instant::now() < deadline {
+                http.post(&url)
+                    .body(body.clone())
+                    .send()
+                    .await?
+                    .error_for_status()?;
+                posted.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<(), reqwest::Error>(())
+        }));
+    }
+    for sender in senders {
+        sender.await??;
+    }
+    Ok(posted.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
 /// One puller: pulls, records what it got as the push sink would, acknowledges it, until every

@@ -112,7 +112,7 @@ function overview() {
   main.replaceChildren(h("h1", {}, "Subscriptions"), body);
   live(async () => {
     try {
-      const stats = await api("GET", "/v1/stats?limit=1000");
+      const [stats, buses] = await Promise.all([api("GET", "/v1/stats?limit=1000"), api("GET", "/v1/buses?limit=1000")]);
       const rows = stats.items.map((s) =>
         h("tr", { class: s.problem ? "problem" : null, "data-subscription": `${s.bus}/${s.subscription}` },
           h("td", {}, h("a", { href: `#/buses/${enc(s.bus)}/subscriptions/${enc(s.subscription)}` }, `${s.bus} / ${s.subscription}`)),
@@ -129,7 +129,8 @@ function overview() {
           h("th", { class: "num" }, "Failed/s"), h("th", { class: "num" }, "Pending"), h("th", { class: "num" }, "Oldest pending"),
           h("th", { class: "num" }, "Dead letters"), h("th", {}, "Circuit"))),
         h("tbody", {}, rows));
-      const notes = [];
+      const notes = [h("p", { class: "muted", id: "buses" }, `${buses.items.length} bus(es): `,
+        buses.items.map((b, i) => [i ? ", " : "", `${b.name} (${b.subscriptions} subscription(s), ${b.archives} archive(s))`]))];
       if (!stats.items.length) notes.push(h("p", { class: "muted" }, "No subscriptions yet (or none sampled: the first sample comes within a few seconds)."));
       if (stats.more) notes.push(h("p", { class: "muted" }, `${stats.more} more not shown.`));
       body.replaceChildren(h("section", { class: "card" }, table, notes,
