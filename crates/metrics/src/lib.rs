@@ -1,13 +1,14 @@
 //! Metrics: what `/metrics` shows, recorded on the hot paths without locks.
 //!
 //! Owns the metric names, their help texts and label sets (the public contract that dashboards
-//! and alerts depend on; see `docs/metrics.md`), per-bus and per-subscription handles of atomic
-//! counters and fixed-bucket histograms, and the Prometheus text rendering.
+//! and alerts depend on; see `docs/metrics.md`), per-bus, per-subscription and per-route handles
+//! of atomic counters and fixed-bucket histograms, and the Prometheus text rendering.
 //!
-//! Must not: take a label value that is unbounded (an event id, a URL, an error message); labels
-//! are bus and subscription names and small closed sets (`class`, `reason`). Must not do I/O:
-//! gauges that come from the store (pending, oldest pending age) are computed by the caller at
-//! scrape time and passed to [`Metrics::render`].
+//! Must not: take a label value that is unbounded (an event id, a URL, an error message, a
+//! request path); labels are bus and subscription names, route templates ([`http`]) and small
+//! closed sets (`class`, `reason`, `method`). Must not do I/O: gauges that come from the store
+//! (pending, oldest pending age, dead letters) are computed by the caller at scrape time and
+//! passed to [`Metrics::render`], and so are the process's and the store's own ([`node`]).
 //!
 //! The closed sets of delivery (`class`, dead-letter `reason`) are the model's types, indexed
 //! here by the enum itself: the metrics depend on `switchyard-model` (pure data, no I/O) so that
@@ -24,6 +25,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use switchyard_model::{AttemptClass, DeadReason, ModelError};
+
+mod http;
+mod node;
+
+pub use http::{HttpMethod, UNMATCHED_ROUTE};
+pub use node::{
+    PoolGauges, ProcessGauges, StoreGauges, render_build_info, render_process, render_store,
+};
 
 /// Why a publish was refused, as the `reason` label of `switchyard_events_rejected_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,17 +284,27 @@ pub struct SourceCounts {
     pub refusals: BTreeMap<&'static str, u64>,
 }
 
-/// A gauge value the caller computed at scrape time, for one subscription.
+/// Gauge values the caller computed at scrape time, for one subscription.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SubscriptionGauges {
-    /// Deliveries neither delivered nor dead-lettered yet, from the store.
-    pub pending: u64,
-    /// Seconds since the oldest pending delivery became pending; 0 when nothing is pending.
-    pub oldest_pending_age_seconds: f64,
+    /// What the store says; `None` when it did not answer this scrape, and then those series
+    /// are left out rather than shown as an empty backlog.
+    pub backlog: Option<Backlog>,
     /// HTTP attempts in flight now on this node; 0 when the subscription has no lane here.
     pub in_flight: u64,
     /// 0 closed, 1 open, 2 half-open.
     pub circuit_state: u8,
+}
+
+/// A subscription's backlog and dead letters, read from the store at scrape time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Backlog {
+    /// Deliveries neither delivered nor dead-lettered yet.
+    pub pending: u64,
+    /// Seconds since the oldest pending delivery became pending; 0 when nothing is pending.
+    pub oldest_pending_age_seconds: f64,
+    /// Dead letters kept now: neither redriven nor purged.
+    pub dead_letters: u64,
 }
 
 /// What an archive holds, read from the store at scrape time.
@@ -374,6 +393,7 @@ pub struct Metrics {
     buses: RwLock<BTreeMap<String, Arc<BusMetrics>>>,
     subscriptions: RwLock<BTreeMap<u64, Arc<SubscriptionMetrics>>>,
     sources: RwLock<BTreeMap<String, Arc<SourceMetrics>>>,
+    http: http::HttpMetrics,
 }
 
 /// Prometheus label values escape `\`, `"` and newlines; names here cannot contain them, but the
@@ -483,6 +503,12 @@ impl Metrics {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(name);
+    }
+
+    /// Counts an answered API request under its route template (or [`UNMATCHED_ROUTE`]),
+    /// method and status, with the time from its arrival at the route to its answer's head.
+    pub fn http_request(&self, route: &str, method: HttpMethod, status: u16, took: Duration) {
+        self.http.record(route, method, status, took);
     }
 
     /// Forgets a deleted subscription, so that its series disappear instead of going stale.
@@ -664,36 +690,44 @@ impl Metrics {
         let gauge = |out: &mut String,
                      name: &str,
                      help: &str,
-                     value: &dyn Fn(&SubscriptionGauges) -> String| {
+                     value: &dyn Fn(&SubscriptionGauges) -> Option<String>| {
             header(out, name, "gauge", help);
             for (id, s) in &subscriptions {
                 let g = gauges.get(id).copied().unwrap_or_default();
-                let _ = writeln!(out, "{name}{{{}}} {}", sub_labels(s), value(&g));
+                if let Some(value) = value(&g) {
+                    let _ = writeln!(out, "{name}{{{}}} {value}", sub_labels(s));
+                }
             }
         };
         gauge(
             &mut out,
             "switchyard_subscription_pending",
             "Deliveries neither delivered nor dead-lettered yet.",
-            &|g| g.pending.to_string(),
+            &|g| g.backlog.map(|b| b.pending.to_string()),
         );
         gauge(
             &mut out,
             "switchyard_subscription_oldest_pending_age_seconds",
             "Age of the oldest pending delivery; 0 when nothing is pending.",
-            &|g| g.oldest_pending_age_seconds.to_string(),
+            &|g| g.backlog.map(|b| b.oldest_pending_age_seconds.to_string()),
+        );
+        gauge(
+            &mut out,
+            "switchyard_subscription_dead_letters",
+            "Dead letters kept now: neither redriven nor purged.",
+            &|g| g.backlog.map(|b| b.dead_letters.to_string()),
         );
         gauge(
             &mut out,
             "switchyard_subscription_in_flight",
             "HTTP attempts in flight now.",
-            &|g| g.in_flight.to_string(),
+            &|g| Some(g.in_flight.to_string()),
         );
         gauge(
             &mut out,
             "switchyard_subscription_circuit_state",
             "The circuit breaker: 0 closed, 1 open (attempts paused), 2 half-open (probing).",
-            &|g| g.circuit_state.to_string(),
+            &|g| Some(g.circuit_state.to_string()),
         );
         fn rate_limit_waits(s: &SubscriptionMetrics) -> &AtomicU64 {
             &s.rate_limit_waits
@@ -762,6 +796,7 @@ impl Metrics {
             &|s| &s.ingestion_to_delivery,
         );
         self.render_sources(&mut out);
+        self.http.render(&mut out);
         out
     }
 }
@@ -875,8 +910,11 @@ mod tests {
         gauges.insert(
             7,
             SubscriptionGauges {
-                pending: 2,
-                oldest_pending_age_seconds: 1.5,
+                backlog: Some(Backlog {
+                    pending: 2,
+                    oldest_pending_age_seconds: 1.5,
+                    dead_letters: 1,
+                }),
                 in_flight: 1,
                 circuit_state: 1,
             },
@@ -889,6 +927,7 @@ mod tests {
             "switchyard_dead_letters_total{bus=\"orders\",subscription=\"billing\",reason=\"max_age\"} 1",
             "switchyard_subscription_pending{bus=\"orders\",subscription=\"billing\"} 2",
             "switchyard_subscription_oldest_pending_age_seconds{bus=\"orders\",subscription=\"billing\"} 1.5",
+            "switchyard_subscription_dead_letters{bus=\"orders\",subscription=\"billing\"} 1",
             "switchyard_subscription_circuit_state{bus=\"orders\",subscription=\"billing\"} 1",
             "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"0.001\"} 0",
             "switchyard_attempt_duration_seconds_bucket{bus=\"orders\",subscription=\"billing\",le=\"0.005\"} 1",
@@ -898,6 +937,17 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
+        if let Some(g) = gauges.get_mut(&7) {
+            g.backlog = None;
+        }
+        let without = metrics.render(&gauges);
+        assert!(
+            !without.contains("switchyard_subscription_pending{"),
+            "{without}"
+        );
+        assert!(without.contains(
+            "switchyard_subscription_circuit_state{bus=\"orders\",subscription=\"billing\"} 1"
+        ));
         metrics.remove_subscription(7);
         assert!(!metrics.render(&gauges).contains("billing"));
         let archives = render_archives(&[ArchiveGauges {

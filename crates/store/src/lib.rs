@@ -109,6 +109,28 @@ impl Default for StoreOptions {
     }
 }
 
+/// What [`Store::usage`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreUsage {
+    /// Bytes the store takes: the embedded store's file (it grows in steps and reuses freed
+    /// pages, so it does not shrink after deletions), or the PostgreSQL store's tables with
+    /// their indexes and TOAST in its schema.
+    pub size_bytes: u64,
+    /// The connection pool for reads and catalog writes; `None` for a store without one.
+    pub pool: Option<PoolUsage>,
+}
+
+/// A connection pool's use at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Connections open and waiting for work.
+    pub idle: u64,
+    /// Connections taken by callers (being opened or running statements).
+    pub in_use: u64,
+    /// The most connections the pool holds at once; callers past it wait.
+    pub max: u64,
+}
+
 use async_trait::async_trait;
 use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec};
 
@@ -292,6 +314,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store can read and write now: what readiness probes ask.
     async fn check(&self) -> Result<(), StoreError>;
+    /// What the store takes up now, for `/metrics`; cheap enough for every scrape (a file's
+    /// metadata, or one query over the deployment's own tables in the catalog).
+    async fn usage(&self) -> Result<StoreUsage, StoreError>;
 
     /// Background upkeep (removing history and archived events past their retention, and the
     /// events of deleted archives), in bounded chunks; call it periodically.

@@ -142,6 +142,10 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             Arc::clone(&app),
             json_errors,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            metrics::count_requests,
+        ))
         .with_state(app)
 }
 

@@ -99,6 +99,13 @@ impl StoreFile {
 }
 
 impl StoreFile {
+    /// The file's size in bytes, from its metadata: no handle needed, so it answers during an
+    /// outage too. Blocking (one `stat`): call it off the async workers.
+    pub(super) fn size_bytes(&self) -> Result<u64, StoreError> {
+        let metadata = std::fs::metadata(&self.path).map_err(Outage::io)?;
+        Ok(metadata.len())
+    }
+
     /// Whether the disk has [`ROOM_TO_RESUME`] free, by writing that much beside the file (and
     /// removing it).
     pub(super) fn check_room(&self) -> Result<(), Outage> {

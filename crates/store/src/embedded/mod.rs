@@ -36,7 +36,7 @@ use self::writer::Writer;
 use crate::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord,
     DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent, Outcome,
-    PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions,
+    PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions, StoreUsage,
     SubscriptionRecord, SubscriptionStats,
 };
 
@@ -352,6 +352,17 @@ impl Store for EmbeddedStore {
         // An empty job through the writer: it answers only if the writer thread is alive and
         // commits succeed.
         self.writer.write(|_| Ok(())).await
+    }
+
+    async fn usage(&self) -> Result<StoreUsage, StoreError> {
+        let file = Arc::clone(&self.file);
+        let size_bytes = tokio::task::spawn_blocking(move || file.size_bytes())
+            .await
+            .map_err(|e| StoreError::internal("a size task did not finish", e))??;
+        Ok(StoreUsage {
+            size_bytes,
+            pool: None,
+        })
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {

@@ -16,7 +16,7 @@ use tokio_postgres::{Client, GenericClient, Row, Statement};
 
 use super::tls::Database;
 
-use crate::StoreError;
+use crate::{PoolUsage, StoreError};
 
 /// One connection and the statements prepared on it, by their SQL text.
 pub(super) struct Conn {
@@ -127,6 +127,7 @@ pub(super) struct Pool {
     config: Database,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
+    size: usize,
 }
 
 impl Pool {
@@ -135,6 +136,24 @@ impl Pool {
             config,
             idle: Mutex::new(Vec::with_capacity(size)),
             permits: Semaphore::new(size),
+            size,
+        }
+    }
+
+    /// How many connections are idle and taken now. A taken permit is a connection in use, or
+    /// one being opened for a caller; idle connections that broke are counted until the next
+    /// [`Pool::get`] drops them.
+    pub(super) fn usage(&self) -> PoolUsage {
+        let in_use = self.size.saturating_sub(self.permits.available_permits());
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        PoolUsage {
+            idle: idle as u64,
+            in_use: in_use as u64,
+            max: self.size as u64,
         }
     }
 

@@ -45,7 +45,7 @@ use self::writer::{Context, Writer};
 use crate::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
     ClusterStore, DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent, Outcome,
-    PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions,
+    PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions, StoreUsage,
     SubscriptionRecord, SubscriptionStats,
 };
 
@@ -53,6 +53,12 @@ use crate::{
 const POOL_SIZE: usize = 4;
 /// Changes a slow receiver may fall behind by before it lags (and must resync).
 const CHANGES_CAPACITY: usize = 1024;
+/// The deployment's own tables (its schema's `switchyard_*`), with their indexes and TOAST: a
+/// database may hold several deployments, or other applications, so not the database's size.
+const SIZE: &str = "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint
+     FROM pg_class c
+     WHERE c.relnamespace = current_schema()::regnamespace
+       AND c.relkind = 'r' AND c.relname LIKE 'switchyard\\_%'";
 
 /// The PostgreSQL store: one node's connections to a database that several nodes can share,
 /// coordinated by its [`ClusterStore`] side.
@@ -335,6 +341,22 @@ impl Store for PostgresStore {
         // An empty group through the writer: it answers only if the writer task is alive and
         // can commit.
         self.writer.record_outcomes(Vec::new()).await
+    }
+
+    async fn usage(&self) -> Result<StoreUsage, StoreError> {
+        // Read before taking a connection for the query, which would count itself.
+        let pool = self.pool.usage();
+        let row = self
+            .pool
+            .get()
+            .await?
+            .session()
+            .query_one(SIZE, &[])
+            .await?;
+        Ok(StoreUsage {
+            size_bytes: conn::unsigned(&row, 0)?,
+            pool: Some(pool),
+        })
     }
 
     async fn maintain(&self) -> Result<(), StoreError> {
