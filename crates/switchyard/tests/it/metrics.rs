@@ -1,5 +1,9 @@
-//! `/metrics`: what an operator sees while an endpoint is down, after it recovers, and for 4xx.
+//! `/metrics`: what an operator sees while an endpoint is down, after it recovers, and for 4xx;
+//! dead letters kept, API requests, the process, the build and the store; and that every metric
+//! the dashboard and alerting rules in `deploy/` use is one the server exports.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::common::*;
@@ -571,4 +575,80 @@ async fn a_postgres_store_shows_its_pool_and_size_and_is_not_ready_while_unreach
     assert_eq!(api.get("/readyz").await.0, 200);
     drop(api);
     server.kill();
+}
+
+/// The metric names a dashboard or rules file uses: every `switchyard_…` and `process_…` word,
+/// a histogram's series (`_bucket`, `_sum`, `_count`) by the histogram's name.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let word = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+    let mut names = BTreeSet::new();
+    for prefix in ["switchyard_", "process_"] {
+        for (at, _) in text.match_indices(prefix) {
+            if text[..at].chars().next_back().is_some_and(word) {
+                continue;
+            }
+            let rest = &text[at..];
+            let name = &rest[..rest.find(|c: char| !word(c)).unwrap_or(rest.len())];
+            let name = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(name);
+            names.insert(name.to_string());
+        }
+    }
+    names
+}
+
+/// The metric names a scrape declares (`# TYPE name kind`), whether or not they have series.
+fn exported_names(scrape: &str) -> BTreeSet<String> {
+    scrape
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_metric_the_shipped_dashboard_and_alerts_use_is_one_the_server_exports() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy");
+    let mut used = BTreeMap::new();
+    for file in [
+        "grafana/switchyard.json",
+        "prometheus/switchyard-rules.yml",
+        "prometheus/switchyard-rules.test.yml",
+    ] {
+        let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+        for name in metric_names(&text) {
+            used.entry(name).or_insert(file);
+        }
+    }
+    // A reading that found (next to) nothing would pass whatever the files say.
+    assert!(used.len() >= 30, "{used:?}");
+
+    // A server with a bus, a subscription with a dead letter and an archive.
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("embedded"), &[]);
+    let api = Api::new(&server);
+    let receiver = Receiver::start(|_, _| Reply::status(404)).await;
+    dead_lettering(&api, &receiver, 1).await;
+    let (status, body) = api.put("/v1/buses/b/archives/all", json!({})).await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let mut exported = exported_names(&scrape(&api).await);
+    // The PostgreSQL pool's series exist only on a PostgreSQL store.
+    match TestDatabase::create().await {
+        Some(db) => {
+            let node = crate::cluster::node(&db, dir.path(), "pg", &[]);
+            exported.extend(exported_names(&scrape(&Api::new(&node)).await));
+        }
+        None => used.retain(|name, _| !name.starts_with("switchyard_postgres_")),
+    }
+    let unknown: Vec<_> = used
+        .iter()
+        .filter(|(name, _)| !exported.contains(*name))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "used in deploy/ but not exported (name, first file): {unknown:?}"
+    );
 }
