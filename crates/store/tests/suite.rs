@@ -951,8 +951,46 @@ async fn attempt_log_and_trail(store: &dyn Store) {
     assert_eq!(trail.deliveries[1].state, DeliveryState::Gone);
 }
 
+/// What `/metrics` shows of the store: a size that grows with what it keeps, and a pool only for
+/// the store that has one.
+async fn usage_grows_with_what_is_kept(store: &dyn Store) {
+    let before = store.usage().await.unwrap();
+    assert!(before.size_bytes > 0, "{before:?}");
+    assert_eq!(
+        before.pool.is_some(),
+        store.cluster().is_some(),
+        "{before:?}"
+    );
+    store.put_bus("sized", Default::default()).await.unwrap();
+    let pad = "x".repeat(10_000);
+    let events = (0..100)
+        .map(|n| NewEvent {
+            bus: "sized".into(),
+            event: Arc::new(Event {
+                envelope: format!("{{\"id\":\"sized-{n}\",\"pad\":\"{pad}\"}}"),
+                ..(*event(&format!("sized-{n}"), now_ms())).clone()
+            }),
+            subscriptions: vec![],
+            archives: vec![],
+            once: None,
+        })
+        .collect();
+    store.append(events).await.unwrap();
+    let after = store.usage().await.unwrap();
+    assert!(after.size_bytes > before.size_bytes, "{before:?} {after:?}");
+    if let Some(pool) = after.pool {
+        // The first call's connection went back to the pool before this one read it.
+        assert!(
+            pool.idle >= 1 && pool.idle + pool.in_use <= pool.max,
+            "{after:?}"
+        );
+    }
+    store.delete_bus("sized", true).await.unwrap();
+}
+
 async fn run_suite(store: Arc<dyn Store>) {
     store.check().await.unwrap();
+    usage_grows_with_what_is_kept(store.as_ref()).await;
     archives(store.as_ref()).await;
     catalog(store.as_ref()).await;
     documents(store.as_ref()).await;
