@@ -17,6 +17,7 @@
 
 mod common;
 
+mod backup;
 mod bad_input;
 mod cli;
 mod cloudevents;
