@@ -25,6 +25,7 @@ mod cluster;
 mod connections;
 mod delivery;
 mod destinations;
+mod docs;
 mod durability;
 mod eventbridge;
 mod flow_control;
