@@ -11,6 +11,8 @@
 //!   each of its lines must be in one line of the output, `…` standing for anything.
 //! - a `text log-lines` block shows log lines (`LEVEL target: message key=value …`): each
 //!   message must be logged, with those fields, by the module the target names.
+//! - a `toml` block with buses, sources, connections or `[server]` is a config file: it must
+//!   parse as `serve --config` parses it.
 //!
 //! A failure names the file, the line of the block and what it printed. Blocks that cannot run
 //! here (TLS certificates, PostgreSQL, systemd, a Slack workspace) are left unmarked.
@@ -98,8 +100,7 @@ fn blocks(text: &str) -> Vec<Block> {
                     blocks.push(open.take().unwrap().0);
                 } else {
                     // Indented blocks (in a list) lose the fence's indentation.
-                    let cut = line.len() - line.trim_start().len();
-                    block.body.push_str(&line[cut.min(*fence_indent)..]);
+                    block.body.push_str(&line[indent.min(*fence_indent)..]);
                     block.body.push('\n');
                 }
             }
@@ -310,4 +311,36 @@ fn the_log_lines_the_docs_show_are_logged_as_shown() {
         }
     }
     assert!(checked >= 2, "only {checked} log lines checked");
+}
+
+/// Config-file examples (`toml` blocks with buses, sources, connections or `[server]`) are
+/// files `serve --config` takes: `switchyard lint` (offline) parses each as `serve` does.
+#[test]
+fn every_config_file_example_in_the_docs_parses() {
+    let dir = temp_dir();
+    let mut checked = 0;
+    for path in documents() {
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        for block in blocks(&std::fs::read_to_string(&path).unwrap()) {
+            let config = ["[server]", "[buses.", "[sources.", "[connections."]
+                .iter()
+                .any(|table| block.body.contains(table));
+            if !block.is(&["toml"]) || !config {
+                continue;
+            }
+            let file = dir.path().join(format!("{name}-{}.toml", block.line));
+            std::fs::write(&file, &block.body).unwrap();
+            let output = Command::new(BIN).arg("lint").arg(&file).output().unwrap();
+            assert_ne!(
+                output.status.code(),
+                Some(2),
+                "{name}:{}: the config file example does not parse:\n{}\n{}",
+                block.line,
+                block.body,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} config file examples checked");
 }
