@@ -30,9 +30,9 @@
 //!
 //! Invariant: every `/v1` route and every EventBridge operation needs a scope (a forward into
 //! a bus may show switchyard's own identity token instead: `api::forwarded_into`); only `admin`
-//! changes configuration (connections, sources and signing secrets included); `read` never sees
-//! a secret (no answer holds one). An access key id belongs to one token at most; an AWS secret
-//! key is held to the same length rule as a token ([`ApiTokens::short`]).
+//! changes configuration (connections, sources and signing secrets included) or takes a backup;
+//! `read` never sees a secret (no answer holds one). An access key id belongs to one token at
+//! most; an AWS secret key is held to the same length rule as a token ([`ApiTokens::short`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -136,6 +136,10 @@ impl Need {
     /// The scope a `/v1` request needs, from its method and path.
     pub(crate) fn of(method: &Method, path: &str) -> Need {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        // A copy of the whole store holds every event and sealed secret: no read.
+        if segments == ["v1", "backup"] {
+            return Need::Admin;
+        }
         if *method == Method::GET || *method == Method::HEAD {
             return Need::Read;
         }
@@ -702,6 +706,7 @@ aws_secret_access_key = "short"
             Need::Admin
         );
         assert_eq!(need(Method::DELETE, "/v1/replays/r"), Need::Admin);
+        assert_eq!(need(Method::GET, "/v1/backup"), Need::Admin);
     }
 
     #[test]

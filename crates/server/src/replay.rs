@@ -50,6 +50,18 @@ pub(crate) enum ReplayState {
     Failed,
 }
 
+/// As the API spells it (`completed`), for messages.
+impl std::fmt::Display for ReplayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ReplayState::Running => "running",
+            ReplayState::Completed => "completed",
+            ReplayState::Cancelled => "cancelled",
+            ReplayState::Failed => "failed",
+        })
+    }
+}
+
 /// A replay as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ReplayRecord {
@@ -211,7 +223,7 @@ impl App {
         let record = self.get_replay(name).await?;
         if record.state != ReplayState::Running {
             return Err(StoreError::Conflict(format!(
-                "replay {name:?} is {:?} already; only a running replay can be cancelled",
+                "replay {name:?} is {} already; only a running replay can be cancelled",
                 record.state
             )));
         }
@@ -480,7 +492,7 @@ impl App {
 
 fn name_taken(existing: &ReplayRecord) -> StoreError {
     StoreError::Conflict(format!(
-        "replay {:?} already exists ({:?}); replay names are unique, choose another",
+        "replay {:?} already exists ({}); replay names are unique, choose another",
         existing.spec.name, existing.state
     ))
 }

@@ -146,6 +146,10 @@ pub enum StoreError {
         #[source]
         cause: Option<Cause>,
     },
+    /// This store cannot do what was asked at all (a backup of a PostgreSQL store); the message
+    /// says what to use instead. Asking again will not help.
+    #[error("{0}")]
+    Unsupported(String),
     /// The store is shut down (the PostgreSQL store's writer went with its runtime); nothing was
     /// written.
     #[error("the store is closed")]

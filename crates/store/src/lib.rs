@@ -131,6 +131,17 @@ pub struct PoolUsage {
     pub max: u64,
 }
 
+/// A copy of the whole store as of one commit ([`Store::backup`]): a store file of its own, which
+/// `serve --data-dir` opens as it would the original.
+#[derive(Debug)]
+pub struct Backup {
+    /// The copy, open for reading from its start. It has no name left on disk: once this
+    /// handle is dropped the copy is gone, so nothing is left behind by a reader that stops.
+    pub file: std::fs::File,
+    /// Its length in bytes.
+    pub bytes: u64,
+}
+
 use async_trait::async_trait;
 use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec};
 
@@ -311,6 +322,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<AttemptRecord>, StoreError>;
     /// An event of a bus with its deliveries and attempts, while it is kept.
     async fn event_trail(&self, bus: &str, event_id: &str) -> Result<EventTrail, StoreError>;
+
+    /// A consistent copy of the whole store (every table as of one commit) made while it keeps
+    /// serving: writers are not held up, and the copy reflects none of the commits made while
+    /// it is written. Only the embedded store makes one; a PostgreSQL store answers
+    /// [`StoreError::Unsupported`], since the database's own tools (`pg_dump`) back it up.
+    async fn backup(&self) -> Result<Backup, StoreError>;
 
     /// Whether the store can read and write now: what readiness probes ask.
     async fn check(&self) -> Result<(), StoreError>;

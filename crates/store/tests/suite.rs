@@ -1093,6 +1093,19 @@ async fn postgres_store_passes_the_suite() {
     run_suite(Arc::new(store_in(&db, StoreOptions::default()).await)).await;
 }
 
+/// The database's own tools back a PostgreSQL store up; the refusal says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_refuses_a_backup_naming_pg_dump() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = store_in(&db, StoreOptions::default()).await;
+    match store.backup().await {
+        Err(StoreError::Unsupported(message)) => assert!(message.contains("pg_dump"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_firing_one_tick_make_one_event() {
     let Some(db) = TestDatabase::create().await else {

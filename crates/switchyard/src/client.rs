@@ -7,7 +7,8 @@ use serde_json::Value;
 
 /// Where the server is and how to authenticate; shared by every client command. Global, so
 /// that a command's own subcommands take them too, before or after their arguments
-/// (`dead-letters B S list --url …` as well as `dead-letters --url … B S list`).
+/// (`dead-letters B S list --url …` as well as `dead-letters --url … B S list`); given before
+/// the command's name, they arrive through [`LeadingClientArgs`].
 #[derive(clap::Args, Clone)]
 pub(crate) struct ClientArgs {
     /// Base URL of the server.
@@ -20,6 +21,18 @@ pub(crate) struct ClientArgs {
     pub url: String,
     /// File whose first line is an API token, for a server that requires one.
     #[arg(long, global = true, env = "SWITCHYARD_API_TOKEN_FILE")]
+    pub api_token_file: Option<PathBuf>,
+}
+
+/// The client flags when given before the command's name (`switchyard --url … publish …`):
+/// clap hands their values down to that command's own [`ClientArgs`], which shows them in its
+/// `--help`. Hidden here, so that commands that are no client (`serve`, `sink`) do not offer
+/// them; `main` refuses them there.
+#[derive(clap::Args)]
+pub(crate) struct LeadingClientArgs {
+    #[arg(long, global = true, hide = true)]
+    pub url: Option<String>,
+    #[arg(long, global = true, hide = true)]
     pub api_token_file: Option<PathBuf>,
 }
 
@@ -110,32 +123,59 @@ impl ApiClient {
         path: &str,
         body: Option<String>,
     ) -> anyhow::Result<Value> {
+        let response = self.send(method.clone(), path, body).await?;
+        let text = response
+            .text()
+            .await
+            .with_context(|| format!("{method} {}: the answer broke off", path_only(path)))?;
+        Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        })
+    }
+
+    /// Sends a JSON body (or none) and returns the response if it is a success, for a caller
+    /// that reads the body itself (a stream). Every failure, of the connection or of the API,
+    /// is told in the one format of the CLI: `METHOD PATH: STATUS CODE: message`.
+    pub(crate) async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<reqwest::Response> {
         let mut request = self.request(method.clone(), path);
         if let Some(body) = body {
             request = request
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
+        // The query (a page's cursor, a limit) says nothing about what failed.
+        let target = format!("{method} {}", path_only(path));
         let response = request
             .send()
             .await
-            .with_context(|| format!("cannot reach {}", self.base))?;
+            .with_context(|| format!("{target}: cannot reach {}", self.base))?;
         let status = response.status();
-        let text = response.text().await?;
-        let value: Value = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        if !status.is_success() {
-            let code = value["error"]["code"].as_str().unwrap_or("error");
-            let message = value["error"]["message"]
-                .as_str()
-                .map_or_else(|| value.to_string(), str::to_string);
-            bail!("{method} {path}: {} {code}: {message}", status.as_u16());
+        if status.is_success() {
+            return Ok(response);
         }
-        Ok(value)
+        let text = response.text().await.unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        // Not the API's error shape (a proxy's page, say): the status's own words, and the text.
+        let code = value["error"]["code"]
+            .as_str()
+            .or_else(|| status.canonical_reason())
+            .unwrap_or("error");
+        let message = value["error"]["message"]
+            .as_str()
+            .map_or_else(|| text.trim().to_string(), str::to_string);
+        bail!("{target}: {} {code}: {message}", status.as_u16());
     }
+}
+
+fn path_only(path: &str) -> &str {
+    path.split_once('?').map_or(path, |(path, _)| path)
 }
 
 /// A server's base URL as given, without a trailing `/`; one without a scheme (`127.0.0.1:8700`,

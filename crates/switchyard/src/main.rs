@@ -9,6 +9,7 @@
 )]
 
 mod admin;
+mod backup;
 mod bench;
 mod bench_hooks;
 mod bench_match;
@@ -27,11 +28,16 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[command(
     name = "switchyard",
     version,
-    about = "A self-hosted event bus with durable push delivery."
+    about = "A self-hosted event bus with durable push delivery.",
+    after_help = "Commands that talk to a running server take --url URL (or SWITCHYARD_URL, default \
+                  http://127.0.0.1:8700) and --api-token-file FILE (or SWITCHYARD_API_TOKEN_FILE), \
+                  before or after the command's name: see `switchyard COMMAND --help`."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    leading: client::LeadingClientArgs,
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -67,6 +73,9 @@ enum Command {
     DeadLetters(admin::DeadLetterArgs),
     /// Start, follow or cancel a replay of a bus's archived events.
     Replay(replay::ReplayArgs),
+    /// Write a consistent copy of a running server's embedded store to DIR/switchyard.redb
+    /// (admin token; a PostgreSQL store is backed up with pg_dump).
+    Backup(backup::BackupArgs),
     /// Drive a running server with batched publishes into a local sink and report publish rate,
     /// delivered rate and publish-to-delivery latency.
     Bench(bench::BenchArgs),
@@ -162,6 +171,15 @@ fn test_pattern(pattern: &str, event: &str) -> std::process::ExitCode {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    if let Some(name) = not_a_client(&cli.command)
+        && (cli.leading.url.is_some() || cli.leading.api_token_file.is_some())
+    {
+        eprintln!(
+            "error: `{name}` talks to no server: --url and --api-token-file are for the commands \
+             that do (publish, apply, tail, …); see `switchyard {name} --help`"
+        );
+        return std::process::ExitCode::from(2);
+    }
     // Their own exit statuses: 1 means findings (no match), so an error is 2.
     let command = match cli.command {
         Command::Lint(args) => return lint::main(args),
@@ -175,6 +193,27 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The name of a command that is no client of a running server, which the client flags
+/// (accepted anywhere, being global) must not silently ignore.
+fn not_a_client(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Serve(_) => Some("serve"),
+        Command::Sink(_) => Some("sink"),
+        Command::TestPattern { .. } => Some("test-pattern"),
+        Command::BenchMatch { .. } => Some("bench-match"),
+        Command::Tail(_)
+        | Command::Stats(_)
+        | Command::Apply(_)
+        | Command::Publish(_)
+        | Command::DeadLetters(_)
+        | Command::Replay(_)
+        | Command::Backup(_)
+        | Command::Bench(_)
+        | Command::BenchHooks(_)
+        | Command::Lint(_) => None,
     }
 }
 
@@ -206,6 +245,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             Command::Tail(args) => tail::run(args).await,
             Command::Stats(args) => stats::run(args).await,
             Command::Replay(args) => replay::run(args).await,
+            Command::Backup(args) => backup::run(args).await,
             Command::BenchHooks(args) => bench_hooks::run(args).await,
             Command::Publish(args) => admin::publish(args).await,
             Command::DeadLetters(args) => admin::dead_letters(args).await,

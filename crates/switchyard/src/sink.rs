@@ -21,8 +21,9 @@ pub(crate) async fn run(args: SinkArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    println!(
-        "sink listening on http://{}; answers 200, or CODE for /status/CODE",
+    // On stderr, as serve's own line: stdout is what the sink receives.
+    eprintln!(
+        "sink listening on http://{}, answers 200, or CODE for /status/CODE",
         listener.local_addr()?
     );
     let app = axum::Router::new().fallback(receive);

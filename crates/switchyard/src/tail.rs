@@ -25,22 +25,14 @@ pub(crate) async fn run(args: TailArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.subscription {
         path.push_str(&format!("?subscription={name}"));
     }
-    let mut response = client
-        .request(Method::GET, &path)
-        .send()
-        .await
-        .context("cannot reach the server")?;
-    if !response.status().is_success() {
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        anyhow::bail!(
-            "{status}: {}",
-            body["error"]["message"].as_str().unwrap_or("tail refused")
-        );
-    }
+    let mut response = client.send(Method::GET, &path, None).await?;
     eprintln!("tailing bus {} (Ctrl-C to stop)", args.bus);
     let mut pending = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .with_context(|| format!("GET /v1/buses/{}/tail: the stream broke off", args.bus))?
+    {
         pending.extend_from_slice(&chunk);
         while let Some(end) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=end).collect();

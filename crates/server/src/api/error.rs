@@ -101,6 +101,9 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }
+            StoreError::Unsupported(message) => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", message)
+            }
             StoreError::Closed => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

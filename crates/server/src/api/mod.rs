@@ -3,6 +3,7 @@
 //! with the scopes of [`crate::auth`].
 
 mod archives;
+mod backup;
 mod browsers;
 mod buses;
 mod connections;
@@ -111,6 +112,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
             get(history::attempts),
         )
         .route("/v1/buses/{bus}/tail", get(tail::tail))
+        .route("/v1/backup", get(backup::backup))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             require_token,

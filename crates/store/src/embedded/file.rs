@@ -61,6 +61,11 @@ impl StoreFile {
         })
     }
 
+    /// The directory holding the file.
+    pub(super) fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// The open handle, or the outage that is being recovered from.
     pub(super) fn database(&self) -> Result<Arc<Database>, StoreError> {
         match &*self.state.read().unwrap_or_else(PoisonError::into_inner) {

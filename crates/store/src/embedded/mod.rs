@@ -9,12 +9,14 @@
 //!
 //! Laid out as the PostgreSQL store is: [`catalog`], [`deliveries`], [`dead_letters`],
 //! [`archives`], [`history`], [`collect`] and [`writer`], each owning the same part of the
-//! state as its namesake there; [`codec`] holds the tables and their byte layouts. This module
+//! state as its namesake there; [`codec`] holds the tables and their byte layouts, and
+//! [`backup`] copies them all while the store serves. This module
 //! only hands each [`Store`] call to its part, as a read or as a job of the group commit.
 //!
 //! Must not: decide delivery policy, or hold a write transaction across an `.await`.
 
 mod archives;
+mod backup;
 mod catalog;
 mod codec;
 mod collect;
@@ -34,7 +36,7 @@ use switchyard_model::{ArchiveSpec, BusSpec, SubscriptionSpec};
 use self::file::StoreFile;
 use self::writer::Writer;
 use crate::{
-    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord,
+    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, Backup, BusRecord,
     DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent, Outcome,
     PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions, StoreUsage,
     SubscriptionRecord, SubscriptionStats,
@@ -367,6 +369,11 @@ impl Store for EmbeddedStore {
 
     async fn maintain(&self) -> Result<(), StoreError> {
         collect::maintain(&self.writer, self.options).await
+    }
+
+    async fn backup(&self) -> Result<Backup, StoreError> {
+        let dir = self.file.dir().to_path_buf();
+        self.read(move |txn| backup::backup(txn, &dir)).await
     }
 }
 

@@ -43,9 +43,9 @@ use self::listener::Listener;
 use self::tls::Database;
 use self::writer::{Context, Writer};
 use crate::{
-    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, BusRecord, Change,
-    ClusterStore, DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent, Outcome,
-    PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions, StoreUsage,
+    ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, Backup, BusRecord,
+    Change, ClusterStore, DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent,
+    Outcome, PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions, StoreUsage,
     SubscriptionRecord, SubscriptionStats,
 };
 
@@ -361,6 +361,14 @@ impl Store for PostgresStore {
 
     async fn maintain(&self) -> Result<(), StoreError> {
         collect::maintain(&self.pool, self.options).await
+    }
+
+    async fn backup(&self) -> Result<Backup, StoreError> {
+        Err(StoreError::Unsupported(
+            "this server's store is PostgreSQL, which switchyard does not copy itself: back it up with \
+             pg_dump (or the database's own backups), and the master key file beside it"
+                .into(),
+        ))
     }
 
     fn cluster(&self) -> Option<&dyn ClusterStore> {

@@ -473,3 +473,354 @@ async fn stats_shows_every_subscription_worst_first() {
     let only = stdout(&cli(&server, &["stats", "a"]));
     assert_eq!(only.lines().count(), 2, "{only}");
 }
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("SWITCHYARD_URL")
+        .env_remove("SWITCHYARD_API_TOKEN_FILE")
+        .output()
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).to_string()
+}
+
+/// The commands `switchyard --help` lists, but `help`.
+fn commands() -> Vec<String> {
+    let help = stdout(&run(&["--help"]));
+    help.lines()
+        .skip_while(|line| !line.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// `switchyard --url … publish …` was "unexpected argument": the client flags were taken only
+/// after the command's name. They are taken anywhere now, by every command that talks to a
+/// server, and every such command's `--help` shows them; the commands that talk to none neither
+/// show them nor ignore them silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_flags_are_taken_in_any_position_and_shown_in_every_client_help() {
+    let not_clients = ["serve", "test-pattern", "bench-match", "sink"];
+    let listed = commands();
+    assert!(listed.len() > 10, "{listed:?}");
+    for command in &listed {
+        let help = stdout(&run(&[command, "--help"]));
+        let shown = help.contains("--url <URL>") && help.contains("--api-token-file");
+        assert_eq!(
+            shown,
+            !not_clients.contains(&command.as_str()),
+            "switchyard {command} --help:\n{help}"
+        );
+    }
+    for nested in [
+        ["dead-letters", "b", "s", "list", "--help"].as_slice(),
+        &["replay", "start", "--help"],
+        &["replay", "status", "--help"],
+    ] {
+        let help = stdout(&run(nested));
+        assert!(
+            help.contains("--url <URL>") && help.contains("--api-token-file"),
+            "{nested:?}:\n{help}"
+        );
+    }
+    assert!(stdout(&run(&["--help"])).contains("take --url URL"));
+
+    let dir = temp_dir();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[tokens.admin]\ntoken = \"admin-token-0123456789\"\nscopes = [\"admin\"]\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &["--api-tokens-file", tokens.to_str().unwrap()],
+    );
+    let token = dir.path().join("token");
+    std::fs::write(&token, "admin-token-0123456789\n").unwrap();
+    let token = token.to_str().unwrap();
+    let url = server.base.as_str();
+    assert!(
+        run(&["--url", url, "--api-token-file", token, "stats"])
+            .status
+            .success()
+    );
+    let event = r#"{"source": "web", "detail-type": "t", "detail": {}}"#;
+    let bus = dir.path().join("bus.toml");
+    std::fs::write(
+        &bus,
+        "[buses.b.subscriptions.s]\ndestination = { url = \"http://127.0.0.1:9/\" }\n",
+    )
+    .unwrap();
+    let bus = bus.to_str().unwrap();
+    for args in [
+        vec!["--url", url, "--api-token-file", token, "apply", bus],
+        vec![
+            "--url",
+            url,
+            "--api-token-file",
+            token,
+            "publish",
+            "b",
+            event,
+        ],
+        vec![
+            "--url",
+            url,
+            "publish",
+            "--api-token-file",
+            token,
+            "b",
+            event,
+        ],
+        vec![
+            "publish",
+            "--url",
+            url,
+            "b",
+            event,
+            "--api-token-file",
+            token,
+        ],
+        vec![
+            "--api-token-file",
+            token,
+            "publish",
+            "b",
+            event,
+            "--url",
+            url,
+        ],
+        vec![
+            "--url",
+            url,
+            "--api-token-file",
+            token,
+            "dead-letters",
+            "b",
+            "s",
+            "list",
+        ],
+        vec![
+            "--url",
+            url,
+            "dead-letters",
+            "b",
+            "s",
+            "--api-token-file",
+            token,
+            "list",
+        ],
+        vec!["--url", url, "--api-token-file", token, "lint"],
+    ] {
+        let output = run(&args);
+        assert!(output.status.success(), "{args:?}: {output:?}");
+    }
+    // Without the token, the same line is refused by the server: the flag was what let it in.
+    let refused = run(&["--url", url, "publish", "b", event]);
+    assert!(stderr(&refused).contains("401 unauthorized"), "{refused:?}");
+
+    for args in [
+        ["--url", url, "serve"].as_slice(),
+        &["serve", "--url", url],
+        &["sink", "--api-token-file", token],
+        &["--url", url, "test-pattern", "{}", "{}"],
+    ] {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+        assert!(
+            stderr(&output).contains(
+                "talks to no server: --url and --api-token-file are for the commands that do"
+            ),
+            "{args:?}: {output:?}"
+        );
+    }
+}
+
+/// `tail` said `error: 404: bus "nope" does not exist`, other commands `error: GET
+/// /v1/...?limit=1000: 404 not_found: ...`: every command now says `error: METHOD PATH: STATUS
+/// CODE: message`, the path without its query, and a server that cannot be reached is named
+/// after the same `METHOD PATH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_command_reports_errors_in_one_format() {
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[sources.s]\nbus = \"nope\"\nverify = { type = \"slack\", signing_secret = \"s3cret\" }\n",
+    )
+    .unwrap();
+    let missing = "404 not_found: bus \"nope\" does not exist";
+    let event = r#"{"source": "web", "detail-type": "t", "detail": {}}"#;
+    for (args, expected) in [
+        (vec!["tail", "nope"], format!("GET /v1/buses/nope/tail: {missing}")),
+        (
+            vec!["tail", "nope", "--subscription", "s"],
+            format!("GET /v1/buses/nope/tail: {missing}"),
+        ),
+        (vec!["stats", "nope"], format!("GET /v1/buses/nope/subscriptions: {missing}")),
+        (
+            vec!["dead-letters", "nope", "s", "list"],
+            format!("GET /v1/buses/nope/subscriptions/s/dead-letters: {missing}"),
+        ),
+        (
+            vec!["dead-letters", "nope", "s", "redrive"],
+            format!("POST /v1/buses/nope/subscriptions/s/dead-letters/redrive: {missing}"),
+        ),
+        (
+            vec!["dead-letters", "nope", "s", "purge", "--yes"],
+            format!("DELETE /v1/buses/nope/subscriptions/s/dead-letters: {missing}"),
+        ),
+        (vec!["publish", "nope", event], format!("POST /v1/buses/nope/events: {missing}")),
+        (
+            vec!["replay", "status", "r"],
+            "GET /v1/replays/r: 404 not_found: replay \"r\" does not exist".to_string(),
+        ),
+        (
+            vec!["replay", "cancel", "r"],
+            "DELETE /v1/replays/r: 404 not_found: replay \"r\" does not exist".to_string(),
+        ),
+        (
+            vec!["replay", "start", "r", "--bus", "nope", "--archive", "a", "--from", "2026-01-01T00:00:00Z"],
+            "POST /v1/replays: 400 invalid: field \"bus\": bus \"nope\" does not exist".to_string(),
+        ),
+        (
+            vec!["apply", config.to_str().unwrap()],
+            "PUT /v1/sources/s: 400 invalid: field \"bus\": bus \"nope\" does not exist; create it first".to_string(),
+        ),
+    ] {
+        let mut line = vec!["--url", server.base.as_str()];
+        line.extend(&args);
+        let output = run(&line);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {output:?}");
+        assert_eq!(stderr(&output), format!("error: {expected}\n"), "{args:?}");
+    }
+    let unreachable = run(&["--url", "http://127.0.0.1:9", "tail", "b"]);
+    assert!(
+        stderr(&unreachable)
+            .starts_with("error: GET /v1/buses/b/tail: cannot reach http://127.0.0.1:9: "),
+        "{unreachable:?}"
+    );
+}
+
+/// Answers are printed with a trailing newline, so that a shell prompt does not follow one on
+/// its line; and states in messages are spelled as the API spells them (`completed`, where the
+/// server said `Completed`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_ends_with_a_newline_and_states_are_spelled_as_the_api_does() {
+    let dir = temp_dir();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let refusing = Receiver::start(|_, _| Reply::status(400)).await;
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!("[buses.b.archives.all]\n\n[buses.b.subscriptions.s]\ndestination = {{ url = \"{}\" }}\n", refusing.url),
+    )
+    .unwrap();
+    let base = server.base.as_str();
+    let with_url = |args: &[&str]| {
+        let mut line = vec!["--url", base];
+        line.extend(args);
+        run(&line)
+    };
+    let event = r#"{"source": "web", "detail-type": "t", "detail": {}}"#;
+    let mut answers = vec![
+        ("apply", with_url(&["apply", config.to_str().unwrap()])),
+        ("publish", with_url(&["publish", "b", event])),
+    ];
+    let api = Api::new(&server);
+    wait_for("a dead letter", Duration::from_secs(20), async || {
+        api.stats("b", "s").await["dead"] == 1
+    })
+    .await;
+    let from = "2020-01-01T00:00:00Z";
+    answers.extend([
+        (
+            "dead-letters list",
+            with_url(&["dead-letters", "b", "s", "list"]),
+        ),
+        (
+            "dead-letters redrive",
+            with_url(&["dead-letters", "b", "s", "redrive"]),
+        ),
+        (
+            "dead-letters purge",
+            with_url(&["dead-letters", "b", "s", "purge", "--yes"]),
+        ),
+        ("stats", with_url(&["stats"])),
+        ("lint", with_url(&["lint"])),
+        (
+            "replay start",
+            with_url(&[
+                "replay",
+                "start",
+                "r",
+                "--bus",
+                "b",
+                "--archive",
+                "all",
+                "--from",
+                from,
+            ]),
+        ),
+        (
+            "replay start --detach",
+            with_url(&[
+                "replay",
+                "start",
+                "r2",
+                "--bus",
+                "b",
+                "--archive",
+                "all",
+                "--from",
+                from,
+                "--detach",
+            ]),
+        ),
+        ("replay status", with_url(&["replay", "status", "r"])),
+        (
+            "backup",
+            with_url(&["backup", dir.path().join("backup").to_str().unwrap()]),
+        ),
+        (
+            "test-pattern",
+            run(&["test-pattern", r#"{"source": ["web"]}"#, event]),
+        ),
+    ]);
+    for (what, output) in &answers {
+        assert!(output.status.success(), "{what}: {output:?}");
+        let text = stdout(output);
+        assert!(
+            !text.is_empty() && text.ends_with('\n'),
+            "{what} printed {text:?}"
+        );
+    }
+    let again = with_url(&[
+        "replay",
+        "start",
+        "r",
+        "--bus",
+        "b",
+        "--archive",
+        "all",
+        "--from",
+        from,
+    ]);
+    assert_eq!(
+        stderr(&again),
+        "error: POST /v1/replays: 409 conflict: replay \"r\" already exists (completed); replay names are unique, choose another\n"
+    );
+    let cancel = with_url(&["replay", "cancel", "r"]);
+    assert_eq!(
+        stderr(&cancel),
+        "error: DELETE /v1/replays/r: 409 conflict: replay \"r\" is completed already; only a running replay can be cancelled\n"
+    );
+}

@@ -17,6 +17,7 @@
 
 mod common;
 
+mod backup;
 mod bad_input;
 mod cli;
 mod cloudevents;
@@ -25,6 +26,7 @@ mod connections;
 mod console;
 mod delivery;
 mod destinations;
+mod docs;
 mod durability;
 mod eventbridge;
 mod flow_control;
