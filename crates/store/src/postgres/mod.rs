@@ -45,8 +45,8 @@ use self::writer::{Context, Writer};
 use crate::{
     ArchiveCursor, ArchiveRecord, ArchiveStats, ArchivedEvent, AttemptRecord, Backup, BusRecord,
     Change, ClusterStore, DeadLetter, DocumentKind, DocumentRecord, EventTrail, Lease, NewEvent,
-    Outcome, PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions, StoreUsage,
-    SubscriptionRecord, SubscriptionStats,
+    Outcome, PendingDelivery, PendingOrder, PullRequest, Store, StoreError, StoreOptions,
+    StoreUsage, SubscriptionRecord, SubscriptionStats,
 };
 
 /// Connections for reads and catalog writes, besides the writer's and the listener's.
