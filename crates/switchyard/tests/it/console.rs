@@ -271,15 +271,7 @@ async fn the_pattern_tester_lists_the_subscriptions_of_the_bus_an_event_matches(
     let dir = temp_dir();
     let server = Server::start(dir.path(), &[]);
     let api = Api::new(&server);
-    api.bus("shop").await;
-    for (name, source) in [("billing", "shop"), ("search", "catalog")] {
-        api.subscribe(
-            "shop",
-            name,
-            json!({"pattern": {"source": [source]}, "destination": {"url": receiver.url}}),
-        )
-        .await;
-    }
+    crate::stats::shop_with_billing_and_search(&api, &receiver).await;
     let (status, source) = api
         .put(
             "/v1/sources/slack",

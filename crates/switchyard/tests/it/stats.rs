@@ -133,12 +133,9 @@ async fn the_overview_puts_failing_then_dead_lettered_subscriptions_before_healt
     );
 }
 
-#[tokio::test]
-async fn test_pattern_with_a_bus_names_the_subscriptions_and_archives_that_would_take_the_event() {
-    let receiver = Receiver::ok().await;
-    let dir = temp_dir();
-    let server = Server::start(dir.path(), &[]);
-    let api = Api::new(&server);
+/// Bus `shop` with `billing` (events from `shop`) and `search` (from `catalog`), both to
+/// `receiver`: what the pattern tests look up an event against.
+pub(crate) async fn shop_with_billing_and_search(api: &Api<'_>, receiver: &Receiver) {
     api.bus("shop").await;
     for (name, source) in [("billing", "shop"), ("search", "catalog")] {
         api.subscribe(
@@ -148,6 +145,15 @@ async fn test_pattern_with_a_bus_names_the_subscriptions_and_archives_that_would
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn test_pattern_with_a_bus_names_the_subscriptions_and_archives_that_would_take_the_event() {
+    let receiver = Receiver::ok().await;
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    shop_with_billing_and_search(&api, &receiver).await;
     api.put("/v1/buses/shop/archives/everything", json!({}))
         .await;
     let (status, answer) = api

@@ -48,6 +48,8 @@ async function api(method, path, body) {
     const error = (value && value.error) || {};
     const err = new Error(`${method} ${path}: ${response.status} ${error.code || ""}: ${error.message || text}`);
     err.status = response.status;
+    // The session ended (expired, or the token changed): ask for a token again.
+    if (response.status === 401 && path !== "/console/session") setTimeout(start, 0);
     throw err;
   }
   return value;
