@@ -58,7 +58,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pullers: u64,
     /// The sink's raw limit in POSTs/s, to report the delivered rate as a share of; 0 measures
-    /// it before the run (--concurrency connections posting event-sized bodies for 2 s).
+    /// it before an unlimited run (--concurrency connections posting event-sized bodies for 2 s).
     #[arg(long, default_value_t = 0)]
     sink_limit: u64,
     /// Publish through these nodes in turn (repeat the flag) instead of through --url alone: for
@@ -188,7 +188,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let filler = "x".repeat(args.payload);
     let sink_limit = match args.sink_limit {
-        0 if args.pullers == 0 => Some(
+        // Only a run as fast as possible says anything about the sink's share.
+        0 if args.pullers == 0 && args.rate == 0 => Some(
             measure_sink(
                 &format!("http://{sink_addr}/sink"),
                 args.concurrency,
