@@ -4,7 +4,7 @@
 //!
 //! Owns the sampler: one task per node that reads every subscription's stats from the store
 //! every [`INTERVAL`] and keeps the last hour of them in memory, a fixed ring per subscription
-//! (about 17 KB each), so a page of the console costs no store reads and its rates need no
+//! (about 40 KB each), so a page of the console costs no store reads and its rates need no
 //! counter kept in the browser. Deleted subscriptions are dropped at the next sample.
 //!
 //! Must not: write anything, or hold its lock across an `.await` (a sample is read first, then

@@ -6,7 +6,8 @@
 //! change something and `Sec-Fetch-Site` with every request, and no page can remove them;
 //! API clients (curl, SDKs) send neither and pass untouched. A marked request is refused when
 //! - it can change something and comes from another site (`Sec-Fetch-Site` other than
-//!   `same-origin` and `none`, or an `Origin` that is not this server's);
+//!   `same-origin` and `none`, or an `Origin` that is neither the request's `Host` nor the
+//!   public URL's origin);
 //! - the server has no API tokens (so the API is open, on loopback) and it is addressed to a
 //!   host name that is not a loopback one or the public URL's: the page of a rebound name
 //!   would otherwise be same-origin with the API.
@@ -51,6 +52,7 @@ fn refusal(app: &App, method: &Method, headers: &HeaderMap) -> Option<String> {
         }
         if let Some(origin) = origin
             && authority(origin) != Some(host)
+            && !public_origin(app).is_some_and(|public| public.eq_ignore_ascii_case(origin))
         {
             return Some(format!(
                 "a page of {origin} may not {method} here: only this server's own pages may"
@@ -63,6 +65,13 @@ fn refusal(app: &App, method: &Method, headers: &HeaderMap) -> Option<String> {
         ));
     }
     None
+}
+
+/// The public URL's origin (`scheme://host[:port]`): behind a proxy that rewrites `Host`, the
+/// console's own requests carry this origin, not the `Host` the server sees.
+fn public_origin(app: &App) -> Option<String> {
+    let url = url::Url::parse(&app.config().public_url).ok()?;
+    Some(url.origin().ascii_serialization())
 }
 
 /// The `host[:port]` of an origin (`scheme://host[:port]`).

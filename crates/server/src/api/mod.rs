@@ -318,7 +318,9 @@ async fn authorize(app: &App, need: Need, request: Request, next: Next) -> Respo
     {
         return next.run(request).await;
     }
-    let found = match presented {
+    // Only a bearer token is ours: a proxy's own `Authorization: Basic …` must not hide the
+    // console's session cookie.
+    let found = match presented.and_then(crate::auth::bearer) {
         Some(_) => tokens.find(presented),
         None => {
             let token = session_token(app, request.headers());

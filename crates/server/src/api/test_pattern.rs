@@ -2,6 +2,7 @@
 //! `pattern`) which of the bus's subscriptions and archives would take it? The same code
 //! subscriptions use, run off the async workers when the body is large, like a publish.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::Json;
@@ -91,14 +92,16 @@ fn against_bus(
     let routes = index
         .route(&event.envelope)
         .map_err(|e| ApiError::invalid(format!("invalid event: {e}")))?;
+    let matched: HashSet<u64> = routes.subscriptions.into_iter().collect();
+    let archived: HashSet<u64> = routes.archives.into_iter().collect();
     let subscriptions: Vec<&str> = index
         .subscriptions()
-        .filter(|s| routes.subscriptions.contains(&s.id))
+        .filter(|s| matched.contains(&s.id))
         .map(|s| s.name.as_str())
         .collect();
     let archives: Vec<&str> = index
         .archives()
-        .filter(|a| routes.archives.contains(&a.id))
+        .filter(|a| archived.contains(&a.id))
         .map(|a| a.name.as_str())
         .collect();
     let envelope: &RawValue = serde_json::from_str(&event.envelope)

@@ -45,19 +45,32 @@ pub(crate) fn router() -> Router<Arc<App>> {
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
+    let mut answer = (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::X_FRAME_OPTIONS, "DENY"),
-            (header::REFERRER_POLICY, "no-referrer"),
             // Built into the binary: a new version is a new server, so revalidate each load.
             (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
     )
-        .into_response()
+        .into_response();
+    guarded(&mut answer);
+    answer
+}
+
+/// What every console answer carries: no framing, no sniffing, no referrer.
+fn guarded(answer: &mut Response) {
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
 }
 
 async fn index() -> Response {
@@ -81,6 +94,15 @@ async fn style() -> Response {
 /// Who the console acts as: whether tokens are needed, and the signed-in token's name and what
 /// it may do, so the page shows only what the token allows (the API refuses the rest anyway).
 async fn session(State(app): State<Arc<App>>, headers: axum::http::HeaderMap) -> Response {
+    let mut answer = who(&app, &headers);
+    guarded(&mut answer);
+    answer
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    answer
+}
+
+fn who(app: &App, headers: &axum::http::HeaderMap) -> Response {
     let tokens = &app.config().api_tokens;
     if tokens.is_empty() {
         return Json(json!({
@@ -92,7 +114,7 @@ async fn session(State(app): State<Arc<App>>, headers: axum::http::HeaderMap) ->
         }))
         .into_response();
     }
-    match crate::api::session_token(&app, &headers) {
+    match crate::api::session_token(app, headers) {
         Some(token) => Json(json!({
             "tokens_required": true,
             "token": token.name,
@@ -168,6 +190,7 @@ fn secure(app: &App) -> &'static str {
 
 fn cookie_answer(cookie: &str, body: serde_json::Value, status: StatusCode) -> Response {
     let mut answer = (status, Json(body)).into_response();
+    guarded(&mut answer);
     if let Ok(value) = HeaderValue::from_str(cookie) {
         answer.headers_mut().insert(header::SET_COOKIE, value);
     }

@@ -62,7 +62,8 @@ def subscription_url(console):
 
 
 def redrive(page, console):
-    """A dead letter is selected and redriven, after a confirmation that is first declined."""
+    """A dead letter is selected and redriven, after a confirmation that is first declined (and
+    after a purge was asked and dismissed with Esc)."""
     page.goto(subscription_url(console))
     box = page.locator("#dead-letters tbody tr input[type=checkbox]").first
     box.wait_for(timeout=WAIT_MS)
@@ -74,6 +75,11 @@ def redrive(page, console):
     asked = page.inner_text("#confirm-text")
     page.click("#confirm-cancel")
     declined = page.inner_text("#dead-letter-status")
+    # A purge asked and dismissed with Esc must not come back with the next confirmation.
+    page.click("#purge")
+    page.wait_for_selector("dialog#confirm[open]", timeout=WAIT_MS)
+    page.keyboard.press("Escape")
+    page.wait_for_selector("dialog#confirm:not([open])", state="attached", timeout=WAIT_MS)
     page.click("#redrive-selected")
     page.wait_for_selector("dialog#confirm[open]", timeout=WAIT_MS)
     page.click("#confirm-ok")

@@ -178,6 +178,8 @@ async fn a_dead_letter_redriven_from_the_subscription_page_after_confirmation_ar
     .await;
     let stats = api.stats("shop", "billing").await;
     assert_eq!(stats["dead"], 0, "{stats}");
+    // A purge asked and dismissed with Esc fired with the redrive's confirmation.
+    assert_eq!(stats["purged"], 0, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,6 +408,34 @@ async fn a_console_session_is_an_http_only_cookie_that_changes_nothing_without_t
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    // A proxy's own Basic credentials do not hide the session.
+    let (status, body) = call(
+        http.get(server.url("/v1/buses"))
+            .header("cookie", &cookie)
+            .header("authorization", "Basic cHJveHk6c2VjcmV0"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Behind a proxy that rewrites Host, the console's origin is the public URL's.
+    let (status, body) = call(
+        http.put(server.url("/v1/buses/proxied"))
+            .header("cookie", &cookie)
+            .header("switchyard-console", "1")
+            .header("host", "backend.internal:8080")
+            .header("origin", &server.base)
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        http.put(server.url("/v1/buses/forged"))
+            .header("cookie", &cookie)
+            .header("switchyard-console", "1")
+            .header("origin", "https://attacker.example")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
     let tampered = format!("{}x", cookie);
     let (status, _) = call(http.get(server.url("/v1/buses")).header("cookie", tampered)).await;
     assert_eq!(status, 401);

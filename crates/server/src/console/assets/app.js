@@ -48,8 +48,7 @@ async function api(method, path, body) {
     const error = (value && value.error) || {};
     const err = new Error(`${method} ${path}: ${response.status} ${error.code || ""}: ${error.message || text}`);
     err.status = response.status;
-    // The session ended (expired, or the token changed): ask for a token again.
-    if (response.status === 401 && path !== "/console/session") setTimeout(start, 0);
+    if (response.status === 401 && path !== "/console/session") sessionEnded(err);
     throw err;
   }
   return value;
@@ -71,26 +70,20 @@ function showError(where, error) {
   where.replaceChildren(h("p", { class: "error", role: "alert" }, error.message || String(error)));
 }
 
-// Asks before something that cannot be undone; resolves to true on Confirm.
+// Asks before something that cannot be undone; resolves to true on Confirm only. The dialog
+// answers through its close event, once per question, so a question dismissed with Esc
+// resolves false and leaves nothing behind to fire with a later one.
 function confirmDialog(text) {
   const dialog = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent = text;
+  dialog.returnValue = "";
   return new Promise((resolve) => {
-    const done = (answer) => () => {
-      dialog.close();
-      ok.removeEventListener("click", yes);
-      cancel.removeEventListener("click", no);
-      resolve(answer);
-    };
-    const ok = document.getElementById("confirm-ok");
-    const cancel = document.getElementById("confirm-cancel");
-    const yes = done(true);
-    const no = done(false);
-    ok.addEventListener("click", yes);
-    cancel.addEventListener("click", no);
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.showModal();
   });
 }
+document.getElementById("confirm-ok").addEventListener("click", () => document.getElementById("confirm").close("ok"));
+document.getElementById("confirm-cancel").addEventListener("click", () => document.getElementById("confirm").close("cancel"));
 
 // Runs draw now and every REFRESH_MS while its page is shown.
 function live(draw) {
@@ -395,12 +388,33 @@ function drawWho() {
     session.token ? h("button", { onclick: async () => { await api("DELETE", "/console/session"); await start(); } }, "Sign out") : "");
 }
 
+// The API refused the session (it expired, or the token changed): ask for a token again. If
+// the server still takes the cookie as signed in, something between (a proxy's own
+// Authorization header) hides it: say so once instead of asking again and again.
+let ending = false;
+async function sessionEnded(error) {
+  if (ending) return;
+  ending = true;
+  try {
+    session = await api("GET", "/console/session");
+    drawWho();
+    if (session.token) {
+      generation += 1;
+      clearTimeout(timer);
+      showError(main, error);
+    } else {
+      await route();
+    }
+  } catch (e) { showError(main, e); }
+  ending = false;
+}
+
 async function route() {
   generation += 1;
   clearTimeout(timer);
   if (session.tokens_required && !session.token) { signIn(); return; }
-  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   try {
+    const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
     if (parts[0] === "buses" && parts[2] === "subscriptions" && parts[3]) subscriptionPage(parts[1], parts[3]);
     else if (parts[0] === "events") eventsPage(parts[1], parts[2]);
     else if (parts[0] === "test") await testPage();
