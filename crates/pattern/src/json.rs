@@ -403,9 +403,25 @@ enum Frame {
     Array { index: u32 },
 }
 
+/// A key's fingerprint for the duplicate check: its length and its bytes folded eight at a time
+/// (FxHash's multiply-rotate), cheap for the short keys events have. Not a defence against
+/// collisions on purpose: equal fingerprints are only where the texts are compared.
+fn fingerprint(key: &str) -> u64 {
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut hash = key.len() as u64;
+    let mut chunks = key.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    let mut tail = [0u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K)
+}
+
 /// Objects with up to this many keys are checked as each key arrives; wider ones are sorted
 /// when they close, so that the check stays `O(n log n)` in the number of keys.
-const CHECK_ON_ARRIVAL: usize = 8;
+const CHECK_ON_ARRIVAL: usize = 32;
 
 /// Refuses an object that gives the same key twice (once decoded: `"a"` and `"\u0061"` are the
 /// same key), at any depth, and names the key by its path. Reused from one text to the next to
@@ -414,6 +430,9 @@ const CHECK_ON_ARRIVAL: usize = 8;
 #[derive(Debug, Default)]
 pub(crate) struct KeyCheck {
     keys: Vec<Span>,
+    /// `fingerprint` of each key in `keys`: two keys are compared byte by byte only when these
+    /// are equal, which in a real object is only for the duplicate itself.
+    fingerprints: Vec<u64>,
     decoded: String,
     frames: Vec<Frame>,
     order: Vec<u32>,
@@ -422,6 +441,7 @@ pub(crate) struct KeyCheck {
 impl KeyCheck {
     pub(crate) fn reset(&mut self) {
         self.keys.clear();
+        self.fingerprints.clear();
         self.decoded.clear();
         self.frames.clear();
     }
@@ -456,15 +476,17 @@ impl KeyCheck {
         };
         *current = Some(span);
         let first = *first as usize;
-        let others = self.keys.len() - first;
-        if others < CHECK_ON_ARRIVAL {
-            let src = lx.src();
-            let key = self.text(src, span);
-            if self.keys[first..].iter().any(|&k| self.text(src, k) == key) {
+        let src = lx.src();
+        let key = self.text(src, span);
+        let print = fingerprint(key);
+        if self.keys.len() - first < CHECK_ON_ARRIVAL {
+            let mut earlier = self.keys[first..].iter().zip(&self.fingerprints[first..]);
+            if earlier.any(|(&k, &p)| p == print && self.text(src, k) == key) {
                 return Err(ReadError::Duplicate(self.path(src, None)));
             }
         }
         self.keys.push(span);
+        self.fingerprints.push(print);
         Ok(span)
     }
 
@@ -478,8 +500,14 @@ impl KeyCheck {
             let mut order = std::mem::take(&mut self.order);
             order.clear();
             order.extend(first as u32..self.keys.len() as u32);
-            let key = |i: u32| self.text(src, self.keys[i as usize]);
-            order.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+            let key = |i: u32| {
+                (
+                    self.fingerprints[i as usize],
+                    self.text(src, self.keys[i as usize]),
+                )
+            };
+            // By fingerprint first: the texts are compared only where fingerprints tie.
+            order.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)));
             let repeated = order
                 .windows(2)
                 .find(|w| key(w[0]) == key(w[1]))
@@ -491,6 +519,7 @@ impl KeyCheck {
         }
         self.frames.pop();
         self.keys.truncate(first);
+        self.fingerprints.truncate(first);
         // Keys with escapes are rare; their buffer is emptied once no object holds one.
         if self.keys.is_empty() {
             self.decoded.clear();
@@ -652,6 +681,49 @@ mod tests {
             parse(r#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00""#, 1),
             Ok(Json::Str(Cow::Owned("a\"\\/\u{8}\u{c}\n\r\té😀".into())))
         );
+    }
+
+    /// The check as the event reader and publish bodies run it.
+    fn duplicate(text: &str) -> Option<String> {
+        match KeyCheck::default().skip_value(&mut Lexer::new(text), 16) {
+            Err(ReadError::Duplicate(path)) => Some(path),
+            Ok(()) => None,
+            Err(other) => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_found_in_objects_of_every_width() {
+        // Both sides of CHECK_ON_ARRIVAL, keys of every length around a fingerprint's eight
+        // bytes, the repeat first, last and escaped.
+        for width in [2, 7, 8, 9, 31, 32, 33, 100, 1_000] {
+            let keys: Vec<String> = (0..width)
+                .map(|i| format!("k{}", "x".repeat(i % 19) + &i.to_string()))
+                .collect();
+            let object = |extra: &str| {
+                let members: Vec<String> = keys.iter().map(|k| format!("\"{k}\":1")).collect();
+                format!("{{\"outer\":{{{}{extra}}}}}", members.join(","))
+            };
+            assert_eq!(duplicate(&object("")), None, "{width} distinct keys");
+            let first = &keys[0];
+            let last = &keys[width - 1];
+            assert_eq!(
+                duplicate(&object(&format!(",\"{first}\":2"))),
+                Some(format!("outer.{first}")),
+                "{width}"
+            );
+            assert_eq!(
+                duplicate(&object(&format!(",\"{last}\":2"))),
+                Some(format!("outer.{last}")),
+                "{width}"
+            );
+            let escaped = format!("\\u{:04x}{}", first.as_bytes()[0], &first[1..]);
+            assert_eq!(
+                duplicate(&object(&format!(",\"{escaped}\":2"))),
+                Some(format!("outer.{first}")),
+                "{width}"
+            );
+        }
     }
 
     #[test]
