@@ -41,7 +41,7 @@ pub(crate) struct Sample {
 }
 
 impl Sample {
-    fn new(at_ms: u64, stats: &SubscriptionStats) -> Sample {
+    pub(crate) fn new(at_ms: u64, stats: &SubscriptionStats) -> Sample {
         Sample {
             at_ms,
             accepted: stats.accepted,
@@ -84,9 +84,18 @@ impl StatsHistory {
 
     /// The latest sample and the rates leading up to it; `None` before the first sample.
     pub(crate) fn latest(&self, subscription: u64) -> Option<(Sample, Rates)> {
+        let last = *self.lock().get(&subscription)?.back()?;
+        Some((last, self.rates(subscription, &last)))
+    }
+
+    /// Deliveries and failed attempts per second over the minute of samples up to `last` (a
+    /// sample of the ring, or one read just now); zero before there are two to compare.
+    pub(crate) fn rates(&self, subscription: u64, last: &Sample) -> Rates {
         let rings = self.lock();
-        let ring = rings.get(&subscription)?;
-        let last = *ring.back()?;
+        let Some(ring) = rings.get(&subscription) else {
+            return Rates::default();
+        };
+        let last = *last;
         let first = ring
             .iter()
             .find(|s| last.at_ms.saturating_sub(s.at_ms) <= RATE_WINDOW_MS)
@@ -100,13 +109,10 @@ impl StatsHistory {
                 0.0
             }
         };
-        Some((
-            last,
-            Rates {
-                delivered_per_s: rate(last.delivered, first.delivered),
-                failed_per_s: rate(last.failed_attempts, first.failed_attempts),
-            },
-        ))
+        Rates {
+            delivered_per_s: rate(last.delivered, first.delivered),
+            failed_per_s: rate(last.failed_attempts, first.failed_attempts),
+        }
     }
 
     fn record(&self, samples: Vec<(u64, Sample)>) {

@@ -1,9 +1,9 @@
 //! `switchyard stats [BUS]`: one table of every subscription (of every bus, or of BUS), worst
-//! first, from the stats the REST API answers; `--watch` prints it again every few seconds.
+//! first as the server ranks them (`GET /v1/stats?fresh=true`, the console's overview order);
+//! `--watch` prints it again every few seconds.
 
 use std::time::Duration;
 
-use anyhow::Context;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -43,57 +43,35 @@ pub(crate) async fn run(args: StatsArgs) -> anyhow::Result<()> {
     }
 }
 
+/// The most rows the server answers in one overview.
+const MAX_ROWS: u32 = 1_000;
+
+/// Every subscription's row of `GET /v1/stats?fresh=true`, worst first as the server ranks
+/// them (the console's overview order), with counts read now rather than sampled.
 async fn collect(client: &ApiClient, only: Option<&str>) -> anyhow::Result<Vec<Value>> {
-    let buses: Vec<String> = match only {
-        Some(bus) => vec![bus.to_string()],
-        None => client
-            .list_all("/v1/buses")
-            .await?
-            .iter()
-            .filter_map(|b| b["name"].as_str().map(str::to_string))
-            .collect(),
-    };
-    let mut rows = Vec::new();
-    for bus in buses {
-        for subscription in client
-            .list_all(&format!("/v1/buses/{bus}/subscriptions"))
-            .await?
-        {
-            let name = subscription["name"]
-                .as_str()
-                .context("a subscription without a name")?;
-            rows.push(
-                client
-                    .call(
-                        Method::GET,
-                        &format!("/v1/buses/{bus}/subscriptions/{name}/stats"),
-                        None,
-                    )
-                    .await?,
-            );
-        }
+    if let Some(bus) = only {
+        switchyard_model::validate_name("bus", bus)?;
     }
-    Ok(rows)
+    let bus = only.map(|b| format!("&bus={b}")).unwrap_or_default();
+    let answer = client
+        .call(
+            Method::GET,
+            &format!("/v1/stats?fresh=true&limit={MAX_ROWS}{bus}"),
+            None,
+        )
+        .await?;
+    if let Some(more) = answer["more"].as_u64().filter(|&n| n > 0) {
+        eprintln!("{more} more subscriptions, better off than these, are not shown");
+    }
+    Ok(answer["items"].as_array().cloned().unwrap_or_default())
 }
 
-/// Worst first: an open circuit, then dead letters, then the oldest backlog, then the largest.
-fn render(mut rows: Vec<Value>) -> String {
+fn render(rows: Vec<Value>) -> String {
     let number = |row: &Value, field: &str| row[field].as_f64().unwrap_or(0.0);
-    let rank = |row: &Value| match row["circuit"].as_str() {
-        Some("open") => 0,
-        Some("half_open") => 1,
-        _ => 2,
-    };
-    rows.sort_by(|a, b| {
-        rank(a)
-            .cmp(&rank(b))
-            .then(number(b, "dead").total_cmp(&number(a, "dead")))
-            .then(number(b, "oldest_pending_age_s").total_cmp(&number(a, "oldest_pending_age_s")))
-            .then(number(b, "pending").total_cmp(&number(a, "pending")))
-    });
     let header = [
         "BUS",
         "SUBSCRIPTION",
+        "PROBLEM",
         "PENDING",
         "OLDEST_S",
         "DELIVERED",
@@ -101,7 +79,7 @@ fn render(mut rows: Vec<Value>) -> String {
         "DEAD",
         "CIRCUIT",
     ];
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<[String; 9]> = rows
         .iter()
         .map(|row| {
             let text = |field: &str| match &row[field] {
@@ -112,6 +90,7 @@ fn render(mut rows: Vec<Value>) -> String {
             [
                 text("bus"),
                 text("subscription"),
+                text("problem"),
                 text("pending"),
                 format!("{:.1}", number(row, "oldest_pending_age_s")),
                 text("delivered"),
@@ -134,7 +113,7 @@ fn render(mut rows: Vec<Value>) -> String {
                 out.push_str("  ");
             }
             // Names left, figures right.
-            if index < 2 || index == 7 {
+            if index < 3 || index == 8 {
                 out.push_str(&format!("{cell:<width$}"));
             } else {
                 out.push_str(&format!("{cell:>width$}"));

@@ -1,4 +1,5 @@
-//! `GET /v1/stats` (every subscription's stats in one answer, worst first) and
+//! `GET /v1/stats` (every subscription's stats in one answer, worst first; with `fresh=true`
+//! the counts are read from the store now instead of the last sample) and
 //! `GET /v1/buses/{bus}/subscriptions/{name}/stats/history` (the last hour of one
 //! subscription's samples), both from the sampler of [`crate::stats`]: the console's overview and
 //! charts, and `switchyard stats`.
@@ -13,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 use switchyard_dispatcher::CircuitState;
-use switchyard_model::{DeliveryMode, format_rfc3339_ms};
+use switchyard_model::{DeliveryMode, format_rfc3339_ms, now_ms};
 use switchyard_store::SubscriptionRecord;
 
 use super::subscriptions::find;
@@ -94,14 +95,25 @@ pub(crate) async fn overview(
 ) -> Result<Response, ApiError> {
     let params = Params::from(query);
     let limit = params.number("limit", DEFAULT_ROWS, MAX_ROWS)?.max(1) as usize;
+    let fresh = params.flag("fresh")?;
     let subscriptions: Vec<Arc<SubscriptionRecord>> = match params.text("bus") {
         Some(bus) => find_bus(&app, bus)?.subscriptions().cloned().collect(),
         None => app.catalog().all_subscriptions(),
     };
+    let mut readings = Vec::with_capacity(subscriptions.len());
+    for subscription in &subscriptions {
+        let reading = if fresh {
+            read_now(&app, subscription.id).await?
+        } else {
+            app.stats_history().latest(subscription.id)
+        };
+        readings.push(reading);
+    }
     let mut rows: Vec<Row> = subscriptions
         .iter()
-        .filter_map(|s| {
-            let (sample, rates) = app.stats_history().latest(s.id)?;
+        .zip(readings)
+        .filter_map(|(s, reading)| {
+            let (sample, rates) = reading?;
             let (in_flight, circuit) = lane_state(&app, s.id);
             Some(Row {
                 bus: &s.bus,
@@ -141,6 +153,23 @@ pub(crate) async fn overview(
         "unsampled": unsampled,
     }))
     .into_response())
+}
+
+/// `?fresh=true`: the subscription's counts read from the store now (exact, and there for a
+/// subscription too new for a sample), with the rates of the samples before; `None` when it
+/// was deleted meanwhile.
+async fn read_now(app: &App, subscription: u64) -> Result<Option<(Sample, Rates)>, ApiError> {
+    match app.store().stats(subscription).await {
+        Ok(stats) => {
+            let sample = Sample::new(now_ms(), &stats);
+            Ok(Some((
+                sample,
+                app.stats_history().rates(subscription, &sample),
+            )))
+        }
+        Err(switchyard_store::StoreError::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 #[derive(Serialize)]

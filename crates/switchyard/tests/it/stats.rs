@@ -241,3 +241,31 @@ async fn a_source_counts_its_refusals_by_reason() {
     let (_, list) = api.get("/v1/sources").await;
     assert_eq!(list["items"][0]["requests"], source["requests"]);
 }
+
+#[tokio::test]
+async fn fresh_stats_are_read_now_so_a_new_subscription_shows_at_once_with_exact_counts() {
+    let receiver = Receiver::ok().await;
+    let dir = temp_dir();
+    let server = Server::start(dir.path(), &[]);
+    let api = Api::new(&server);
+    api.bus("shop").await;
+    api.subscribe("shop", "new", json!({"destination": {"url": receiver.url}}))
+        .await;
+    api.publish(
+        "shop",
+        (0..2).map(|i| event("shop", json!({"n": i}))).collect(),
+    )
+    .await;
+    wait_for("both deliveries", Duration::from_secs(30), async || {
+        api.stats("shop", "new").await["delivered"] == 2
+    })
+    .await;
+    let (status, fresh) = api.get("/v1/stats?fresh=true").await;
+    assert_eq!(status, 200, "{fresh}");
+    assert_eq!(names(&fresh), ["shop/new"]);
+    assert_eq!(fresh["items"][0]["delivered"], 2, "{fresh}");
+    assert_eq!(fresh["unsampled"], 0, "{fresh}");
+    let (status, body) = api.get("/v1/stats?fresh=maybe").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("fresh"));
+}
