@@ -665,7 +665,7 @@ async fn every_client_command_reports_errors_in_one_format() {
             vec!["tail", "nope", "--subscription", "s"],
             format!("GET /v1/buses/nope/tail: {missing}"),
         ),
-        (vec!["stats", "nope"], format!("GET /v1/buses/nope/subscriptions: {missing}")),
+        (vec!["stats", "nope"], format!("GET /v1/stats: {missing}")),
         (
             vec!["dead-letters", "nope", "s", "list"],
             format!("GET /v1/buses/nope/subscriptions/s/dead-letters: {missing}"),
