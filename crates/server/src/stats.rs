@@ -49,9 +49,7 @@ impl Sample {
             failed_attempts: stats.failed_attempts,
             pending: stats.pending,
             dead: stats.dead,
-            oldest_pending_age_ms: stats
-                .oldest_pending_since_ms
-                .map_or(0, |since| at_ms.saturating_sub(since)),
+            oldest_pending_age_ms: stats.oldest_pending_age_ms(at_ms),
         }
     }
 }
@@ -85,17 +83,16 @@ impl StatsHistory {
     /// The latest sample and the rates leading up to it; `None` before the first sample.
     pub(crate) fn latest(&self, subscription: u64) -> Option<(Sample, Rates)> {
         let last = *self.lock().get(&subscription)?.back()?;
-        Some((last, self.rates(subscription, &last)))
+        Some((last, self.rates(subscription, last)))
     }
 
     /// Deliveries and failed attempts per second over the minute of samples up to `last` (a
     /// sample of the ring, or one read just now); zero before there are two to compare.
-    pub(crate) fn rates(&self, subscription: u64, last: &Sample) -> Rates {
+    pub(crate) fn rates(&self, subscription: u64, last: Sample) -> Rates {
         let rings = self.lock();
         let Some(ring) = rings.get(&subscription) else {
             return Rates::default();
         };
-        let last = *last;
         let first = ring
             .iter()
             .find(|s| last.at_ms.saturating_sub(s.at_ms) <= RATE_WINDOW_MS)

@@ -285,6 +285,15 @@ pub struct SubscriptionStats {
     pub oldest_pending_since_ms: Option<u64>,
 }
 
+impl SubscriptionStats {
+    /// How long the oldest pending delivery has waited at `now_ms`; 0 with nothing pending:
+    /// how far behind the subscription is.
+    pub fn oldest_pending_age_ms(&self, now_ms: u64) -> u64 {
+        self.oldest_pending_since_ms
+            .map_or(0, |since| now_ms.saturating_sub(since))
+    }
+}
+
 /// A delivery that will not be retried, with why. It is kept, with a copy of its event, until
 /// it is redriven or purged or its subscription is deleted.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -108,9 +108,7 @@ async fn read_store(app: &App, now: u64) -> Result<StoreFigures, StoreError> {
             Err(StoreError::NotFound(_)) => continue,
             Err(error) => return Err(error),
         };
-        let oldest_pending_age_seconds = stats
-            .oldest_pending_since_ms
-            .map_or(0.0, |since| now.saturating_sub(since) as f64 / 1000.0);
+        let oldest_pending_age_seconds = stats.oldest_pending_age_ms(now) as f64 / 1000.0;
         backlogs.insert(
             subscription.id,
             Backlog {

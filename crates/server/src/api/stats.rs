@@ -164,7 +164,7 @@ async fn read_now(app: &App, subscription: u64) -> Result<Option<(Sample, Rates)
             let sample = Sample::new(now_ms(), &stats);
             Ok(Some((
                 sample,
-                app.stats_history().rates(subscription, &sample),
+                app.stats_history().rates(subscription, sample),
             )))
         }
         Err(switchyard_store::StoreError::NotFound(_)) => Ok(None),

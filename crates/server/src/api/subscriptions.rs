@@ -106,9 +106,7 @@ pub(crate) async fn stats(
 ) -> Result<Response, ApiError> {
     let subscription = find(&app, &bus, &name)?;
     let stats = app.store().stats(subscription.id).await?;
-    let age_s = stats
-        .oldest_pending_since_ms
-        .map_or(0.0, |since| now_ms().saturating_sub(since) as f64 / 1000.0);
+    let age_s = stats.oldest_pending_age_ms(now_ms()) as f64 / 1000.0;
     let (in_flight, circuit) = super::stats::lane_state(&app, subscription.id);
     Ok(Json(json!({
         "bus": bus,
