@@ -176,19 +176,14 @@ async fn a_backup_taken_while_publishing_restores_every_event_acknowledged_befor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_refuses_to_overwrite_and_needs_an_admin_token() {
     let dir = temp_dir();
-    let tokens = dir.path().join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        "[tokens.admin]\ntoken = \"admin-token-0123456789\"\nscopes = [\"admin\"]\n\n[tokens.reader]\ntoken = \"reader-token-0123456789\"\nscopes = [\"read\"]\n",
-    )
-    .unwrap();
+    let tokens = admin_and_reader_tokens(dir.path());
     let server = Server::start(
         &dir.path().join("data"),
         &["--api-tokens-file", tokens.to_str().unwrap()],
     );
     let (admin, reader) = (dir.path().join("admin"), dir.path().join("reader"));
-    std::fs::write(&admin, "admin-token-0123456789\n").unwrap();
-    std::fs::write(&reader, "reader-token-0123456789\n").unwrap();
+    std::fs::write(&admin, format!("{ADMIN_TOKEN}\n")).unwrap();
+    std::fs::write(&reader, format!("{READER_TOKEN}\n")).unwrap();
 
     let target = dir.path().join("b");
     let refused = backup(&server.base, &target, Some(&reader));

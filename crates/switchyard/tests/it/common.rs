@@ -20,6 +20,26 @@ pub(crate) use switchyard_test_support::{TestDatabase, temp_dir};
 
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_switchyard");
 
+/// The tokens of [`admin_and_reader_tokens`]: an `admin` named `admin` and a `read` named
+/// `reader`.
+pub(crate) const ADMIN_TOKEN: &str = "admin-token-0123456789";
+pub(crate) const READER_TOKEN: &str = "reader-token-0123456789";
+
+/// Writes a tokens file (`serve --api-tokens-file`) into `dir` with [`ADMIN_TOKEN`] and
+/// [`READER_TOKEN`]: what the tests of scopes start a server with.
+pub(crate) fn admin_and_reader_tokens(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("tokens.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[tokens.admin]\ntoken = \"{ADMIN_TOKEN}\"\nscopes = [\"admin\"]\n\n\
+             [tokens.reader]\ntoken = \"{READER_TOKEN}\"\nscopes = [\"read\"]\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// A running `switchyard serve`; killed when dropped.
 pub(crate) struct Server {
     process: Process,

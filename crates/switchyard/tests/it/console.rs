@@ -6,17 +6,17 @@
 //! Playwright) and `SWITCHYARD_TEST_CHROMIUM`; without them they skip, except under `CI=true`.
 //! With `SWITCHYARD_CONSOLE_SCREENSHOTS=DIR` they save the pictures of docs/console.md there.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 use switchyard_test_support::{chromium_or_skip, python_or_skip, run_python, temp_dir};
 
-use crate::common::{Api, Receiver, Reply, Server, call, client, event, wait_for};
-
-const ADMIN: &str = "console-admin-token-0123456789";
-const READER: &str = "console-reader-token-0123456789";
+use crate::common::{
+    ADMIN_TOKEN, Api, READER_TOKEN, Receiver, Reply, Server, admin_and_reader_tokens, call, client,
+    event, wait_for,
+};
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/console/browser.py")
@@ -49,19 +49,6 @@ async fn browse(server: &Server, scenario: &str, env: &[(&str, &str)]) -> Option
         .expect("the script printed nothing");
     assert_eq!(seen["page_errors"], json!([]), "{seen}");
     Some(seen)
-}
-
-fn tokens_file(dir: &Path) -> PathBuf {
-    let path = dir.join("tokens.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[tokens.operator]\ntoken = \"{ADMIN}\"\nscopes = [\"admin\"]\n\n\
-             [tokens.viewer]\ntoken = \"{READER}\"\nscopes = [\"read\"]\n"
-        ),
-    )
-    .unwrap();
-    path
 }
 
 fn bearer_client(token: &str) -> reqwest::Client {
@@ -230,12 +217,12 @@ async fn a_replay_started_from_the_console_shows_its_progress_and_delivers() {
 async fn with_tokens_a_read_token_sees_the_dead_letters_but_cannot_redrive() {
     let receiver = Receiver::start(|_, _| Reply::status(400)).await;
     let dir = temp_dir();
-    let tokens = tokens_file(dir.path());
+    let tokens = admin_and_reader_tokens(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--api-tokens-file", tokens.to_str().unwrap()]);
     let api = Api {
         server: &server,
-        client: bearer_client(ADMIN),
+        client: bearer_client(ADMIN_TOKEN),
     };
     dead_letter(&api, "shop", "billing", &receiver).await;
     receiver.set(|_, _| Reply::status(200));
@@ -245,7 +232,7 @@ async fn with_tokens_a_read_token_sees_the_dead_letters_but_cannot_redrive() {
         &[
             ("BUS", "shop"),
             ("SUBSCRIPTION", "billing"),
-            ("TOKEN", READER),
+            ("TOKEN", READER_TOKEN),
         ],
     )
     .await
@@ -253,7 +240,7 @@ async fn with_tokens_a_read_token_sees_the_dead_letters_but_cannot_redrive() {
         return;
     };
     assert!(
-        seen["who"].as_str().unwrap().starts_with("viewer (read)"),
+        seen["who"].as_str().unwrap().starts_with("reader (read)"),
         "{seen}"
     );
     assert_eq!(seen["dead_letters"], 1, "{seen}");
@@ -321,7 +308,7 @@ fn session_cookie(headers: &reqwest::header::HeaderMap) -> String {
 async fn a_console_session_is_an_http_only_cookie_that_changes_nothing_without_the_console_header()
 {
     let dir = temp_dir();
-    let tokens = tokens_file(dir.path());
+    let tokens = admin_and_reader_tokens(dir.path());
     let data = dir.path().join("data");
     let server = Server::start(&data, &["--api-tokens-file", tokens.to_str().unwrap()]);
     let http = client();
@@ -347,14 +334,14 @@ async fn a_console_session_is_an_http_only_cookie_that_changes_nothing_without_t
 
     let answer = http
         .post(server.url("/console/session"))
-        .body(json!({"token": READER}).to_string())
+        .body(json!({"token": READER_TOKEN}).to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
     let cookie = session_cookie(answer.headers());
     assert!(
-        !cookie.contains(READER),
+        !cookie.contains(READER_TOKEN),
         "the cookie must not hold the token"
     );
     let (status, session) = call(
@@ -363,7 +350,7 @@ async fn a_console_session_is_an_http_only_cookie_that_changes_nothing_without_t
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(session["token"], "viewer");
+    assert_eq!(session["token"], "reader");
     assert_eq!(session["admin"], false);
     let (status, _) = call(http.get(server.url("/v1/buses")).header("cookie", &cookie)).await;
     assert_eq!(status, 200, "a session reads as its token does");
@@ -381,7 +368,7 @@ async fn a_console_session_is_an_http_only_cookie_that_changes_nothing_without_t
 
     let answer = http
         .post(server.url("/console/session"))
-        .body(json!({"token": ADMIN}).to_string())
+        .body(json!({"token": ADMIN_TOKEN}).to_string())
         .send()
         .await
         .unwrap();

@@ -14,7 +14,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::Value;
 use switchyard_test_support::{python_or_skip, temp_dir};
 
-use crate::common::{Api, Receiver, Server, TestCa, script_steps, wait_for};
+use crate::common::{
+    ADMIN_TOKEN, Api, READER_TOKEN, Receiver, Server, TestCa, admin_and_reader_tokens,
+    script_steps, wait_for,
+};
 use crate::destinations::verify_jwt;
 
 /// A run of the script may publish or receive 1,000 messages on a loaded machine.
@@ -285,12 +288,7 @@ async fn with_api_tokens_a_pubsub_call_needs_a_token_with_the_scope() {
         return;
     };
     let dir = temp_dir();
-    let tokens = dir.path().join("tokens.toml");
-    std::fs::write(
-        &tokens,
-        "[tokens.admin]\ntoken = \"admin-token-0123456789\"\nscopes = [\"admin\"]\n\n[tokens.reader]\ntoken = \"reader-token-0123456789\"\nscopes = [\"read\"]\n",
-    )
-    .unwrap();
+    let tokens = admin_and_reader_tokens(dir.path());
     let (_server, host) = start_with(
         &dir.path().join("data"),
         &["--api-tokens-file", tokens.to_str().unwrap()],
@@ -301,8 +299,8 @@ async fn with_api_tokens_a_pubsub_call_needs_a_token_with_the_scope() {
         "auth",
         "",
         vec![
-            ("READER", "reader-token-0123456789".into()),
-            ("ADMIN", "admin-token-0123456789".into()),
+            ("READER", READER_TOKEN.into()),
+            ("ADMIN", ADMIN_TOKEN.into()),
         ],
     )
     .await;
