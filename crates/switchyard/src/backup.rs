@@ -13,9 +13,7 @@ use anyhow::Context;
 use reqwest::Method;
 
 use crate::client::{ApiClient, ClientArgs};
-
-/// The store file's name in a data directory, as `serve` opens it.
-const STORE_FILE: &str = "switchyard.redb";
+use crate::serve::STORE_FILE;
 
 #[derive(clap::Args)]
 pub(crate) struct BackupArgs {

@@ -488,6 +488,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The embedded store's file in the data directory (what `switchyard backup` writes too).
+pub(crate) const STORE_FILE: &str = "switchyard.redb";
+
 async fn open_store(
     url: Option<&str>,
     data_dir: &Path,
@@ -497,7 +500,7 @@ async fn open_store(
         None | Some("embedded") => {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create {}", data_dir.display()))?;
-            let store = EmbeddedStore::open(&data_dir.join("switchyard.redb"), options)?;
+            let store = EmbeddedStore::open(&data_dir.join(STORE_FILE), options)?;
             Ok(Arc::new(store))
         }
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
